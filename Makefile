@@ -1,0 +1,34 @@
+# The two commands for a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: install into .venv and serve the demo on the embedded SQLite store
+run: $(STAMP)
+	$(BIN)/threadline serve --demo
+
+## test: lint, type-check the domain, run the whole suite
+test: $(STAMP) lint
+	$(BIN)/pytest
+
+## lint: ruff (lint + format check) and mypy on domain/
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy domain
+
+## bench: the ingest benchmark on SQLite and PostgreSQL (JSON lines)
+bench: $(STAMP)
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

@@ -1,0 +1,135 @@
+"""The Contact aggregate: one person, however many channels they write from.
+
+Personal data (the name, identity values, personal attribute values) travels
+only inside each event's ``personal`` field, so that a later per-contact cipher
+can encrypt exactly that part and forgetting a client never breaks the log.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from threadline.domain.errors import InvalidInput
+
+
+class Lifecycle(StrEnum):
+    LEAD = "lead"
+    QUALIFIED = "qualified"
+    CUSTOMER = "customer"
+    CHURNED = "churned"
+
+
+SOURCE_KEYS = (
+    "channel",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "referrer",
+    "acquisition_cost",
+)
+MAX_TAG_LENGTH = 64
+
+
+def clean_source(source: dict[str, Any] | None) -> dict[str, Any]:
+    """Keep the known attribution keys; the cost must be a non-negative number."""
+    cleaned: dict[str, Any] = {}
+    for key, value in (source or {}).items():
+        if key not in SOURCE_KEYS:
+            raise InvalidInput(f"source.{key}", "unknown source field")
+        if value in (None, ""):
+            continue
+        if key == "acquisition_cost":
+            try:
+                cost = float(value)
+            except (TypeError, ValueError):
+                raise InvalidInput("source.acquisition_cost", "expected a number") from None
+            if cost < 0:
+                raise InvalidInput("source.acquisition_cost", "must not be negative")
+            cleaned[key] = cost
+        else:
+            cleaned[key] = str(value)[:500]
+    return cleaned
+
+
+def clean_tag(tag: str) -> str:
+    cleaned = " ".join(str(tag).split()).lower()
+    if not cleaned or len(cleaned) > MAX_TAG_LENGTH:
+        raise InvalidInput("tags", f"a tag has 1 to {MAX_TAG_LENGTH} characters")
+    return cleaned
+
+
+class Contact(Aggregate):
+    """A client or lead, with identities, typed attributes, tags, owner and source."""
+
+    @event("ContactCreated")
+    def __init__(
+        self,
+        personal: dict[str, Any],
+        lifecycle: str,
+        source: dict[str, Any],
+        responsible_id: UUID | None,
+        actor: str,
+        correlation_id: str,
+    ) -> None:
+        self.display_name: str = personal.get("display_name", "")
+        self.lifecycle = lifecycle
+        self.source = source
+        self.responsible_id = responsible_id
+        self.identities: list[dict[str, str]] = []
+        self.attributes: dict[str, Any] = {}
+        self.tags: list[str] = []
+        self.company_id: UUID | None = None
+        self.merged_into: UUID | None = None
+
+    def has_identity(self, kind: str, value: str) -> bool:
+        return any(i["kind"] == kind and i["value"] == value for i in self.identities)
+
+    @event("ContactIdentityAdded")
+    def add_identity(
+        self, kind: str, personal: dict[str, Any], actor: str, correlation_id: str
+    ) -> None:
+        self.identities.append({"kind": kind, "value": personal["value"]})
+
+    @event("ContactRenamed")
+    def rename(self, personal: dict[str, Any], actor: str, correlation_id: str) -> None:
+        self.display_name = personal["display_name"]
+
+    @event("ContactAttributesChanged")
+    def change_attributes(
+        self,
+        values: dict[str, Any],
+        personal: dict[str, Any],
+        actor: str,
+        correlation_id: str,
+    ) -> None:
+        for key, value in {**values, **personal}.items():
+            if value is None:
+                self.attributes.pop(key, None)
+            else:
+                self.attributes[key] = value
+
+    @event("ContactTagsAdded")
+    def add_tags(self, tags: list[str], actor: str, correlation_id: str) -> None:
+        self.tags = sorted(set(self.tags) | set(tags))
+
+    @event("ContactTagsRemoved")
+    def remove_tags(self, tags: list[str], actor: str, correlation_id: str) -> None:
+        self.tags = sorted(set(self.tags) - set(tags))
+
+    @event("ContactResponsibleAssigned")
+    def assign_responsible(
+        self, responsible_id: UUID | None, actor: str, correlation_id: str
+    ) -> None:
+        self.responsible_id = responsible_id
+
+    @event("ContactLifecycleChanged")
+    def change_lifecycle(self, lifecycle: str, actor: str, correlation_id: str) -> None:
+        self.lifecycle = lifecycle
+
+    @event("ContactCompanyLinked")
+    def link_company(self, company_id: UUID | None, actor: str, correlation_id: str) -> None:
+        self.company_id = company_id

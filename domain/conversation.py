@@ -1,0 +1,66 @@
+"""The Conversation aggregate: one thread with one contact on one channel."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+CONVERSATION_NAMESPACE = uuid5(NAMESPACE_URL, "https://threadline.dev/conversation")
+
+
+class ConversationStatus(StrEnum):
+    OPEN = "open"
+    PENDING = "pending"
+    RESOLVED = "resolved"
+    SNOOZED = "snoozed"
+
+
+def conversation_id_for(contact_id: UUID, channel: str, thread_key: str) -> UUID:
+    """Deterministic id: the same contact, channel and thread always land in one conversation."""
+    return uuid5(CONVERSATION_NAMESPACE, f"{contact_id}:{channel}:{thread_key}")
+
+
+class Conversation(Aggregate):
+    """Status, assignee and read state of a thread; its messages are aggregates of their own."""
+
+    @event("ConversationStarted")
+    def __init__(
+        self,
+        id: UUID,
+        contact_id: UUID,
+        channel: str,
+        thread_key: str,
+        personal: dict[str, Any],
+        actor: str,
+        correlation_id: str,
+    ) -> None:
+        self.contact_id = contact_id
+        self.channel = channel
+        self.thread_key = thread_key
+        self.subject: str = personal.get("subject", "")
+        self.status = ConversationStatus.OPEN.value
+        self.assignee_id: UUID | None = None
+        self.snoozed_until: datetime | None = None
+
+    @event("ConversationAssigned")
+    def assign(self, assignee_id: UUID | None, actor: str, correlation_id: str) -> None:
+        self.assignee_id = assignee_id
+
+    @event("ConversationStatusChanged")
+    def change_status(
+        self,
+        status: str,
+        snoozed_until: datetime | None,
+        actor: str,
+        correlation_id: str,
+    ) -> None:
+        self.status = status
+        self.snoozed_until = snoozed_until
+
+    @event("ConversationRead")
+    def mark_read(self, actor: str, correlation_id: str) -> None:
+        """An operator has seen the thread; the inbox resets its unread count."""

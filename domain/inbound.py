@@ -1,0 +1,263 @@
+"""The normalised inbound message every channel produces, and its ingestion.
+
+Channels differ in everything but this: a sender with some identities, a
+provider dedup key, a thread, a body. `ingest_command` turns one such message
+into events: the contact is found by any identity it carries (or created as a
+lead with the channel as source), the conversation is found by thread (or
+started, or reopened), and the message is appended under an id derived from
+the channel and dedup key, so a second delivery is reported as a duplicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID, uuid4
+
+from threadline.domain.contact import Contact, Lifecycle, clean_source
+from threadline.domain.conversation import Conversation, ConversationStatus, conversation_id_for
+from threadline.domain.errors import InvalidInput
+from threadline.domain.html import sanitise_html
+from threadline.domain.identities import Identity, normalise_identity
+from threadline.domain.identity_claim import IdentityClaim
+from threadline.domain.message import Message, inbound_message_id
+from threadline.domain.unit_of_work import UnitOfWork
+
+MAX_TEXT = 200_000
+MAX_SUBJECT = 998
+DEFAULT_THREAD = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentMeta:
+    """What the log knows of an attachment: the content itself is stored by hash elsewhere."""
+
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    stored: bool = True
+    over_limit: bool = False
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "content_type": self.content_type,
+            "size": self.size,
+            "sha256": self.sha256,
+            "stored": self.stored,
+            "over_limit": self.over_limit,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """One provider input, normalised; build it with `InboundMessage.create`."""
+
+    channel: str
+    dedup_key: str
+    identities: tuple[Identity, ...]
+    sender_name: str = ""
+    subject: str = ""
+    text: str = ""
+    html: str = ""
+    thread_key: str = DEFAULT_THREAD
+    attachments: tuple[AttachmentMeta, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+    correlation_id: str = ""
+
+    @property
+    def message_id(self) -> UUID:
+        message_id: UUID = inbound_message_id(self.channel, self.dedup_key)
+        return message_id
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        channel: str,
+        dedup_key: str,
+        identities: Iterable[tuple[str, str | int]],
+        sender_name: str = "",
+        subject: str = "",
+        text: str = "",
+        html: str = "",
+        thread_key: str | None = None,
+        attachments: Iterable[AttachmentMeta] = (),
+        metadata: dict[str, Any] | None = None,
+        source: dict[str, Any] | None = None,
+        correlation_id: str = "",
+        default_region: str | None = None,
+    ) -> InboundMessage:
+        """Validate and normalise; raises `InvalidInput` naming the offending field."""
+        if not channel or len(channel) > 32:
+            raise InvalidInput("channel", "a channel name has 1 to 32 characters")
+        if not dedup_key or len(dedup_key) > 512:
+            raise InvalidInput("external_id", "a dedup key has 1 to 512 characters")
+        normalised: list[Identity] = []
+        for kind, raw in identities:
+            if raw in (None, ""):
+                continue
+            identity = normalise_identity(kind, raw, default_region)
+            if identity not in normalised:
+                normalised.append(identity)
+        if not normalised:
+            raise InvalidInput(
+                "from", "the sender needs an email, a phone, a Telegram id or a visitor id"
+            )
+        if len(text) > MAX_TEXT:
+            raise InvalidInput("text", f"text is limited to {MAX_TEXT} characters")
+        if len(subject) > MAX_SUBJECT:
+            raise InvalidInput("subject", f"a subject is limited to {MAX_SUBJECT} characters")
+        return cls(
+            channel=channel,
+            dedup_key=dedup_key,
+            identities=tuple(normalised),
+            sender_name=" ".join(sender_name.split())[:200],
+            subject=subject.strip(),
+            text=text,
+            html=sanitise_html(html),
+            thread_key=(thread_key or DEFAULT_THREAD)[:512],
+            attachments=tuple(attachments),
+            metadata=dict(metadata or {}),
+            source=clean_source({"channel": channel, **(source or {})}),
+            correlation_id=correlation_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    message_id: UUID
+    contact_id: UUID
+    conversation_id: UUID
+    duplicate: bool
+    contact_created: bool = False
+
+
+def ingest_plan(message: InboundMessage) -> Any:
+    """The prefetch plan: first the message and claims, then the owners' contacts and threads."""
+
+    def plan(unit: UnitOfWork) -> Iterator[Iterable[UUID]]:
+        yield [message.message_id, *(i.claim_id for i in message.identities)]
+        owners = []
+        for identity in message.identities:
+            claim = unit.find(identity.claim_id, IdentityClaim)
+            if claim is not None:
+                owners.append(claim.owner_id)
+        yield owners
+        contacts = [unit.find(owner, Contact) for owner in owners]
+        merged = [c.merged_into for c in contacts if c is not None and c.merged_into]
+        yield merged
+        threads = [
+            conversation_id_for(c.id, message.channel, message.thread_key)
+            for c in (unit.find(o, Contact) for o in [*owners, *merged])
+            if c is not None
+        ]
+        yield threads
+
+    return plan
+
+
+def _resolve_contact(unit: UnitOfWork, claim_owner: UUID) -> Contact | None:
+    contact = unit.find(claim_owner, Contact)
+    hops = 0
+    while contact is not None and contact.merged_into is not None and hops < 10:
+        contact = unit.find(contact.merged_into, Contact)
+        hops += 1
+    return contact
+
+
+def ingest_command(message: InboundMessage) -> Any:
+    """The command that appends one inbound message; see the module docstring."""
+
+    def command(unit: UnitOfWork) -> IngestResult:
+        message_id = message.message_id
+        existing = unit.find(message_id, Message)
+        if existing is not None:
+            return IngestResult(
+                message_id, existing.contact_id, existing.conversation_id, duplicate=True
+            )
+        actor = f"channel:{message.channel}"
+        correlation_id = message.correlation_id or str(message_id)
+        contact: Contact | None = None
+        unclaimed: list[Identity] = []
+        for identity in message.identities:
+            claim = unit.find(identity.claim_id, IdentityClaim)
+            if claim is None:
+                unclaimed.append(identity)
+            elif contact is None:
+                contact = _resolve_contact(unit, claim.owner_id)
+        created = contact is None
+        if contact is None:
+            first = message.identities[0]
+            contact = unit.add(
+                Contact(
+                    personal={"display_name": message.sender_name or first.value},
+                    lifecycle=Lifecycle.LEAD.value,
+                    source=message.source,
+                    responsible_id=None,
+                    actor=actor,
+                    correlation_id=correlation_id,
+                )
+            )
+        elif message.sender_name and contact.display_name in ("", *_identity_values(contact)):
+            contact.rename({"display_name": message.sender_name}, actor, correlation_id)
+        for identity in unclaimed:
+            unit.add(
+                IdentityClaim.claim(
+                    str(identity.kind), identity.value, contact.id, actor, correlation_id
+                )
+            )
+            if not contact.has_identity(str(identity.kind), identity.value):
+                contact.add_identity(
+                    str(identity.kind), {"value": identity.value}, actor, correlation_id
+                )
+        conversation_id = conversation_id_for(contact.id, message.channel, message.thread_key)
+        conversation = unit.find(conversation_id, Conversation)
+        if conversation is None:
+            conversation = unit.add(
+                Conversation(
+                    id=conversation_id,
+                    contact_id=contact.id,
+                    channel=message.channel,
+                    thread_key=message.thread_key,
+                    personal={"subject": message.subject},
+                    actor=actor,
+                    correlation_id=correlation_id,
+                )
+            )
+        elif conversation.status != ConversationStatus.OPEN.value:
+            conversation.change_status(ConversationStatus.OPEN.value, None, actor, correlation_id)
+        personal: dict[str, Any] = {
+            "text": message.text,
+            "html": message.html,
+            "subject": message.subject,
+            "sender_name": message.sender_name,
+            "attachment_names": [a.filename for a in message.attachments],
+        }
+        unit.add(
+            Message.receive(
+                id=message_id,
+                conversation_id=conversation.id,
+                contact_id=contact.id,
+                channel=message.channel,
+                dedup_key=message.dedup_key,
+                personal=personal,
+                attachments=[a.public() for a in message.attachments],
+                metadata=message.metadata,
+                actor=actor,
+                correlation_id=correlation_id,
+            )
+        )
+        return IngestResult(message_id, contact.id, conversation.id, False, created)
+
+    return command
+
+
+def _identity_values(contact: Contact) -> list[str]:
+    return [identity["value"] for identity in contact.identities]
+
+
+def new_id() -> UUID:
+    return uuid4()

@@ -1,0 +1,195 @@
+"""The Message aggregate: one inbound, outbound or internal message.
+
+An inbound message's id is ``uuid5(channel, dedup key)``: a second delivery of
+the same provider input maps to the same id, and the store itself refuses to
+create it twice.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+MESSAGE_NAMESPACE = uuid5(NAMESPACE_URL, "https://threadline.dev/message")
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+    INTERNAL = "internal"
+
+
+class DeliveryState(StrEnum):
+    RECEIVED = "received"
+    REQUESTED = "requested"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    NOTE = "note"
+
+
+def inbound_message_id(channel: str, dedup_key: str) -> UUID:
+    return uuid5(MESSAGE_NAMESPACE, f"{channel}:{dedup_key}")
+
+
+class Message(Aggregate):
+    """A message with its direction, body (personal), attachment metadata and delivery state.
+
+    Three creation events exist, one per way a message comes to be (received,
+    send requested, note added); each names its direction. ``attachments`` holds
+    what is not personal (size, content type, SHA-256); file names sit beside
+    the body in ``personal``.
+    """
+
+    def __init__(
+        self,
+        conversation_id: UUID,
+        contact_id: UUID,
+        channel: str,
+        direction: str,
+        personal: dict[str, Any],
+        actor: str,
+        correlation_id: str,
+        attachments: list[dict[str, Any]] | None = None,
+        dedup_key: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.conversation_id = conversation_id
+        self.contact_id = contact_id
+        self.channel = channel
+        self.direction = direction
+        self.state = {
+            Direction.INBOUND.value: DeliveryState.RECEIVED.value,
+            Direction.OUTBOUND.value: DeliveryState.REQUESTED.value,
+        }.get(direction, DeliveryState.NOTE.value)
+        self.provider_id: str | None = None
+        self.attempts = 0
+
+    class MessageReceived(Aggregate.Created):
+        """A client's message arrived through `channel`; `dedup_key` is the provider's key."""
+
+        conversation_id: UUID
+        contact_id: UUID
+        channel: str
+        direction: str
+        dedup_key: str
+        personal: dict[str, Any]
+        attachments: list[dict[str, Any]]
+        metadata: dict[str, Any]
+        actor: str
+        correlation_id: str
+
+    class MessageSendRequested(Aggregate.Created):
+        """An operator (or a rule) asked for this reply to go out through `channel`."""
+
+        conversation_id: UUID
+        contact_id: UUID
+        channel: str
+        direction: str
+        personal: dict[str, Any]
+        attachments: list[dict[str, Any]]
+        actor: str
+        correlation_id: str
+
+    class MessageNoteAdded(Aggregate.Created):
+        """An internal note: visible to the team, never sent to the client."""
+
+        conversation_id: UUID
+        contact_id: UUID
+        channel: str
+        direction: str
+        personal: dict[str, Any]
+        actor: str
+        correlation_id: str
+
+    @classmethod
+    def receive(
+        cls,
+        *,
+        id: UUID,
+        conversation_id: UUID,
+        contact_id: UUID,
+        channel: str,
+        dedup_key: str,
+        personal: dict[str, Any],
+        attachments: list[dict[str, Any]],
+        metadata: dict[str, Any],
+        actor: str,
+        correlation_id: str,
+    ) -> Message:
+        return cls._create(
+            cls.MessageReceived,
+            id=id,
+            conversation_id=conversation_id,
+            contact_id=contact_id,
+            channel=channel,
+            direction=Direction.INBOUND.value,
+            dedup_key=dedup_key,
+            personal=personal,
+            attachments=attachments,
+            metadata=metadata,
+            actor=actor,
+            correlation_id=correlation_id,
+        )
+
+    @classmethod
+    def request_send(
+        cls,
+        *,
+        id: UUID,
+        conversation_id: UUID,
+        contact_id: UUID,
+        channel: str,
+        personal: dict[str, Any],
+        attachments: list[dict[str, Any]],
+        actor: str,
+        correlation_id: str,
+    ) -> Message:
+        return cls._create(
+            cls.MessageSendRequested,
+            id=id,
+            conversation_id=conversation_id,
+            contact_id=contact_id,
+            channel=channel,
+            direction=Direction.OUTBOUND.value,
+            personal=personal,
+            attachments=attachments,
+            actor=actor,
+            correlation_id=correlation_id,
+        )
+
+    @classmethod
+    def add_note(
+        cls,
+        *,
+        id: UUID,
+        conversation_id: UUID,
+        contact_id: UUID,
+        channel: str,
+        personal: dict[str, Any],
+        actor: str,
+        correlation_id: str,
+    ) -> Message:
+        return cls._create(
+            cls.MessageNoteAdded,
+            id=id,
+            conversation_id=conversation_id,
+            contact_id=contact_id,
+            channel=channel,
+            direction=Direction.INTERNAL.value,
+            personal=personal,
+            actor=actor,
+            correlation_id=correlation_id,
+        )
+
+    @event("MessageDelivered")
+    def mark_delivered(self, provider_id: str, actor: str, correlation_id: str) -> None:
+        self.state = DeliveryState.DELIVERED.value
+        self.provider_id = provider_id
+
+    @event("MessageDeliveryFailed")
+    def mark_failed(self, reason: str, permanent: bool, actor: str, correlation_id: str) -> None:
+        self.state = DeliveryState.FAILED.value
+        self.attempts += 1

@@ -1,0 +1,98 @@
+"""A unit of work: the aggregates one command reads and changes, saved together.
+
+Every command runs against a `UnitOfWork` instead of the repository directly.
+Within one group-commit batch all units share an identity map, so two inbound
+messages from the same new sender in one batch see one contact, not two, and
+the whole batch is appended in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import Mapper
+
+from threadline.domain.errors import NotFound
+from threadline.domain.store_access import select_events_of_many
+
+A = TypeVar("A", bound=Aggregate)
+
+
+class IdentityMap:
+    """The aggregates of one batch, loaded once and shared by the batch's units."""
+
+    def __init__(self, app: Application[UUID]) -> None:
+        self.app = app
+        self.mapper: Mapper[UUID] = app.mapper
+        self.aggregates: dict[UUID, Aggregate] = {}
+        self.absent: set[UUID] = set()
+
+    def prefetch(self, ids: Iterable[UUID]) -> None:
+        """Load every aggregate of `ids` not yet in the map, in one query."""
+        wanted = [i for i in ids if i not in self.aggregates and i not in self.absent]
+        if not wanted:
+            return
+        stored = select_events_of_many(self.app.recorder, wanted)
+        for aggregate_id in wanted:
+            events = stored.get(aggregate_id)
+            if not events:
+                self.absent.add(aggregate_id)
+                continue
+            aggregate: Any = None
+            for stored_event in events:
+                domain_event: Any = self.mapper.to_domain_event(stored_event)
+                aggregate = domain_event.mutate(aggregate)
+            if aggregate is not None:
+                self.aggregates[aggregate_id] = aggregate
+
+    def find(self, aggregate_id: UUID) -> Aggregate | None:
+        if aggregate_id in self.aggregates:
+            return self.aggregates[aggregate_id]
+        if aggregate_id in self.absent:
+            return None
+        self.prefetch([aggregate_id])
+        return self.aggregates.get(aggregate_id)
+
+    def pending(self) -> list[Aggregate]:
+        return [a for a in self.aggregates.values() if a.pending_events]
+
+    def pending_counts(self) -> dict[UUID, int]:
+        return {i: len(a.pending_events) for i, a in self.aggregates.items()}
+
+
+class UnitOfWork:
+    """What a command sees: find, get and add aggregates; all changes are saved by the batch."""
+
+    def __init__(self, identity_map: IdentityMap) -> None:
+        self._map = identity_map
+        self.app = identity_map.app
+        self.added: list[UUID] = []
+
+    def prefetch(self, ids: Iterable[UUID]) -> None:
+        self._map.prefetch(ids)
+
+    def find(self, aggregate_id: UUID, kind: type[A]) -> A | None:
+        aggregate = self._map.find(aggregate_id)
+        if aggregate is None or not isinstance(aggregate, kind):
+            return None
+        return aggregate
+
+    def get(self, aggregate_id: UUID, kind: type[A]) -> A:
+        aggregate = self.find(aggregate_id, kind)
+        if aggregate is None:
+            raise NotFound(kind.__name__.lower(), aggregate_id)
+        return aggregate
+
+    def exists(self, aggregate_id: UUID) -> bool:
+        return self._map.find(aggregate_id) is not None
+
+    def add(self, aggregate: A) -> A:
+        """Register a new aggregate; later units of the batch will find it."""
+        self._map.aggregates[aggregate.id] = aggregate
+        self._map.absent.discard(aggregate.id)
+        self.added.append(aggregate.id)
+        return aggregate

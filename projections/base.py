@@ -1,0 +1,116 @@
+"""The base of every read model: an `eventsourcing.projection.Projection` over SQL tables.
+
+A view handles the events it registers with `apply.register`, receives them in
+batches (one transaction per batch, with the library's tracking row written in
+the same transaction), and can drop its tables to be rebuilt from position zero.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import Tracking, TrackingRecorder
+from eventsourcing.projection import Projection
+from eventsourcing.utils import get_topic
+
+from threadline.projections.sql import ViewCursor, ViewDatabase
+
+
+def ts(value: datetime | None) -> str | None:
+    """One sortable text form for every timestamp in every view (UTC, microseconds, Z)."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def sid(value: UUID | str | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+Handler = Callable[[Any, Any, ViewCursor], None]
+
+
+def handles(*event_classes: type) -> Callable[[Handler], Handler]:
+    """Mark a view method as the handler of the given event classes."""
+
+    def mark(method: Handler) -> Handler:
+        method.__dict__.setdefault("_handles", []).extend(event_classes)
+        return method
+
+    return mark
+
+
+def preview(text: str, length: int = 140) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= length else flat[: length - 1] + "…"
+
+
+class ViewProjection(Projection[TrackingRecorder]):
+    """A projection whose view is a set of SQL tables in the view database."""
+
+    name = "view"
+    tables: tuple[str, ...] = ()
+    schema: tuple[str, ...] = ()
+    _handlers: dict[type, Handler] = {}
+    position_of_event: int = 0
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        handlers: dict[type, Handler] = {}
+        for klass in reversed(cls.__mro__):
+            for attribute in vars(klass).values():
+                for event_class in getattr(attribute, "_handles", ()):
+                    handlers[event_class] = attribute
+        cls._handlers = handlers
+
+    def __init__(self, view: TrackingRecorder, upstream: str = "Threadline") -> None:
+        super().__init__(view)
+        self.db = ViewDatabase(view)
+        # Views share one tracking table, so each tracks the upstream log under its own key.
+        self.tracking_name = f"{upstream}.{self.name}"
+        self.create_tables()
+
+    @classmethod
+    def handled_topics(cls) -> frozenset[str]:
+        return frozenset(get_topic(t) for t in cls._handlers)
+
+    def create_tables(self) -> None:
+        with self.db.transaction() as cur:
+            for statement in self.schema:
+                cur.execute(statement)
+
+    def drop_tables(self) -> None:
+        """Drop the view and its tracking position, so the next run rebuilds it from zero."""
+        with self.db.transaction() as cur:
+            for table in self.tables:
+                cur.execute(f"DROP TABLE IF EXISTS {table}")
+            self.db.forget_position(cur, self.tracking_name)
+        self.create_tables()
+
+    def position(self) -> int:
+        return self.db.position(self.tracking_name)
+
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        """The library's one-event entry point; batches go through `process_batch`."""
+        self.process_batch([(tracking.notification_id, domain_event)], tracking)
+
+    def process_batch(self, events: Sequence[tuple[int, Any]], tracking: Tracking) -> None:
+        """Apply (notification id, event) pairs and move the tracking row, in one transaction.
+
+        While a handler runs, `self.position_of_event` is the event's place in the log.
+        """
+        with self.db.transaction() as cur:
+            for notification_id, domain_event in events:
+                handler = self._handlers.get(type(domain_event))
+                if handler is not None:  # events a view does not handle leave it unchanged
+                    self.position_of_event = notification_id
+                    handler(self, domain_event, cur)
+            self.db.insert_tracking(cur, tracking)

@@ -1,0 +1,289 @@
+"""The contact card: who a contact is, how to reach them, what we know, how often we talk.
+
+Attribute values are kept one row per value (text, number) so that any segment
+filter ("staff size at least 50", "birthday before 1990") is a plain indexed
+comparison on both databases.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from threadline.domain.company import Company
+from threadline.domain.contact import Contact
+from threadline.domain.conversation import Conversation
+from threadline.domain.message import Message
+from threadline.domain.task import Task
+from threadline.projections.base import ViewProjection, dumps, handles, sid, ts
+from threadline.projections.sql import ViewCursor
+
+COUNT_COLUMNS = ("inbound_count", "outbound_count", "note_count", "conversation_count")
+
+
+class ContactCardProjection(ViewProjection):
+    name = "contact_cards"
+    tables = (
+        "contacts",
+        "contact_identities",
+        "contact_attributes",
+        "contact_tags",
+        "contact_channels",
+        "companies",
+    )
+    schema = (
+        "CREATE TABLE IF NOT EXISTS contacts ("
+        " id TEXT PRIMARY KEY, display_name TEXT NOT NULL, lifecycle TEXT NOT NULL,"
+        " responsible_id TEXT, company_id TEXT, source TEXT NOT NULL,"
+        " source_channel TEXT, utm_source TEXT, utm_medium TEXT, utm_campaign TEXT,"
+        " referrer TEXT, acquisition_cost DOUBLE PRECISION,"
+        " attributes TEXT NOT NULL, tags TEXT NOT NULL,"
+        " created_at TEXT NOT NULL, updated_at TEXT NOT NULL, last_contact_at TEXT,"
+        " inbound_count BIGINT NOT NULL DEFAULT 0, outbound_count BIGINT NOT NULL DEFAULT 0,"
+        " note_count BIGINT NOT NULL DEFAULT 0, conversation_count BIGINT NOT NULL DEFAULT 0,"
+        " open_task_count BIGINT NOT NULL DEFAULT 0, search TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS contacts_created ON contacts (created_at)",
+        "CREATE INDEX IF NOT EXISTS contacts_lifecycle ON contacts (lifecycle)",
+        "CREATE TABLE IF NOT EXISTS contact_identities ("
+        " kind TEXT NOT NULL, value TEXT NOT NULL, contact_id TEXT NOT NULL,"
+        " PRIMARY KEY (kind, value))",
+        "CREATE INDEX IF NOT EXISTS contact_identities_contact ON contact_identities (contact_id)",
+        "CREATE TABLE IF NOT EXISTS contact_attributes ("
+        " contact_id TEXT NOT NULL, key TEXT NOT NULL, text_value TEXT,"
+        " num_value DOUBLE PRECISION)",
+        "CREATE INDEX IF NOT EXISTS contact_attributes_contact ON contact_attributes (contact_id)",
+        "CREATE INDEX IF NOT EXISTS contact_attributes_text ON contact_attributes (key, text_value)",
+        "CREATE INDEX IF NOT EXISTS contact_attributes_num ON contact_attributes (key, num_value)",
+        "CREATE TABLE IF NOT EXISTS contact_tags ("
+        " contact_id TEXT NOT NULL, tag TEXT NOT NULL, PRIMARY KEY (contact_id, tag))",
+        "CREATE INDEX IF NOT EXISTS contact_tags_tag ON contact_tags (tag)",
+        "CREATE TABLE IF NOT EXISTS contact_channels ("
+        " contact_id TEXT NOT NULL, channel TEXT NOT NULL, last_inbound_at TEXT,"
+        " last_outbound_at TEXT, message_count BIGINT NOT NULL DEFAULT 0,"
+        " PRIMARY KEY (contact_id, channel))",
+        "CREATE TABLE IF NOT EXISTS companies ("
+        " id TEXT PRIMARY KEY, name TEXT NOT NULL, attributes TEXT NOT NULL,"
+        " created_at TEXT NOT NULL, updated_at TEXT NOT NULL)",
+    )
+
+    # -- contacts -------------------------------------------------------------------------
+
+    @handles(Contact.ContactCreated)
+    def _created(self, event: Any, cur: ViewCursor) -> None:
+        name = event.personal.get("display_name", "")
+        source = event.source
+        cur.execute(
+            "INSERT INTO contacts (id, display_name, lifecycle, responsible_id, source,"
+            " source_channel, utm_source, utm_medium, utm_campaign, referrer, acquisition_cost,"
+            " attributes, tags, created_at, updated_at, search)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '{}', '[]', ?, ?, ?)"
+            " ON CONFLICT (id) DO NOTHING",
+            [
+                sid(event.originator_id),
+                name,
+                event.lifecycle,
+                sid(event.responsible_id),
+                dumps(source),
+                source.get("channel"),
+                source.get("utm_source"),
+                source.get("utm_medium"),
+                source.get("utm_campaign"),
+                source.get("referrer"),
+                source.get("acquisition_cost"),
+                ts(event.timestamp),
+                ts(event.timestamp),
+                name.lower(),
+            ],
+        )
+
+    @handles(Contact.ContactIdentityAdded)
+    def _identity(self, event: Any, cur: ViewCursor) -> None:
+        value = event.personal["value"]
+        cur.execute(
+            "INSERT INTO contact_identities (kind, value, contact_id) VALUES (?, ?, ?)"
+            " ON CONFLICT (kind, value) DO UPDATE SET contact_id = excluded.contact_id",
+            [event.kind, value, sid(event.originator_id)],
+        )
+        self._refresh_search(cur, event)
+
+    @handles(Contact.ContactRenamed)
+    def _renamed(self, event: Any, cur: ViewCursor) -> None:
+        cur.execute(
+            "UPDATE contacts SET display_name = ?, updated_at = ? WHERE id = ?",
+            [event.personal["display_name"], ts(event.timestamp), sid(event.originator_id)],
+        )
+        self._refresh_search(cur, event)
+
+    @handles(Contact.ContactAttributesChanged)
+    def _attributes(self, event: Any, cur: ViewCursor) -> None:
+        contact_id = sid(event.originator_id)
+        row = cur.execute("SELECT attributes FROM contacts WHERE id = ?", [contact_id]).fetchone()
+        if row is None:
+            return
+        attributes = json.loads(row["attributes"])
+        for key, value in {**event.values, **event.personal}.items():
+            cur.execute(
+                "DELETE FROM contact_attributes WHERE contact_id = ? AND key = ?", [contact_id, key]
+            )
+            if value is None:
+                attributes.pop(key, None)
+                continue
+            attributes[key] = value
+            for item in value if isinstance(value, list) else [value]:
+                number = float(item) if isinstance(item, int | float) else None
+                cur.execute(
+                    "INSERT INTO contact_attributes (contact_id, key, text_value, num_value)"
+                    " VALUES (?, ?, ?, ?)",
+                    [contact_id, key, _text_form(item), number],
+                )
+        cur.execute(
+            "UPDATE contacts SET attributes = ?, updated_at = ? WHERE id = ?",
+            [dumps(attributes), ts(event.timestamp), contact_id],
+        )
+
+    @handles(Contact.ContactTagsAdded, Contact.ContactTagsRemoved)
+    def _tags(self, event: Any, cur: ViewCursor) -> None:
+        contact_id = sid(event.originator_id)
+        if isinstance(event, Contact.ContactTagsAdded):
+            for tag in event.tags:
+                cur.execute(
+                    "INSERT INTO contact_tags (contact_id, tag) VALUES (?, ?)"
+                    " ON CONFLICT (contact_id, tag) DO NOTHING",
+                    [contact_id, tag],
+                )
+        else:
+            for tag in event.tags:
+                cur.execute(
+                    "DELETE FROM contact_tags WHERE contact_id = ? AND tag = ?", [contact_id, tag]
+                )
+        tags = [
+            r["tag"]
+            for r in cur.execute(
+                "SELECT tag FROM contact_tags WHERE contact_id = ? ORDER BY tag", [contact_id]
+            ).fetchall()
+        ]
+        cur.execute(
+            "UPDATE contacts SET tags = ?, updated_at = ? WHERE id = ?",
+            [dumps(tags), ts(event.timestamp), contact_id],
+        )
+
+    @handles(Contact.ContactResponsibleAssigned)
+    def _responsible(self, event: Any, cur: ViewCursor) -> None:
+        cur.execute(
+            "UPDATE contacts SET responsible_id = ?, updated_at = ? WHERE id = ?",
+            [sid(event.responsible_id), ts(event.timestamp), sid(event.originator_id)],
+        )
+
+    @handles(Contact.ContactLifecycleChanged)
+    def _lifecycle(self, event: Any, cur: ViewCursor) -> None:
+        cur.execute(
+            "UPDATE contacts SET lifecycle = ?, updated_at = ? WHERE id = ?",
+            [event.lifecycle, ts(event.timestamp), sid(event.originator_id)],
+        )
+
+    @handles(Contact.ContactCompanyLinked)
+    def _company(self, event: Any, cur: ViewCursor) -> None:
+        cur.execute(
+            "UPDATE contacts SET company_id = ?, updated_at = ? WHERE id = ?",
+            [sid(event.company_id), ts(event.timestamp), sid(event.originator_id)],
+        )
+
+    def _refresh_search(self, cur: ViewCursor, event: Any) -> None:
+        contact_id = sid(event.originator_id)
+        row = cur.execute("SELECT display_name FROM contacts WHERE id = ?", [contact_id]).fetchone()
+        if row is None:
+            return
+        values = [
+            r["value"]
+            for r in cur.execute(
+                "SELECT value FROM contact_identities WHERE contact_id = ?", [contact_id]
+            ).fetchall()
+        ]
+        search = " ".join([row["display_name"], *values]).lower()
+        cur.execute("UPDATE contacts SET search = ? WHERE id = ?", [search, contact_id])
+
+    # -- activity counters ------------------------------------------------------------------
+
+    @handles(Conversation.ConversationStarted)
+    def _conversation(self, event: Any, cur: ViewCursor) -> None:
+        cur.execute(
+            "UPDATE contacts SET conversation_count = conversation_count + 1 WHERE id = ?",
+            [sid(event.contact_id)],
+        )
+
+    @handles(Message.MessageReceived, Message.MessageSendRequested, Message.MessageNoteAdded)
+    def _message(self, event: Any, cur: ViewCursor) -> None:
+        contact_id = sid(event.contact_id)
+        at = ts(event.timestamp)
+        if isinstance(event, Message.MessageNoteAdded):
+            cur.execute(
+                "UPDATE contacts SET note_count = note_count + 1 WHERE id = ?", [contact_id]
+            )
+            return
+        inbound = isinstance(event, Message.MessageReceived)
+        column = "inbound_count" if inbound else "outbound_count"
+        cur.execute(
+            f"UPDATE contacts SET {column} = {column} + 1, last_contact_at = ? WHERE id = ?",
+            [at, contact_id],
+        )
+        last_column = "last_inbound_at" if inbound else "last_outbound_at"
+        cur.execute(
+            f"INSERT INTO contact_channels (contact_id, channel, {last_column}, message_count)"
+            " VALUES (?, ?, ?, 1) ON CONFLICT (contact_id, channel) DO UPDATE SET"
+            f" {last_column} = excluded.{last_column},"
+            " message_count = contact_channels.message_count + 1",
+            [contact_id, event.channel, at],
+        )
+
+    @handles(Task.TaskCreated, Task.TaskCompleted, Task.TaskCancelled)
+    def _task(self, event: Any, cur: ViewCursor) -> None:
+        if event.contact_id is None:
+            return
+        delta = 1 if isinstance(event, Task.TaskCreated) else -1
+        cur.execute(
+            "UPDATE contacts SET open_task_count = open_task_count + ? WHERE id = ?",
+            [delta, sid(event.contact_id)],
+        )
+
+    # -- companies --------------------------------------------------------------------------
+
+    @handles(Company.CompanyCreated)
+    def _company_created(self, event: Any, cur: ViewCursor) -> None:
+        cur.execute(
+            "INSERT INTO companies (id, name, attributes, created_at, updated_at)"
+            " VALUES (?, ?, '{}', ?, ?) ON CONFLICT (id) DO NOTHING",
+            [sid(event.originator_id), event.name, ts(event.timestamp), ts(event.timestamp)],
+        )
+
+    @handles(Company.CompanyRenamed)
+    def _company_renamed(self, event: Any, cur: ViewCursor) -> None:
+        cur.execute(
+            "UPDATE companies SET name = ?, updated_at = ? WHERE id = ?",
+            [event.name, ts(event.timestamp), sid(event.originator_id)],
+        )
+
+    @handles(Company.CompanyAttributesChanged)
+    def _company_attributes(self, event: Any, cur: ViewCursor) -> None:
+        row = cur.execute(
+            "SELECT attributes FROM companies WHERE id = ?", [sid(event.originator_id)]
+        ).fetchone()
+        if row is None:
+            return
+        attributes = json.loads(row["attributes"])
+        for key, value in {**event.values, **event.personal}.items():
+            if value is None:
+                attributes.pop(key, None)
+            else:
+                attributes[key] = value
+        cur.execute(
+            "UPDATE companies SET attributes = ?, updated_at = ? WHERE id = ?",
+            [dumps(attributes), ts(event.timestamp), sid(event.originator_id)],
+        )
+
+
+def _text_form(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

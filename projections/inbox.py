@@ -1,0 +1,176 @@
+"""The unified inbox: one row per conversation, every channel, plus each thread's messages.
+
+Operators filter by status, channel and assignee and search text; the row
+carries what a list needs (contact name, last message preview, unread count)
+so the list is one indexed query, however many conversations there are.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from threadline.domain.contact import Contact
+from threadline.domain.conversation import Conversation
+from threadline.domain.message import Message
+from threadline.projections.base import ViewProjection, dumps, handles, preview, sid, ts
+from threadline.projections.sql import ViewCursor
+
+
+class InboxProjection(ViewProjection):
+    name = "inbox"
+    tables = ("inbox_conversations", "inbox_messages", "inbox_contacts")
+    schema = (
+        "CREATE TABLE IF NOT EXISTS inbox_conversations ("
+        " id TEXT PRIMARY KEY, contact_id TEXT NOT NULL, contact_name TEXT NOT NULL,"
+        " channel TEXT NOT NULL, thread_key TEXT NOT NULL, subject TEXT NOT NULL,"
+        " status TEXT NOT NULL, assignee_id TEXT, snoozed_until TEXT,"
+        " last_message TEXT NOT NULL DEFAULT '', last_direction TEXT, last_message_at TEXT,"
+        " unread_count BIGINT NOT NULL DEFAULT 0, message_count BIGINT NOT NULL DEFAULT 0,"
+        " created_at TEXT NOT NULL, updated_at TEXT NOT NULL, search TEXT NOT NULL DEFAULT '')",
+        "CREATE INDEX IF NOT EXISTS inbox_updated ON inbox_conversations (updated_at)",
+        "CREATE INDEX IF NOT EXISTS inbox_status ON inbox_conversations (status, updated_at)",
+        "CREATE INDEX IF NOT EXISTS inbox_contact ON inbox_conversations (contact_id)",
+        "CREATE TABLE IF NOT EXISTS inbox_messages ("
+        " id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, contact_id TEXT NOT NULL,"
+        " position BIGINT NOT NULL, direction TEXT NOT NULL, channel TEXT NOT NULL,"
+        " state TEXT NOT NULL, text TEXT NOT NULL, html TEXT NOT NULL, subject TEXT NOT NULL,"
+        " sender_name TEXT NOT NULL, attachments TEXT NOT NULL, metadata TEXT NOT NULL,"
+        " actor TEXT NOT NULL, provider_id TEXT, failure TEXT, created_at TEXT NOT NULL,"
+        " updated_at TEXT NOT NULL, search TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS inbox_messages_conversation"
+        " ON inbox_messages (conversation_id, position)",
+        "CREATE TABLE IF NOT EXISTS inbox_contacts ( id TEXT PRIMARY KEY, name TEXT NOT NULL)",
+    )
+
+    @handles(Contact.ContactCreated, Contact.ContactRenamed)
+    def _contact_name(self, event: Any, cur: ViewCursor) -> None:
+        name = event.personal["display_name"]
+        contact_id = sid(event.originator_id)
+        cur.execute(
+            "INSERT INTO inbox_contacts (id, name) VALUES (?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+            [contact_id, name],
+        )
+        if isinstance(event, Contact.ContactRenamed):
+            cur.execute(
+                "UPDATE inbox_conversations SET contact_name = ? WHERE contact_id = ?",
+                [name, contact_id],
+            )
+
+    @handles(Conversation.ConversationStarted)
+    def _started(self, event: Any, cur: ViewCursor) -> None:
+        contact = cur.execute(
+            "SELECT name FROM inbox_contacts WHERE id = ?", [sid(event.contact_id)]
+        ).fetchone()
+        subject = event.personal.get("subject", "")
+        name = contact["name"] if contact else ""
+        cur.execute(
+            "INSERT INTO inbox_conversations (id, contact_id, contact_name, channel, thread_key,"
+            " subject, status, created_at, updated_at, search)"
+            " VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            [
+                sid(event.originator_id),
+                sid(event.contact_id),
+                name,
+                event.channel,
+                event.thread_key,
+                subject,
+                ts(event.timestamp),
+                ts(event.timestamp),
+                f"{name} {subject}".lower(),
+            ],
+        )
+
+    @handles(Conversation.ConversationAssigned)
+    def _assigned(self, event: Any, cur: ViewCursor) -> None:
+        cur.execute(
+            "UPDATE inbox_conversations SET assignee_id = ?, updated_at = ? WHERE id = ?",
+            [sid(event.assignee_id), ts(event.timestamp), sid(event.originator_id)],
+        )
+
+    @handles(Conversation.ConversationStatusChanged)
+    def _status(self, event: Any, cur: ViewCursor) -> None:
+        cur.execute(
+            "UPDATE inbox_conversations SET status = ?, snoozed_until = ?, updated_at = ?"
+            " WHERE id = ?",
+            [event.status, ts(event.snoozed_until), ts(event.timestamp), sid(event.originator_id)],
+        )
+
+    @handles(Conversation.ConversationRead)
+    def _read(self, event: Any, cur: ViewCursor) -> None:
+        cur.execute(
+            "UPDATE inbox_conversations SET unread_count = 0 WHERE id = ?",
+            [sid(event.originator_id)],
+        )
+
+    @handles(Message.MessageReceived, Message.MessageSendRequested, Message.MessageNoteAdded)
+    def _message(self, event: Any, cur: ViewCursor) -> None:
+        personal = event.personal
+        text = personal.get("text", "")
+        at = ts(event.timestamp)
+        state = {"inbound": "received", "outbound": "requested"}.get(event.direction, "note")
+        cur.execute(
+            "INSERT INTO inbox_messages (id, conversation_id, contact_id, position, direction,"
+            " channel, state, text, html, subject, sender_name, attachments, metadata, actor,"
+            " created_at, updated_at, search)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO NOTHING",
+            [
+                sid(event.originator_id),
+                sid(event.conversation_id),
+                sid(event.contact_id),
+                self.position_of_event,
+                event.direction,
+                event.channel,
+                state,
+                text,
+                personal.get("html", ""),
+                personal.get("subject", ""),
+                personal.get("sender_name", ""),
+                dumps(_attachments(event)),
+                dumps(getattr(event, "metadata", {})),
+                event.actor,
+                at,
+                at,
+                text.lower()[:5000],
+            ],
+        )
+        conversation_id = sid(event.conversation_id)
+        if isinstance(event, Message.MessageNoteAdded):
+            cur.execute(
+                "UPDATE inbox_conversations SET updated_at = ? WHERE id = ?", [at, conversation_id]
+            )
+            return
+        unread = "unread_count + 1" if event.direction == "inbound" else "0"
+        cur.execute(
+            "UPDATE inbox_conversations SET last_message = ?, last_direction = ?,"
+            f" last_message_at = ?, updated_at = ?, unread_count = {unread},"
+            " message_count = message_count + 1 WHERE id = ?",
+            [preview(text), event.direction, at, at, conversation_id],
+        )
+
+    @handles(Message.MessageDelivered, Message.MessageDeliveryFailed)
+    def _delivery(self, event: Any, cur: ViewCursor) -> None:
+        delivered = isinstance(event, Message.MessageDelivered)
+        cur.execute(
+            "UPDATE inbox_messages SET state = ?, provider_id = COALESCE(?, provider_id),"
+            " failure = ?, updated_at = ? WHERE id = ?",
+            [
+                "delivered" if delivered else "failed",
+                getattr(event, "provider_id", None),
+                None
+                if delivered
+                else json.dumps({"reason": event.reason, "permanent": event.permanent}),
+                ts(event.timestamp),
+                sid(event.originator_id),
+            ],
+        )
+
+
+def _attachments(event: Any) -> list[dict[str, Any]]:
+    names = event.personal.get("attachment_names", [])
+    items = list(getattr(event, "attachments", []) or [])
+    return [
+        {**item, "filename": names[i] if i < len(names) else ""} for i, item in enumerate(items)
+    ]

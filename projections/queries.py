@@ -1,0 +1,309 @@
+"""Read-side queries over the views: what the API and the web app ask.
+
+Each function is one or two indexed SQL queries; none touches the log. The
+contact filter here is the segment language the trigger engine and campaigns
+reuse later, so it lives with the views, not with the HTTP layer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from threadline.projections.sql import ViewDatabase
+
+COMPARATORS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+@dataclass(frozen=True)
+class AttributeCondition:
+    """`key op value`; `numeric` compares numbers, otherwise text (ISO dates compare as text)."""
+
+    key: str
+    op: str
+    value: str | float
+    numeric: bool
+
+
+@dataclass(frozen=True)
+class ContactFilter:
+    tags: tuple[str, ...] = ()
+    lifecycle: str | None = None
+    responsible_id: str | None = None
+    company_id: str | None = None
+    source_channel: str | None = None
+    attributes: tuple[AttributeCondition, ...] = ()
+    created_from: str | None = None
+    created_to: str | None = None
+    text: str | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for tag in self.tags:
+            clauses.append(
+                "EXISTS (SELECT 1 FROM contact_tags t WHERE t.contact_id = c.id AND t.tag = ?)"
+            )
+            params.append(tag)
+        for column, value in (
+            ("lifecycle", self.lifecycle),
+            ("responsible_id", self.responsible_id),
+            ("company_id", self.company_id),
+            ("source_channel", self.source_channel),
+        ):
+            if value is not None:
+                clauses.append(f"c.{column} = ?")
+                params.append(value)
+        for condition in self.attributes:
+            column = "a.num_value" if condition.numeric else "a.text_value"
+            operator = COMPARATORS[condition.op]
+            if condition.op == "ne":
+                clauses.append(
+                    "NOT EXISTS (SELECT 1 FROM contact_attributes a WHERE a.contact_id = c.id"
+                    f" AND a.key = ? AND {column} = ?)"
+                )
+            else:
+                clauses.append(
+                    "EXISTS (SELECT 1 FROM contact_attributes a WHERE a.contact_id = c.id"
+                    f" AND a.key = ? AND {column} {operator} ?)"
+                )
+            params.extend([condition.key, condition.value])
+        if self.created_from:
+            clauses.append("c.created_at >= ?")
+            params.append(self.created_from)
+        if self.created_to:
+            clauses.append("c.created_at < ?")
+            params.append(self.created_to)
+        if self.text:
+            clauses.append("c.search LIKE ?")
+            params.append(f"%{_escape_like(self.text.lower())}%")
+        return (" AND ".join(clauses) or "1=1"), params
+
+
+@dataclass(frozen=True)
+class InboxFilter:
+    status: str | None = None
+    channel: str | None = None
+    assignee_id: str | None = None
+    unassigned: bool = False
+    contact_id: str | None = None
+    text: str | None = None
+    statuses: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "").replace("%", "").replace("_", "")
+
+
+def _contact_row(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    out["attributes"] = json.loads(out.pop("attributes") or "{}")
+    out["tags"] = json.loads(out.pop("tags") or "[]")
+    out["source"] = json.loads(out.pop("source") or "{}")
+    out.pop("search", None)
+    for column in (
+        "source_channel",
+        "utm_source",
+        "utm_medium",
+        "utm_campaign",
+        "referrer",
+        "acquisition_cost",
+    ):
+        out.pop(column, None)
+    return out
+
+
+class Queries:
+    def __init__(self, db: ViewDatabase) -> None:
+        self.db = db
+
+    # -- contacts -----------------------------------------------------------------------------
+
+    def contacts(
+        self, flt: ContactFilter, limit: int = 50, offset: int = 0
+    ) -> tuple[list[dict[str, Any]], int]:
+        where, params = flt.where()
+        total = self.db.query_one(f"SELECT COUNT(*) AS n FROM contacts c WHERE {where}", params)
+        rows = self.db.query(
+            f"SELECT * FROM contacts c WHERE {where} ORDER BY c.created_at DESC, c.id LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        return [_contact_row(r) for r in rows], int(total["n"] if total else 0)
+
+    def contact(self, contact_id: str) -> dict[str, Any] | None:
+        row = self.db.query_one("SELECT * FROM contacts WHERE id = ?", [contact_id])
+        if row is None:
+            return None
+        card = _contact_row(row)
+        card["identities"] = self.db.query(
+            "SELECT kind, value FROM contact_identities WHERE contact_id = ? ORDER BY kind, value",
+            [contact_id],
+        )
+        card["channels"] = self.db.query(
+            "SELECT channel, last_inbound_at, last_outbound_at, message_count"
+            " FROM contact_channels WHERE contact_id = ? ORDER BY channel",
+            [contact_id],
+        )
+        if card.get("company_id"):
+            card["company"] = self.db.query_one(
+                "SELECT id, name FROM companies WHERE id = ?", [card["company_id"]]
+            )
+        return card
+
+    def contact_by_identity(self, kind: str, value: str) -> str | None:
+        row = self.db.query_one(
+            "SELECT contact_id FROM contact_identities WHERE kind = ? AND value = ?", [kind, value]
+        )
+        return None if row is None else str(row["contact_id"])
+
+    def timeline(
+        self, contact_id: str, limit: int = 200, before_seq: int | None = None
+    ) -> list[dict[str, Any]]:
+        params: list[Any] = [contact_id]
+        extra = ""
+        if before_seq is not None:
+            extra = " AND seq < ?"
+            params.append(before_seq)
+        rows = self.db.query(
+            f"SELECT * FROM timeline WHERE contact_id = ?{extra} ORDER BY seq DESC, id DESC LIMIT ?",
+            [*params, limit],
+        )
+        for row in rows:
+            row["data"] = json.loads(row["data"] or "{}")
+        rows.reverse()
+        return rows
+
+    def companies(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        rows = self.db.query(
+            "SELECT * FROM companies ORDER BY name LIMIT ? OFFSET ?", [limit, offset]
+        )
+        for row in rows:
+            row["attributes"] = json.loads(row["attributes"] or "{}")
+        return rows
+
+    def company(self, company_id: str) -> dict[str, Any] | None:
+        row = self.db.query_one("SELECT * FROM companies WHERE id = ?", [company_id])
+        if row is None:
+            return None
+        row["attributes"] = json.loads(row["attributes"] or "{}")
+        row["contacts"] = self.db.query(
+            "SELECT id, display_name, lifecycle FROM contacts WHERE company_id = ? ORDER BY display_name",
+            [company_id],
+        )
+        return row
+
+    # -- inbox --------------------------------------------------------------------------------
+
+    def inbox(
+        self, flt: InboxFilter, limit: int = 50, offset: int = 0
+    ) -> tuple[list[dict[str, Any]], int]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if flt.status:
+            clauses.append("status = ?")
+            params.append(flt.status)
+        if flt.statuses:
+            clauses.append(f"status IN ({','.join('?' * len(flt.statuses))})")
+            params.extend(flt.statuses)
+        if flt.channel:
+            clauses.append("channel = ?")
+            params.append(flt.channel)
+        if flt.assignee_id:
+            clauses.append("assignee_id = ?")
+            params.append(flt.assignee_id)
+        if flt.unassigned:
+            clauses.append("assignee_id IS NULL")
+        if flt.contact_id:
+            clauses.append("contact_id = ?")
+            params.append(flt.contact_id)
+        if flt.text:
+            pattern = f"%{_escape_like(flt.text.lower())}%"
+            clauses.append(
+                "(search LIKE ? OR EXISTS (SELECT 1 FROM inbox_messages m"
+                " WHERE m.conversation_id = inbox_conversations.id AND m.search LIKE ?))"
+            )
+            params.extend([pattern, pattern])
+        where = " AND ".join(clauses) or "1=1"
+        total = self.db.query_one(
+            f"SELECT COUNT(*) AS n FROM inbox_conversations WHERE {where}", params
+        )
+        rows = self.db.query(
+            f"SELECT * FROM inbox_conversations WHERE {where}"
+            " ORDER BY updated_at DESC, id LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        for row in rows:
+            row.pop("search", None)
+        return rows, int(total["n"] if total else 0)
+
+    def conversation(self, conversation_id: str) -> dict[str, Any] | None:
+        row = self.db.query_one("SELECT * FROM inbox_conversations WHERE id = ?", [conversation_id])
+        if row is None:
+            return None
+        row.pop("search", None)
+        messages = self.db.query(
+            "SELECT * FROM inbox_messages WHERE conversation_id = ? ORDER BY position, id",
+            [conversation_id],
+        )
+        for message in messages:
+            message.pop("search", None)
+            message["attachments"] = json.loads(message["attachments"] or "[]")
+            message["metadata"] = json.loads(message["metadata"] or "{}")
+            message["failure"] = json.loads(message["failure"]) if message.get("failure") else None
+        row["messages"] = messages
+        return row
+
+    # -- tasks ----------------------------------------------------------------------------------
+
+    def tasks(
+        self,
+        status: str | None = "open",
+        assignee_id: str | None = None,
+        contact_id: str | None = None,
+        due_before: str | None = None,
+        due_after: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("status", status),
+            ("assignee_id", assignee_id),
+            ("contact_id", contact_id),
+        ):
+            if value:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if due_before:
+            clauses.append("due_at < ?")
+            params.append(due_before)
+        if due_after:
+            clauses.append("due_at >= ?")
+            params.append(due_after)
+        where = " AND ".join(clauses) or "1=1"
+        return self.db.query(
+            f"SELECT * FROM tasks WHERE {where} ORDER BY due_at IS NULL, due_at, created_at LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+
+    def task(self, task_id: str) -> dict[str, Any] | None:
+        return self.db.query_one("SELECT * FROM tasks WHERE id = ?", [task_id])
+
+    # -- users ----------------------------------------------------------------------------------
+
+    def user_by_token_hash(self, digest: str) -> dict[str, Any] | None:
+        return self.db.query_one(
+            "SELECT u.id, u.email, u.name, u.role, u.locale FROM user_tokens t"
+            " JOIN users u ON u.id = t.user_id WHERE t.token_hash = ? AND u.active = 1",
+            [digest],
+        )
+
+    def user_by_email(self, email: str) -> dict[str, Any] | None:
+        return self.db.query_one("SELECT * FROM users WHERE email = ?", [email])
+
+    def users(self) -> list[dict[str, Any]]:
+        return self.db.query(
+            "SELECT id, email, name, role, locale, active, created_at FROM users ORDER BY email"
+        )

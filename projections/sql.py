@@ -1,0 +1,86 @@
+"""One small SQL surface over the library's SQLite and PostgreSQL datastores.
+
+Views are written once, in the SQL both databases share (``?`` placeholders,
+``INSERT ... ON CONFLICT``, TEXT/BIGINT/DOUBLE PRECISION columns). This module
+translates placeholders and row shapes and writes the library's tracking row
+in the same transaction as the view rows, which is what makes each event
+apply exactly once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from eventsourcing.persistence import Tracking, TrackingRecorder
+
+_PLACEHOLDER = re.compile(r"\?")
+
+
+class ViewCursor:
+    """A cursor that accepts ``?`` placeholders on both databases and returns dict rows."""
+
+    def __init__(self, raw: Any, postgres: bool) -> None:
+        self.raw = raw
+        self.postgres = postgres
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> ViewCursor:
+        if self.postgres:
+            sql = _PLACEHOLDER.sub("%s", sql.replace("%", "%%"))
+        self.raw.execute(sql, tuple(params))
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if self.postgres:
+            sql = _PLACEHOLDER.sub("%s", sql.replace("%", "%%"))
+        self.raw.executemany(sql, [tuple(r) for r in rows])
+
+    def fetchall(self) -> list[dict[str, Any]]:
+        return [dict(row) for row in self.raw.fetchall()]
+
+    def fetchone(self) -> dict[str, Any] | None:
+        row = self.raw.fetchone()
+        return None if row is None else dict(row)
+
+    @property
+    def rowcount(self) -> int:
+        return int(self.raw.rowcount)
+
+
+class ViewDatabase:
+    """The database the views live in, reached through a library tracking recorder."""
+
+    def __init__(self, recorder: TrackingRecorder) -> None:
+        self.recorder: Any = recorder
+        self.postgres = type(recorder).__module__.startswith("eventsourcing.postgres")
+
+    @property
+    def tracking_table(self) -> str:
+        return str(getattr(self.recorder, "tracking_table_name", "tracking"))
+
+    @contextmanager
+    def transaction(self, commit: bool = True) -> Iterator[ViewCursor]:
+        with self.recorder.datastore.transaction(commit=commit) as raw:
+            if self.postgres:
+                schema = self.recorder.datastore.schema.replace('"', "")
+                raw.execute(f'SET LOCAL search_path TO "{schema}"')
+            yield ViewCursor(raw, self.postgres)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self.transaction(commit=False) as cur:
+            return cur.execute(sql, params).fetchall()
+
+    def query_one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def insert_tracking(self, cur: ViewCursor, tracking: Tracking) -> None:
+        self.recorder._insert_tracking(cur.raw, tracking)
+
+    def position(self, name: str) -> int:
+        return int(self.recorder.max_tracking_id(name) or 0)
+
+    def forget_position(self, cur: ViewCursor, name: str) -> None:
+        cur.execute(f"DELETE FROM {self.tracking_table} WHERE application_name = ?", [name])

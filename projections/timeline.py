@@ -1,0 +1,224 @@
+"""The contact timeline: everything that happened with one contact, in log order.
+
+Messages, notes, conversation changes, tasks and contact changes each become a
+row; deal events join in a later issue by registering more handlers. The row
+keeps the actor and correlation id, so the timeline doubles as an audit trail.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from threadline.domain.contact import Contact
+from threadline.domain.conversation import Conversation
+from threadline.domain.message import Message
+from threadline.domain.task import Task
+from threadline.projections.base import ViewProjection, dumps, handles, preview, sid, ts
+from threadline.projections.sql import ViewCursor
+
+
+class TimelineProjection(ViewProjection):
+    name = "timeline"
+    tables = ("timeline", "timeline_conversations")
+    schema = (
+        "CREATE TABLE IF NOT EXISTS timeline ("
+        " id TEXT PRIMARY KEY, contact_id TEXT NOT NULL, occurred_at TEXT NOT NULL,"
+        " seq BIGINT NOT NULL, kind TEXT NOT NULL, ref_id TEXT NOT NULL,"
+        " conversation_id TEXT, channel TEXT, direction TEXT, state TEXT,"
+        " title TEXT NOT NULL, body TEXT NOT NULL, data TEXT NOT NULL,"
+        " actor TEXT NOT NULL, correlation_id TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS timeline_contact ON timeline (contact_id, seq)",
+        "CREATE INDEX IF NOT EXISTS timeline_ref ON timeline (ref_id)",
+        "CREATE TABLE IF NOT EXISTS timeline_conversations ("
+        " id TEXT PRIMARY KEY, contact_id TEXT NOT NULL, channel TEXT NOT NULL)",
+    )
+
+    def _row(
+        self,
+        cur: ViewCursor,
+        event: Any,
+        contact_id: Any,
+        kind: str,
+        *,
+        title: str = "",
+        body: str = "",
+        conversation_id: Any = None,
+        channel: str | None = None,
+        direction: str | None = None,
+        state: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        cur.execute(
+            "INSERT INTO timeline (id, contact_id, occurred_at, seq, kind, ref_id,"
+            " conversation_id, channel, direction, state, title, body, data, actor,"
+            " correlation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO NOTHING",
+            [
+                f"{event.originator_id}:{event.originator_version}",
+                sid(contact_id),
+                ts(event.timestamp),
+                self.position_of_event,
+                kind,
+                sid(event.originator_id),
+                sid(conversation_id),
+                channel,
+                direction,
+                state,
+                title,
+                body,
+                dumps(data or {}),
+                getattr(event, "actor", ""),
+                getattr(event, "correlation_id", ""),
+            ],
+        )
+
+    def _conversation(self, cur: ViewCursor, conversation_id: Any) -> dict[str, Any] | None:
+        return cur.execute(
+            "SELECT contact_id, channel FROM timeline_conversations WHERE id = ?",
+            [sid(conversation_id)],
+        ).fetchone()
+
+    # -- contact ------------------------------------------------------------------------------
+
+    @handles(Contact.ContactCreated)
+    def _contact_created(self, event: Any, cur: ViewCursor) -> None:
+        self._row(
+            cur,
+            event,
+            event.originator_id,
+            "contact.created",
+            title=event.personal.get("display_name", ""),
+            channel=event.source.get("channel"),
+            data={"lifecycle": event.lifecycle, "source": event.source},
+        )
+
+    @handles(Contact.ContactIdentityAdded)
+    def _identity(self, event: Any, cur: ViewCursor) -> None:
+        self._row(
+            cur, event, event.originator_id, "contact.identity_added",
+            title=event.personal["value"], data={"kind": event.kind},
+        )  # fmt: skip
+
+    @handles(Contact.ContactTagsAdded, Contact.ContactTagsRemoved)
+    def _tags(self, event: Any, cur: ViewCursor) -> None:
+        added = isinstance(event, Contact.ContactTagsAdded)
+        self._row(
+            cur, event, event.originator_id,
+            "contact.tags_added" if added else "contact.tags_removed",
+            title=", ".join(event.tags), data={"tags": event.tags},
+        )  # fmt: skip
+
+    @handles(Contact.ContactAttributesChanged)
+    def _attributes(self, event: Any, cur: ViewCursor) -> None:
+        changed = {**event.values, **event.personal}
+        self._row(
+            cur, event, event.originator_id, "contact.attributes_changed",
+            title=", ".join(sorted(changed)), data={"attributes": changed},
+        )  # fmt: skip
+
+    @handles(Contact.ContactLifecycleChanged)
+    def _lifecycle(self, event: Any, cur: ViewCursor) -> None:
+        self._row(
+            cur, event, event.originator_id, "contact.lifecycle_changed", title=event.lifecycle
+        )
+
+    @handles(Contact.ContactResponsibleAssigned)
+    def _responsible(self, event: Any, cur: ViewCursor) -> None:
+        self._row(
+            cur, event, event.originator_id, "contact.responsible_assigned",
+            data={"responsible_id": sid(event.responsible_id)},
+        )  # fmt: skip
+
+    # -- conversations --------------------------------------------------------------------
+
+    @handles(Conversation.ConversationStarted)
+    def _started(self, event: Any, cur: ViewCursor) -> None:
+        cur.execute(
+            "INSERT INTO timeline_conversations (id, contact_id, channel) VALUES (?, ?, ?)"
+            " ON CONFLICT (id) DO NOTHING",
+            [sid(event.originator_id), sid(event.contact_id), event.channel],
+        )
+        self._row(
+            cur, event, event.contact_id, "conversation.started",
+            title=event.personal.get("subject", ""), conversation_id=event.originator_id,
+            channel=event.channel,
+        )  # fmt: skip
+
+    @handles(Conversation.ConversationStatusChanged, Conversation.ConversationAssigned)
+    def _conversation_changed(self, event: Any, cur: ViewCursor) -> None:
+        conversation = self._conversation(cur, event.originator_id)
+        if conversation is None:
+            return
+        if isinstance(event, Conversation.ConversationStatusChanged):
+            kind, title, data = "conversation.status_changed", event.status, {}
+        else:
+            kind, title = "conversation.assigned", ""
+            data = {"assignee_id": sid(event.assignee_id)}
+        self._row(
+            cur, event, conversation["contact_id"], kind, title=title, data=data,
+            conversation_id=event.originator_id, channel=conversation["channel"],
+        )  # fmt: skip
+
+    # -- messages -------------------------------------------------------------------------
+
+    @handles(Message.MessageReceived, Message.MessageSendRequested, Message.MessageNoteAdded)
+    def _message(self, event: Any, cur: ViewCursor) -> None:
+        kind = {
+            "inbound": "message.received",
+            "outbound": "message.sent",
+        }.get(event.direction, "note.added")
+        state = {"inbound": "received", "outbound": "requested"}.get(event.direction, "note")
+        text = event.personal.get("text", "")
+        self._row(
+            cur, event, event.contact_id, kind,
+            title=event.personal.get("subject", "") or preview(text, 80), body=text,
+            conversation_id=event.conversation_id, channel=event.channel,
+            direction=event.direction, state=state,
+            data={"attachments": len(getattr(event, "attachments", []) or [])},
+        )  # fmt: skip
+
+    @handles(Message.MessageDelivered, Message.MessageDeliveryFailed)
+    def _delivery(self, event: Any, cur: ViewCursor) -> None:
+        delivered = isinstance(event, Message.MessageDelivered)
+        cur.execute(
+            "UPDATE timeline SET state = ? WHERE ref_id = ? AND kind = 'message.sent'",
+            ["delivered" if delivered else "failed", sid(event.originator_id)],
+        )
+
+    # -- tasks ----------------------------------------------------------------------------
+
+    @handles(Task.TaskCreated)
+    def _task_created(self, event: Any, cur: ViewCursor) -> None:
+        if event.contact_id is None:
+            return
+        self._row(
+            cur, event, event.contact_id, "task.created",
+            title=event.personal.get("title", ""), body=event.personal.get("notes", ""),
+            conversation_id=event.conversation_id, state="open",
+            data={"type": event.type, "due_at": ts(event.due_at),
+                  "assignee_id": sid(event.assignee_id)},
+        )  # fmt: skip
+
+    @handles(Task.TaskCompleted, Task.TaskCancelled, Task.TaskRescheduled, Task.TaskReassigned)
+    def _task_changed(self, event: Any, cur: ViewCursor) -> None:
+        if event.contact_id is None:
+            return
+        created = cur.execute(
+            "SELECT title FROM timeline WHERE ref_id = ? AND kind = 'task.created'",
+            [sid(event.originator_id)],
+        ).fetchone()
+        title = created["title"] if created else ""
+        if isinstance(event, Task.TaskCompleted):
+            kind, data = "task.completed", {}
+        elif isinstance(event, Task.TaskCancelled):
+            kind, data = "task.cancelled", {}
+        elif isinstance(event, Task.TaskRescheduled):
+            kind, data = "task.rescheduled", {"due_at": ts(event.due_at)}
+        else:
+            kind, data = "task.reassigned", {"assignee_id": sid(event.assignee_id)}
+        self._row(cur, event, event.contact_id, kind, title=title, data=data)
+        if kind in ("task.completed", "task.cancelled"):
+            cur.execute(
+                "UPDATE timeline SET state = ? WHERE ref_id = ? AND kind = 'task.created'",
+                ["done" if kind == "task.completed" else "cancelled", sid(event.originator_id)],
+            )

@@ -1,0 +1,69 @@
+"""Accounts and API tokens, as the API needs them to authenticate a request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from threadline.domain.user import User
+from threadline.projections.base import ViewProjection, handles, sid, ts
+from threadline.projections.sql import ViewCursor
+
+
+class UserProjection(ViewProjection):
+    name = "users"
+    tables = ("users", "user_tokens")
+    schema = (
+        "CREATE TABLE IF NOT EXISTS users ("
+        " id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE, name TEXT NOT NULL,"
+        " role TEXT NOT NULL, password_hash TEXT, locale TEXT NOT NULL,"
+        " active BIGINT NOT NULL, created_at TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS user_tokens ("
+        " token_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, label TEXT NOT NULL,"
+        " created_at TEXT NOT NULL)",
+    )
+
+    @handles(User.UserCreated)
+    def _created(self, event: Any, cur: ViewCursor) -> None:
+        cur.execute(
+            "INSERT INTO users (id, email, name, role, password_hash, locale, active, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, 1, ?) ON CONFLICT (id) DO NOTHING",
+            [
+                sid(event.originator_id),
+                event.email,
+                event.name,
+                event.role,
+                event.password_hash,
+                event.locale,
+                ts(event.timestamp),
+            ],
+        )
+
+    @handles(User.UserTokenIssued)
+    def _token(self, event: Any, cur: ViewCursor) -> None:
+        cur.execute(
+            "INSERT INTO user_tokens (token_hash, user_id, label, created_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (token_hash) DO NOTHING",
+            [event.token_hash, sid(event.originator_id), event.label, ts(event.timestamp)],
+        )
+
+    @handles(User.UserTokenRevoked)
+    def _revoked(self, event: Any, cur: ViewCursor) -> None:
+        cur.execute("DELETE FROM user_tokens WHERE token_hash = ?", [event.token_hash])
+
+    @handles(User.UserPasswordChanged)
+    def _password(self, event: Any, cur: ViewCursor) -> None:
+        cur.execute(
+            "UPDATE users SET password_hash = ? WHERE id = ?",
+            [event.password_hash, sid(event.originator_id)],
+        )
+
+    @handles(User.UserRoleChanged)
+    def _role(self, event: Any, cur: ViewCursor) -> None:
+        cur.execute(
+            "UPDATE users SET role = ? WHERE id = ?", [event.role, sid(event.originator_id)]
+        )
+
+    @handles(User.UserDeactivated)
+    def _deactivated(self, event: Any, cur: ViewCursor) -> None:
+        cur.execute("UPDATE users SET active = 0 WHERE id = ?", [sid(event.originator_id)])
+        cur.execute("DELETE FROM user_tokens WHERE user_id = ?", [sid(event.originator_id)])

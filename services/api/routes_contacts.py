@@ -1,0 +1,153 @@
+"""Contacts: the filtered list, the card, the timeline, create and change."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+
+from threadline.domain.attributes import AttributeType
+from threadline.domain.errors import InvalidInput, NotFound
+from threadline.projections.queries import COMPARATORS, AttributeCondition, ContactFilter
+from threadline.services.api.deps import PrincipalDep, RuntimeDep, WriterDep
+from threadline.services.api.schemas import ContactIn, ContactPatch, IdOut, ListOut
+
+router = APIRouter(prefix="/api/contacts", tags=["contacts"])
+
+NUMERIC_TYPES = {AttributeType.NUMBER.value, AttributeType.BOOLEAN.value}
+
+
+def _attribute_conditions(request: Request, runtime: Any) -> list[AttributeCondition]:
+    """`attr.KEY=V` (equals) and `attr.KEY.OP=V` with OP in eq, ne, gt, gte, lt, lte."""
+    registry = runtime.app.attribute_registry()
+    conditions = []
+    for name, raw in request.query_params.multi_items():
+        if not name.startswith("attr."):
+            continue
+        key, _, op = name[len("attr.") :].partition(".")
+        op = op or "eq"
+        if op not in COMPARATORS:
+            raise InvalidInput(f"query.{name}", f"operator must be one of {sorted(COMPARATORS)}")
+        if registry is None:
+            raise InvalidInput(f"query.{name}", "no such attribute is defined")
+        definition = registry.definition(key)
+        kind = str(definition.type)
+        if kind in NUMERIC_TYPES:
+            if kind == AttributeType.BOOLEAN.value:
+                value: str | float = 1.0 if raw.lower() in ("1", "true", "yes") else 0.0
+            else:
+                try:
+                    value = float(raw)
+                except ValueError:
+                    raise InvalidInput(f"query.{name}", f"expected a number, got {raw!r}") from None
+            conditions.append(AttributeCondition(key, op, value, numeric=True))
+        else:
+            if kind == AttributeType.DATE.value:
+                try:
+                    raw = date.fromisoformat(raw).isoformat()
+                except ValueError:
+                    raise InvalidInput(f"query.{name}", "expected a date YYYY-MM-DD") from None
+            conditions.append(AttributeCondition(key, op, raw, numeric=False))
+    return conditions
+
+
+@router.get("", response_model=ListOut)
+def list_contacts(
+    request: Request,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    tag: Annotated[list[str] | None, Query(description="all given tags must be present")] = None,
+    lifecycle: str | None = None,
+    responsible_id: UUID | None = None,
+    company_id: UUID | None = None,
+    source: Annotated[str | None, Query(description="the channel the lead came from")] = None,
+    created_from: Annotated[str | None, Query(description="ISO date or time, inclusive")] = None,
+    created_to: Annotated[str | None, Query(description="ISO date or time, exclusive")] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="text in name or identities")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ListOut:
+    """Filter contacts; attributes filter as `attr.industry=retail` or `attr.staff_size.gte=50`."""
+    flt = ContactFilter(
+        tags=tuple(t.strip().lower() for t in tag or []),
+        lifecycle=lifecycle,
+        responsible_id=str(responsible_id) if responsible_id else None,
+        company_id=str(company_id) if company_id else None,
+        source_channel=source,
+        attributes=tuple(_attribute_conditions(request, runtime)),
+        created_from=created_from,
+        created_to=created_to,
+        text=q,
+    )
+    items, total = runtime.queries.contacts(flt, limit, offset)
+    return ListOut(items=items, total=total)
+
+
+@router.post("", response_model=IdOut, status_code=status.HTTP_201_CREATED)
+def create_contact(body: ContactIn, runtime: RuntimeDep, principal: WriterDep) -> IdOut:
+    committed = runtime.app.create_contact(
+        actor=principal.actor,
+        name=body.name,
+        identities=[(i.kind, i.value) for i in body.identities],
+        attributes=body.attributes,
+        tags=body.tags,
+        source=body.source.model_dump(exclude_none=True) if body.source else None,
+        lifecycle=body.lifecycle,
+        responsible_id=body.responsible_id,
+    )
+    runtime.wait_for_views(committed.notification_id)
+    return IdOut(id=committed.value)
+
+
+@router.get("/{contact_id}")
+def get_contact(contact_id: UUID, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    card = runtime.queries.contact(str(contact_id))
+    if card is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"contact {contact_id} not found")
+    card["open_tasks"] = runtime.queries.tasks(status="open", contact_id=str(contact_id), limit=50)
+    return card
+
+
+@router.patch("/{contact_id}")
+def patch_contact(
+    contact_id: UUID, body: ContactPatch, runtime: RuntimeDep, principal: WriterDep
+) -> dict[str, Any]:
+    given = body.model_fields_set
+    committed = runtime.app.update_contact(
+        contact_id,
+        actor=principal.actor,
+        name=body.name,
+        attributes=body.attributes,
+        tags=body.tags,
+        add_tags=body.add_tags,
+        remove_tags=body.remove_tags,
+        lifecycle=body.lifecycle,
+        responsible_id=body.responsible_id if "responsible_id" in given else False,
+        company_id=body.company_id if "company_id" in given else False,
+        identities=[(i.kind, i.value) for i in body.identities or []],
+    )
+    runtime.wait_for_views(committed.notification_id)
+    card = runtime.queries.contact(str(contact_id))
+    if card is None:
+        raise NotFound("contact", contact_id)
+    return card
+
+
+@router.get("/{contact_id}/timeline", response_model=ListOut)
+def get_timeline(
+    contact_id: UUID,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    before: Annotated[
+        int | None, Query(description="the `seq` of the oldest row already shown")
+    ] = None,
+) -> ListOut:
+    if runtime.queries.contact(str(contact_id)) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"contact {contact_id} not found")
+    items = runtime.queries.timeline(str(contact_id), limit, before)
+    return ListOut(items=items, total=None)

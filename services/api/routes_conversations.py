@@ -1,0 +1,129 @@
+"""The unified inbox and the conversation actions: reply, note, assign, status, read."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from threadline.projections.queries import InboxFilter
+from threadline.services.api.deps import Principal, PrincipalDep, RuntimeDep, WriterDep
+from threadline.services.api.schemas import AssignIn, ListOut, MessageIn, MessageOut, StatusIn
+
+router = APIRouter(prefix="/api", tags=["inbox"])
+
+
+def _inbox_item(row: dict[str, Any]) -> dict[str, Any]:
+    return {"conversation_id": row["id"], **row}
+
+
+def _me(principal: Principal, value: Any) -> UUID | None:
+    if value == "me":
+        if principal.user_id is None:
+            raise HTTPException(422, "the admin token is not a user; give an assignee id")
+        return UUID(principal.user_id)
+    return value  # type: ignore[no-any-return]
+
+
+@router.get("/inbox", response_model=ListOut)
+def inbox(
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    status_: Annotated[
+        str | None, Query(alias="status", pattern="^(open|pending|resolved|snoozed)$")
+    ] = None,
+    channel: str | None = None,
+    assignee: Annotated[str | None, Query(description="a user id, `me` or `none`")] = None,
+    contact_id: UUID | None = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ListOut:
+    """One row per conversation across every channel, most recently active first."""
+    assignee_id = None
+    unassigned = False
+    if assignee == "none":
+        unassigned = True
+    elif assignee == "me":
+        assignee_id = principal.user_id or "-"
+    elif assignee:
+        try:
+            assignee_id = str(UUID(assignee))
+        except ValueError:
+            raise HTTPException(422, "assignee is a user id, `me` or `none`") from None
+    flt = InboxFilter(
+        status=status_,
+        channel=channel,
+        assignee_id=assignee_id,
+        unassigned=unassigned,
+        contact_id=str(contact_id) if contact_id else None,
+        text=q,
+    )
+    rows, total = runtime.queries.inbox(flt, limit, offset)
+    return ListOut(items=[_inbox_item(r) for r in rows], total=total)
+
+
+@router.get("/conversations/{conversation_id}")
+def get_conversation(
+    conversation_id: UUID, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
+    conversation = runtime.queries.conversation(str(conversation_id))
+    if conversation is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"conversation {conversation_id} not found")
+    return _inbox_item(conversation)
+
+
+@router.post(
+    "/conversations/{conversation_id}/messages",
+    response_model=MessageOut,
+    status_code=status.HTTP_201_CREATED,
+)
+def post_message(
+    conversation_id: UUID, body: MessageIn, runtime: RuntimeDep, principal: WriterDep
+) -> MessageOut:
+    """A reply (sent through the conversation's channel, or `channel`) or an internal note."""
+    if body.internal:
+        committed = runtime.app.add_note(conversation_id, body.text, principal.actor)
+    else:
+        committed = runtime.app.reply(
+            conversation_id,
+            body.text,
+            principal.actor,
+            channel=body.channel,
+            message_id=body.client_message_id,
+        )
+    runtime.wait_for_views(committed.notification_id)
+    return MessageOut(
+        message_id=committed.value,
+        internal=body.internal,
+        state="note" if body.internal else "requested",
+    )
+
+
+@router.post("/conversations/{conversation_id}/assign")
+def assign(
+    conversation_id: UUID, body: AssignIn, runtime: RuntimeDep, principal: WriterDep
+) -> dict[str, Any]:
+    committed = runtime.app.assign_conversation(
+        conversation_id, _me(principal, body.assignee_id), principal.actor
+    )
+    runtime.wait_for_views(committed.notification_id)
+    return get_conversation(conversation_id, runtime, principal)
+
+
+@router.post("/conversations/{conversation_id}/status")
+def change_status(
+    conversation_id: UUID, body: StatusIn, runtime: RuntimeDep, principal: WriterDep
+) -> dict[str, Any]:
+    committed = runtime.app.change_conversation_status(
+        conversation_id, body.status, principal.actor, snoozed_until=body.snoozed_until
+    )
+    runtime.wait_for_views(committed.notification_id)
+    return get_conversation(conversation_id, runtime, principal)
+
+
+@router.post("/conversations/{conversation_id}/read", status_code=status.HTTP_204_NO_CONTENT)
+def mark_read(conversation_id: UUID, runtime: RuntimeDep, principal: WriterDep) -> None:
+    committed = runtime.app.mark_conversation_read(conversation_id, principal.actor)
+    runtime.wait_for_views(committed.notification_id)

@@ -1,0 +1,150 @@
+"""Request and response models of the HTTP API (they make the OpenAPI document)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Sender(BaseModel):
+    name: str = Field("", max_length=200)
+    email: str | None = Field(None, max_length=320)
+    phone: str | None = Field(None, max_length=40)
+    telegram_id: int | str | None = None
+    visitor_id: str | None = Field(None, max_length=128)
+
+
+class SourceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    utm_source: str | None = None
+    utm_medium: str | None = None
+    utm_campaign: str | None = None
+    referrer: str | None = None
+    acquisition_cost: float | None = Field(None, ge=0)
+
+
+class InboundIn(BaseModel):
+    """A message from the generic API channel (any system that can POST JSON)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    channel: str = Field("api", pattern=r"^[a-z0-9_-]{1,32}$")
+    external_id: str = Field(..., min_length=1, max_length=512, description="the dedup key")
+    sender: Sender = Field(..., alias="from")
+    subject: str = Field("", max_length=998)
+    text: str = Field("", max_length=200_000)
+    html: str = Field("", max_length=500_000)
+    thread: str | None = Field(None, max_length=512)
+    source: SourceIn | None = None
+
+
+class InboundOut(BaseModel):
+    message_id: UUID
+    contact_id: UUID
+    conversation_id: UUID
+    duplicate: bool
+
+
+class ListOut(BaseModel):
+    items: list[dict[str, Any]]
+    total: int | None = None
+
+
+class IdentityIn(BaseModel):
+    kind: Literal["email", "phone", "telegram", "web"]
+    value: str = Field(..., min_length=1, max_length=320)
+
+
+class ContactIn(BaseModel):
+    name: str = Field("", max_length=200)
+    identities: list[IdentityIn] = Field(default_factory=list, max_length=20)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list, max_length=100)
+    lifecycle: Literal["lead", "qualified", "customer", "churned"] = "lead"
+    responsible_id: UUID | None = None
+    source: SourceIn | None = None
+
+
+class ContactPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, min_length=1, max_length=200)
+    attributes: dict[str, Any] | None = None
+    tags: list[str] | None = Field(None, max_length=100)
+    add_tags: list[str] | None = Field(None, max_length=100)
+    remove_tags: list[str] | None = Field(None, max_length=100)
+    lifecycle: Literal["lead", "qualified", "customer", "churned"] | None = None
+    responsible_id: UUID | None = None
+    company_id: UUID | None = None
+    identities: list[IdentityIn] | None = Field(None, max_length=20)
+
+
+class IdOut(BaseModel):
+    id: UUID
+
+
+class MessageIn(BaseModel):
+    text: str = Field(..., min_length=1, max_length=100_000)
+    internal: bool = False
+    channel: str | None = Field(None, pattern=r"^[a-z0-9_-]{1,32}$")
+    client_message_id: UUID | None = Field(
+        None, description="idempotency key: the same id twice records one reply"
+    )
+
+
+class MessageOut(BaseModel):
+    message_id: UUID
+    internal: bool
+    state: str
+
+
+class AssignIn(BaseModel):
+    assignee_id: UUID | Literal["me"] | None = None
+
+
+class StatusIn(BaseModel):
+    status: Literal["open", "pending", "resolved", "snoozed"]
+    snoozed_until: datetime | None = None
+
+
+class TaskIn(BaseModel):
+    title: str = Field(..., min_length=1, max_length=500)
+    type: Literal["call", "email", "meeting", "proposal", "other"] = "other"
+    due_at: datetime | None = None
+    assignee_id: UUID | Literal["me"] | None = None
+    contact_id: UUID | None = None
+    deal_id: UUID | None = None
+    conversation_id: UUID | None = None
+    notes: str = Field("", max_length=10_000)
+
+
+class RescheduleIn(BaseModel):
+    due_at: datetime
+
+
+class AttributeIn(BaseModel):
+    key: str = Field(..., pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    label: str = Field(..., min_length=1, max_length=200)
+    type: Literal["text", "number", "date", "choice", "multi_choice", "boolean"]
+    options: list[str] = Field(default_factory=list, max_length=200)
+    personal: bool = False
+    scope: Literal["contact", "company"] = "contact"
+
+
+class CompanyIn(BaseModel):
+    name: str = Field(..., min_length=1, max_length=300)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class UserIn(BaseModel):
+    email: str = Field(..., max_length=320)
+    role: Literal["admin", "manager", "operator", "auditor"]
+    name: str = Field("", max_length=200)
+    password: str | None = Field(None, min_length=8, max_length=200)
+    locale: Literal["en", "ru"] = "en"
+
+
+class UserCreatedOut(BaseModel):
+    id: UUID
+    token: str = Field(..., description="shown once; store it now")

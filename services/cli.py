@@ -1,0 +1,268 @@
+"""The `threadline` command: serve, worker, replay, demo, users, bench."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from threadline.services.config import Settings
+from threadline.services.store import StoreUrlError
+
+app = typer.Typer(
+    help="Threadline: one log for every conversation with your clients.", no_args_is_help=True
+)
+users_app = typer.Typer(help="Manage operator accounts.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    settings = Settings.from_env()
+    logging.basicConfig(
+        level=getattr(logging, settings.log_level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return settings
+
+
+def _runtime(settings: Settings, run_views: bool = True):  # type: ignore[no-untyped-def]
+    from threadline.services.runtime import Runtime
+
+    try:
+        return Runtime(settings, run_views=run_views)
+    except StoreUrlError as error:
+        console.print(f"[red]THREADLINE_DATABASE_URL: {error}[/red]")
+        raise typer.Exit(2) from None
+    except Exception as error:
+        console.print(
+            f"[red]cannot open the store at {settings.database_url}: {error}[/red]\n"
+            "Check THREADLINE_DATABASE_URL and that the database server is running."
+        )
+        raise typer.Exit(2) from None
+
+
+def _progress(label: str) -> Progress:
+    return Progress(
+        TextColumn(f"[bold]{label}[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def _catch_up(runtime, label: str = "views") -> None:  # type: ignore[no-untyped-def]
+    with _progress(f"catching up {label}") as bar:
+        task = bar.add_task(label, total=None)
+
+        def report(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=max(total, 1))
+
+        runtime.start(report)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="port to listen on")] = None,
+    demo: Annotated[bool, typer.Option("--demo", help="seed demo data first (idempotent)")] = False,
+    no_projections: Annotated[
+        bool,
+        typer.Option(
+            "--no-projections", help="serve only; views are kept by `threadline worker projections`"
+        ),
+    ] = False,
+) -> None:
+    """Run the API (and, embedded, the views) in one process."""
+    import uvicorn
+
+    from threadline.services.api.app import create_app
+
+    settings = _settings()
+    host = host or settings.host
+    port = port or settings.port
+    generated_token = None
+    if demo and not settings.admin_token:
+        generated_token = "tl_admin_" + secrets.token_urlsafe(24)
+        settings = settings.with_overrides(admin_token=generated_token)
+    runtime = _runtime(settings, run_views=not no_projections)
+    if not no_projections:
+        _catch_up(runtime)
+    if demo:
+        _seed(runtime)
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    console.print(
+        f"\n[bold green]Threadline is running at {url}[/bold green]  (API docs: {url}/docs)"
+    )
+    console.print(f"  store: {settings.database_url}")
+    if demo:
+        from threadline.services.demo import DEMO_PASSWORD
+
+        console.print(
+            f"  log in as [bold]admin@threadline.local[/bold] / [bold]{DEMO_PASSWORD}[/bold]"
+            " (also manager@, operator@, auditor@threadline.local)"
+        )
+    if generated_token:
+        console.print(f"  API admin token for this run: [bold]{generated_token}[/bold]")
+        console.print(f"  try: curl -H 'Authorization: Bearer {generated_token}' {url}/api/inbox")
+    try:
+        uvicorn.run(create_app(runtime), host=host, port=port, log_level=settings.log_level.lower())
+    finally:
+        runtime.close()
+
+
+def _seed(runtime) -> None:  # type: ignore[no-untyped-def]
+    from threadline.services.demo import seed_demo
+
+    with _progress("seeding demo data") as bar:
+        task = bar.add_task("demo", total=None)
+
+        def report(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        summary = seed_demo(runtime, progress=report)
+    console.print(f"  demo data: {summary}")
+
+
+@app.command()
+def demo(
+    contacts: Annotated[int, typer.Option(min=1, max=100_000, help="how many demo contacts")] = 60,
+) -> None:
+    """Seed realistic demo data (Russian and English, several channels); safe to run twice."""
+    from threadline.services.demo import seed_demo
+
+    settings = _settings()
+    runtime = _runtime(settings)
+    try:
+        _catch_up(runtime)
+        with _progress("seeding demo data") as bar:
+            task = bar.add_task("demo", total=contacts)
+
+            def report(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            summary = seed_demo(runtime, contacts=contacts, progress=report)
+        runtime.runner.wait(runtime.app.recorder.max_notification_id() or 0, timeout=60)
+        console.print(f"demo data: {summary}")
+    finally:
+        runtime.close()
+
+
+@app.command()
+def replay() -> None:
+    """Drop every view and rebuild it from the first event (stop the server first on SQLite)."""
+    settings = _settings()
+    runtime = _runtime(settings, run_views=False)
+    try:
+        total = runtime.app.recorder.max_notification_id() or 0
+        with _progress("replaying the log") as bar:
+            task = bar.add_task("replay", total=max(total, 1))
+
+            def report(done: int, target: int) -> None:
+                bar.update(task, completed=done, total=max(target, 1))
+
+            read = runtime.rebuild_views(report)
+        console.print(f"rebuilt {len(runtime.projections)} views from {read} events")
+    finally:
+        runtime.close()
+
+
+@app.command()
+def worker(
+    role: Annotated[str, typer.Argument(help="the role to run: projections")],
+) -> None:
+    """Run one role of the distributed mode (now: `projections`, keeping every view current)."""
+    if role != "projections":
+        console.print(f"[red]unknown role {role!r}[/red]; available now: projections")
+        raise typer.Exit(2)
+    settings = _settings()
+    runtime = _runtime(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        _catch_up(runtime)
+        console.print("projection worker running; Ctrl-C to stop")
+        while not stop.wait(1.0):
+            pass
+    finally:
+        runtime.close()
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option(help="login e-mail")],
+    role: Annotated[str, typer.Option(help="admin, manager, operator or auditor")],
+    name: Annotated[str, typer.Option(help="display name")] = "",
+    password: Annotated[
+        str | None, typer.Option(help="password for the web app (min 8 characters)")
+    ] = None,
+    locale: Annotated[str, typer.Option(help="en or ru")] = "en",
+) -> None:
+    """Create an account and print its API token (shown once)."""
+    from threadline.domain.errors import DomainError
+
+    settings = _settings()
+    runtime = _runtime(settings, run_views=False)
+    try:
+        committed = runtime.app.create_user(
+            email, role, "cli", name=name, password=password, locale=locale
+        )
+    except DomainError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        runtime.close()
+    user_id, token = committed.value
+    console.print(f"created {role} {email} ({user_id})")
+    typer.echo(token)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List accounts (from the views)."""
+    settings = _settings()
+    runtime = _runtime(settings)
+    try:
+        runtime.start()
+        for user in runtime.queries.users():
+            typer.echo(f"{user['id']}  {user['role']:<9} {user['email']}")
+    finally:
+        runtime.close()
+
+
+@app.command()
+def bench(
+    messages: Annotated[int, typer.Option(help="messages to ingest")] = 20_000,
+    backend: Annotated[str, typer.Option(help="sqlite, postgres or both")] = "both",
+) -> None:
+    """Run bench/ingest.py from a source checkout; prints one JSON object per figure."""
+    script = Path.cwd() / "bench" / "ingest.py"
+    if not script.exists():
+        console.print(
+            "[red]bench/ingest.py not found[/red]: run this from a Threadline source checkout"
+        )
+        raise typer.Exit(2)
+    result = subprocess.run(
+        [sys.executable, str(script), "--messages", str(messages), "--backend", backend],
+        check=False,
+    )
+    raise typer.Exit(result.returncode)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
