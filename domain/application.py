@@ -251,7 +251,8 @@ class Threadline(Application[UUID]):
             contact = unit.add(
                 Contact(
                     personal={
-                        "display_name": name.strip() or (normalised[0].value if normalised else "")
+                        "display_name": name.strip() or (normalised[0].value if normalised else ""),
+                        "identities": [i.as_dict() for i in normalised],
                     },
                     lifecycle=lifecycle,
                     source=cleaned_source,
@@ -265,9 +266,6 @@ class Threadline(Application[UUID]):
                     IdentityClaim.claim(
                         str(identity.kind), identity.value, contact.id, actor, correlation_id
                     )
-                )
-                contact.add_identity(
-                    str(identity.kind), {"value": identity.value}, actor, correlation_id
                 )
             if attributes:
                 _set_attributes(unit, contact, attributes, actor, correlation_id)

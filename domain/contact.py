@@ -79,7 +79,8 @@ class Contact(Aggregate):
         self.lifecycle = lifecycle
         self.source = source
         self.responsible_id = responsible_id
-        self.identities: list[dict[str, str]] = []
+        # The identities a contact is created with travel in the creation event itself.
+        self.identities: list[dict[str, str]] = list(personal.get("identities", []))
         self.attributes: dict[str, Any] = {}
         self.tags: list[str] = []
         self.company_id: UUID | None = None

@@ -157,24 +157,25 @@ class GroupCommitWriter:
         )
         results: list[Any] = []
         touched_by: list[set[UUID]] = []
+        present_before: set[UUID] = set()
         for request, unit in zip(batch, units, strict=True):
-            before = identity_map.pending_counts()
+            unit.seen.clear()  # prefetch does not count as touching
             try:
                 value = request.command(unit)
             except Exception as error:  # a failed command fails alone, if it shared nothing
-                after = identity_map.pending_counts()
-                changed = {i for i, n in after.items() if n != before.get(i, 0)}
-                if changed & set(before):
+                changed = unit.changed()
+                if changed & present_before or any(unit.seen[i] for i in changed):
                     raise _TaintedBatch(str(error)) from error
                 for aggregate_id in changed:
                     identity_map.aggregates.pop(aggregate_id, None)
                 results.append(error)
                 touched_by.append(set())
                 continue
-            after = identity_map.pending_counts()
-            touched_by.append({i for i, n in after.items() if n != before.get(i, 0)})
+            changed = unit.changed()
+            present_before |= changed
+            touched_by.append(changed)
             results.append(value)
-        recordings = self.app.save(*identity_map.pending())
+        recordings = self.app.save(*_collect(identity_map))
         last_by_aggregate: dict[UUID, int] = {}
         for recording in recordings:
             aggregate_id = recording.domain_event.originator_id
@@ -200,7 +201,7 @@ class GroupCommitWriter:
                 if request.prefetch is not None:
                     _prefetch_rounds(identity_map, [request.prefetch(unit)])
                 value = request.command(unit)
-                recordings = self.app.save(*identity_map.pending())
+                recordings = self.app.save(*_collect(identity_map))
             except RecordConflictError as error:
                 if attempt + 1 == attempts:
                     request.future.set_exception(
@@ -239,3 +240,12 @@ def _prefetch_rounds(identity_map: IdentityMap, plans: list[Iterator[Iterable[UU
             still_running.append(plan)
         identity_map.prefetch(wanted)
         plans = still_running
+
+
+def _collect(identity_map: IdentityMap) -> list[Any]:
+    """The batch's new events, in the order their aggregates joined the batch.
+
+    Passing events rather than aggregates to `save` skips the library's runtime
+    protocol checks per aggregate, a measurable share of a batch's CPU time.
+    """
+    return [event for aggregate in identity_map.pending() for event in aggregate.collect_events()]

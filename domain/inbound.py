@@ -190,10 +190,12 @@ def ingest_command(message: InboundMessage) -> Any:
                 contact = _resolve_contact(unit, claim.owner_id)
         created = contact is None
         if contact is None:
-            first = message.identities[0]
             contact = unit.add(
                 Contact(
-                    personal={"display_name": message.sender_name or first.value},
+                    personal={
+                        "display_name": message.sender_name or message.identities[0].value,
+                        "identities": [i.as_dict() for i in unclaimed],
+                    },
                     lifecycle=Lifecycle.LEAD.value,
                     source=message.source,
                     responsible_id=None,
@@ -214,7 +216,8 @@ def ingest_command(message: InboundMessage) -> Any:
                     str(identity.kind), {"value": identity.value}, actor, correlation_id
                 )
         conversation_id = conversation_id_for(contact.id, message.channel, message.thread_key)
-        conversation = unit.find(conversation_id, Conversation)
+        # A contact created just now has no conversations: no need to ask the store.
+        conversation = None if created else unit.find(conversation_id, Conversation)
         if conversation is None:
             conversation = unit.add(
                 Conversation(

@@ -60,9 +60,6 @@ class IdentityMap:
     def pending(self) -> list[Aggregate]:
         return [a for a in self.aggregates.values() if a.pending_events]
 
-    def pending_counts(self) -> dict[UUID, int]:
-        return {i: len(a.pending_events) for i, a in self.aggregates.items()}
-
 
 class UnitOfWork:
     """What a command sees: find, get and add aggregates; all changes are saved by the batch."""
@@ -71,12 +68,28 @@ class UnitOfWork:
         self._map = identity_map
         self.app = identity_map.app
         self.added: list[UUID] = []
+        # pending-event count of each aggregate when this unit first saw it
+        self.seen: dict[UUID, int] = {}
+
+    def _saw(self, aggregate: Aggregate | None) -> None:
+        if aggregate is not None and aggregate.id not in self.seen:
+            self.seen[aggregate.id] = len(aggregate.pending_events)
+
+    def changed(self) -> set[UUID]:
+        """Aggregates this unit added or gave new events to."""
+        aggregates = self._map.aggregates
+        return {
+            i
+            for i, before in self.seen.items()
+            if i in aggregates and len(aggregates[i].pending_events) != before
+        }
 
     def prefetch(self, ids: Iterable[UUID]) -> None:
         self._map.prefetch(ids)
 
     def find(self, aggregate_id: UUID, kind: type[A]) -> A | None:
         aggregate = self._map.find(aggregate_id)
+        self._saw(aggregate)
         if aggregate is None or not isinstance(aggregate, kind):
             return None
         return aggregate
@@ -88,11 +101,14 @@ class UnitOfWork:
         return aggregate
 
     def exists(self, aggregate_id: UUID) -> bool:
-        return self._map.find(aggregate_id) is not None
+        aggregate = self._map.find(aggregate_id)
+        self._saw(aggregate)
+        return aggregate is not None
 
     def add(self, aggregate: A) -> A:
         """Register a new aggregate; later units of the batch will find it."""
         self._map.aggregates[aggregate.id] = aggregate
         self._map.absent.discard(aggregate.id)
         self.added.append(aggregate.id)
+        self.seen.setdefault(aggregate.id, 0)
         return aggregate

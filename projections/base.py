@@ -38,6 +38,14 @@ def dumps(value: Any) -> str:
 Handler = Callable[[Any, Any, ViewCursor], None]
 
 
+class StalePosition(Exception):
+    """Another runner moved this view on since its position was read; re-read and go on."""
+
+    def __init__(self, name: str, expected: int, current: int) -> None:
+        super().__init__(f"view {name} is at {current}, not {expected}")
+        self.current = current
+
+
 def handles(*event_classes: type) -> Callable[[Handler], Handler]:
     """Mark a view method as the handler of the given event classes."""
 
@@ -102,12 +110,25 @@ class ViewProjection(Projection[TrackingRecorder]):
         """The library's one-event entry point; batches go through `process_batch`."""
         self.process_batch([(tracking.notification_id, domain_event)], tracking)
 
-    def process_batch(self, events: Sequence[tuple[int, Any]], tracking: Tracking) -> None:
+    def process_batch(
+        self,
+        events: Sequence[tuple[int, Any]],
+        tracking: Tracking,
+        expected_position: int | None = None,
+    ) -> None:
         """Apply (notification id, event) pairs and move the tracking row, in one transaction.
 
-        While a handler runs, `self.position_of_event` is the event's place in the log.
+        With `expected_position`, the batch applies only if the view is still exactly
+        there: a second runner of the same view (an orphaned process, two workers during
+        a rolling update) that overtook this one makes it raise `StalePosition` instead
+        of applying events twice. While a handler runs, `self.position_of_event` is the
+        event's place in the log.
         """
         with self.db.transaction() as cur:
+            if expected_position is not None:
+                current = self.db.locked_position(cur, self.tracking_name)
+                if current != expected_position:
+                    raise StalePosition(self.name, expected_position, current)
             for notification_id, domain_event in events:
                 handler = self._handlers.get(type(domain_event))
                 if handler is not None:  # events a view does not handle leave it unchanged

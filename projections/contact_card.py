@@ -95,16 +95,24 @@ class ContactCardProjection(ViewProjection):
                 name.lower(),
             ],
         )
+        for identity in event.personal.get("identities", []):
+            self._add_identity(cur, sid(event.originator_id), identity["kind"], identity["value"])
 
     @handles(Contact.ContactIdentityAdded)
     def _identity(self, event: Any, cur: ViewCursor) -> None:
-        value = event.personal["value"]
+        self._add_identity(cur, sid(event.originator_id), event.kind, event.personal["value"])
+
+    @staticmethod
+    def _add_identity(cur: ViewCursor, contact_id: str | None, kind: str, value: str) -> None:
         cur.execute(
             "INSERT INTO contact_identities (kind, value, contact_id) VALUES (?, ?, ?)"
             " ON CONFLICT (kind, value) DO UPDATE SET contact_id = excluded.contact_id",
-            [event.kind, value, sid(event.originator_id)],
+            [kind, value, contact_id],
         )
-        self._refresh_search(cur, event)
+        cur.execute(
+            "UPDATE contacts SET search = search || ? WHERE id = ?",
+            [" " + value.lower(), contact_id],
+        )
 
     @handles(Contact.ContactRenamed)
     def _renamed(self, event: Any, cur: ViewCursor) -> None:

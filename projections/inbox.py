@@ -40,7 +40,8 @@ class InboxProjection(ViewProjection):
         " updated_at TEXT NOT NULL, search TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS inbox_messages_conversation"
         " ON inbox_messages (conversation_id, position)",
-        "CREATE TABLE IF NOT EXISTS inbox_contacts ( id TEXT PRIMARY KEY, name TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS inbox_contacts ("
+        " id TEXT PRIMARY KEY, name TEXT NOT NULL, lower_name TEXT NOT NULL)",
     )
 
     @handles(Contact.ContactCreated, Contact.ContactRenamed)
@@ -48,37 +49,39 @@ class InboxProjection(ViewProjection):
         name = event.personal["display_name"]
         contact_id = sid(event.originator_id)
         cur.execute(
-            "INSERT INTO inbox_contacts (id, name) VALUES (?, ?)"
-            " ON CONFLICT (id) DO UPDATE SET name = excluded.name",
-            [contact_id, name],
+            "INSERT INTO inbox_contacts (id, name, lower_name) VALUES (?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET name = excluded.name, lower_name = excluded.lower_name",
+            [contact_id, name, name.lower()],
         )
         if isinstance(event, Contact.ContactRenamed):
-            cur.execute(
-                "UPDATE inbox_conversations SET contact_name = ? WHERE contact_id = ?",
-                [name, contact_id],
-            )
+            rows = cur.execute(
+                "SELECT id, subject FROM inbox_conversations WHERE contact_id = ?", [contact_id]
+            ).fetchall()
+            for row in rows:
+                cur.execute(
+                    "UPDATE inbox_conversations SET contact_name = ?, search = ? WHERE id = ?",
+                    [name, f"{name} {row['subject']}".lower(), row["id"]],
+                )
 
     @handles(Conversation.ConversationStarted)
     def _started(self, event: Any, cur: ViewCursor) -> None:
-        contact = cur.execute(
-            "SELECT name FROM inbox_contacts WHERE id = ?", [sid(event.contact_id)]
-        ).fetchone()
         subject = event.personal.get("subject", "")
-        name = contact["name"] if contact else ""
         cur.execute(
             "INSERT INTO inbox_conversations (id, contact_id, contact_name, channel, thread_key,"
             " subject, status, created_at, updated_at, search)"
-            " VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            " SELECT ?, ?, COALESCE(MAX(name), ''), ?, ?, ?, 'open', ?, ?,"
+            " COALESCE(MAX(lower_name), '') || ? FROM inbox_contacts WHERE id = ?"
+            " ON CONFLICT (id) DO NOTHING",
             [
                 sid(event.originator_id),
                 sid(event.contact_id),
-                name,
                 event.channel,
                 event.thread_key,
                 subject,
                 ts(event.timestamp),
                 ts(event.timestamp),
-                f"{name} {subject}".lower(),
+                " " + subject.lower(),
+                sid(event.contact_id),
             ],
         )
 

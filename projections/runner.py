@@ -20,7 +20,7 @@ from typing import Any
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Tracking
 
-from threadline.projections.base import ViewProjection
+from threadline.projections.base import StalePosition, ViewProjection
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
@@ -114,9 +114,11 @@ class ViewRunner:
                 continue
             events = [(n_id, event) for n_id, event in decoded if n_id > position]
             try:
-                projection.process_batch(events, Tracking(projection.tracking_name, last_id))
-            except IntegrityError:
-                # Another worker applied this page first: take its position and move on.
+                projection.process_batch(
+                    events, Tracking(projection.tracking_name, last_id), expected_position=position
+                )
+            except (IntegrityError, StalePosition):
+                # Another runner of this view got there first: take its position, go on.
                 self.positions[projection.name] = projection.position()
                 continue
             self.positions[projection.name] = last_id

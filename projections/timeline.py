@@ -89,7 +89,11 @@ class TimelineProjection(ViewProjection):
             "contact.created",
             title=event.personal.get("display_name", ""),
             channel=event.source.get("channel"),
-            data={"lifecycle": event.lifecycle, "source": event.source},
+            data={
+                "lifecycle": event.lifecycle,
+                "source": event.source,
+                "identities": event.personal.get("identities", []),
+            },
         )
 
     @handles(Contact.ContactIdentityAdded)

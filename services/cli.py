@@ -35,11 +35,11 @@ def _settings() -> Settings:
     return settings
 
 
-def _runtime(settings: Settings, run_views: bool = True):  # type: ignore[no-untyped-def]
+def _runtime(settings: Settings, run_views: bool = True, views_in_process: bool = True):  # type: ignore[no-untyped-def]
     from threadline.services.runtime import Runtime
 
     try:
-        return Runtime(settings, run_views=run_views)
+        return Runtime(settings, run_views=run_views, views_in_process=views_in_process)
     except StoreUrlError as error:
         console.print(f"[red]THREADLINE_DATABASE_URL: {error}[/red]")
         raise typer.Exit(2) from None
@@ -95,7 +95,7 @@ def serve(
     if demo and not settings.admin_token:
         generated_token = "tl_admin_" + secrets.token_urlsafe(24)
         settings = settings.with_overrides(admin_token=generated_token)
-    runtime = _runtime(settings, run_views=not no_projections)
+    runtime = _runtime(settings, run_views=not no_projections, views_in_process=False)
     if not no_projections:
         _catch_up(runtime)
     if demo:
@@ -106,11 +106,11 @@ def serve(
     )
     console.print(f"  store: {settings.database_url}")
     if demo:
-        from threadline.services.demo import DEMO_PASSWORD
+        from threadline.services.demo import DEMO_EMAIL_DOMAIN, DEMO_PASSWORD
 
         console.print(
-            f"  log in as [bold]admin@threadline.local[/bold] / [bold]{DEMO_PASSWORD}[/bold]"
-            " (also manager@, operator@, auditor@threadline.local)"
+            f"  log in as [bold]admin@{DEMO_EMAIL_DOMAIN}[/bold] / [bold]{DEMO_PASSWORD}[/bold]"
+            f" (also manager@, operator@, auditor@{DEMO_EMAIL_DOMAIN})"
         )
     if generated_token:
         console.print(f"  API admin token for this run: [bold]{generated_token}[/bold]")
@@ -152,7 +152,7 @@ def demo(
                 bar.update(task, completed=done, total=total)
 
             summary = seed_demo(runtime, contacts=contacts, progress=report)
-        runtime.runner.wait(runtime.app.recorder.max_notification_id() or 0, timeout=60)
+        runtime.wait_for_views(runtime.app.recorder.max_notification_id() or 0, timeout=60)
         console.print(f"demo data: {summary}")
     finally:
         runtime.close()

@@ -7,6 +7,9 @@ benchmarks all construct, so every entry point runs the same code path.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import signal
 from typing import Any
 
 from eventsourcing.persistence import InfrastructureFactory
@@ -16,6 +19,7 @@ from threadline.domain.application import Threadline
 from threadline.projections.base import ViewProjection
 from threadline.projections.contact_card import ContactCardProjection
 from threadline.projections.inbox import InboxProjection
+from threadline.projections.process_runner import ProcessViewRunner
 from threadline.projections.queries import Queries
 from threadline.projections.runner import Progress, ViewRunner
 from threadline.projections.sql import ViewDatabase
@@ -36,10 +40,57 @@ PROJECTION_CLASSES: tuple[type[ViewProjection], ...] = (
 )
 
 
-class Runtime:
-    """One process's view of Threadline: write through `app`, read through `queries`."""
+def _views_child_main(
+    settings: Settings, position: Any, wake: Any, stop: Any, failing: Any
+) -> None:
+    """The views process: follow the log, publish the position, until told to stop."""
+    logging.basicConfig(level=getattr(logging, settings.log_level, logging.INFO))
+    parent = multiprocessing.parent_process()
+    parent_pid = parent.pid if parent is not None else os.getppid()
+    _die_with_parent()
+    runtime = Runtime(settings, run_views=True)
+    runner = runtime.runner
+    try:
+        while not stop.is_set() and os.getppid() == parent_pid:
+            try:
+                read = runner.step()
+                failing.value = 0
+            except Exception:
+                failing.value = 1
+                log.exception("view update failed; retrying")
+                stop.wait(0.5)
+                continue
+            position.value = runner.position()
+            if read < runner.page_size:
+                wake.wait(runner.poll_interval)
+                wake.clear()
+    finally:
+        runtime.close()
 
-    def __init__(self, settings: Settings, run_views: bool = True) -> None:
+
+def _die_with_parent() -> None:
+    """Ask Linux to end this process when its parent dies (`kill -9` of the server included)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the getppid() check in the loop still works
+        pass
+
+
+class Runtime:
+    """One process's view of Threadline: write through `app`, read through `queries`.
+
+    `views_in_process=False` (what `threadline serve` uses) keeps the views in a
+    child process so that they do not compete with the writer for one core; see
+    `threadline.projections.process_runner`.
+    """
+
+    def __init__(
+        self, settings: Settings, run_views: bool = True, views_in_process: bool = True
+    ) -> None:
         self.settings = settings
         views_url = settings.views_url or default_views_url(settings.database_url)
         ensure_schema(settings.database_url)
@@ -56,28 +107,39 @@ class Runtime:
         self.runner = ViewRunner(self.app, self.projections)
         self.queries = Queries(self.views)
         self.run_views = run_views
-        self.app.commit_listeners.append(self.runner.notify)
+        self.views_in_process = views_in_process
+        self.follower: ViewRunner | ProcessViewRunner = self.runner
         self._started = False
 
     def start(self, progress: Progress | None = None) -> None:
         """Catch the views up with the log, then keep following it in the background."""
-        if self.run_views and not self._started:
-            self.runner.catch_up(progress)
+        if not self.run_views or self._started:
+            return
+        self.runner.catch_up(progress)
+        if self.views_in_process:
             self.runner.start()
-            self._started = True
+        else:
+            self.follower = ProcessViewRunner(
+                _views_child_main, self.settings, self.runner.position()
+            )
+            self.follower.start()
+        self.app.commit_listeners.append(self.follower.notify)
+        self._started = True
 
     def wait_for_views(self, notification_id: int | None, timeout: float | None = None) -> bool:
         """Read-your-writes: block until the views show `notification_id` (True if they do)."""
         if notification_id is None:
             return True
-        if not self.run_views:
+        if not self.run_views or not self._started:
             return self.views_position() >= notification_id
-        return self.runner.wait(
+        return self.follower.wait(
             notification_id, self.settings.read_your_writes_timeout if timeout is None else timeout
         )
 
     def views_position(self) -> int:
         """How far the views have applied the log (read from the database in API-only mode)."""
+        if self.run_views and self._started:
+            return self.follower.position()
         if self.run_views:
             return self.runner.position()
         return min((p.position() for p in self.projections), default=0)
@@ -85,7 +147,14 @@ class Runtime:
     def rebuild_views(self, progress: Progress | None = None) -> int:
         return self.runner.rebuild(progress)
 
+    def views_healthy(self) -> bool:
+        if isinstance(self.follower, ProcessViewRunner):
+            return self.follower.healthy
+        return self.runner.last_error is None
+
     def close(self) -> None:
+        if self.follower is not self.runner:
+            self.follower.stop()
         self.runner.stop()
         self.app.close()
         try:

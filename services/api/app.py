@@ -48,7 +48,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         views = rt.views_position()
         return JSONResponse(
             {
-                "status": "ok" if rt.runner.last_error is None else "degraded",
+                "status": "ok" if rt.views_healthy() else "degraded",
                 "log_position": log_position,
                 "views_position": views,
                 "views_lag": max(0, log_position - views),

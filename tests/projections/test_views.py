@@ -60,8 +60,7 @@ def test_timeline_holds_every_message_note_and_task_in_order(runtime: Runtime) -
     settle(runtime)
     kinds = [row["kind"] for row in runtime.queries.timeline(str(thread.contact_id))]
     assert kinds == [
-        "contact.created",
-        "contact.identity_added",
+        "contact.created",  # carries the identities it was created with
         "conversation.started",
         "message.received",
         "conversation.status_changed",  # the reply set it pending, in the reply's transaction
@@ -72,8 +71,9 @@ def test_timeline_holds_every_message_note_and_task_in_order(runtime: Runtime) -
         "conversation.status_changed",
     ]
     rows = runtime.queries.timeline(str(thread.contact_id))
-    assert rows[3]["body"] == "Where is it?" and rows[3]["actor"] == "channel:email"
-    assert rows[7]["state"] == "done"
+    assert rows[2]["body"] == "Where is it?" and rows[2]["actor"] == "channel:email"
+    assert rows[6]["state"] == "done"
+    assert rows[0]["data"]["identities"] == [{"kind": "email", "value": "t@example.com"}]
 
 
 def test_inbox_row_unread_and_filters(runtime: Runtime) -> None:
