@@ -129,9 +129,10 @@ class ViewProjection(Projection[TrackingRecorder]):
                 current = self.db.locked_position(cur, self.tracking_name)
                 if current != expected_position:
                     raise StalePosition(self.name, expected_position, current)
-            for notification_id, domain_event in events:
-                handler = self._handlers.get(type(domain_event))
-                if handler is not None:  # events a view does not handle leave it unchanged
-                    self.position_of_event = notification_id
-                    handler(self, domain_event, cur)
+            with self.db.pipelined(cur) as batch_cur:
+                for notification_id, domain_event in events:
+                    handler = self._handlers.get(type(domain_event))
+                    if handler is not None:  # events a view does not handle leave it unchanged
+                        self.position_of_event = notification_id
+                        handler(self, domain_event, batch_cur)
             self.db.insert_tracking(cur, tracking)

@@ -68,10 +68,22 @@ class ViewDatabase:
                 return
             schema = self.recorder.datastore.schema.replace('"', "")
             raw.execute(f'SET LOCAL search_path TO "{schema}"')
-            # Pipeline mode sends the view's statements without waiting for each answer:
-            # a page of events becomes a few round trips instead of one per statement.
-            with raw.connection.pipeline():
-                yield ViewCursor(raw, postgres=True)
+            yield ViewCursor(raw, postgres=True)
+
+    @contextmanager
+    def pipelined(self, cur: ViewCursor) -> Iterator[ViewCursor]:
+        """PostgreSQL pipeline mode: send a page's statements without waiting for each answer.
+
+        A page of events becomes a few round trips instead of one per statement. Reads
+        inside still work (they wait for their own answer). The tracking row is written
+        after the pipeline closes, with the library's own (prepared) statement.
+        """
+        if not self.postgres:
+            yield cur
+            return
+        connection = cur.raw.connection
+        with connection.pipeline():
+            yield ViewCursor(connection.cursor(), postgres=True)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self.transaction(commit=False) as cur:

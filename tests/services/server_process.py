@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,7 @@ class ServerProcess:
         self.log_path: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._starts = 0
+        self._groups: list[int] = []
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -121,6 +122,7 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C meant for pytest must not reach the server
             )
+        self._groups.append(self._process.pid)
         try:
             self.wait_health(lambda _health: True, timeout=timeout, what="answer /healthz with 200")
         except BaseException:
@@ -147,7 +149,20 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 process.send_signal(signal.SIGKILL)
                 process.wait(timeout=grace)
+        for group in self._groups:
+            self._end_leftovers(group)
         return process.returncode
+
+    @staticmethod
+    def _end_leftovers(group: int) -> None:
+        """SIGKILL what is left of the server's own process group (e.g. a views child).
+
+        The server runs in a session of its own (`start_new_session`), so its
+        group id is its pid and holds only processes this helper started; a
+        straggler would otherwise outlive the test and hold the database.
+        """
+        with suppress(ProcessLookupError, PermissionError):  # already empty
+            os.killpg(group, signal.SIGKILL)
 
     @property
     def running(self) -> bool:

@@ -40,7 +40,8 @@ CLIENT_TIMEOUT = 10.0
 PHASE_TIMEOUT = 60.0
 RECEIVED_TOPIC = get_topic(Message.MessageReceived)
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+# Each backend is its own test item, so this bounds every backend's run (they take 15-30 s).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 
 # -- the messages -----------------------------------------------------------------------------
@@ -420,4 +421,3 @@ def test_kill_9_during_ingest_loses_and_duplicates_nothing(
         f" {elapsed:.1f}s"
         f" ({', '.join(f'{name} {seconds:.1f}s' for name, seconds in phases.items())})"
     )
-    assert elapsed < 90, f"the crash test took {elapsed:.0f}s; keep it under 90s per backend"
