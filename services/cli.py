@@ -23,7 +23,7 @@ app = typer.Typer(
 )
 users_app = typer.Typer(help="Manage operator accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # long URLs and tokens stay on one line
 
 
 def _settings() -> Settings:
