@@ -157,23 +157,21 @@ class GroupCommitWriter:
         )
         results: list[Any] = []
         touched_by: list[set[UUID]] = []
-        present_before: set[UUID] = set()
         for request, unit in zip(batch, units, strict=True):
             unit.seen.clear()  # prefetch does not count as touching
             try:
                 value = request.command(unit)
             except Exception as error:  # a failed command fails alone, if it shared nothing
                 changed = unit.changed()
-                if changed & present_before or any(unit.seen[i] for i in changed):
+                # an aggregate that had pending events when this unit first saw it is shared
+                if any(unit.seen[i] for i in changed):
                     raise _TaintedBatch(str(error)) from error
                 for aggregate_id in changed:
                     identity_map.aggregates.pop(aggregate_id, None)
                 results.append(error)
                 touched_by.append(set())
                 continue
-            changed = unit.changed()
-            present_before |= changed
-            touched_by.append(changed)
+            touched_by.append(unit.changed())
             results.append(value)
         recordings = self.app.save(*_collect(identity_map))
         last_by_aggregate: dict[UUID, int] = {}

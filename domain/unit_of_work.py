@@ -67,7 +67,6 @@ class UnitOfWork:
     def __init__(self, identity_map: IdentityMap) -> None:
         self._map = identity_map
         self.app = identity_map.app
-        self.added: list[UUID] = []
         # pending-event count of each aggregate when this unit first saw it
         self.seen: dict[UUID, int] = {}
 
@@ -109,6 +108,5 @@ class UnitOfWork:
         """Register a new aggregate; later units of the batch will find it."""
         self._map.aggregates[aggregate.id] = aggregate
         self._map.absent.discard(aggregate.id)
-        self.added.append(aggregate.id)
         self.seen.setdefault(aggregate.id, 0)
         return aggregate

@@ -38,7 +38,6 @@ class ProcessViewRunner:
             name="threadline-views",
             daemon=True,
         )
-        self.last_error: BaseException | None = None
 
     def start(self) -> None:
         self._process.start()

@@ -134,8 +134,22 @@ class ViewRunner:
         return self.catch_up(progress)
 
     def _run(self) -> None:
+        self.follow(self._wake, self._stopping)
+
+    def follow(
+        self,
+        wake: Any,
+        stop: Any,
+        report: Callable[[], None] = lambda: None,
+        alive: Callable[[], bool] = lambda: True,
+    ) -> None:
+        """Apply pages until `stop` is set or `alive()` says no; `report()` after each attempt.
+
+        `wake` and `stop` are threading or multiprocessing events: the in-process thread
+        and the views child process share this loop.
+        """
         backoff = 0.0
-        while not self._stopping.is_set():
+        while not stop.is_set() and alive():
             try:
                 read = self.step()
                 backoff = 0.0
@@ -144,8 +158,10 @@ class ViewRunner:
                 self.last_error = error
                 backoff = min(5.0, backoff * 2 or 0.1)
                 log.exception("view update failed; retrying in %.1fs", backoff)
-                self._stopping.wait(backoff)
+                report()
+                stop.wait(backoff)
                 continue
+            report()
             if read < self.page_size:
-                self._wake.wait(self.poll_interval)
-                self._wake.clear()
+                wake.wait(self.poll_interval)
+                wake.clear()

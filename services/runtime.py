@@ -50,20 +50,13 @@ def _views_child_main(
     _die_with_parent()
     runtime = Runtime(settings, run_views=True)
     runner = runtime.runner
+
+    def report() -> None:
+        position.value = runner.position()
+        failing.value = int(runner.last_error is not None)
+
     try:
-        while not stop.is_set() and os.getppid() == parent_pid:
-            try:
-                read = runner.step()
-                failing.value = 0
-            except Exception:
-                failing.value = 1
-                log.exception("view update failed; retrying")
-                stop.wait(0.5)
-                continue
-            position.value = runner.position()
-            if read < runner.page_size:
-                wake.wait(runner.poll_interval)
-                wake.clear()
+        runner.follow(wake, stop, report, alive=lambda: os.getppid() == parent_pid)
     finally:
         runtime.close()
 
