@@ -24,11 +24,14 @@ test: $(STAMP) lint
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy domain
+	$(BIN)/mypy -p threadline.domain
 
-## bench: the ingest benchmark on SQLite and PostgreSQL (JSON lines)
+## bench: the ingest, channel, trigger and web-app benchmarks (JSON lines)
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/channels.py
+	$(BIN)/python bench/triggers.py
+	$(BIN)/python bench/ui.py
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

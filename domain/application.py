@@ -10,7 +10,7 @@ notification id lets a caller wait until the projections show its change.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 from uuid import UUID, uuid4
 
 from argon2 import PasswordHasher
@@ -23,15 +23,20 @@ from threadline.domain.attributes import (
     AttributeScope,
     coerce_value,
 )
+from threadline.domain.calendar import CalendarCommands
+from threadline.domain.campaign import CampaignCommands
+from threadline.domain.channel_commands import ChannelCommands
 from threadline.domain.company import Company
 from threadline.domain.contact import Contact, Lifecycle, clean_source, clean_tag
 from threadline.domain.conversation import Conversation, ConversationStatus
 from threadline.domain.errors import Conflict, InvalidInput
+from threadline.domain.form import FormCommands
 from threadline.domain.group_commit import Committed, GroupCommitWriter
 from threadline.domain.identities import identity_claim_id, normalise_email, normalise_identity
 from threadline.domain.identity_claim import IdentityClaim
 from threadline.domain.inbound import InboundMessage, IngestResult, ingest_command, ingest_plan
 from threadline.domain.message import Message
+from threadline.domain.rule_commands import RuleCommands
 from threadline.domain.task import Task, TaskType
 from threadline.domain.unit_of_work import UnitOfWork
 from threadline.domain.user import Role, User, new_api_token, token_hash
@@ -64,7 +69,14 @@ def _text(field: str, value: str, limit: int) -> str:
     return value
 
 
-class Threadline(Application[UUID]):
+class Threadline(
+    ChannelCommands,
+    FormCommands,
+    RuleCommands,
+    CalendarCommands,
+    CampaignCommands,
+    Application[UUID],
+):
     """The event-sourced core: contacts, conversations, messages, tasks, users."""
 
     name = "Threadline"
@@ -213,9 +225,7 @@ class Threadline(Application[UUID]):
             return unit.find(REGISTRY_ID, AttributeRegistry)
 
         # Read-only: run in the caller's thread, not through the writer.
-        from threadline.domain.unit_of_work import IdentityMap
-
-        return command(UnitOfWork(IdentityMap(self)))
+        return command(self._read_unit())
 
     def define_attribute(self, definition: AttributeDefinition, actor: str) -> Committed[None]:
         def command(unit: UnitOfWork) -> None:
@@ -271,7 +281,7 @@ class Threadline(Application[UUID]):
                 _set_attributes(unit, contact, attributes, actor, correlation_id)
             if cleaned_tags:
                 contact.add_tags(cleaned_tags, actor, correlation_id)
-            return cast(UUID, contact.id)
+            return contact.id
 
         return self.writer.submit(command)
 
@@ -362,7 +372,7 @@ class Threadline(Application[UUID]):
                 registry = unit.find(REGISTRY_ID, AttributeRegistry)
                 values, personal = _coerce_all(registry, attributes, AttributeScope.COMPANY)
                 company.change_attributes(values, personal, actor, correlation_id)
-            return cast(UUID, company.id)
+            return company.id
 
         return self.writer.submit(command)
 
@@ -411,7 +421,7 @@ class Threadline(Application[UUID]):
                     correlation_id=correlation_id,
                 )
             )
-            return cast(UUID, task.id)
+            return task.id
 
         return self.writer.submit(command)
 
@@ -512,13 +522,20 @@ class Threadline(Application[UUID]):
 
         return self.writer.submit(command)
 
+    def set_locale(self, user_id: UUID, locale: str, actor: str) -> Committed[None]:
+        if locale not in ("en", "ru"):
+            raise InvalidInput("locale", "en or ru")
+
+        def command(unit: UnitOfWork) -> None:
+            user = unit.get(user_id, User)
+            if user.locale != locale:
+                user.change_locale(locale, actor, str(uuid4()))
+
+        return self.writer.submit(command)
+
     def user_id_by_email(self, email: str) -> UUID | None:
         address = normalise_email(email)
-        from threadline.domain.unit_of_work import IdentityMap
-
-        claim = UnitOfWork(IdentityMap(self)).find(
-            identity_claim_id(USER_EMAIL_KIND, address), IdentityClaim
-        )
+        claim = self._read_unit().find(identity_claim_id(USER_EMAIL_KIND, address), IdentityClaim)
         return None if claim is None else claim.owner_id
 
 

@@ -85,6 +85,7 @@ class Contact(Aggregate):
         self.tags: list[str] = []
         self.company_id: UUID | None = None
         self.merged_into: UUID | None = None
+        self.opted_out: list[str] = []
 
     def has_identity(self, kind: str, value: str) -> bool:
         return any(i["kind"] == kind and i["value"] == value for i in self.identities)
@@ -134,3 +135,52 @@ class Contact(Aggregate):
     @event("ContactCompanyLinked")
     def link_company(self, company_id: UUID | None, actor: str, correlation_id: str) -> None:
         self.company_id = company_id
+
+    @event("ContactMerged")
+    def merge_into(self, survivor_id: UUID, actor: str, correlation_id: str) -> None:
+        """This contact was a duplicate; from now on everything of it belongs to the survivor.
+
+        The contact is not deleted: its history stays in the log and its identity
+        claims keep pointing here, so resolution follows `merged_into` to the survivor.
+        """
+        self.merged_into = survivor_id
+
+    @event("ContactAbsorbed")
+    def absorb(
+        self,
+        duplicate_id: UUID,
+        tags: list[str],
+        values: dict[str, Any],
+        personal: dict[str, Any],
+        responsible_id: UUID | None,
+        source: dict[str, Any],
+        actor: str,
+        correlation_id: str,
+    ) -> None:
+        """The survivor's side of a merge: what it takes over from the duplicate.
+
+        `personal` carries the duplicate's identities (``identities``) and the
+        personal attribute values it contributes (``attributes``).
+        """
+        for identity in personal.get("identities", []):
+            if not self.has_identity(identity["kind"], identity["value"]):
+                self.identities.append({"kind": identity["kind"], "value": identity["value"]})
+        self.tags = sorted(set(self.tags) | set(tags))
+        self.attributes.update(values)
+        self.attributes.update(personal.get("attributes", {}))
+        if responsible_id is not None:
+            self.responsible_id = responsible_id
+        if source:
+            self.source = source
+
+    @event("ContactOptedOut")
+    def opt_out(self, channel: str, reason: str, actor: str, correlation_id: str) -> None:
+        """No automatic message goes to this contact on `channel` (``*``: on any channel)."""
+        self.opted_out = sorted({*self.opted_out, channel})
+
+    @event("ContactOptedIn")
+    def opt_in(self, channel: str, actor: str, correlation_id: str) -> None:
+        self.opted_out = sorted(set(self.opted_out) - {channel})
+
+    def has_opted_out(self, channel: str) -> bool:
+        return "*" in self.opted_out or channel in self.opted_out

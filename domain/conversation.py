@@ -27,7 +27,24 @@ def conversation_id_for(contact_id: UUID, channel: str, thread_key: str) -> UUID
 class Conversation(Aggregate):
     """Status, assignee and read state of a thread; its messages are aggregates of their own."""
 
-    @event("ConversationStarted")
+    class ConversationStarted(Aggregate.Created):
+        """A thread began. Version 2 names the inbox it came through (replies leave by it);
+        `personal` holds the subject and the address the client wrote from."""
+
+        class_version = 2
+        contact_id: UUID
+        channel: str
+        thread_key: str
+        personal: dict[str, Any]
+        actor: str
+        correlation_id: str
+        inbox_id: UUID | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["inbox_id"] = None
+
+    @event(ConversationStarted)
     def __init__(
         self,
         id: UUID,
@@ -37,11 +54,14 @@ class Conversation(Aggregate):
         personal: dict[str, Any],
         actor: str,
         correlation_id: str,
+        inbox_id: UUID | None = None,
     ) -> None:
         self.contact_id = contact_id
         self.channel = channel
         self.thread_key = thread_key
         self.subject: str = personal.get("subject", "")
+        self.address: dict[str, str] | None = personal.get("address")
+        self.inbox_id = inbox_id
         self.status = ConversationStatus.OPEN.value
         self.assignee_id: UUID | None = None
         self.snoozed_until: datetime | None = None

@@ -87,6 +87,22 @@ class GroupCommitWriter:
         self._queue.put(request)
         return request.future.result(timeout=timeout)
 
+    def submit_nowait(
+        self, command: Command[T], prefetch: Prefetch | None = None
+    ) -> Future[Committed[T]]:
+        """Queue `command` and return at once; the future resolves when it is durable.
+
+        For a caller with several independent commands (the trigger runner's firings
+        for one page of the log): they join the same batches instead of each waiting
+        for its own commit.
+        """
+        if self._closed:
+            raise RuntimeError("the writer is closed")
+        self._ensure_started()
+        request = _Request(command, prefetch)
+        self._queue.put(request)
+        return request.future
+
     def close(self) -> None:
         self._closed = True
         if self._thread is not None:

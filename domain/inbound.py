@@ -39,15 +39,19 @@ class AttachmentMeta:
     sha256: str
     stored: bool = True
     over_limit: bool = False
+    reference: str = ""  # where an attachment kept at the provider is (a Telegram file id)
 
     def public(self) -> dict[str, Any]:
-        return {
+        described: dict[str, Any] = {
             "content_type": self.content_type,
             "size": self.size,
             "sha256": self.sha256,
             "stored": self.stored,
             "over_limit": self.over_limit,
         }
+        if self.reference:
+            described["reference"] = self.reference
+        return described
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,7 @@ class InboundMessage:
     metadata: dict[str, Any] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
     correlation_id: str = ""
+    inbox_id: UUID | None = None
 
     @property
     def message_id(self) -> UUID:
@@ -89,6 +94,7 @@ class InboundMessage:
         source: dict[str, Any] | None = None,
         correlation_id: str = "",
         default_region: str | None = None,
+        inbox_id: UUID | None = None,
     ) -> InboundMessage:
         """Validate and normalise; raises `InvalidInput` naming the offending field."""
         if not channel or len(channel) > 32:
@@ -123,6 +129,7 @@ class InboundMessage:
             metadata=dict(metadata or {}),
             source=clean_source({"channel": channel, **(source or {})}),
             correlation_id=correlation_id,
+            inbox_id=inbox_id,
         )
 
 
@@ -225,9 +232,13 @@ def ingest_command(message: InboundMessage) -> Any:
                     contact_id=contact.id,
                     channel=message.channel,
                     thread_key=message.thread_key,
-                    personal={"subject": message.subject},
+                    personal={
+                        "subject": message.subject,
+                        "address": message.identities[0].as_dict(),
+                    },
                     actor=actor,
                     correlation_id=correlation_id,
+                    inbox_id=message.inbox_id,
                 )
             )
         elif conversation.status != ConversationStatus.OPEN.value:

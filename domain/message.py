@@ -7,6 +7,7 @@ create it twice.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -25,9 +26,17 @@ class Direction(StrEnum):
 class DeliveryState(StrEnum):
     RECEIVED = "received"
     REQUESTED = "requested"
+    SENDING = "sending"
     DELIVERED = "delivered"
     FAILED = "failed"
     NOTE = "note"
+
+
+class CallOutcome(StrEnum):
+    RINGING = "ringing"
+    ANSWERED = "answered"
+    MISSED = "missed"
+    VOICEMAIL = "voicemail"
 
 
 def inbound_message_id(channel: str, dedup_key: str) -> UUID:
@@ -64,8 +73,13 @@ class Message(Aggregate):
             Direction.INBOUND.value: DeliveryState.RECEIVED.value,
             Direction.OUTBOUND.value: DeliveryState.REQUESTED.value,
         }.get(direction, DeliveryState.NOTE.value)
+        self.correlation_id = correlation_id
         self.provider_id: str | None = None
         self.attempts = 0
+        self.attempt_open = False
+        self.confirmed_status: str | None = None
+        self.call_status: str | None = None
+        self.call_outcome: str | None = None
 
     class MessageReceived(Aggregate.Created):
         """A client's message arrived through `channel`; `dedup_key` is the provider's key."""
@@ -184,12 +198,54 @@ class Message(Aggregate):
             correlation_id=correlation_id,
         )
 
+    @event("MessageDeliveryAttempted")
+    def start_attempt(self, attempt: int, actor: str, correlation_id: str) -> None:
+        """Recorded *before* the provider is called: after a crash, an attempt with no
+        outcome means "maybe sent", and the worker does not send it again."""
+        self.state = DeliveryState.SENDING.value
+        self.attempts = attempt
+        self.attempt_open = True
+
     @event("MessageDelivered")
     def mark_delivered(self, provider_id: str, actor: str, correlation_id: str) -> None:
         self.state = DeliveryState.DELIVERED.value
         self.provider_id = provider_id
+        self.attempt_open = False
 
     @event("MessageDeliveryFailed")
-    def mark_failed(self, reason: str, permanent: bool, actor: str, correlation_id: str) -> None:
-        self.state = DeliveryState.FAILED.value
-        self.attempts += 1
+    def mark_failed(
+        self,
+        reason: str,
+        permanent: bool,
+        actor: str,
+        correlation_id: str,
+        retry_at: datetime | None = None,
+    ) -> None:
+        """`permanent` stops the worker; otherwise it tries again at `retry_at`."""
+        self.state = DeliveryState.FAILED.value if permanent else DeliveryState.REQUESTED.value
+        self.attempt_open = False
+
+    @event("MessageDeliveryConfirmed")
+    def confirm_delivery(self, status: str, actor: str, correlation_id: str) -> None:
+        """The provider reported the message reached the handset (Twilio's ``delivered``)."""
+        self.confirmed_status = status
+
+    @event("CallUpdated")
+    def update_call(
+        self,
+        status: str,
+        outcome: str,
+        duration: int | None,
+        recording_url: str | None,
+        actor: str,
+        correlation_id: str,
+    ) -> None:
+        """A call's progress from the provider's status callbacks (ringing, completed, ...)."""
+        self.call_status = status
+        self.call_outcome = outcome
+
+    @event("CallMissed")
+    def miss_call(self, status: str, actor: str, correlation_id: str) -> None:
+        """Nobody answered (busy, no answer, cancelled): a rule can plan a call-back."""
+        self.call_status = status
+        self.call_outcome = CallOutcome.MISSED.value

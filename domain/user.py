@@ -70,6 +70,11 @@ class User(Aggregate):
     def change_role(self, role: str, actor: str, correlation_id: str) -> None:
         self.role = role
 
+    @event("UserLocaleChanged")
+    def change_locale(self, locale: str, actor: str, correlation_id: str) -> None:
+        """The language of the web app for this user (en, ru)."""
+        self.locale = locale
+
     @event("UserDeactivated")
     def deactivate(self, actor: str, correlation_id: str) -> None:
         self.active = False

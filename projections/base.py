@@ -65,6 +65,8 @@ class ViewProjection(Projection[TrackingRecorder]):
     """A projection whose view is a set of SQL tables in the view database."""
 
     name = "view"
+    # Raise when the tables change shape: a stored view of another version is rebuilt.
+    version = 1
     tables: tuple[str, ...] = ()
     schema: tuple[str, ...] = ()
     _handlers: dict[type, Handler] = {}
@@ -85,6 +87,35 @@ class ViewProjection(Projection[TrackingRecorder]):
         # Views share one tracking table, so each tracks the upstream log under its own key.
         self.tracking_name = f"{upstream}.{self.name}"
         self.create_tables()
+        if self.stored_version() != self.version:
+            self.drop_tables()  # forgets the position too: the runner rebuilds it from zero
+            self.record_version()
+
+    def stored_version(self) -> int | None:
+        with self.db.transaction() as cur:
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS view_versions (name TEXT PRIMARY KEY,"
+                " version BIGINT NOT NULL)"
+            )
+            row = cur.execute(
+                "SELECT version FROM view_versions WHERE name = ?", [self.tracking_name]
+            ).fetchone()
+            if row is None and self.position() == 0:
+                # A view never built: nothing to rebuild, just remember its version.
+                cur.execute(
+                    "INSERT INTO view_versions (name, version) VALUES (?, ?)",
+                    [self.tracking_name, self.version],
+                )
+                return self.version
+        return None if row is None else int(row["version"])
+
+    def record_version(self) -> None:
+        with self.db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO view_versions (name, version) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET version = excluded.version",
+                [self.tracking_name, self.version],
+            )
 
     @classmethod
     def handled_topics(cls) -> frozenset[str]:
@@ -106,6 +137,9 @@ class ViewProjection(Projection[TrackingRecorder]):
     def position(self) -> int:
         return self.db.position(self.tracking_name)
 
+    def before_batch(self, cur: ViewCursor) -> None:
+        """Read, once per batch, what the handlers would otherwise query event by event."""
+
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
         """The library's one-event entry point; batches go through `process_batch`."""
         self.process_batch([(tracking.notification_id, domain_event)], tracking)
@@ -125,14 +159,72 @@ class ViewProjection(Projection[TrackingRecorder]):
         event's place in the log.
         """
         with self.db.transaction() as cur:
-            if expected_position is not None:
-                current = self.db.locked_position(cur, self.tracking_name)
-                if current != expected_position:
-                    raise StalePosition(self.name, expected_position, current)
-            with self.db.pipelined(cur) as batch_cur:
-                for notification_id, domain_event in events:
-                    handler = self._handlers.get(type(domain_event))
-                    if handler is not None:  # events a view does not handle leave it unchanged
-                        self.position_of_event = notification_id
-                        handler(self, domain_event, batch_cur)
-            self.db.insert_tracking(cur, tracking)
+            self.apply_batch(cur, events, tracking, expected_position)
+
+    def apply_batch(
+        self,
+        cur: ViewCursor,
+        events: Sequence[tuple[int, Any]],
+        tracking: Tracking,
+        expected_position: int | None = None,
+    ) -> None:
+        """`process_batch` inside a transaction the caller owns (several views share one)."""
+        if expected_position is not None:
+            current = self.db.locked_position(cur, self.tracking_name)
+            if current != expected_position:
+                raise StalePosition(self.name, expected_position, current)
+        self.before_batch(cur)
+        with self.db.pipelined(cur) as batch_cur:
+            for notification_id, domain_event in events:
+                handler = self._handlers.get(type(domain_event))
+                if handler is not None:  # events a view does not handle leave it unchanged
+                    self.position_of_event = notification_id
+                    handler(self, domain_event, batch_cur)
+        self.db.insert_tracking(cur, tracking)
+
+
+def merge_call(existing: dict[str, Any] | None, event: Any) -> dict[str, Any]:
+    """A call's data after a `CallUpdated` or `CallMissed` event (status, outcome, duration,
+    recording), shared by the inbox and the timeline so both tell the same story."""
+    call = dict(existing or {})
+    call["status"] = event.status
+    call["outcome"] = getattr(event, "outcome", "missed")
+    if getattr(event, "duration", None) is not None:
+        call["duration"] = event.duration
+    if getattr(event, "recording_url", None):
+        call["recording_url"] = event.recording_url
+    return call
+
+
+class ContactAliases:
+    """Merged contacts and their survivors, as a view keeps them in its own table.
+
+    A view that files rows by contact sends a merged contact's later rows to the
+    survivor. The table is read once per batch (merges are rare) and a merge
+    re-points the aliases that led to the duplicate, so chains of merges end at
+    the last survivor.
+    """
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self.survivors: dict[str, str] = {}
+
+    def load(self, cur: ViewCursor) -> None:
+        rows = cur.execute(f"SELECT id, survivor_id FROM {self.table}").fetchall()
+        self.survivors = {str(r["id"]): str(r["survivor_id"]) for r in rows}
+
+    def survivor(self, contact_id: str | None) -> str | None:
+        return self.survivors.get(contact_id, contact_id) if contact_id else contact_id
+
+    def record(self, cur: ViewCursor, duplicate: str, survivor: str) -> None:
+        cur.execute(
+            f"UPDATE {self.table} SET survivor_id = ? WHERE survivor_id = ?", [survivor, duplicate]
+        )
+        cur.execute(
+            f"INSERT INTO {self.table} (id, survivor_id) VALUES (?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET survivor_id = excluded.survivor_id",
+            [duplicate, survivor],
+        )
+        self.survivors = {
+            k: (survivor if v == duplicate else v) for k, v in self.survivors.items()
+        } | {duplicate: survivor}

@@ -23,6 +23,7 @@ COUNT_COLUMNS = ("inbound_count", "outbound_count", "note_count", "conversation_
 
 class ContactCardProjection(ViewProjection):
     name = "contact_cards"
+    version = 2  # 2: merged_into
     tables = (
         "contacts",
         "contact_identities",
@@ -41,7 +42,7 @@ class ContactCardProjection(ViewProjection):
         " created_at TEXT NOT NULL, updated_at TEXT NOT NULL, last_contact_at TEXT,"
         " inbound_count BIGINT NOT NULL DEFAULT 0, outbound_count BIGINT NOT NULL DEFAULT 0,"
         " note_count BIGINT NOT NULL DEFAULT 0, conversation_count BIGINT NOT NULL DEFAULT 0,"
-        " open_task_count BIGINT NOT NULL DEFAULT 0, search TEXT NOT NULL)",
+        " open_task_count BIGINT NOT NULL DEFAULT 0, search TEXT NOT NULL, merged_into TEXT)",
         "CREATE INDEX IF NOT EXISTS contacts_created ON contacts (created_at)",
         "CREATE INDEX IF NOT EXISTS contacts_lifecycle ON contacts (lifecycle)",
         "CREATE TABLE IF NOT EXISTS contact_identities ("
@@ -152,7 +153,7 @@ class ContactCardProjection(ViewProjection):
     @handles(Contact.ContactTagsAdded, Contact.ContactTagsRemoved)
     def _tags(self, event: Any, cur: ViewCursor) -> None:
         contact_id = sid(event.originator_id)
-        if isinstance(event, Contact.ContactTagsAdded):
+        if not isinstance(event, Contact.ContactTagsRemoved):
             for tag in event.tags:
                 cur.execute(
                     "INSERT INTO contact_tags (contact_id, tag) VALUES (?, ?)"
@@ -194,6 +195,67 @@ class ContactCardProjection(ViewProjection):
         cur.execute(
             "UPDATE contacts SET company_id = ?, updated_at = ? WHERE id = ?",
             [sid(event.company_id), ts(event.timestamp), sid(event.originator_id)],
+        )
+
+    @handles(Contact.ContactAbsorbed)
+    def _absorbed(self, event: Any, cur: ViewCursor) -> None:
+        """The survivor takes the duplicate's identities, tags, values and activity counts."""
+        survivor, duplicate = sid(event.originator_id), sid(event.duplicate_id)
+        for identity in event.personal.get("identities", []):
+            self._add_identity(cur, survivor, identity["kind"], identity["value"])
+        cur.execute(
+            "UPDATE contact_identities SET contact_id = ? WHERE contact_id = ?",
+            [survivor, duplicate],
+        )
+        if event.tags:
+            self._tags(_Tags(event.originator_id, event.timestamp, event.tags), cur)
+        values = {**event.values, **event.personal.get("attributes", {})}
+        if values:
+            self._attributes(_Values(event.originator_id, event.timestamp, values), cur)
+        if event.responsible_id is not None:
+            self._responsible(event, cur)
+        counts = cur.execute(
+            f"SELECT {', '.join(COUNT_COLUMNS)}, open_task_count, last_contact_at"
+            " FROM contacts WHERE id = ?",
+            [duplicate],
+        ).fetchone()
+        if counts is not None:
+            cur.execute(
+                "UPDATE contacts SET "
+                + ", ".join(f"{c} = {c} + ?" for c in (*COUNT_COLUMNS, "open_task_count"))
+                + ", last_contact_at = CASE WHEN last_contact_at IS NULL OR last_contact_at < ?"
+                " THEN ? ELSE last_contact_at END WHERE id = ?",
+                [
+                    *(counts[c] for c in (*COUNT_COLUMNS, "open_task_count")),
+                    counts["last_contact_at"] or "",
+                    counts["last_contact_at"],
+                    survivor,
+                ],
+            )
+        if event.source:
+            source = event.source
+            cur.execute(
+                "UPDATE contacts SET source = ?, source_channel = ?, utm_source = ?,"
+                " utm_medium = ?, utm_campaign = ?, referrer = ?, acquisition_cost = ?"
+                " WHERE id = ?",
+                [
+                    dumps(source),
+                    source.get("channel"),
+                    source.get("utm_source"),
+                    source.get("utm_medium"),
+                    source.get("utm_campaign"),
+                    source.get("referrer"),
+                    source.get("acquisition_cost"),
+                    survivor,
+                ],
+            )
+        self._refresh_search(cur, event)
+
+    @handles(Contact.ContactMerged)
+    def _merged(self, event: Any, cur: ViewCursor) -> None:
+        cur.execute(
+            "UPDATE contacts SET merged_into = ?, updated_at = ? WHERE id = ?",
+            [sid(event.survivor_id), ts(event.timestamp), sid(event.originator_id)],
         )
 
     def _refresh_search(self, cur: ViewCursor, event: Any) -> None:
@@ -287,6 +349,20 @@ class ContactCardProjection(ViewProjection):
             "UPDATE companies SET attributes = ?, updated_at = ? WHERE id = ?",
             [dumps(attributes), ts(event.timestamp), sid(event.originator_id)],
         )
+
+
+class _Tags:
+    """A tags-added event's shape, for applying a merge's tags with the same handler."""
+
+    def __init__(self, originator_id: Any, timestamp: Any, tags: list[str]) -> None:
+        self.originator_id, self.timestamp, self.tags = originator_id, timestamp, tags
+
+
+class _Values:
+    def __init__(self, originator_id: Any, timestamp: Any, values: dict[str, Any]) -> None:
+        self.originator_id, self.timestamp = originator_id, timestamp
+        self.values: dict[str, Any] = values
+        self.personal: dict[str, Any] = {}
 
 
 def _text_form(value: Any) -> str:

@@ -13,13 +13,22 @@ from typing import Any
 from threadline.domain.contact import Contact
 from threadline.domain.conversation import Conversation
 from threadline.domain.message import Message
-from threadline.projections.base import ViewProjection, dumps, handles, preview, sid, ts
+from threadline.projections.base import (
+    ContactAliases,
+    ViewProjection,
+    dumps,
+    handles,
+    merge_call,
+    preview,
+    sid,
+    ts,
+)
 from threadline.projections.sql import ViewCursor
 
 
 class InboxProjection(ViewProjection):
     name = "inbox"
-    tables = ("inbox_conversations", "inbox_messages", "inbox_contacts")
+    tables = ("inbox_conversations", "inbox_messages", "inbox_contacts", "inbox_contact_aliases")
     schema = (
         "CREATE TABLE IF NOT EXISTS inbox_conversations ("
         " id TEXT PRIMARY KEY, contact_id TEXT NOT NULL, contact_name TEXT NOT NULL,"
@@ -42,6 +51,9 @@ class InboxProjection(ViewProjection):
         " ON inbox_messages (conversation_id, position)",
         "CREATE TABLE IF NOT EXISTS inbox_contacts ("
         " id TEXT PRIMARY KEY, name TEXT NOT NULL, lower_name TEXT NOT NULL)",
+        # A merged contact's later messages (on its old threads) show under the survivor.
+        "CREATE TABLE IF NOT EXISTS inbox_contact_aliases ("
+        " id TEXT PRIMARY KEY, survivor_id TEXT NOT NULL)",
     )
 
     @handles(Contact.ContactCreated, Contact.ContactRenamed)
@@ -122,7 +134,7 @@ class InboxProjection(ViewProjection):
             [
                 sid(event.originator_id),
                 sid(event.conversation_id),
-                sid(event.contact_id),
+                self.aliases.survivor(sid(event.contact_id)),
                 self.position_of_event,
                 event.direction,
                 event.channel,
@@ -153,21 +165,77 @@ class InboxProjection(ViewProjection):
             [preview(text), event.direction, at, at, conversation_id],
         )
 
-    @handles(Message.MessageDelivered, Message.MessageDeliveryFailed)
-    def _delivery(self, event: Any, cur: ViewCursor) -> None:
-        delivered = isinstance(event, Message.MessageDelivered)
+    @handles(Message.MessageDeliveryAttempted)
+    def _attempt(self, event: Any, cur: ViewCursor) -> None:
+        self._set_state(cur, event, "sending", None)
+
+    @handles(Message.MessageDelivered)
+    def _delivered(self, event: Any, cur: ViewCursor) -> None:
         cur.execute(
-            "UPDATE inbox_messages SET state = ?, provider_id = COALESCE(?, provider_id),"
-            " failure = ?, updated_at = ? WHERE id = ?",
+            "UPDATE inbox_messages SET state = 'delivered', provider_id = ?, failure = NULL,"
+            " updated_at = ? WHERE id = ?",
+            [event.provider_id, ts(event.timestamp), sid(event.originator_id)],
+        )
+
+    @handles(Message.MessageDeliveryFailed)
+    def _failed(self, event: Any, cur: ViewCursor) -> None:
+        failure = {
+            "reason": event.reason,
+            "permanent": event.permanent,
+            "retry_at": ts(event.retry_at),
+        }
+        self._set_state(cur, event, "failed" if event.permanent else "retrying", failure)
+
+    @handles(Message.MessageDeliveryConfirmed)
+    def _confirmed(self, event: Any, cur: ViewCursor) -> None:
+        self._set_state(cur, event, "delivered", None)
+
+    def _set_state(
+        self, cur: ViewCursor, event: Any, state: str, failure: dict[str, Any] | None
+    ) -> None:
+        cur.execute(
+            "UPDATE inbox_messages SET state = ?, failure = ?, updated_at = ? WHERE id = ?",
             [
-                "delivered" if delivered else "failed",
-                getattr(event, "provider_id", None),
-                None
-                if delivered
-                else json.dumps({"reason": event.reason, "permanent": event.permanent}),
+                state,
+                None if failure is None else dumps(failure),
                 ts(event.timestamp),
                 sid(event.originator_id),
             ],
+        )
+
+    @handles(Message.CallUpdated, Message.CallMissed)
+    def _call(self, event: Any, cur: ViewCursor) -> None:
+        row = cur.execute(
+            "SELECT metadata FROM inbox_messages WHERE id = ?", [sid(event.originator_id)]
+        ).fetchone()
+        if row is None:
+            return
+        metadata = json.loads(row["metadata"] or "{}")
+        call = merge_call(metadata.get("call"), event)
+        metadata["call"] = call
+        cur.execute(
+            "UPDATE inbox_messages SET metadata = ?, updated_at = ? WHERE id = ?",
+            [dumps(metadata), ts(event.timestamp), sid(event.originator_id)],
+        )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.aliases = ContactAliases("inbox_contact_aliases")
+        super().__init__(*args, **kwargs)
+
+    def before_batch(self, cur: ViewCursor) -> None:
+        self.aliases.load(cur)
+
+    @handles(Contact.ContactMerged)
+    def _merged(self, event: Any, cur: ViewCursor) -> None:
+        duplicate, survivor = str(event.originator_id), str(event.survivor_id)
+        self.aliases.record(cur, duplicate, survivor)
+        name = cur.execute("SELECT name FROM inbox_contacts WHERE id = ?", [survivor]).fetchone()
+        cur.execute(
+            "UPDATE inbox_conversations SET contact_id = ?, contact_name = ? WHERE contact_id = ?",
+            [survivor, name["name"] if name else "", duplicate],
+        )
+        cur.execute(
+            "UPDATE inbox_messages SET contact_id = ? WHERE contact_id = ?", [survivor, duplicate]
         )
 
 

@@ -96,6 +96,10 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "").replace("%", "").replace("_", "")
 
 
+def _name_tokens(name: str) -> frozenset[str]:
+    return frozenset(token for token in (name or "").lower().split() if token)
+
+
 def _contact_row(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     out["attributes"] = json.loads(out.pop("attributes") or "{}")
@@ -124,6 +128,7 @@ class Queries:
         self, flt: ContactFilter, limit: int = 50, offset: int = 0
     ) -> tuple[list[dict[str, Any]], int]:
         where, params = flt.where()
+        where = f"c.merged_into IS NULL AND ({where})"
         total = self.db.query_one(f"SELECT COUNT(*) AS n FROM contacts c WHERE {where}", params)
         rows = self.db.query(
             f"SELECT * FROM contacts c WHERE {where} ORDER BY c.created_at DESC, c.id LIMIT ? OFFSET ?",
@@ -150,6 +155,85 @@ class Queries:
                 "SELECT id, name FROM companies WHERE id = ?", [card["company_id"]]
             )
         return card
+
+    def duplicates(self, contact_id: str, limit: int = 10) -> list[dict[str, Any]]:
+        """Contacts that are probably the same person, best first, each with its reasons.
+
+        Identities themselves cannot be shared (the store keeps each one on one
+        contact), so the signals are softer: the same name (in any word order), the
+        same mailbox name at another domain, phone numbers with the same last seven
+        digits, the same company.
+        """
+        me = self.contact(contact_id)
+        if me is None:
+            return []
+        name_tokens = _name_tokens(me["display_name"])
+        emails = [i["value"] for i in me["identities"] if i["kind"] == "email"]
+        phones = [i["value"] for i in me["identities"] if i["kind"] == "phone"]
+        candidates: dict[str, list[tuple[float, str]]] = {}
+
+        def consider(rows: list[dict[str, Any]], score: float, reason: str) -> None:
+            for row in rows:
+                other = str(row["id"])
+                if other != contact_id:
+                    candidates.setdefault(other, []).append((score, reason))
+
+        live = "merged_into IS NULL AND id != ?"
+        if len(" ".join(name_tokens)) >= 3:
+            for token in sorted(name_tokens, key=len, reverse=True)[:2]:
+                rows = self.db.query(
+                    f"SELECT id, display_name FROM contacts WHERE {live}"
+                    " AND LOWER(display_name) LIKE ? LIMIT 200",
+                    [contact_id, f"%{token}%"],
+                )
+                consider(
+                    [r for r in rows if _name_tokens(r["display_name"]) == name_tokens],
+                    0.6,
+                    "same name",
+                )
+        for email in emails:
+            local = email.partition("@")[0]
+            if len(local) >= 4:
+                rows = self.db.query(
+                    "SELECT DISTINCT i.contact_id AS id FROM contact_identities i"
+                    " JOIN contacts c ON c.id = i.contact_id WHERE c.merged_into IS NULL"
+                    " AND i.kind = 'email' AND i.value LIKE ? AND i.value != ?",
+                    [f"{local}@%", email],
+                )
+                consider(rows, 0.5, f"same mailbox name ({local}@…)")
+        for phone in phones:
+            digits = "".join(ch for ch in phone if ch.isdigit())
+            if len(digits) >= 7:
+                rows = self.db.query(
+                    "SELECT DISTINCT i.contact_id AS id FROM contact_identities i"
+                    " JOIN contacts c ON c.id = i.contact_id WHERE c.merged_into IS NULL"
+                    " AND i.kind = 'phone' AND i.value LIKE ? AND i.value != ?",
+                    [f"%{digits[-7:]}", phone],
+                )
+                consider(rows, 0.4, "phone numbers end alike")
+        if me.get("company_id"):
+            rows = self.db.query(
+                f"SELECT id FROM contacts WHERE {live} AND company_id = ?",
+                [contact_id, me["company_id"]],
+            )
+            consider([r for r in rows if str(r["id"]) in candidates], 0.2, "same company")
+        ranked = []
+        for other, signals in candidates.items():
+            card = self.contact(other)
+            if card is None or card.get("merged_into"):
+                continue
+            score = min(1.0, sum(score for score, _ in signals))
+            ranked.append(
+                {
+                    "contact_id": other,
+                    "display_name": card["display_name"],
+                    "score": round(score, 2),
+                    "reasons": [reason for _, reason in signals],
+                    "identities": card["identities"],
+                }
+            )
+        ranked.sort(key=lambda c: (-c["score"], c["display_name"]))
+        return ranked[:limit]
 
     def contact_by_identity(self, kind: str, value: str) -> str | None:
         row = self.db.query_one(

@@ -108,6 +108,40 @@ class ViewRunner:
             if notification.topic in self._topics:
                 decoded.append((notification.id, self.app.mapper.to_domain_event(notification)))
         last_id = notifications[-1].id
+        if not self._step_together(decoded, last_id):
+            self._step_apart(decoded, last_id)
+        with self._advanced:
+            self._advanced.notify_all()
+        return len(notifications)
+
+    def _step_together(self, decoded: list[tuple[int, Any]], last_id: int) -> bool:
+        """The usual case: every view at the same place, one transaction (one commit) for all.
+
+        Views share one database, so a page moves all of them at once. Should any of
+        them have been moved by another runner, the transaction rolls back and
+        `_step_apart` sorts it out view by view.
+        """
+        behind = [p for p in self.projections if self.positions[p.name] < last_id]
+        positions = {self.positions[p.name] for p in behind}
+        if len(behind) < 2 or len(positions) != 1:
+            return False
+        (position,) = positions
+        events = [(n_id, event) for n_id, event in decoded if n_id > position]
+        try:
+            with self.projections[0].db.transaction() as cur:
+                for projection in behind:
+                    projection.apply_batch(
+                        cur, events, Tracking(projection.tracking_name, last_id), position
+                    )
+        except (IntegrityError, StalePosition):
+            for projection in behind:
+                self.positions[projection.name] = projection.position()
+            return False
+        for projection in behind:
+            self.positions[projection.name] = last_id
+        return True
+
+    def _step_apart(self, decoded: list[tuple[int, Any]], last_id: int) -> None:
         for projection in self.projections:
             position = self.positions[projection.name]
             if position >= last_id:
@@ -122,9 +156,6 @@ class ViewRunner:
                 self.positions[projection.name] = projection.position()
                 continue
             self.positions[projection.name] = last_id
-        with self._advanced:
-            self._advanced.notify_all()
-        return len(notifications)
 
     def rebuild(self, progress: Progress | None = None) -> int:
         """Drop every view and apply the whole log again from position zero."""

@@ -7,19 +7,29 @@ keeps the actor and correlation id, so the timeline doubles as an audit trail.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from threadline.domain.contact import Contact
 from threadline.domain.conversation import Conversation
 from threadline.domain.message import Message
 from threadline.domain.task import Task
-from threadline.projections.base import ViewProjection, dumps, handles, preview, sid, ts
+from threadline.projections.base import (
+    ContactAliases,
+    ViewProjection,
+    dumps,
+    handles,
+    merge_call,
+    preview,
+    sid,
+    ts,
+)
 from threadline.projections.sql import ViewCursor
 
 
 class TimelineProjection(ViewProjection):
     name = "timeline"
-    tables = ("timeline", "timeline_conversations")
+    tables = ("timeline", "timeline_conversations", "timeline_aliases")
     schema = (
         "CREATE TABLE IF NOT EXISTS timeline ("
         " id TEXT PRIMARY KEY, contact_id TEXT NOT NULL, occurred_at TEXT NOT NULL,"
@@ -31,6 +41,9 @@ class TimelineProjection(ViewProjection):
         "CREATE INDEX IF NOT EXISTS timeline_ref ON timeline (ref_id)",
         "CREATE TABLE IF NOT EXISTS timeline_conversations ("
         " id TEXT PRIMARY KEY, contact_id TEXT NOT NULL, channel TEXT NOT NULL)",
+        # Contacts merged into another: their later rows land on the survivor's timeline.
+        "CREATE TABLE IF NOT EXISTS timeline_aliases ("
+        " id TEXT PRIMARY KEY, survivor_id TEXT NOT NULL)",
     )
 
     def _row(
@@ -55,7 +68,7 @@ class TimelineProjection(ViewProjection):
             " ON CONFLICT (id) DO NOTHING",
             [
                 f"{event.originator_id}:{event.originator_version}",
-                sid(contact_id),
+                self.aliases.survivor(sid(contact_id)),
                 ts(event.timestamp),
                 self.position_of_event,
                 kind,
@@ -71,6 +84,13 @@ class TimelineProjection(ViewProjection):
                 getattr(event, "correlation_id", ""),
             ],
         )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.aliases = ContactAliases("timeline_aliases")
+        super().__init__(*args, **kwargs)
+
+    def before_batch(self, cur: ViewCursor) -> None:
+        self.aliases.load(cur)
 
     def _conversation(self, cur: ViewCursor, conversation_id: Any) -> dict[str, Any] | None:
         return cur.execute(
@@ -126,6 +146,27 @@ class TimelineProjection(ViewProjection):
             cur, event, event.originator_id, "contact.lifecycle_changed", title=event.lifecycle
         )
 
+    @handles(Contact.ContactMerged)
+    def _merged(self, event: Any, cur: ViewCursor) -> None:
+        """The duplicate's whole history moves to the survivor's timeline, and stays there."""
+        duplicate, survivor = str(event.originator_id), str(event.survivor_id)
+        self.aliases.record(cur, duplicate, survivor)
+        cur.execute(
+            "UPDATE timeline SET contact_id = ? WHERE contact_id = ?", [survivor, duplicate]
+        )
+        self._row(
+            cur, event, survivor, "contact.merged", title="",
+            data={"merged_contact_id": duplicate},
+        )  # fmt: skip
+
+    @handles(Contact.ContactAbsorbed)
+    def _absorbed(self, event: Any, cur: ViewCursor) -> None:
+        self._row(
+            cur, event, event.originator_id, "contact.absorbed",
+            data={"duplicate_id": sid(event.duplicate_id), "tags": event.tags,
+                  "identities": event.personal.get("identities", [])},
+        )  # fmt: skip
+
     @handles(Contact.ContactResponsibleAssigned)
     def _responsible(self, event: Any, cur: ViewCursor) -> None:
         self._row(
@@ -173,21 +214,61 @@ class TimelineProjection(ViewProjection):
         }.get(event.direction, "note.added")
         state = {"inbound": "received", "outbound": "requested"}.get(event.direction, "note")
         text = event.personal.get("text", "")
+        metadata = getattr(event, "metadata", None) or {}
+        data: dict[str, Any] = {"attachments": len(getattr(event, "attachments", []) or [])}
+        if metadata.get("kind") == "call":
+            kind = "call.received"
+            data["call"] = dict(metadata.get("call") or {})
+        if metadata.get("auto_reply") or metadata.get("bounce"):
+            data["automatic"] = True
         self._row(
             cur, event, event.contact_id, kind,
             title=event.personal.get("subject", "") or preview(text, 80), body=text,
             conversation_id=event.conversation_id, channel=event.channel,
-            direction=event.direction, state=state,
-            data={"attachments": len(getattr(event, "attachments", []) or [])},
+            direction=event.direction, state=state, data=data,
         )  # fmt: skip
 
-    @handles(Message.MessageDelivered, Message.MessageDeliveryFailed)
+    @handles(
+        Message.MessageDeliveryAttempted,
+        Message.MessageDelivered,
+        Message.MessageDeliveryFailed,
+        Message.MessageDeliveryConfirmed,
+    )
     def _delivery(self, event: Any, cur: ViewCursor) -> None:
-        delivered = isinstance(event, Message.MessageDelivered)
+        if isinstance(event, Message.MessageDeliveryAttempted):
+            state = "sending"
+        elif isinstance(event, Message.MessageDeliveryFailed):
+            state = "failed" if event.permanent else "retrying"
+        else:
+            state = "delivered"
         cur.execute(
             "UPDATE timeline SET state = ? WHERE ref_id = ? AND kind = 'message.sent'",
-            ["delivered" if delivered else "failed", sid(event.originator_id)],
+            [state, sid(event.originator_id)],
         )
+
+    @handles(Message.CallUpdated, Message.CallMissed)
+    def _call(self, event: Any, cur: ViewCursor) -> None:
+        """A call's row carries direction, duration and outcome; a missed call gets its own row."""
+        row = cur.execute(
+            "SELECT id, contact_id, conversation_id, channel, data FROM timeline"
+            " WHERE ref_id = ? AND kind IN ('call.received', 'message.received')",
+            [sid(event.originator_id)],
+        ).fetchone()
+        if row is None:
+            return
+        data = json.loads(row["data"] or "{}")
+        call = merge_call(data.get("call"), event)
+        data["call"] = call
+        cur.execute(
+            "UPDATE timeline SET data = ?, state = ? WHERE id = ?",
+            [dumps(data), call["outcome"], row["id"]],
+        )
+        if isinstance(event, Message.CallMissed):
+            self._row(
+                cur, event, row["contact_id"], "call.missed", title=event.status,
+                conversation_id=row["conversation_id"], channel=row["channel"],
+                direction=call.get("direction", "inbound"), state="missed", data={"call": call},
+            )  # fmt: skip
 
     # -- tasks ----------------------------------------------------------------------------
 

@@ -63,6 +63,12 @@ class UserProjection(ViewProjection):
             "UPDATE users SET role = ? WHERE id = ?", [event.role, sid(event.originator_id)]
         )
 
+    @handles(User.UserLocaleChanged)
+    def _locale(self, event: Any, cur: ViewCursor) -> None:
+        cur.execute(
+            "UPDATE users SET locale = ? WHERE id = ?", [event.locale, sid(event.originator_id)]
+        )
+
     @handles(User.UserDeactivated)
     def _deactivated(self, event: Any, cur: ViewCursor) -> None:
         cur.execute("UPDATE users SET active = 0 WHERE id = ?", [sid(event.originator_id)])

@@ -23,6 +23,8 @@ app = typer.Typer(
 )
 users_app = typer.Typer(help="Manage operator accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+rules_app = typer.Typer(help="Export, import and seed automation rules.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
 console = Console(stderr=True, soft_wrap=True)  # long URLs and tokens stay on one line
 
 
@@ -100,6 +102,11 @@ def serve(
         _catch_up(runtime)
     if demo:
         _seed(runtime)
+    if settings.run_channels:
+        runtime.channels.start()
+    if settings.run_triggers and not no_projections:
+        # On a store's first start, rules apply from now on, not to the history before them.
+        runtime.start_triggers(from_now=True)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     console.print(
         f"\n[bold green]Threadline is running at {url}[/bold green]  (API docs: {url}/docs)"
@@ -179,20 +186,35 @@ def replay() -> None:
 
 @app.command()
 def worker(
-    role: Annotated[str, typer.Argument(help="the role to run: projections")],
+    role: Annotated[
+        str,
+        typer.Argument(help="projections, channels (pollers + delivery), delivery or triggers"),
+    ],
 ) -> None:
-    """Run one role of the distributed mode (now: `projections`, keeping every view current)."""
-    if role != "projections":
-        console.print(f"[red]unknown role {role!r}[/red]; available now: projections")
+    """Run one role of the distributed mode.
+
+    `projections` keeps every view current; `channels` runs the inbox pollers (IMAP,
+    Telegram long polling) and the delivery worker; `delivery` only the delivery worker;
+    `triggers` the rule engine (rules, timers, schedules). Run `threadline serve` with
+    THREADLINE_CHANNELS=0 and THREADLINE_TRIGGERS=0 beside such workers.
+    """
+    roles = ("projections", "channels", "delivery", "triggers")
+    if role not in roles:
+        console.print(f"[red]unknown role {role!r}[/red]; available: {', '.join(roles)}")
         raise typer.Exit(2)
     settings = _settings()
-    runtime = _runtime(settings)
+    runtime = _runtime(settings, run_views=role == "projections")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        _catch_up(runtime)
-        console.print("projection worker running; Ctrl-C to stop")
+        if role == "projections":
+            _catch_up(runtime)
+        elif role == "triggers":
+            runtime.start_triggers(from_now=True)
+        else:
+            runtime.channels.start(pollers=role == "channels")
+        console.print(f"{role} worker running; Ctrl-C to stop")
         while not stop.wait(1.0):
             pass
     finally:
@@ -237,6 +259,64 @@ def users_list() -> None:
         runtime.start()
         for user in runtime.queries.users():
             typer.echo(f"{user['id']}  {user['role']:<9} {user['email']}")
+    finally:
+        runtime.close()
+
+
+@rules_app.command("export")
+def rules_export(
+    file: Annotated[str, typer.Argument(help="the YAML file to write (- for standard output)")],
+) -> None:
+    """Write every rule and template to a YAML file (ids kept, so an import updates them)."""
+    from threadline.services.rules_io import export_rules
+
+    runtime = _runtime(_settings())
+    try:
+        runtime.start()
+        text, counts = export_rules(runtime)
+        if file == "-":
+            typer.echo(text, nl=False)
+        else:
+            with open(file, "w", encoding="utf-8") as out:
+                out.write(text)
+            console.print(f"exported {counts[0]} rules and {counts[1]} templates to {file}")
+    finally:
+        runtime.close()
+
+
+@rules_app.command("import")
+def rules_import(
+    file: Annotated[str, typer.Argument(help="a YAML file written by `threadline rules export`")],
+) -> None:
+    """Create or update the rules and templates of a YAML file; every change is an event."""
+    from threadline.services.rules_io import RulesFileError, import_rules
+
+    runtime = _runtime(_settings())
+    try:
+        runtime.start()
+        with open(file, encoding="utf-8") as source:
+            text = source.read()
+        try:
+            counts = import_rules(runtime, text, actor="cli")
+        except RulesFileError as error:
+            console.print(f"[red]{file}: {error}[/red]\nNothing was imported; fix it and retry.")
+            raise typer.Exit(2) from None
+        console.print(f"imported {counts[0]} rules and {counts[1]} templates from {file}")
+    finally:
+        runtime.close()
+
+
+@rules_app.command("defaults")
+def rules_defaults() -> None:
+    """Add the shipped rules and templates that are missing (edited ones stay as they are)."""
+    from threadline.triggers.defaults import seed_defaults
+
+    runtime = _runtime(_settings())
+    try:
+        runtime.start()
+        console.print(
+            f"added {seed_defaults(runtime.app, actor='cli')} default rules and templates"
+        )
     finally:
         runtime.close()
 

@@ -48,6 +48,75 @@ SETTINGS: list[tuple[str, str, str]] = [
     ),
     ("THREADLINE_LOG_LEVEL", "INFO", "Python logging level."),
     (
+        "THREADLINE_PUBLIC_URL",
+        "http://127.0.0.1:8000",
+        "The address clients and providers reach this server at. Twilio signs webhooks against it, "
+        "and it is used for Telegram webhook URLs, form pages and unsubscribe links.",
+    ),
+    (
+        "THREADLINE_INBOXES_FILE",
+        "(unset)",
+        "A YAML or JSON file of inboxes (slug, channel, name, settings) applied at start. A secret "
+        "setting may be written as `${ENV_NAME}` to take it from the environment.",
+    ),
+    (
+        "THREADLINE_ATTACHMENTS_DIR",
+        "var/attachments",
+        "Where attachment files are stored, content-addressed by SHA-256.",
+    ),
+    (
+        "THREADLINE_MAX_ATTACHMENT_BYTES",
+        "26214400",
+        "Largest attachment stored; a larger one is recorded as over the limit and the message is "
+        "still ingested.",
+    ),
+    (
+        "THREADLINE_TELEGRAM_API_URL",
+        "https://api.telegram.org",
+        "The Telegram Bot API server (a local Bot API server, or a test double).",
+    ),
+    (
+        "THREADLINE_TWILIO_API_URL",
+        "https://api.twilio.com",
+        "The Twilio REST API base URL used for outbound SMS.",
+    ),
+    (
+        "THREADLINE_CHANNEL_POLL_INTERVAL",
+        "30",
+        "Seconds between polls of a mailbox that has no IMAP IDLE, and the longest IDLE wait.",
+    ),
+    (
+        "THREADLINE_DELIVERY_MAX_ATTEMPTS",
+        "6",
+        "Attempts at one outbound message before a transient error becomes a permanent failure.",
+    ),
+    (
+        "THREADLINE_DELIVERY_RETRY_SECONDS",
+        "5",
+        "The first retry delay of a transient delivery error; each later retry waits twice as long.",
+    ),
+    (
+        "THREADLINE_TRIGGERS",
+        "1",
+        "`0` keeps `threadline serve` from running the trigger engine (rules, timers, schedules).",
+    ),
+    (
+        "THREADLINE_RULE_CHAIN_DEPTH",
+        "3",
+        "How many rules may set each other off in a chain before the next one is skipped.",
+    ),
+    (
+        "THREADLINE_AUTOMATIC_MESSAGES_PER_DAY",
+        "3",
+        "Automatic (rule) messages one contact may receive in 24 hours; more are skipped.",
+    ),
+    (
+        "THREADLINE_CHANNELS",
+        "1",
+        "`0` keeps `threadline serve` from running channel pollers and the delivery worker (run them "
+        "with `threadline worker channels` instead).",
+    ),
+    (
         "THREADLINE_REQUIRE_SERVICES",
         "(unset)",
         "Tests only: when `1`, a test whose real service (PostgreSQL) is missing fails instead of "
@@ -72,6 +141,19 @@ class Settings:
     default_region: str | None = None
     read_your_writes_timeout: float = 2.0
     log_level: str = "INFO"
+    public_url: str = "http://127.0.0.1:8000"
+    inboxes_file: str | None = None
+    attachments_dir: str = "var/attachments"
+    max_attachment_bytes: int = 26_214_400
+    telegram_api_url: str = "https://api.telegram.org"
+    twilio_api_url: str = "https://api.twilio.com"
+    channel_poll_interval: float = 30.0
+    delivery_max_attempts: int = 6
+    delivery_retry_seconds: float = 5.0
+    run_channels: bool = True
+    run_triggers: bool = True
+    rule_chain_depth: int = 3
+    automatic_messages_per_day: int = 3
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -95,6 +177,31 @@ class Settings:
                     get("THREADLINE_READ_YOUR_WRITES_TIMEOUT") or cls.read_your_writes_timeout
                 ),
                 log_level=(get("THREADLINE_LOG_LEVEL") or cls.log_level).upper(),
+                public_url=(get("THREADLINE_PUBLIC_URL") or cls.public_url).rstrip("/"),
+                inboxes_file=get("THREADLINE_INBOXES_FILE"),
+                attachments_dir=get("THREADLINE_ATTACHMENTS_DIR") or cls.attachments_dir,
+                max_attachment_bytes=int(
+                    get("THREADLINE_MAX_ATTACHMENT_BYTES") or cls.max_attachment_bytes
+                ),
+                telegram_api_url=(
+                    get("THREADLINE_TELEGRAM_API_URL") or cls.telegram_api_url
+                ).rstrip("/"),
+                twilio_api_url=(get("THREADLINE_TWILIO_API_URL") or cls.twilio_api_url).rstrip("/"),
+                channel_poll_interval=float(
+                    get("THREADLINE_CHANNEL_POLL_INTERVAL") or cls.channel_poll_interval
+                ),
+                delivery_max_attempts=int(
+                    get("THREADLINE_DELIVERY_MAX_ATTEMPTS") or cls.delivery_max_attempts
+                ),
+                delivery_retry_seconds=float(
+                    get("THREADLINE_DELIVERY_RETRY_SECONDS") or cls.delivery_retry_seconds
+                ),
+                run_channels=(get("THREADLINE_CHANNELS") or "1") not in ("0", "false", "no"),
+                run_triggers=(get("THREADLINE_TRIGGERS") or "1") not in ("0", "false", "no"),
+                rule_chain_depth=int(get("THREADLINE_RULE_CHAIN_DEPTH") or cls.rule_chain_depth),
+                automatic_messages_per_day=int(
+                    get("THREADLINE_AUTOMATIC_MESSAGES_PER_DAY") or cls.automatic_messages_per_day
+                ),
             )
         except ValueError as error:
             raise SystemExit(f"invalid THREADLINE_* setting: {error}") from None

@@ -694,7 +694,11 @@ class _Seeder:
                 added.messages += 0 if result.duplicate else 1
                 if created and k == 0 and conversation.reply:
                     # The operator answers the opening message; follow-ups come after it.
-                    self.app.reply(result.conversation_id, conversation.reply, operator)
+                    reply_id = self.app.reply(
+                        result.conversation_id, conversation.reply, operator
+                    ).value
+                    # Seeded history: the answer went out long ago.
+                    self.app.record_delivered(reply_id, f"demo-{reply_id.hex[:12]}", "demo")
                     added.messages += 1
             if created:
                 conversation_ids.append(result.conversation_id)
@@ -843,6 +847,21 @@ def sync_views(runtime: Runtime) -> None:
         runtime.runner.catch_up()
 
 
+DEMO_INBOX = "demo-sandbox"
+
+
+def ensure_demo_inbox(runtime: Runtime) -> None:
+    """A sandbox inbox, so that replies in the demo are "delivered" to a file, not to anyone."""
+    if runtime.channels.inbox(DEMO_INBOX) is None:
+        runtime.channels.configure(
+            DEMO_INBOX,
+            "sandbox",
+            "Demo sandbox (replies go to var/sandbox-outbox.jsonl)",
+            {"path": "var/sandbox-outbox.jsonl"},
+            actor="demo",
+        )
+
+
 def seed_demo(
     runtime: Runtime,
     contacts: int = 60,
@@ -856,6 +875,10 @@ def seed_demo(
     summary = DemoSummary()
     staff = ensure_demo_users(runtime.app, summary)
     ensure_demo_attributes(runtime.app)
+    ensure_demo_inbox(runtime)
+    from threadline.triggers.defaults import seed_defaults
+
+    seed_defaults(runtime.app, actor="demo")
     sync_views(runtime)  # so that companies made by an earlier run are found by name
     seeder = _Seeder(runtime.app, staff, datetime.now(UTC), existing_companies(runtime))
     plans = plan_contacts(contacts)

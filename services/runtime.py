@@ -10,15 +10,21 @@ import logging
 import multiprocessing
 import os
 import signal
+import time
 from typing import Any
 
 from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
 
 from threadline.domain.application import Threadline
+from threadline.projections.automation import AutomationProjection
 from threadline.projections.base import ViewProjection
+from threadline.projections.campaigns import CampaignProjection
 from threadline.projections.contact_card import ContactCardProjection
+from threadline.projections.forms import FormsProjection
 from threadline.projections.inbox import InboxProjection
+from threadline.projections.inboxes import InboxesProjection
+from threadline.projections.outbox import OutboxProjection
 from threadline.projections.process_runner import ProcessViewRunner
 from threadline.projections.queries import Queries
 from threadline.projections.runner import Progress, ViewRunner
@@ -27,7 +33,12 @@ from threadline.projections.tasks import TaskProjection
 from threadline.projections.timeline import TimelineProjection
 from threadline.projections.users import UserProjection
 from threadline.services.config import Settings
-from threadline.services.store import default_views_url, ensure_schema, library_env
+from threadline.services.store import (
+    default_views_url,
+    ensure_schema,
+    library_env,
+    state_url_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +48,11 @@ PROJECTION_CLASSES: tuple[type[ViewProjection], ...] = (
     InboxProjection,
     TimelineProjection,
     TaskProjection,
+    InboxesProjection,
+    FormsProjection,
+    OutboxProjection,
+    AutomationProjection,
+    CampaignProjection,
 )
 
 
@@ -59,6 +75,28 @@ def _views_child_main(
         runner.follow(wake, stop, report, alive=lambda: os.getppid() == parent_pid)
     finally:
         runtime.close()
+
+
+def relax_view_durability(factory: Any) -> None:
+    """SQLite views commit without an fsync (``synchronous=NORMAL`` in WAL mode).
+
+    The views are derived data: a power cut can at worst roll back their last
+    transactions, and because each transaction holds the view rows together with
+    their tracking position, the runner then re-applies exactly those events. The
+    file is never left inconsistent (that is what WAL guarantees with NORMAL). The
+    log itself keeps the default FULL synchronisation.
+    """
+    pool = getattr(getattr(factory, "datastore", None), "pool", None)
+    create = getattr(pool, "_create_connection", None)
+    if create is None or type(pool).__module__ != "eventsourcing.sqlite":
+        return
+
+    def create_relaxed() -> Any:
+        connection = create()
+        connection._sqlite_conn.execute("PRAGMA synchronous=NORMAL")
+        return connection
+
+    pool._create_connection = create_relaxed  # type: ignore[union-attr]
 
 
 def _die_with_parent() -> None:
@@ -93,9 +131,19 @@ class Runtime:
             env=library_env(settings.database_url), default_region=settings.default_region
         )
         factory: Any = InfrastructureFactory.construct(Environment("views", library_env(views_url)))
+        relax_view_durability(factory)
         self._factory = factory
         recorder = factory.tracking_recorder()
         self.views = ViewDatabase(recorder)
+        state_url = state_url_for(views_url)
+        if state_url == views_url:
+            self.state_db = self.views
+            self._state_factory: Any = None
+        else:
+            self._state_factory = InfrastructureFactory.construct(
+                Environment("state", library_env(state_url))
+            )
+            self.state_db = ViewDatabase(self._state_factory.tracking_recorder())
         self.projections = [cls(recorder, upstream=self.app.name) for cls in PROJECTION_CLASSES]
         self.runner = ViewRunner(self.app, self.projections)
         self.queries = Queries(self.views)
@@ -103,6 +151,10 @@ class Runtime:
         self.views_in_process = views_in_process
         self.follower: ViewRunner | ProcessViewRunner = self.runner
         self._started = False
+        from threadline.services.channel_hub import ChannelHub
+
+        self.channels = ChannelHub(self)
+        self._triggers: Any = None
 
     def start(self, progress: Progress | None = None) -> None:
         """Catch the views up with the log, then keep following it in the background."""
@@ -123,8 +175,18 @@ class Runtime:
         """Read-your-writes: block until the views show `notification_id` (True if they do)."""
         if notification_id is None:
             return True
-        if not self.run_views or not self._started:
+        if self.run_views and not self._started:
             return self.views_position() >= notification_id
+        if not self.run_views:
+            # Another process keeps the views: poll their position.
+            deadline = time.monotonic() + (
+                self.settings.read_your_writes_timeout if timeout is None else timeout
+            )
+            while self.views_position() < notification_id:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.01)
+            return True
         return self.follower.wait(
             notification_id, self.settings.read_your_writes_timeout if timeout is None else timeout
         )
@@ -145,12 +207,44 @@ class Runtime:
             return self.follower.healthy
         return self.runner.last_error is None
 
+    @property
+    def triggers(self) -> Any:
+        """The trigger engine of this process (built on first use; `start_triggers` runs it)."""
+        if self._triggers is None:
+            from threadline.services.unsubscribe import UnsubscribeLinks
+            from threadline.triggers.runner import TriggerRunner, TriggerSettings
+
+            self.unsubscribe = UnsubscribeLinks(self.channels.state, self.settings.public_url)
+            self._triggers = TriggerRunner(
+                self.app,
+                self.views,
+                self.queries,
+                self.channels.state,
+                wait_for_views=lambda n: self.wait_for_views(n, timeout=5.0),
+                settings=TriggerSettings(
+                    max_depth=self.settings.rule_chain_depth,
+                    automatic_per_day=self.settings.automatic_messages_per_day,
+                    public_url=self.settings.public_url,
+                    unsubscribe_url=self.unsubscribe.url,
+                ),
+            )
+        return self._triggers
+
+    def start_triggers(self, from_now: bool = False) -> None:
+        """Run rules, timers and schedules in a background thread (the views must be running)."""
+        self.triggers.start(from_now=from_now)
+
     def close(self) -> None:
+        if self._triggers is not None:
+            self._triggers.stop()
+        self.channels.stop()
         if self.follower is not self.runner:
             self.follower.stop()
         self.runner.stop()
         self.app.close()
         try:
+            if self._state_factory is not None:
+                self._state_factory.close()
             self._factory.close()
         except Exception:
             log.debug("closing the views factory failed", exc_info=True)

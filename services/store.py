@@ -69,6 +69,22 @@ def default_views_url(database_url: str) -> str:
     return database_url
 
 
+def state_url_for(views_url: str) -> str:
+    """Poller cursors, trigger positions and inbox secrets: their own SQLite file.
+
+    They are written by the serving process while the views process writes the views; in
+    one SQLite file those writers would make each other's transactions fail with "database
+    is locked" (a read transaction cannot be upgraded once another connection committed).
+    PostgreSQL has no such problem, so there it is the views' database.
+    """
+    if views_url.startswith("sqlite:///"):
+        path = sqlite_path(views_url)
+        stem = path[:-3] if path.endswith(".db") else path
+        stem = stem[: -len("-views")] if stem.endswith("-views") else stem
+        return f"sqlite:///{stem}-state.db"
+    return views_url
+
+
 def ensure_schema(url: str) -> None:
     """Create the PostgreSQL schema named in the URL, if any (the library does not)."""
     env = library_env(url)

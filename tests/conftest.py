@@ -14,9 +14,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from threadline.services.config import Settings
 from threadline.services.runtime import Runtime
+
+# Property tests check behaviour, not speed: on a loaded two-core machine a slow example is
+# not a failure (the benchmarks in bench/ measure speed).
+settings.register_profile("threadline", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("threadline")
 
 POSTGRES_URL = os.environ.get(
     "THREADLINE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"

@@ -5,17 +5,26 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 
 from threadline.services.api import (
     routes_admin,
+    routes_campaigns,
     routes_contacts,
     routes_conversations,
+    routes_forms,
+    routes_forms_admin,
+    routes_hooks_telegram,
+    routes_hooks_twilio,
     routes_inbound,
+    routes_inboxes,
+    routes_rules,
     routes_tasks,
+    routes_unsubscribe,
 )
 from threadline.services.api.errors import install_error_handlers
 from threadline.services.api.limits import BodySizeLimit
+from threadline.services.api.timing import ServerTiming
 from threadline.services.runtime import Runtime
 
 log = logging.getLogger("threadline.api")
@@ -35,6 +44,14 @@ def create_app(runtime: Runtime) -> FastAPI:
         routes_conversations,
         routes_tasks,
         routes_admin,
+        routes_inboxes,
+        routes_hooks_twilio,
+        routes_hooks_telegram,
+        routes_forms,
+        routes_forms_admin,
+        routes_rules,
+        routes_unsubscribe,
+        routes_campaigns,
     ):
         app.include_router(module.router)
 
@@ -55,13 +72,10 @@ def create_app(runtime: Runtime) -> FastAPI:
             }
         )
 
-    @app.get("/", include_in_schema=False)
-    def index() -> HTMLResponse:
-        return HTMLResponse(
-            "<!doctype html><meta charset=utf-8><title>Threadline</title>"
-            "<h1>Threadline</h1><p>The API is running. Its reference is at "
-            "<a href='/docs'>/docs</a>. The operator web app arrives with the next release.</p>"
-        )
+    from threadline.services.web.app import install_web
+
+    install_web(app)
 
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
+    app.add_middleware(ServerTiming)
     return app

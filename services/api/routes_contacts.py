@@ -2,55 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
+from pydantic import BaseModel, Field
 
-from threadline.domain.attributes import AttributeType
-from threadline.domain.errors import InvalidInput, NotFound
-from threadline.projections.queries import COMPARATORS, AttributeCondition, ContactFilter
+from threadline.domain.errors import NotFound
+from threadline.projections.segments import build_contact_filter
 from threadline.services.api.deps import PrincipalDep, RuntimeDep, WriterDep
 from threadline.services.api.schemas import ContactIn, ContactPatch, IdOut, ListOut
 
 router = APIRouter(prefix="/api/contacts", tags=["contacts"])
-
-NUMERIC_TYPES = {AttributeType.NUMBER.value, AttributeType.BOOLEAN.value}
-
-
-def _attribute_conditions(request: Request, runtime: Any) -> list[AttributeCondition]:
-    """`attr.KEY=V` (equals) and `attr.KEY.OP=V` with OP in eq, ne, gt, gte, lt, lte."""
-    registry = runtime.app.attribute_registry()
-    conditions = []
-    for name, raw in request.query_params.multi_items():
-        if not name.startswith("attr."):
-            continue
-        key, _, op = name[len("attr.") :].partition(".")
-        op = op or "eq"
-        if op not in COMPARATORS:
-            raise InvalidInput(f"query.{name}", f"operator must be one of {sorted(COMPARATORS)}")
-        if registry is None:
-            raise InvalidInput(f"query.{name}", "no such attribute is defined")
-        definition = registry.definition(key)
-        kind = str(definition.type)
-        if kind in NUMERIC_TYPES:
-            if kind == AttributeType.BOOLEAN.value:
-                value: str | float = 1.0 if raw.lower() in ("1", "true", "yes") else 0.0
-            else:
-                try:
-                    value = float(raw)
-                except ValueError:
-                    raise InvalidInput(f"query.{name}", f"expected a number, got {raw!r}") from None
-            conditions.append(AttributeCondition(key, op, value, numeric=True))
-        else:
-            if kind == AttributeType.DATE.value:
-                try:
-                    raw = date.fromisoformat(raw).isoformat()
-                except ValueError:
-                    raise InvalidInput(f"query.{name}", "expected a date YYYY-MM-DD") from None
-            conditions.append(AttributeCondition(key, op, raw, numeric=False))
-    return conditions
 
 
 @router.get("", response_model=ListOut)
@@ -72,17 +35,9 @@ def list_contacts(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> ListOut:
     """Filter contacts; attributes filter as `attr.industry=retail` or `attr.staff_size.gte=50`."""
-    flt = ContactFilter(
-        tags=tuple(t.strip().lower() for t in tag or []),
-        lifecycle=lifecycle,
-        responsible_id=str(responsible_id) if responsible_id else None,
-        company_id=str(company_id) if company_id else None,
-        source_channel=source,
-        attributes=tuple(_attribute_conditions(request, runtime)),
-        created_from=created_from,
-        created_to=created_to,
-        text=q,
-    )
+    # The named parameters above document the filter in OpenAPI; the segment language
+    # (shared with rules and campaigns) reads them, and the attr.* ones, from the query.
+    flt = build_contact_filter(request.query_params.multi_items(), runtime.app.attribute_registry())
     items, total = runtime.queries.contacts(flt, limit, offset)
     return ListOut(items=items, total=total)
 
@@ -151,3 +106,35 @@ def get_timeline(
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"contact {contact_id} not found")
     items = runtime.queries.timeline(str(contact_id), limit, before)
     return ListOut(items=items, total=None)
+
+
+class MergeIn(BaseModel):
+    other_id: UUID = Field(description="the duplicate: it is folded into the contact in the path")
+
+
+@router.post("/{contact_id}/merge")
+def merge_contact(
+    contact_id: UUID, body: MergeIn, runtime: RuntimeDep, principal: WriterDep
+) -> dict[str, Any]:
+    """Merge `other_id` into this contact: identities, tags, missing attribute values and the
+    whole timeline move over; the other contact stays in the log, marked as merged."""
+    committed = runtime.app.merge_contacts(contact_id, body.other_id, principal.actor)
+    runtime.wait_for_views(committed.notification_id)
+    card = runtime.queries.contact(str(contact_id))
+    if card is None:
+        raise NotFound("contact", contact_id)
+    return card
+
+
+@router.get("/{contact_id}/duplicates", response_model=ListOut)
+def get_duplicates(
+    contact_id: UUID,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> ListOut:
+    """Likely duplicates of this contact, best first, with a score (0 to 1) and the reasons."""
+    if runtime.queries.contact(str(contact_id)) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"contact {contact_id} not found")
+    items = runtime.queries.duplicates(str(contact_id), limit)
+    return ListOut(items=items, total=len(items))

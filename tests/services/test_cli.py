@@ -172,6 +172,17 @@ def ingest_sample(client: httpx.Client) -> None:
     assert note.status_code == 201, note.text
     resolved = client.post(f"/api/conversations/{second}/status", json={"status": "resolved"})
     assert resolved.status_code == 200, resolved.text
+    # No inbox is configured, so the delivery worker settles the reply as failed; wait for
+    # that, so that nothing changes the log behind the test's back afterwards.
+    reply_id = reply.json()["message_id"]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        messages = client.get(f"/api/conversations/{first}").json()["messages"]
+        if any(m["id"] == reply_id and m["state"] == "failed" for m in messages):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the reply was never settled by the delivery worker")
 
 
 def views_snapshot(client: httpx.Client) -> dict[str, Any]:

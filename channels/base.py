@@ -1,0 +1,223 @@
+"""The one small surface every channel offers, so that adding a channel touches one file.
+
+A channel module defines a `ChannelAdapter` subclass and registers it with
+`@register`. The adapter describes its settings (the API and the web app turn
+that description into the inbox configuration form and use it to redact
+secrets), turns provider input into `InboundMessage`s (webhooks call the
+module's own parse functions, pollers run in `run`), and delivers one
+`OutboundMessage` in `send`, returning the provider's id or raising a
+classified `DeliveryError`.
+
+Channels import `threadline.domain` only; what they need from the running
+process (ingestion, durable state, attachment storage, provider base URLs)
+arrives in `ChannelServices`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar, Protocol
+from uuid import UUID
+
+from threadline.channels.attachments import AttachmentStore
+from threadline.domain.inbound import InboundMessage, IngestResult
+
+
+class FieldKind(StrEnum):
+    TEXT = "text"
+    SECRET = "secret"
+    INTEGER = "integer"
+    BOOLEAN = "boolean"
+    URL = "url"
+    EMAIL = "email"
+    PHONE = "phone"
+    LIST = "list"
+
+
+@dataclass(frozen=True, slots=True)
+class SettingField:
+    """One field of an inbox's configuration form; `SECRET` fields never leave the server."""
+
+    name: str
+    label: str
+    kind: FieldKind = FieldKind.TEXT
+    required: bool = False
+    default: Any = None
+    help: str = ""
+
+    @property
+    def secret(self) -> bool:
+        return self.kind is FieldKind.SECRET
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "label": self.label,
+            "kind": self.kind.value,
+            "required": self.required,
+            "default": self.default,
+            "help": self.help,
+        }
+
+
+@dataclass(frozen=True)
+class InboxConfig:
+    """One configured inbox as a channel sees it: plain settings plus resolved secrets."""
+
+    id: UUID
+    slug: str
+    channel: str
+    name: str
+    settings: dict[str, Any]
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    enabled: bool = True
+
+    def setting(self, name: str, default: Any = None) -> Any:
+        value = self.settings.get(name)
+        return default if value in (None, "") else value
+
+    def secret(self, name: str) -> str:
+        return self.secrets.get(name, "")
+
+
+class DeliveryErrorKind(StrEnum):
+    TRANSIENT = "transient"  # try again later (network, 5xx, rate limit)
+    PERMANENT = "permanent"  # the provider refused this message for good
+    BLOCKED = "blocked"  # the recipient blocked us or unsubscribed at the provider
+
+
+class DeliveryError(Exception):
+    """A send that did not happen, classified so the worker knows whether to retry."""
+
+    def __init__(self, kind: DeliveryErrorKind, reason: str, retry_after: float | None = None):
+        super().__init__(f"{kind.value}: {reason}")
+        self.kind = kind
+        self.reason = reason
+        self.retry_after = retry_after
+
+    @property
+    def permanent(self) -> bool:
+        return self.kind is not DeliveryErrorKind.TRANSIENT
+
+
+class Rejected(Exception):
+    """Provider input that cannot become a message; the caller answers `status_code`, logs
+    `reason`, and (for pollers) records the rejection so the input is not fetched again."""
+
+    def __init__(self, reason: str, status_code: int = 422) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status_code = status_code
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One reply to deliver, with everything the provider needs and nothing it does not."""
+
+    message_id: UUID
+    conversation_id: UUID
+    contact_id: UUID
+    channel: str  # the conversation channel: email, telegram, sms, whatsapp, voice, web, api
+    recipient: str  # the identity value: an address, an E.164 phone, a Telegram chat id
+    recipient_name: str = ""
+    subject: str = ""
+    own_subject: bool = False  # the message's own subject (a template's), not the thread's
+    text: str = ""
+    html: str = ""
+    thread_key: str = ""
+    in_reply_to: str = ""
+    references: tuple[str, ...] = ()
+    attachments: tuple[dict[str, Any], ...] = ()
+    attempt: int = 1
+
+
+class StateStore(Protocol):
+    """Durable key/value state for pollers (an IMAP UID, a Telegram offset)."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def set(self, key: str, value: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class ChannelOptions:
+    """Process-wide channel settings, read from `THREADLINE_*` by the services layer."""
+
+    public_url: str = "http://127.0.0.1:8000"
+    telegram_api_url: str = "https://api.telegram.org"
+    twilio_api_url: str = "https://api.twilio.com"
+    default_region: str | None = None
+    poll_interval: float = 30.0
+    send_timeout: float = 30.0
+
+
+@dataclass
+class ChannelServices:
+    """What a channel may use from the running process."""
+
+    ingest: Callable[[InboundMessage], Awaitable[IngestResult]]
+    state: StateStore
+    attachments: AttachmentStore
+    options: ChannelOptions = field(default_factory=ChannelOptions)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ChannelAdapter:
+    """Base of every channel; subclasses set the class attributes and override what they do.
+
+    `conversation_channels` names the conversation channels the inbox serves (a
+    Twilio inbox serves `sms`, `whatsapp` and `voice`); `recipient_kind` maps each
+    to the identity kind a reply is addressed to.
+    """
+
+    channel: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    settings_schema: ClassVar[tuple[SettingField, ...]] = ()
+    conversation_channels: ClassVar[tuple[str, ...]] = ()
+    recipient_kind: ClassVar[dict[str, str]] = {}
+    can_send: ClassVar[bool] = True
+
+    def __init__(self, inbox: InboxConfig, services: ChannelServices) -> None:
+        self.inbox = inbox
+        self.services = services
+
+    @classmethod
+    def secret_fields(cls) -> set[str]:
+        return {f.name for f in cls.settings_schema if f.secret}
+
+    async def send(self, message: OutboundMessage) -> str:
+        """Deliver one message; return the provider's id or raise `DeliveryError`."""
+        raise DeliveryError(
+            DeliveryErrorKind.PERMANENT, f"the {self.channel} channel cannot send messages"
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """A poller's loop (IMAP, Telegram long polling); webhook-only channels return at once."""
+        return None
+
+    async def aclose(self) -> None:
+        """Release connections; called when the inbox is reconfigured or the process stops."""
+        return None
+
+
+ADAPTERS: dict[str, type[ChannelAdapter]] = {}
+
+
+def register(adapter: type[ChannelAdapter]) -> type[ChannelAdapter]:
+    """Class decorator: make an adapter known under its `channel` name."""
+    if not adapter.channel:
+        raise ValueError(f"{adapter.__name__} has no channel name")
+    ADAPTERS[adapter.channel] = adapter
+    return adapter
+
+
+async def wait_or_stop(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to `seconds`, waking at once when `stop` is set; True if it was set."""
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True

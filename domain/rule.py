@@ -1,0 +1,138 @@
+"""Rules, their firings and their timers: automation as events, so an auditor can replay it.
+
+A rule is data (`definition`: when / if / after / at / then), validated by the
+trigger engine before it reaches the log; every change of it is an event.
+
+A firing's id is ``uuid5(rule id, cause)``: re-reading the log after a crash,
+or a redelivery from Kafka, finds the firing already in the store and does
+nothing, so a rule fires at most once per cause. The firing records the
+conditions that held and what the actions produced, which is what
+"why did the client get this?" is answered from.
+
+A timer is the durable form of ``after`` (and of scheduled rules): scheduled,
+fired or cancelled as events. Its id is derived the same way, so scheduling
+the same delay twice is impossible.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+FIRING_NAMESPACE = uuid5(NAMESPACE_URL, "https://threadline.dev/rule-firing")
+TIMER_NAMESPACE = uuid5(NAMESPACE_URL, "https://threadline.dev/rule-timer")
+RULE_NAMESPACE = uuid5(NAMESPACE_URL, "https://threadline.dev/rule")
+
+
+def rule_id_for(key: str) -> UUID:
+    """Stable ids for shipped rules, so seeding them twice changes nothing."""
+    return uuid5(RULE_NAMESPACE, key)
+
+
+def firing_id(rule_id: UUID, cause_key: str) -> UUID:
+    return uuid5(FIRING_NAMESPACE, f"{rule_id}:{cause_key}")
+
+
+def timer_id(rule_id: UUID, cause_key: str) -> UUID:
+    return uuid5(TIMER_NAMESPACE, f"{rule_id}:{cause_key}")
+
+
+class Rule(Aggregate):
+    """A named automation: its definition and whether it is active."""
+
+    @event("RuleCreated")
+    def __init__(
+        self,
+        id: UUID,
+        name: str,
+        definition: dict[str, Any],
+        actor: str,
+        correlation_id: str,
+    ) -> None:
+        self.name = name
+        self.definition = definition
+        self.enabled = True
+
+    @event("RuleChanged")
+    def change(
+        self, name: str, definition: dict[str, Any], actor: str, correlation_id: str
+    ) -> None:
+        self.name = name
+        self.definition = definition
+
+    @event("RuleEnabledChanged")
+    def set_enabled(self, enabled: bool, actor: str, correlation_id: str) -> None:
+        self.enabled = enabled
+
+
+class FiringOutcome(StrEnum):
+    FIRED = "fired"
+    SKIPPED = "skipped"  # conditions held but a guard stopped it (opt-out, rate limit, depth)
+    SCHEDULED = "scheduled"  # an `after` delay: the timer will fire it
+
+
+class RuleFiring(Aggregate):
+    """One rule applied to one cause: the trace of its conditions and what its actions did."""
+
+    @event("RuleFired")
+    def __init__(
+        self,
+        id: UUID,
+        rule_id: UUID,
+        rule_version: int,
+        cause: dict[str, Any],
+        contact_id: UUID | None,
+        outcome: str,
+        reason: str,
+        trace: list[Any],
+        effects: list[dict[str, Any]],
+        depth: int,
+        actor: str,
+        correlation_id: str,
+    ) -> None:
+        self.rule_id = rule_id
+        self.contact_id = contact_id
+        self.outcome = outcome
+        self.effects = effects
+
+
+class TimerState(StrEnum):
+    SCHEDULED = "scheduled"
+    FIRED = "fired"
+    CANCELLED = "cancelled"
+
+
+class Timer(Aggregate):
+    """A rule's pending delay: fires once at `due_at` unless its reason goes away first."""
+
+    @event("TimerScheduled")
+    def __init__(
+        self,
+        id: UUID,
+        rule_id: UUID,
+        cause: dict[str, Any],
+        due_at: datetime,
+        contact_id: UUID | None,
+        conversation_id: UUID | None,
+        cancel_on: list[str],
+        actor: str,
+        correlation_id: str,
+    ) -> None:
+        self.rule_id = rule_id
+        self.cause = cause
+        self.due_at = due_at
+        self.contact_id = contact_id
+        self.conversation_id = conversation_id
+        self.state = TimerState.SCHEDULED.value
+
+    @event("TimerFired")
+    def fire(self, actor: str, correlation_id: str) -> None:
+        self.state = TimerState.FIRED.value
+
+    @event("TimerCancelled")
+    def cancel(self, reason: str, actor: str, correlation_id: str) -> None:
+        self.state = TimerState.CANCELLED.value

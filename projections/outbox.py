@@ -1,0 +1,94 @@
+"""The delivery queue: every outbound message and where its delivery stands.
+
+The delivery worker reads this view to find work; it never decides from the
+view alone. Before calling a provider it records `MessageDeliveryAttempted`
+through the aggregate, whose version check makes two workers (or a worker and
+its restarted self) unable to start the same attempt twice.
+
+The view also keeps, per conversation, the last inbound message's provider
+headers (an e-mail's Message-ID and References), so a reply threads in the
+client's mail program. Being a projection, it is rebuilt by `threadline
+replay` like every other view, in log order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from threadline.domain.message import Message
+from threadline.projections.base import ViewProjection, dumps, handles, sid, ts
+from threadline.projections.sql import ViewCursor
+
+
+class OutboxProjection(ViewProjection):
+    name = "outbox"
+    tables = ("outbox", "thread_headers")
+    schema = (
+        "CREATE TABLE IF NOT EXISTS outbox ("
+        " message_id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, channel TEXT NOT NULL,"
+        " state TEXT NOT NULL, attempts BIGINT NOT NULL DEFAULT 0, next_attempt_at TEXT NOT NULL,"
+        " last_error TEXT, provider_id TEXT, position BIGINT NOT NULL, updated_at TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at)",
+        "CREATE TABLE IF NOT EXISTS thread_headers ("
+        " conversation_id TEXT PRIMARY KEY, message_header TEXT NOT NULL,"
+        " refs TEXT NOT NULL)",
+    )
+
+    @handles(Message.MessageSendRequested)
+    def _requested(self, event: Any, cur: ViewCursor) -> None:
+        at = ts(event.timestamp)
+        cur.execute(
+            "INSERT INTO outbox (message_id, conversation_id, channel, state, next_attempt_at,"
+            " position, updated_at) VALUES (?, ?, ?, 'requested', ?, ?, ?)"
+            " ON CONFLICT (message_id) DO NOTHING",
+            [
+                sid(event.originator_id),
+                sid(event.conversation_id),
+                event.channel,
+                at,
+                self.position_of_event,
+                at,
+            ],
+        )
+
+    @handles(Message.MessageDeliveryAttempted)
+    def _attempted(self, event: Any, cur: ViewCursor) -> None:
+        cur.execute(
+            "UPDATE outbox SET state = 'sending', attempts = ?, updated_at = ?"
+            " WHERE message_id = ?",
+            [event.attempt, ts(event.timestamp), sid(event.originator_id)],
+        )
+
+    @handles(Message.MessageDelivered)
+    def _delivered(self, event: Any, cur: ViewCursor) -> None:
+        cur.execute(
+            "UPDATE outbox SET state = 'delivered', provider_id = ?, last_error = NULL,"
+            " updated_at = ? WHERE message_id = ?",
+            [event.provider_id, ts(event.timestamp), sid(event.originator_id)],
+        )
+
+    @handles(Message.MessageDeliveryFailed)
+    def _failed(self, event: Any, cur: ViewCursor) -> None:
+        state = "failed" if event.permanent else "requested"
+        retry_at = ts(event.retry_at) or ts(event.timestamp)
+        cur.execute(
+            "UPDATE outbox SET state = ?, last_error = ?, next_attempt_at = ?, updated_at = ?"
+            " WHERE message_id = ?",
+            [state, event.reason, retry_at, ts(event.timestamp), sid(event.originator_id)],
+        )
+
+    @handles(Message.MessageReceived)
+    def _received(self, event: Any, cur: ViewCursor) -> None:
+        metadata = event.metadata or {}
+        header = metadata.get("message_id")
+        if not header:
+            return
+        refs = [str(r) for r in metadata.get("references", []) if r][-20:]
+        if header not in refs:
+            refs.append(str(header))
+        cur.execute(
+            "INSERT INTO thread_headers (conversation_id, message_header, refs) VALUES (?, ?, ?)"
+            " ON CONFLICT (conversation_id) DO UPDATE SET message_header = excluded.message_header,"
+            " refs = excluded.refs",
+            [sid(event.conversation_id), str(header), dumps(refs)],
+        )

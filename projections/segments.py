@@ -1,0 +1,105 @@
+"""The segment language: the query parameters of `GET /api/contacts`, as a reusable filter.
+
+The same words select contacts in the API, in a rule's `segment` condition and
+in a campaign's audience, so a manager writes a segment once and means the same
+thing everywhere: ``tag`` (repeatable), ``lifecycle``, ``responsible_id``,
+``company_id``, ``source``, ``created_from``, ``created_to``, ``q``, and
+attributes as ``attr.KEY`` (equals) or ``attr.KEY.OP`` with OP in eq, ne, gt,
+gte, lt, lte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date
+from typing import Any
+
+from threadline.domain.attributes import AttributeRegistry, AttributeType
+from threadline.domain.errors import InvalidInput
+from threadline.projections.queries import COMPARATORS, AttributeCondition, ContactFilter
+
+NUMERIC_TYPES = {AttributeType.NUMBER.value, AttributeType.BOOLEAN.value}
+PLAIN_KEYS = (
+    "tag",
+    "lifecycle",
+    "responsible_id",
+    "company_id",
+    "source",
+    "created_from",
+    "created_to",
+    "q",
+)
+
+
+def pairs_of(segment: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A segment written as a mapping (rules, campaigns) as query-style pairs."""
+    pairs: list[tuple[str, str]] = []
+    for key, value in segment.items():
+        for item in value if isinstance(value, list | tuple) else [value]:
+            pairs.append((str(key), str(item)))
+    return pairs
+
+
+def build_contact_filter(
+    pairs: Iterable[tuple[str, str]],
+    registry: AttributeRegistry | None,
+    field_prefix: str = "query",
+) -> ContactFilter:
+    """Validate and build; errors name the offending parameter (``query.attr.size.gte``)."""
+    plain: dict[str, list[str]] = {}
+    conditions: list[AttributeCondition] = []
+    for name, raw in pairs:
+        if name.startswith("attr."):
+            conditions.append(_attribute_condition(name, raw, registry, field_prefix))
+        elif name in PLAIN_KEYS:
+            plain.setdefault(name, []).append(raw)
+        elif name not in ("limit", "offset"):
+            raise InvalidInput(f"{field_prefix}.{name}", "unknown filter")
+
+    def one(key: str) -> str | None:
+        values = plain.get(key)
+        return values[-1] if values else None
+
+    return ContactFilter(
+        tags=tuple(t.strip().lower() for t in plain.get("tag", [])),
+        lifecycle=one("lifecycle"),
+        responsible_id=one("responsible_id"),
+        company_id=one("company_id"),
+        source_channel=one("source"),
+        attributes=tuple(conditions),
+        created_from=one("created_from"),
+        created_to=one("created_to"),
+        text=one("q"),
+    )
+
+
+def _attribute_condition(
+    name: str, raw: str, registry: AttributeRegistry | None, field_prefix: str
+) -> AttributeCondition:
+    field = f"{field_prefix}.{name}"
+    key, _, op = name[len("attr.") :].partition(".")
+    op = op or "eq"
+    if op not in COMPARATORS:
+        raise InvalidInput(field, f"operator must be one of {sorted(COMPARATORS)}")
+    if registry is None:
+        raise InvalidInput(field, "no such attribute is defined")
+    try:
+        definition = registry.definition(key)
+    except InvalidInput:
+        raise InvalidInput(field, "no such attribute is defined") from None
+    kind = str(definition.type)
+    if kind in NUMERIC_TYPES:
+        if kind == AttributeType.BOOLEAN.value:
+            value: str | float = 1.0 if raw.lower() in ("1", "true", "yes") else 0.0
+        else:
+            try:
+                value = float(raw)
+            except ValueError:
+                raise InvalidInput(field, f"expected a number, got {raw!r}") from None
+        return AttributeCondition(key, op, value, numeric=True)
+    if kind == AttributeType.DATE.value:
+        try:
+            raw = date.fromisoformat(raw).isoformat()
+        except ValueError:
+            raise InvalidInput(field, "expected a date YYYY-MM-DD") from None
+    return AttributeCondition(key, op, raw, numeric=False)

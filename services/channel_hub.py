@@ -1,0 +1,402 @@
+"""The channels of one process: inbox configuration, adapters, pollers and the delivery worker.
+
+Webhook routes use `inbox`, `adapter` and `ingest`; `threadline serve` (and
+`threadline worker channels`) call `start`, which runs every enabled inbox's
+poller and the delivery worker on one asyncio loop in a background thread. The
+loop re-reads the inbox list every few seconds, so an inbox configured through
+the API starts polling without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from threadline.channels.attachments import AttachmentStore
+from threadline.channels.base import (
+    ChannelAdapter,
+    ChannelOptions,
+    ChannelServices,
+    FieldKind,
+    InboxConfig,
+    wait_or_stop,
+)
+from threadline.channels.registry import adapter_class, load_adapters
+from threadline.domain.errors import Conflict, InvalidInput, NotFound
+from threadline.domain.inbound import InboundMessage, IngestResult
+from threadline.domain.inbox import Inbox, clean_slug, inbox_id_for
+from threadline.services.channel_state import ChannelStateStore, SecretStore, ensure_tables
+
+if TYPE_CHECKING:
+    from threadline.services.runtime import Runtime
+
+log = logging.getLogger("threadline.channels")
+
+RECONCILE_SECONDS = 3.0
+POLLER_RESTART_SECONDS = 5.0
+_ENV_REFERENCE = re.compile(r"^\$\{([A-Z0-9_]+)\}$")
+
+
+class ChannelHub:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        settings = runtime.settings
+        ensure_tables(runtime.state_db)
+        self.state = ChannelStateStore(runtime.state_db)
+        self.secrets = SecretStore(runtime.state_db)
+        self.attachments = AttachmentStore(settings.attachments_dir, settings.max_attachment_bytes)
+        self.options = ChannelOptions(
+            public_url=settings.public_url,
+            telegram_api_url=settings.telegram_api_url,
+            twilio_api_url=settings.twilio_api_url,
+            default_region=settings.default_region,
+            poll_interval=settings.channel_poll_interval,
+        )
+        self.services = ChannelServices(
+            ingest=self._ingest_async,
+            state=self.state,
+            attachments=self.attachments,
+            options=self.options,
+        )
+        self._adapters: dict[str, tuple[InboxConfig, ChannelAdapter]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self.delivery: Any = None
+
+    # -- inboxes ----------------------------------------------------------------------------
+
+    def inbox(self, slug: str) -> InboxConfig | None:
+        """The inbox with this slug, secrets resolved; None if there is none."""
+        try:
+            inbox_id = inbox_id_for(slug)
+        except InvalidInput:
+            return None
+        return self.inbox_by_id(inbox_id)
+
+    def inbox_by_id(self, inbox_id: UUID) -> InboxConfig | None:
+        try:
+            aggregate: Inbox = self.runtime.app.repository.get(inbox_id)
+        except Exception:  # AggregateNotFoundError, or an id of something else
+            return None
+        if not isinstance(aggregate, Inbox):
+            return None
+        secrets = self.secrets.get_all(aggregate.slug)
+        return InboxConfig(
+            id=aggregate.id,
+            slug=aggregate.slug,
+            channel=aggregate.channel,
+            name=aggregate.name,
+            settings=dict(aggregate.settings),
+            secrets={k: v for k, v in secrets.items() if k in aggregate.secret_names},
+            enabled=aggregate.enabled,
+        )
+
+    def inboxes(self, channel: str | None = None, enabled_only: bool = True) -> list[InboxConfig]:
+        """Configured inboxes, read from the `inboxes` view, in slug order."""
+        sql = "SELECT id FROM inboxes"
+        conditions, params = [], []
+        if channel:
+            conditions.append("channel = ?")
+            params.append(channel)
+        if enabled_only:
+            conditions.append("enabled = 1")
+        if conditions:
+            sql += " WHERE " + " AND ".join(conditions)
+        rows = self.runtime.views.query(sql + " ORDER BY slug", params)
+        found = [self.inbox_by_id(UUID(row["id"])) for row in rows]
+        return [inbox for inbox in found if inbox is not None]
+
+    def configure(
+        self,
+        slug: str,
+        channel: str,
+        name: str,
+        settings: dict[str, Any],
+        actor: str,
+        enabled: bool | None = None,
+        create_only: bool = False,
+    ) -> InboxConfig:
+        """Validate against the channel's settings schema, keep secrets aside, record the rest."""
+        slug = clean_slug(slug)
+        adapter = adapter_class(channel)
+        if adapter is None:
+            known = ", ".join(sorted(load_adapters()))
+            raise InvalidInput("channel", f"unknown channel; one of: {known}")
+        current = self.inbox(slug)
+        if current is not None and create_only:
+            # Before anything is stored: a refused create must not touch the existing secrets.
+            raise Conflict(f"an inbox with slug {slug!r} exists")
+        if current is not None and current.channel != channel:
+            raise InvalidInput("channel", f"inbox {slug} is a {current.channel} inbox")
+        plain, secret_values = _validate_settings(adapter, settings, current)
+        secret_names = sorted({*secret_values, *(current.secrets if current is not None else {})})
+        if secret_values:
+            self.secrets.put(slug, secret_values)
+        committed = self.runtime.app.configure_inbox(
+            slug,
+            channel,
+            name,
+            plain,
+            secret_names,
+            actor,
+            enabled=enabled,
+            create_only=create_only,
+        )
+        self.runtime.wait_for_views(committed.notification_id)
+        configured = self.inbox(slug)
+        assert configured is not None
+        log.info("inbox %s (%s) configured by %s", slug, channel, actor)
+        return configured
+
+    def describe(self, inbox: InboxConfig) -> dict[str, Any]:
+        """The inbox as the API shows it: secrets only as "set" or not, never their values."""
+        adapter = adapter_class(inbox.channel)
+        secret_fields = adapter.secret_fields() if adapter else set()
+        return {
+            "id": str(inbox.id),
+            "slug": inbox.slug,
+            "channel": inbox.channel,
+            "name": inbox.name,
+            "enabled": inbox.enabled,
+            "settings": dict(inbox.settings),
+            "secrets": {name: name in inbox.secrets for name in sorted(secret_fields)},
+        }
+
+    def apply_inboxes_file(self, path: str) -> int:
+        """Apply THREADLINE_INBOXES_FILE; `${NAME}` values come from the environment."""
+        text = Path(path).read_text()
+        if path.endswith((".yaml", ".yml")):
+            import yaml
+
+            document = yaml.safe_load(text) or {}
+        else:
+            document = json.loads(text or "{}")
+        entries = document.get("inboxes", document) if isinstance(document, dict) else document
+        if not isinstance(entries, list):
+            raise SystemExit(f"{path}: expected a list of inboxes (or an `inboxes:` key)")
+        for entry in entries:
+            settings = {k: _expand(v, path) for k, v in (entry.get("settings") or {}).items()}
+            self.configure(
+                entry["slug"],
+                entry["channel"],
+                entry.get("name") or entry["slug"],
+                settings,
+                actor="config-file",
+                enabled=entry.get("enabled"),
+            )
+        return len(entries)
+
+    # -- adapters ---------------------------------------------------------------------------
+
+    def adapter(self, inbox: InboxConfig) -> ChannelAdapter:
+        """The adapter of an inbox, built once per configuration."""
+        with self._lock:
+            cached = self._adapters.get(inbox.slug)
+            if cached is not None and cached[0] == inbox:
+                return cached[1]
+            adapter_type = adapter_class(inbox.channel)
+            if adapter_type is None:
+                raise NotFound("channel module", inbox.channel)
+            adapter = adapter_type(inbox, self.services)
+            self._adapters[inbox.slug] = (inbox, adapter)
+            return adapter
+
+    # -- ingestion --------------------------------------------------------------------------
+
+    def ingest(self, message: InboundMessage) -> IngestResult:
+        """Append one inbound message and wait until the views show it (webhooks use this)."""
+        committed = self.runtime.app.ingest(message)
+        self.runtime.wait_for_views(committed.notification_id)
+        return committed.value
+
+    async def _ingest_async(self, message: InboundMessage) -> IngestResult:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self._ingest_commit_only, message)
+
+    def _ingest_commit_only(self, message: InboundMessage) -> IngestResult:
+        return self.runtime.app.ingest(message).value
+
+    # -- the background loop ----------------------------------------------------------------
+
+    def start(self, delivery: bool = True, pollers: bool = True) -> None:
+        """Run pollers and the delivery worker in a background thread until `stop`."""
+        if self._thread is not None:
+            return
+        if self.runtime.settings.inboxes_file:
+            count = self.apply_inboxes_file(self.runtime.settings.inboxes_file)
+            log.info("applied %d inboxes from %s", count, self.runtime.settings.inboxes_file)
+        self._thread = threading.Thread(
+            target=self._thread_main, args=(delivery, pollers), name="channels", daemon=True
+        )
+        self._thread.start()
+        self._ready.wait(10)
+
+    def stop(self) -> None:
+        if self._loop is None or self._stop is None or self._thread is None:
+            return
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=15)
+        self._thread = None
+
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(callback)
+
+    def _thread_main(self, delivery: bool, pollers: bool) -> None:
+        asyncio.run(self._main(delivery, pollers))
+
+    async def _main(self, delivery: bool, pollers: bool) -> None:
+        from threadline.services.delivery import DeliveryWorker
+
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._ready.set()
+        tasks: list[asyncio.Task[None]] = []
+        if delivery:
+            from threadline.services.campaigns import CampaignSender
+            from threadline.services.notifier import NotificationMailer
+            from threadline.services.webhooks import WebhookWorker
+
+            self.delivery = DeliveryWorker(self)
+            tasks.append(asyncio.create_task(self.delivery.run(self._stop)))
+            tasks.append(asyncio.create_task(WebhookWorker(self.runtime).run(self._stop)))
+            tasks.append(asyncio.create_task(NotificationMailer(self).run(self._stop)))
+            tasks.append(asyncio.create_task(CampaignSender(self.runtime).run(self._stop)))
+        if pollers:
+            tasks.append(asyncio.create_task(self._supervise_pollers(self._stop)))
+        await self._stop.wait()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for _, adapter in list(self._adapters.values()):
+            try:
+                await adapter.aclose()
+            except Exception:
+                log.warning("closing the %s adapter failed", adapter.channel, exc_info=True)
+
+    async def _supervise_pollers(self, stop: asyncio.Event) -> None:
+        running: dict[str, tuple[InboxConfig, asyncio.Event, asyncio.Task[None]]] = {}
+        try:
+            while not stop.is_set():
+                try:
+                    wanted = {
+                        inbox.slug: inbox
+                        for inbox in await asyncio.to_thread(self.inboxes)
+                        if _has_poller(inbox.channel)
+                    }
+                except Exception:
+                    log.warning("reading the inbox list failed", exc_info=True)
+                    wanted = {k: v[0] for k, v in running.items()}
+                for slug, (config, poller_stop, task) in list(running.items()):
+                    # A poller that returned (a webhook-mode inbox) stays finished until
+                    # its inbox changes; a crashing one restarts itself in _run_poller.
+                    if wanted.get(slug) != config:
+                        poller_stop.set()
+                        task.cancel()
+                        await asyncio.gather(task, return_exceptions=True)
+                        del running[slug]
+                for slug, config in wanted.items():
+                    if slug not in running:
+                        poller_stop = asyncio.Event()
+                        task = asyncio.create_task(self._run_poller(config, poller_stop))
+                        running[slug] = (config, poller_stop, task)
+                await wait_or_stop(stop, RECONCILE_SECONDS)
+        finally:
+            for _, poller_stop, task in running.values():
+                poller_stop.set()
+                task.cancel()
+            await asyncio.gather(*(t for _, _, t in running.values()), return_exceptions=True)
+
+    async def _run_poller(self, inbox: InboxConfig, stop: asyncio.Event) -> None:
+        """Keep one inbox's poller running; a crash is logged and the poller restarted."""
+        while not stop.is_set():
+            try:
+                await self.adapter(inbox).run(stop)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception(
+                    "the %s poller of inbox %s failed; restarting in %.0f s",
+                    inbox.channel,
+                    inbox.slug,
+                    POLLER_RESTART_SECONDS,
+                )
+                await wait_or_stop(stop, POLLER_RESTART_SECONDS)
+
+
+def _has_poller(channel: str) -> bool:
+    adapter = adapter_class(channel)
+    return adapter is not None and adapter.run is not ChannelAdapter.run
+
+
+def _expand(value: Any, path: str) -> Any:
+    if isinstance(value, str):
+        match = _ENV_REFERENCE.match(value.strip())
+        if match:
+            name = match.group(1)
+            if name not in os.environ:
+                raise SystemExit(f"{path}: the environment variable {name} is not set")
+            return os.environ[name]
+    return value
+
+
+def _validate_settings(
+    adapter: type[ChannelAdapter], given: dict[str, Any], current: InboxConfig | None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Split into plain settings and secret values, coercing types; 422 names the field."""
+    fields = {f.name: f for f in adapter.settings_schema}
+    unknown = sorted(set(given) - set(fields))
+    if unknown:
+        raise InvalidInput(f"settings.{unknown[0]}", "unknown setting for this channel")
+    plain: dict[str, Any] = {}
+    secrets: dict[str, str] = {}
+    for name, spec in fields.items():
+        raw = given.get(name)
+        if raw in (None, ""):
+            if spec.secret:
+                if spec.required and not (current and name in current.secrets):
+                    raise InvalidInput(f"settings.{name}", "required")
+                continue
+            if spec.required:
+                raise InvalidInput(f"settings.{name}", "required")
+            if spec.default is not None:
+                plain[name] = spec.default
+            continue
+        field = f"settings.{name}"
+        if spec.kind is FieldKind.SECRET:
+            secrets[name] = str(raw)
+        elif spec.kind is FieldKind.INTEGER:
+            try:
+                plain[name] = int(raw)
+            except (TypeError, ValueError):
+                raise InvalidInput(field, "expected a whole number") from None
+        elif spec.kind is FieldKind.BOOLEAN:
+            if isinstance(raw, bool):
+                plain[name] = raw
+            elif str(raw).lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                plain[name] = str(raw).lower() in ("1", "true", "yes", "on")
+            else:
+                raise InvalidInput(field, "expected true or false")
+        elif spec.kind is FieldKind.LIST:
+            items = raw if isinstance(raw, list) else str(raw).split(",")
+            plain[name] = [str(item).strip() for item in items if str(item).strip()]
+        elif spec.kind is FieldKind.URL:
+            text = str(raw).strip()
+            if not re.match(r"^https?://[^\s]+$", text):
+                raise InvalidInput(field, "expected an http(s) URL")
+            plain[name] = text.rstrip("/")
+        else:
+            plain[name] = str(raw).strip()
+    return plain, secrets

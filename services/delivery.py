@@ -1,0 +1,289 @@
+"""The delivery worker: every `MessageSendRequested` goes out through its channel, once.
+
+The loop reads due rows of the `outbox` view and, for each:
+1. records `MessageDeliveryAttempted` through the Message aggregate (the store's
+   version check lets exactly one worker start a given attempt);
+2. calls the channel adapter's `send`;
+3. records `MessageDelivered` with the provider's id, or `MessageDeliveryFailed`:
+   transient errors are retried with exponential backoff until
+   `THREADLINE_DELIVERY_MAX_ATTEMPTS`; permanent or blocked ones stop.
+
+A crash between 1 and 3 leaves an attempt with no outcome. Whether the provider
+got the message then is unknowable, so the worker never sends it again: it
+records a permanent failure that says so, and the operator decides. That is
+the price of "a restart never sends the same message twice".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from threadline.channels.base import (
+    ChannelAdapter,
+    DeliveryError,
+    DeliveryErrorKind,
+    InboxConfig,
+    OutboundMessage,
+    wait_or_stop,
+)
+from threadline.channels.registry import adapter_class
+from threadline.domain.contact import Contact
+from threadline.domain.conversation import Conversation
+from threadline.domain.message import Message
+from threadline.projections.base import ts
+
+if TYPE_CHECKING:
+    from threadline.services.channel_hub import ChannelHub
+
+log = logging.getLogger("threadline.delivery")
+
+ACTOR = "worker:delivery"
+POLL_SECONDS = 0.2
+BATCH = 50
+IN_DOUBT_REASON = (
+    "interrupted while sending: the provider may or may not have it, so it is not sent again "
+    "automatically; check with the client and resend if needed"
+)
+# Conversations whose own channel has no way out are answered through another one.
+FALLBACK_CHANNEL = {"web": "email", "api": "email"}
+
+
+class NoRoute(Exception):
+    """Nothing can carry this message (no inbox for the channel, or no address)."""
+
+
+class DeliveryWorker:
+    def __init__(self, hub: ChannelHub) -> None:
+        self.hub = hub
+        self.runtime = hub.runtime
+        self.settings = hub.runtime.settings
+        self.sent = 0
+        self.failed = 0
+        self._in_flight: set[str] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await asyncio.to_thread(self.settle_interrupted_attempts)
+        while not stop.is_set():
+            try:
+                rows = await asyncio.to_thread(self.due)
+            except Exception:
+                log.warning("reading the outbox failed; retrying", exc_info=True)
+                rows = []
+            tasks = [
+                asyncio.create_task(self.deliver(row))
+                for row in rows
+                if row["message_id"] not in self._in_flight
+            ]
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+                continue
+            await wait_or_stop(stop, POLL_SECONDS)
+
+    def due(self) -> list[dict[str, Any]]:
+        now = ts(datetime.now(UTC))
+        return self.runtime.views.query(
+            "SELECT message_id, channel, attempts FROM outbox"
+            " WHERE state = 'requested' AND next_attempt_at <= ? ORDER BY position LIMIT ?",
+            [now, BATCH],
+        )
+
+    def settle_interrupted_attempts(self) -> int:
+        """At start: attempts that a previous process began and never finished are in doubt."""
+        rows = self.runtime.views.query("SELECT message_id FROM outbox WHERE state = 'sending'")
+        settled = 0
+        for row in rows:
+            message_id = UUID(row["message_id"])
+            message = self.runtime.app.repository.get(message_id)
+            if message.attempt_open:
+                self.runtime.app.record_delivery_failed(message_id, IN_DOUBT_REASON, True, ACTOR)
+                log.warning("message %s: %s", message_id, IN_DOUBT_REASON)
+                settled += 1
+        return settled
+
+    async def deliver(self, row: dict[str, Any]) -> None:
+        message_id = UUID(row["message_id"])
+        key = row["message_id"]
+        self._in_flight.add(key)
+        try:
+            attempt = await asyncio.to_thread(self._start_attempt, message_id)
+            if attempt is None:
+                return  # another worker has it, or it is settled; the view will catch up
+            try:
+                adapter, outbound, channel = await asyncio.to_thread(
+                    self.prepare, message_id, attempt
+                )
+            except NoRoute as error:
+                await asyncio.to_thread(self._fail, message_id, str(error), True, None)
+                return
+            started = time.monotonic()
+            try:
+                provider_id = await asyncio.wait_for(
+                    adapter.send(outbound), timeout=adapter.services.options.send_timeout
+                )
+            except DeliveryError as error:
+                await self._handle_error(message_id, attempt, error)
+                return
+            except TimeoutError:
+                # The provider may have accepted it: do not risk a second copy.
+                timeout = adapter.services.options.send_timeout
+                reason = f"the provider did not answer within {timeout:.0f} s; not retried"
+                await asyncio.to_thread(self._fail, message_id, reason, True, None)
+                return
+            except Exception as error:  # a bug or an unclassified error: retry a few times
+                log.exception("message %s: the %s adapter raised", message_id, channel)
+                await self._handle_error(
+                    message_id,
+                    attempt,
+                    DeliveryError(DeliveryErrorKind.TRANSIENT, f"{type(error).__name__}: {error}"),
+                )
+                return
+            await asyncio.to_thread(self._delivered, message_id, provider_id, channel)
+            self.sent += 1
+            log.info(
+                "message %s delivered through %s as %s in %.0f ms",
+                message_id,
+                channel,
+                provider_id,
+                (time.monotonic() - started) * 1000,
+            )
+        finally:
+            self._in_flight.discard(key)
+
+    def _start_attempt(self, message_id: UUID) -> int | None:
+        return self.runtime.app.start_delivery_attempt(message_id, ACTOR).value
+
+    def _delivered(self, message_id: UUID, provider_id: str, channel: str) -> None:
+        self.runtime.app.record_delivered(message_id, provider_id, ACTOR, channel)
+
+    def _fail(
+        self, message_id: UUID, reason: str, permanent: bool, retry_at: datetime | None
+    ) -> None:
+        self.runtime.app.record_delivery_failed(message_id, reason, permanent, ACTOR, retry_at)
+        if permanent:
+            self.failed += 1
+            log.warning("message %s failed for good: %s", message_id, reason)
+
+    async def _handle_error(self, message_id: UUID, attempt: int, error: DeliveryError) -> None:
+        if error.permanent or attempt >= self.settings.delivery_max_attempts:
+            reason = error.reason
+            if not error.permanent:
+                reason = f"{error.reason} (gave up after {attempt} attempts)"
+            if error.kind is DeliveryErrorKind.BLOCKED:
+                reason = f"blocked by the recipient: {error.reason}"
+            await asyncio.to_thread(self._fail, message_id, reason, True, None)
+            return
+        delay = self.settings.delivery_retry_seconds * (2 ** (attempt - 1))
+        if error.retry_after is not None:
+            delay = max(delay, error.retry_after)
+        retry_at = datetime.now(UTC) + timedelta(seconds=delay)
+        log.info("message %s: %s; retry %d in %.0f s", message_id, error.reason, attempt + 1, delay)
+        await asyncio.to_thread(self._fail, message_id, error.reason, False, retry_at)
+
+    # -- building the outbound message ------------------------------------------------------
+
+    def prepare(
+        self, message_id: UUID, attempt: int
+    ) -> tuple[ChannelAdapter, OutboundMessage, str]:
+        """Load the message, its conversation and contact; choose the inbox and the address."""
+        app = self.runtime.app
+        message: Message = app.repository.get(message_id)
+        conversation: Conversation = app.repository.get(message.conversation_id)
+        contact = self._survivor(message.contact_id)
+        channel = message.channel
+        inbox, adapter_type = self._route(conversation, channel)
+        if channel not in adapter_type.conversation_channels:
+            channel = FALLBACK_CHANNEL.get(channel, channel)
+        kind = adapter_type.recipient_kind.get(channel)
+        if kind is None:
+            raise NoRoute(f"the {inbox.channel} inbox {inbox.slug} cannot send {channel} messages")
+        recipient = self._address(conversation, contact, kind, message.channel)
+        personal = self._personal(message)
+        headers = self.runtime.views.query_one(
+            "SELECT message_header, refs FROM thread_headers WHERE conversation_id = ?",
+            [str(conversation.id)],
+        )
+        outbound = OutboundMessage(
+            message_id=message_id,
+            conversation_id=conversation.id,
+            contact_id=contact.id,
+            channel=channel,
+            recipient=recipient,
+            recipient_name=contact.display_name,
+            subject=personal.get("subject") or conversation.subject,
+            own_subject=bool(personal.get("subject")),
+            text=personal.get("text", ""),
+            html=personal.get("html", ""),
+            thread_key=conversation.thread_key,
+            in_reply_to=headers["message_header"] if headers else "",
+            references=tuple(json.loads(headers["refs"])) if headers else (),
+            attachments=tuple(personal.get("attachments", ())),
+            attempt=attempt,
+        )
+        return self.hub.adapter(inbox), outbound, inbox.channel
+
+    def _personal(self, message: Message) -> dict[str, Any]:
+        """The body of the send request, read from its creation event."""
+        for stored in self.runtime.app.repository.event_store.get(message.id, lte=1):
+            return dict(getattr(stored, "personal", {}) or {})
+        return {}
+
+    def _survivor(self, contact_id: UUID) -> Contact:
+        contact: Contact = self.runtime.app.repository.get(contact_id)
+        hops = 0
+        while contact.merged_into is not None and hops < 10:
+            contact = self.runtime.app.repository.get(contact.merged_into)
+            hops += 1
+        return contact
+
+    def _route(
+        self, conversation: Conversation, channel: str
+    ) -> tuple[InboxConfig, type[ChannelAdapter]]:
+        """The conversation's own inbox when it can send; only then every enabled inbox."""
+        own: list[InboxConfig] = []
+        if conversation.inbox_id is not None:
+            inbox = self.hub.inbox_by_id(conversation.inbox_id)
+            if inbox is not None and inbox.enabled:
+                own.append(inbox)
+        everyone: list[InboxConfig] | None = None
+        for wanted in (channel, FALLBACK_CHANNEL.get(channel)):
+            if wanted is None:
+                continue
+            found = _serving(own, wanted)
+            if found is None:
+                everyone = self.hub.inboxes() if everyone is None else everyone
+                found = _serving(everyone, wanted)
+            if found is not None:
+                return found
+        raise NoRoute(
+            f"no enabled inbox can send {channel} messages; configure one (POST /api/inboxes)"
+        )
+
+    @staticmethod
+    def _address(conversation: Conversation, contact: Contact, kind: str, channel: str) -> str:
+        address = conversation.address
+        if address and address.get("kind") == kind and channel == conversation.channel:
+            return str(address["value"])
+        for identity in contact.identities:
+            if identity["kind"] == kind:
+                return str(identity["value"])
+        raise NoRoute(f"the client has no {kind} to send this {channel} message to")
+
+
+def _serving(
+    inboxes: list[InboxConfig], channel: str
+) -> tuple[InboxConfig, type[ChannelAdapter]] | None:
+    for inbox in inboxes:
+        adapter_type = adapter_class(inbox.channel)
+        if (
+            adapter_type is not None
+            and adapter_type.can_send
+            and channel in adapter_type.conversation_channels
+        ):
+            return inbox, adapter_type
+    return None

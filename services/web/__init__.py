@@ -1,0 +1,1 @@
+"""The operator web app: server-rendered Jinja2 pages, HTMX (vendored), live updates over SSE."""

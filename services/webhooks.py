@@ -1,0 +1,138 @@
+"""The webhook worker: a rule's `webhook` action, POSTed as signed JSON, retried with backoff.
+
+The body is the firing's payload as JSON; the header ``X-Threadline-Signature:
+sha256=<hex>`` is the HMAC-SHA256 of the exact body bytes with the rule's
+secret, so the receiver can check that the call is ours and unaltered. Every
+attempt is an event (`WebhookAttempted`), so an auditor sees each call and
+answer. A secret written as ``${NAME}`` is read from the environment at call
+time, so it need not be stored in the rule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import httpx
+
+from threadline.channels.base import wait_or_stop
+from threadline.domain.automation import WebhookCall
+from threadline.domain.rule import Rule
+
+if TYPE_CHECKING:
+    from threadline.services.runtime import Runtime
+
+log = logging.getLogger("threadline.webhooks")
+
+ACTOR = "worker:webhooks"
+MAX_ATTEMPTS = 5
+FIRST_RETRY_SECONDS = 5.0
+TIMEOUT_SECONDS = 10.0
+POLL_SECONDS = 0.5
+_ENV = re.compile(r"^\$\{([A-Z0-9_]+)\}$")
+
+
+def signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def resolve_secret(secret: str) -> str:
+    match = _ENV.match(secret.strip())
+    return os.environ.get(match.group(1), "") if match else secret
+
+
+class WebhookWorker:
+    def __init__(self, runtime: Runtime, retry_seconds: float = FIRST_RETRY_SECONDS) -> None:
+        self.runtime = runtime
+        self.retry_seconds = retry_seconds
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, trust_env=False) as client:
+            while not stop.is_set():
+                try:
+                    due = await asyncio.to_thread(self.due)
+                except Exception:
+                    log.warning("reading the webhook calls failed", exc_info=True)
+                    due = []
+                for call_id in due:
+                    await self.call(client, call_id)
+                if not due:
+                    await wait_or_stop(stop, POLL_SECONDS)
+
+    def due(self) -> list[UUID]:
+        rows = self.runtime.views.query(
+            "SELECT id, attempts, updated_at FROM webhook_calls WHERE state = 'requested'"
+            " ORDER BY created_at LIMIT 50"
+        )
+        now = datetime.now(UTC)
+        ready = []
+        for row in rows:
+            attempts = int(row["attempts"])
+            if attempts:
+                last = datetime.strptime(row["updated_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+                wait = timedelta(seconds=self.retry_seconds * 2 ** (attempts - 1))
+                if last.replace(tzinfo=UTC) + wait > now:
+                    continue
+            ready.append(UUID(row["id"]))
+        return ready
+
+    async def call(self, client: httpx.AsyncClient, call_id: UUID) -> None:
+        app = self.runtime.app
+        webhook: WebhookCall = await asyncio.to_thread(app.repository.get, call_id)
+        if webhook.state != "requested":
+            return
+        created = await asyncio.to_thread(self._created_event, call_id)
+        secret = await asyncio.to_thread(self._secret, created)
+        body = json.dumps(
+            {"id": str(call_id), **created.payload}, ensure_ascii=False, sort_keys=True
+        ).encode()
+        headers = {"Content-Type": "application/json", "User-Agent": "Threadline-Webhook/1"}
+        if secret:
+            headers["X-Threadline-Signature"] = signature(secret, body)
+        status: int | None = None
+        error = ""
+        try:
+            response = await client.post(webhook.url, content=body, headers=headers)
+            status = response.status_code
+            if not 200 <= status < 300:
+                error = f"answered {status}"
+        except httpx.HTTPError as failure:
+            error = f"{type(failure).__name__}: {failure}"
+        attempt = webhook.attempts + 1
+        permanent_refusal = status is not None and 400 <= status < 500 and status != 429
+        done = not error or permanent_refusal or attempt >= MAX_ATTEMPTS
+        await asyncio.to_thread(self._record, call_id, status, error, done)
+        if error:
+            log.warning("webhook %s to %s: %s (attempt %d)", call_id, webhook.url, error, attempt)
+
+    def _created_event(self, call_id: UUID) -> Any:
+        for event in self.runtime.app.repository.event_store.get(call_id, lte=1):
+            return event
+        raise LookupError(call_id)
+
+    def _secret(self, created: Any) -> str:
+        """The rule's secret for this call (the rule is the actor of the request)."""
+        if not created.secret_set or not str(created.actor).startswith("rule:"):
+            return ""
+        rule: Rule = self.runtime.app.repository.get(UUID(created.actor.split(":", 1)[1]))
+        for action in rule.definition.get("then", []):
+            spec = action.get("webhook")
+            if spec and spec.get("url") == created.url and spec.get("secret"):
+                return resolve_secret(str(spec["secret"]))
+        return ""
+
+    def _record(self, call_id: UUID, status: int | None, error: str, done: bool) -> None:
+        def command(unit: Any) -> None:
+            webhook = unit.get(call_id, WebhookCall)
+            if webhook.state == "requested":
+                webhook.attempted(status, error, done, ACTOR, str(call_id))
+
+        self.runtime.app.writer.submit(command)
