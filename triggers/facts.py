@@ -1,9 +1,16 @@
 """What a rule's conditions and templates see: the contact, company, conversation and operator,
-read from the views (which the runner first lets catch up with the event)."""
+read from the views (which the runner first lets catch up with the event).
+
+The views may be further on than the event: two quick attribute changes are both in
+the card before the runner looks at the first. For an event of the contact itself the
+contact's own fields are therefore taken from the aggregate as it was at that event,
+so `contact.attribute_changed` with `staff >= 500` sees the value that change set.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,13 +18,22 @@ from threadline.projections.queries import Queries
 from threadline.projections.segments import build_contact_filter, pairs_of
 from threadline.triggers.events import TriggerEvent
 
+ContactAsOf = Callable[[str, int], Any]
+"""Loads a contact aggregate at a version (None if it cannot)."""
+
+# The fields of the card that the Contact aggregate itself holds.
+OWN_FIELDS = ("display_name", "lifecycle", "attributes", "tags", "responsible_id")
+
 
 class FactReader:
-    def __init__(self, queries: Queries) -> None:
+    def __init__(self, queries: Queries, contact_as_of: ContactAsOf | None = None) -> None:
         self.queries = queries
+        self.contact_as_of = contact_as_of
 
     def facts(self, event: TriggerEvent, now: datetime | None = None) -> dict[str, Any]:
         contact = self.contact(str(event.contact_id)) if event.contact_id else {}
+        if contact:
+            contact = self._as_of_event(contact, event)
         company: dict[str, Any] = {}
         if contact.get("company_id"):
             row = self.queries.db.query_one(
@@ -54,6 +70,21 @@ class FactReader:
             "deal": {},
             "now": now or datetime.now(UTC),
         }
+
+    def _as_of_event(self, contact: dict[str, Any], event: TriggerEvent) -> dict[str, Any]:
+        originator = event.extra.get("originator_id")
+        version = event.extra.get("version")
+        if self.contact_as_of is None or originator != contact.get("id") or version is None:
+            return contact
+        then = self.contact_as_of(str(originator), int(version))
+        if then is None:
+            return contact
+        own = {name: getattr(then, name) for name in OWN_FIELDS}
+        own["responsible_id"] = str(own["responsible_id"]) if own["responsible_id"] else None
+        own["attributes"] = dict(own["attributes"])
+        own["tags"] = list(own["tags"])
+        words = str(own["display_name"]).split()
+        return {**contact, **own, "first_name": words[0] if words else ""}
 
     def contact(self, contact_id: str) -> dict[str, Any]:
         card = self.queries.contact(contact_id)

@@ -94,7 +94,7 @@ class TriggerRunner:
         self.state = state
         self.wait_for_views = wait_for_views
         self.settings = settings or TriggerSettings()
-        self.facts = FactReader(queries)
+        self.facts = FactReader(queries, self._contact_as_of)
         self.calendars: dict[str, BusinessCalendar] = {"default": DEFAULT_CALENDAR}
         self.rules: dict[UUID, ActiveRule] = {}
         self.by_event: dict[str, list[ActiveRule]] = {}
@@ -292,6 +292,13 @@ class TriggerRunner:
         for name in trigger.names:
             found.extend(self.by_event.get(name, ()))
         return found
+
+    def _contact_as_of(self, contact_id: str, version: int) -> Any:
+        try:
+            return self.app.repository.get(UUID(contact_id), version=version)
+        except Exception:  # a missing or unreadable aggregate: the card alone will do
+            log.debug("contact %s at version %d not loaded", contact_id, version, exc_info=True)
+            return None
 
     def run_rules(
         self,
