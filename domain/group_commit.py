@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, RecordConflictError
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.persistence import IntegrityError, RecordConflictError, Recording
 
 from threadline.domain.errors import Conflict
 from threadline.domain.unit_of_work import IdentityMap, UnitOfWork
@@ -189,7 +189,7 @@ class GroupCommitWriter:
                 continue
             touched_by.append(unit.changed())
             results.append(value)
-        recordings = self.app.save(*_collect(identity_map))
+        recordings = _save_events(self.app, _collect(identity_map))
         last_by_aggregate: dict[UUID, int] = {}
         for recording in recordings:
             aggregate_id = recording.domain_event.originator_id
@@ -215,7 +215,7 @@ class GroupCommitWriter:
                 if request.prefetch is not None:
                     _prefetch_rounds(identity_map, [request.prefetch(unit)])
                 value = request.command(unit)
-                recordings = self.app.save(*_collect(identity_map))
+                recordings = _save_events(self.app, _collect(identity_map))
             except RecordConflictError as error:
                 if attempt + 1 == attempts:
                     request.future.set_exception(
@@ -256,10 +256,27 @@ def _prefetch_rounds(identity_map: IdentityMap, plans: list[Iterator[Iterable[UU
         plans = still_running
 
 
+def _save_events(app: Application[UUID], events: list[Any]) -> list[Recording[UUID]]:
+    """`Application.save` for a list that is known to hold events only.
+
+    The library's `save` asks of every object whether it is an event or an
+    aggregate, an `isinstance` against a runtime-checkable protocol that costs
+    about a tenth of the writer's time at fifty events a batch. The steps after
+    that question are the library's own, in its order.
+    """
+    processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+    processing_event.events.extend(events)
+    recordings = app._record(processing_event)
+    app._take_snapshots(processing_event)
+    app._notify(recordings)
+    app.notify(processing_event.events)  # the library still calls its deprecated hook
+    return recordings
+
+
 def _collect(identity_map: IdentityMap) -> list[Any]:
     """The batch's new events, in the order their aggregates joined the batch.
 
-    Passing events rather than aggregates to `save` skips the library's runtime
-    protocol checks per aggregate, a measurable share of a batch's CPU time.
+    Collecting the events here rather than handing aggregates to the library
+    skips its runtime protocol checks, a measurable share of a batch's CPU time.
     """
     return [event for aggregate in identity_map.pending() for event in aggregate.collect_events()]

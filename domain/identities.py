@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import phonenumbers
@@ -47,7 +48,9 @@ class Identity:
         return {"kind": str(self.kind), "value": self.value}
 
 
+@lru_cache(maxsize=65536)
 def identity_claim_id(kind: str, value: str) -> UUID:
+    # Cached: a message's identities are looked up by claim id several times per ingest.
     return uuid5(IDENTITY_NAMESPACE, f"{kind}:{value}")
 
 

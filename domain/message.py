@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -39,7 +40,9 @@ class CallOutcome(StrEnum):
     VOICEMAIL = "voicemail"
 
 
+@lru_cache(maxsize=4096)
 def inbound_message_id(channel: str, dedup_key: str) -> UUID:
+    # Cached briefly: a batch asks for each message's id in its prefetch and its command.
     return uuid5(MESSAGE_NAMESPACE, f"{channel}:{dedup_key}")
 
 

@@ -28,10 +28,10 @@ def select_events_of_many(
     found: dict[UUID, list[StoredEvent]] = defaultdict(list)
     if not wanted:
         return found
-    module = type(recorder).__module__
-    if module.startswith("eventsourcing.postgres"):
+    modules = {cls.__module__ for cls in type(recorder).__mro__}
+    if "eventsourcing.postgres" in modules:
         _select_postgres(recorder, wanted, found)
-    elif module.startswith("eventsourcing.sqlite"):
+    elif "eventsourcing.sqlite" in modules:
         _select_sqlite(recorder, wanted, found)
     else:  # any other recorder: fall back to one query per aggregate
         for aggregate_id in wanted:
@@ -71,13 +71,16 @@ def _select_postgres(
 
     statement = SQL(
         "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
-        "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+        "WHERE originator_id = ANY(%s::{id_type}[]) ORDER BY originator_id, originator_version"
     ).format(
         schema=Identifier(recorder.datastore.schema),
         table=Identifier(recorder.events_table_name),
+        id_type=Identifier(recorder.datastore.originator_id_type),
     )
+    # One text literal: psycopg dumps a list of UUIDs element by element in Python.
+    literal = "{" + ",".join(str(aggregate_id) for aggregate_id in wanted) + "}"
     with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
-        curs.execute(statement, [wanted])
+        curs.execute(statement, [literal], prepare=True)
         for row in curs.fetchall():
             originator_id = row["originator_id"]
             if not isinstance(originator_id, UUID):

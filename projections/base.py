@@ -24,7 +24,10 @@ def ts(value: datetime | None) -> str | None:
     """One sortable text form for every timestamp in every view (UTC, microseconds, Z)."""
     if value is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    # isoformat is twice as fast as strftime and views call this for every row they write.
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def sid(value: UUID | str | None) -> str | None:
@@ -70,6 +73,8 @@ class ViewProjection(Projection[TrackingRecorder]):
     tables: tuple[str, ...] = ()
     schema: tuple[str, ...] = ()
     _handlers: dict[type, Handler] = {}
+    # Handlers that may leave rows in memory for `flush_deferred` (see `apply_batch`).
+    deferring_handlers: frozenset[str] = frozenset()
     position_of_event: int = 0
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -140,6 +145,16 @@ class ViewProjection(Projection[TrackingRecorder]):
     def before_batch(self, cur: ViewCursor) -> None:
         """Read, once per batch, what the handlers would otherwise query event by event."""
 
+    def flush_deferred(self, cur: ViewCursor) -> None:
+        """Write what the `deferring_handlers` kept in memory (nothing by default).
+
+        A view may fold several events of one batch into one row write (a new
+        contact and its first counters). `apply_batch` calls this before any other
+        handler runs and at the end of the batch, so every other handler, and every
+        reader after the commit, sees the rows as if each event had been written
+        on its own.
+        """
+
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
         """The library's one-event entry point; batches go through `process_batch`."""
         self.process_batch([(tracking.notification_id, domain_event)], tracking)
@@ -174,12 +189,17 @@ class ViewProjection(Projection[TrackingRecorder]):
             if current != expected_position:
                 raise StalePosition(self.name, expected_position, current)
         self.before_batch(cur)
+        deferring = self.deferring_handlers
         with self.db.pipelined(cur) as batch_cur:
             for notification_id, domain_event in events:
                 handler = self._handlers.get(type(domain_event))
                 if handler is not None:  # events a view does not handle leave it unchanged
+                    if deferring and handler.__name__ not in deferring:
+                        self.flush_deferred(batch_cur)
                     self.position_of_event = notification_id
                     handler(self, domain_event, batch_cur)
+            if deferring:
+                self.flush_deferred(batch_cur)
         self.db.insert_tracking(cur, tracking)
 
 

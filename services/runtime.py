@@ -77,6 +77,10 @@ def _views_child_main(
         runtime.close()
 
 
+VIEW_CACHE_KIB = 65536
+VIEW_CHECKPOINT_PAGES = 16384  # 64 MiB of 4 KiB pages
+
+
 def relax_view_durability(factory: Any) -> None:
     """SQLite views commit without an fsync (``synchronous=NORMAL`` in WAL mode).
 
@@ -85,6 +89,14 @@ def relax_view_durability(factory: Any) -> None:
     their tracking position, the runner then re-applies exactly those events. The
     file is never left inconsistent (that is what WAL guarantees with NORMAL). The
     log itself keeps the default FULL synchronisation.
+
+    Each view connection also gets a 64 MiB page cache instead of SQLite's 2 MiB,
+    and checkpoints the WAL every 64 MiB instead of every 4 MiB. Every event updates
+    rows by random UUID keys across a dozen indexes, so a page of a thousand events
+    dirties thousands of database pages: with the defaults each such commit re-read
+    evicted pages and set off a checkpoint (copy and fsync) of its own. Measured
+    with a catch-up of 20,000 messages: 543 µs of CPU per message with the defaults,
+    450 with the larger checkpoint interval alone.
     """
     pool = getattr(getattr(factory, "datastore", None), "pool", None)
     create = getattr(pool, "_create_connection", None)
@@ -94,6 +106,9 @@ def relax_view_durability(factory: Any) -> None:
     def create_relaxed() -> Any:
         connection = create()
         connection._sqlite_conn.execute("PRAGMA synchronous=NORMAL")
+        connection._sqlite_conn.execute(f"PRAGMA cache_size=-{VIEW_CACHE_KIB}")
+        connection._sqlite_conn.execute(f"PRAGMA wal_autocheckpoint={VIEW_CHECKPOINT_PAGES}")
+        connection._sqlite_conn.execute(f"PRAGMA journal_size_limit={VIEW_CACHE_KIB * 1024}")
         return connection
 
     pool._create_connection = create_relaxed  # type: ignore[union-attr]

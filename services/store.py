@@ -54,6 +54,8 @@ def library_env(url: str) -> dict[str, str]:
             "POSTGRES_MAX_OVERFLOW": "16",
             "POSTGRES_CONNECT_TIMEOUT": "10",
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
+            # The library's recorder, sending a batch's rows as executemany (see the module).
+            "APPLICATION_RECORDER_TOPIC": "threadline.domain.postgres_recorder:BatchInsertRecorder",
         }
     raise StoreUrlError(
         f"unsupported database URL {url!r}: use sqlite:///path.db or postgresql://..."

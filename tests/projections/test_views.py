@@ -11,6 +11,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 from threadline.domain.attributes import AttributeDefinition, AttributeType
 from threadline.domain.inbound import InboundMessage
 from threadline.projections.queries import AttributeCondition, ContactFilter, InboxFilter
+from threadline.services.config import Settings
 from threadline.services.runtime import Runtime
 
 
@@ -180,3 +181,60 @@ def test_contact_filters(runtime: Runtime) -> None:
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
     assert names(ContactFilter(created_to=tomorrow)) == {"Small Shop", "Big Corp"}
     assert names(ContactFilter(created_from=tomorrow)) == set()
+
+
+def test_one_big_page_builds_the_same_cards_as_event_by_event(database_url: str) -> None:
+    """The contact card folds a new contact's first events into one row write per page;
+    the rows must come out exactly as if every event had been applied on its own."""
+    writer = Runtime(Settings(database_url=database_url), run_views=False)
+    try:
+        anna = writer.app.ingest(
+            InboundMessage.create(
+                channel="email",
+                dedup_key="a1",
+                identities=[("email", "anna@example.com"), ("phone", "+79161234567")],
+                sender_name="Анна",
+                text="Здравствуйте",
+            )
+        ).value
+        boris = writer.app.ingest(
+            InboundMessage.create(
+                channel="telegram", dedup_key="b1", identities=[("telegram", 4242)], text="Hi"
+            )
+        ).value
+        # Handlers that do not fold (a rename, tags) between events that do.
+        writer.app.update_contact(anna.contact_id, "user:1", name="Анна Петрова", add_tags=["vip"])
+        writer.app.ingest(
+            InboundMessage.create(
+                channel="sms", dedup_key="a2", identities=[("phone", "+79161234567")], text="SMS"
+            )
+        )
+        writer.app.update_contact(boris.contact_id, "user:1", identities=[("email", "b@x.org")])
+        writer.app.reply(anna.conversation_id, "Ответ", "user:1")
+        writer.app.add_note(boris.conversation_id, "note", "user:1")
+        writer.app.create_task("user:1", "Call", contact_id=boris.contact_id)
+    finally:
+        writer.close()
+
+    def cards(page_size: int) -> list[dict[str, Any]]:
+        runtime = Runtime(Settings(database_url=database_url))
+        try:
+            runtime.runner.page_size = page_size
+            runtime.rebuild_views()
+            rows = runtime.views.query("SELECT * FROM contacts ORDER BY id")
+            return rows + runtime.views.query(
+                "SELECT * FROM contact_identities ORDER BY kind, value"
+            )
+        finally:
+            runtime.close()
+
+    one_by_one = cards(page_size=1)
+    together = cards(page_size=1000)
+    assert together == one_by_one
+    anna_row = next(r for r in together if r.get("id") == str(anna.contact_id))
+    assert (anna_row["inbound_count"], anna_row["outbound_count"]) == (2, 1)
+    assert anna_row["conversation_count"] == 2
+    assert "anna@example.com" in anna_row["search"] and "+79161234567" in anna_row["search"]
+    boris_row = next(r for r in together if r.get("id") == str(boris.contact_id))
+    assert boris_row["search"] == "4242 4242 b@x.org"  # name (the id itself), identities
+    assert (boris_row["note_count"], boris_row["open_task_count"]) == (1, 1)

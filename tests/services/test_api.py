@@ -221,7 +221,7 @@ def test_a_lost_concurrency_race_is_409(
     def always_conflicting(*aggregates: Any, **kwargs: Any) -> Any:
         raise RecordConflictError("another writer got there first")
 
-    monkeypatch.setattr(runtime.app, "save", always_conflicting)
+    monkeypatch.setattr(runtime.app, "_record", always_conflicting)
     response = client.post(
         f"/api/conversations/{created['conversation_id']}/status",
         json={"status": "resolved"},
