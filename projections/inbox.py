@@ -75,27 +75,59 @@ class InboxProjection(ViewProjection):
                     [name, f"{name} {row['subject']}".lower(), row["id"]],
                 )
 
+    # A conversation started in a batch is written once, with its messages' summary
+    # (last message, counts) folded in: one INSERT instead of an INSERT and an UPDATE
+    # per message. See `ViewProjection.flush_deferred`.
+    deferring_handlers = frozenset({"_started", "_message"})
+    _fresh: dict[str, dict[str, Any]]
+
+    def flush_deferred(self, cur: ViewCursor) -> None:
+        if not self._fresh:
+            return
+        for row in self._fresh.values():
+            cur.execute(
+                "INSERT INTO inbox_conversations (id, contact_id, contact_name, channel,"
+                " thread_key, subject, status, created_at, updated_at, search, last_message,"
+                " last_direction, last_message_at, unread_count, message_count)"
+                " SELECT ?, ?, COALESCE(MAX(name), ''), ?, ?, ?, 'open', ?, ?,"
+                " COALESCE(MAX(lower_name), '') || ?, ?, ?, ?, ?, ?"
+                " FROM inbox_contacts WHERE id = ? ON CONFLICT (id) DO NOTHING",
+                [
+                    row["id"],
+                    row["contact_id"],
+                    row["channel"],
+                    row["thread_key"],
+                    row["subject"],
+                    row["created_at"],
+                    row["updated_at"],
+                    " " + row["subject"].lower(),
+                    row["last_message"],
+                    row["last_direction"],
+                    row["last_message_at"],
+                    row["unread_count"],
+                    row["message_count"],
+                    row["contact_id"],
+                ],
+            )
+        self._fresh = {}
+
     @handles(Conversation.ConversationStarted)
     def _started(self, event: Any, cur: ViewCursor) -> None:
-        subject = event.personal.get("subject", "")
-        cur.execute(
-            "INSERT INTO inbox_conversations (id, contact_id, contact_name, channel, thread_key,"
-            " subject, status, created_at, updated_at, search)"
-            " SELECT ?, ?, COALESCE(MAX(name), ''), ?, ?, ?, 'open', ?, ?,"
-            " COALESCE(MAX(lower_name), '') || ? FROM inbox_contacts WHERE id = ?"
-            " ON CONFLICT (id) DO NOTHING",
-            [
-                sid(event.originator_id),
-                sid(event.contact_id),
-                event.channel,
-                event.thread_key,
-                subject,
-                ts(event.timestamp),
-                ts(event.timestamp),
-                " " + subject.lower(),
-                sid(event.contact_id),
-            ],
-        )
+        conversation_id = str(event.originator_id)
+        self._fresh[conversation_id] = {
+            "id": conversation_id,
+            "contact_id": sid(event.contact_id),
+            "channel": event.channel,
+            "thread_key": event.thread_key,
+            "subject": event.personal.get("subject", ""),
+            "created_at": ts(event.timestamp),
+            "updated_at": ts(event.timestamp),
+            "last_message": "",
+            "last_direction": None,
+            "last_message_at": None,
+            "unread_count": 0,
+            "message_count": 0,
+        }
 
     @handles(Conversation.ConversationAssigned)
     def _assigned(self, event: Any, cur: ViewCursor) -> None:
@@ -152,9 +184,24 @@ class InboxProjection(ViewProjection):
             ],
         )
         conversation_id = sid(event.conversation_id)
+        fresh = self._fresh.get(conversation_id or "")
         if isinstance(event, Message.MessageNoteAdded):
+            if fresh is not None:
+                fresh["updated_at"] = at
+                return
             cur.execute(
                 "UPDATE inbox_conversations SET updated_at = ? WHERE id = ?", [at, conversation_id]
+            )
+            return
+        if fresh is not None:
+            inbound = event.direction == "inbound"
+            fresh.update(
+                last_message=preview(text),
+                last_direction=event.direction,
+                last_message_at=at,
+                updated_at=at,
+                unread_count=fresh["unread_count"] + 1 if inbound else 0,
+                message_count=fresh["message_count"] + 1,
             )
             return
         unread = "unread_count + 1" if event.direction == "inbound" else "0"
@@ -224,6 +271,7 @@ class InboxProjection(ViewProjection):
 
     def before_batch(self, cur: ViewCursor) -> None:
         self.aliases.load(cur)
+        self._fresh = {}
 
     @handles(Contact.ContactMerged)
     def _merged(self, event: Any, cur: ViewCursor) -> None:

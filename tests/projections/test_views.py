@@ -184,8 +184,8 @@ def test_contact_filters(runtime: Runtime) -> None:
 
 
 def test_one_big_page_builds_the_same_cards_as_event_by_event(database_url: str) -> None:
-    """The contact card folds a new contact's first events into one row write per page;
-    the rows must come out exactly as if every event had been applied on its own."""
+    """The contact card and the inbox fold a new contact's or conversation's first events
+    into one row write per page; the rows must come out as if applied event by event."""
     writer = Runtime(Settings(database_url=database_url), run_views=False)
     try:
         anna = writer.app.ingest(
@@ -221,10 +221,11 @@ def test_one_big_page_builds_the_same_cards_as_event_by_event(database_url: str)
         try:
             runtime.runner.page_size = page_size
             runtime.rebuild_views()
-            rows = runtime.views.query("SELECT * FROM contacts ORDER BY id")
-            return rows + runtime.views.query(
-                "SELECT * FROM contact_identities ORDER BY kind, value"
-            )
+            return [
+                *runtime.views.query("SELECT * FROM contacts ORDER BY id"),
+                *runtime.views.query("SELECT * FROM contact_identities ORDER BY kind, value"),
+                *runtime.views.query("SELECT * FROM inbox_conversations ORDER BY id"),
+            ]
         finally:
             runtime.close()
 
@@ -238,3 +239,7 @@ def test_one_big_page_builds_the_same_cards_as_event_by_event(database_url: str)
     boris_row = next(r for r in together if r.get("id") == str(boris.contact_id))
     assert boris_row["search"] == "4242 4242 b@x.org"  # name (the id itself), identities
     assert (boris_row["note_count"], boris_row["open_task_count"]) == (1, 1)
+    anna_thread = next(r for r in together if r.get("id") == str(anna.conversation_id))
+    assert (anna_thread["message_count"], anna_thread["unread_count"]) == (2, 0)
+    assert anna_thread["last_direction"] == "outbound" and anna_thread["last_message"] == "Ответ"
+    assert anna_thread["contact_name"] == "Анна Петрова"
