@@ -9,7 +9,10 @@ exception that leaves `parse_email` is `Rejected` (for input that cannot be a
 message at all, such as one without a usable sender address), so a poller can
 record the rejection and move on instead of stalling on one bad message.
 
-Threading follows the headers mail programs write: the first entry of
+Threading follows the headers mail programs write. The message names what it
+answers (`reply_to`: In-Reply-To, then References from the newest), and ingest
+puts it into the conversation of the first of those the log knows, so a mail
+program that writes only In-Reply-To still threads. Otherwise the first entry of
 References is the thread's root, so a client's answer to our reply (whose
 References start with the client's root) lands in the same conversation.
 Without any ids the normalised subject plus the sender is the thread.
@@ -179,6 +182,7 @@ def _build(
         metadata=metadata,
         default_region=default_region,
         inbox_id=inbox_id,
+        reply_to=[*([in_reply_to] if in_reply_to else []), *reversed(references)],
     )
 
 

@@ -11,6 +11,7 @@ the channel and dedup key, so a second delivery is reported as a duplicate.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
@@ -27,6 +28,7 @@ from threadline.domain.unit_of_work import UnitOfWork
 MAX_TEXT = 200_000
 MAX_SUBJECT = 998
 DEFAULT_THREAD = "default"
+MAX_REPLY_TO = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,10 @@ class InboundMessage:
     source: dict[str, Any] = field(default_factory=dict)
     correlation_id: str = ""
     inbox_id: UUID | None = None
+    # Provider ids of the messages this one answers, nearest first (e-mail: In-Reply-To,
+    # then References from the newest): a reply joins the conversation of the first
+    # of them the log knows, whatever thread key its own headers would give.
+    reply_to: tuple[str, ...] = ()
 
     @property
     def message_id(self) -> UUID:
@@ -95,6 +101,7 @@ class InboundMessage:
         correlation_id: str = "",
         default_region: str | None = None,
         inbox_id: UUID | None = None,
+        reply_to: Iterable[str] = (),
     ) -> InboundMessage:
         """Validate and normalise; raises `InvalidInput` naming the offending field."""
         if not channel or len(channel) > 32:
@@ -130,7 +137,25 @@ class InboundMessage:
             source=clean_source({"channel": channel, **(source or {})}),
             correlation_id=correlation_id,
             inbox_id=inbox_id,
+            reply_to=tuple(dict.fromkeys(r for r in reply_to if r and len(r) <= 998))[
+                :MAX_REPLY_TO
+            ],
         )
+
+    def replied_message_ids(self) -> list[UUID]:
+        """The ids the `reply_to` provider ids may have in the log, nearest first.
+
+        A message received on this channel has the id its dedup key gives; a reply
+        Threadline sent carries its own message id as the local part of the
+        Message-ID it was sent with (``<uuid@domain>``).
+        """
+        ids: list[UUID] = []
+        for provider_id in self.reply_to:
+            ids.append(inbound_message_id(self.channel, provider_id))
+            local = provider_id.strip("<>").split("@", 1)[0]
+            with suppress(ValueError):  # not one of ours
+                ids.append(UUID(local))
+        return list(dict.fromkeys(ids))
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,13 +171,15 @@ def ingest_plan(message: InboundMessage) -> Any:
     """The prefetch plan: first the message and claims, then the owners' contacts and threads."""
 
     def plan(unit: UnitOfWork) -> Iterator[Iterable[UUID]]:
-        yield [message.message_id, *(i.claim_id for i in message.identities)]
+        replied = message.replied_message_ids()
+        yield [message.message_id, *(i.claim_id for i in message.identities), *replied]
         owners = []
         for identity in message.identities:
             claim = unit.find(identity.claim_id, IdentityClaim)
             if claim is not None:
                 owners.append(claim.owner_id)
-        yield owners
+        answered = [m.conversation_id for m in (unit.find(r, Message) for r in replied) if m]
+        yield [*owners, *answered]
         contacts = [unit.find(owner, Contact) for owner in owners]
         merged = [c.merged_into for c in contacts if c is not None and c.merged_into]
         yield merged
@@ -223,8 +250,11 @@ def ingest_command(message: InboundMessage) -> Any:
                     str(identity.kind), {"value": identity.value}, actor, correlation_id
                 )
         conversation_id = conversation_id_for(contact.id, message.channel, message.thread_key)
-        # A contact created just now has no conversations: no need to ask the store.
-        conversation = None if created else unit.find(conversation_id, Conversation)
+        conversation: Conversation | None = None
+        if not created:  # a contact created just now has no conversations to ask for
+            conversation = _answered_conversation(unit, message, contact) or unit.find(
+                conversation_id, Conversation
+            )
         if conversation is None:
             conversation = unit.add(
                 Conversation(
@@ -267,6 +297,29 @@ def ingest_command(message: InboundMessage) -> Any:
         return IngestResult(message_id, contact.id, conversation.id, False, created)
 
     return command
+
+
+def _answered_conversation(
+    unit: UnitOfWork, message: InboundMessage, contact: Contact
+) -> Conversation | None:
+    """The conversation of the nearest message this one answers, if it is this contact's.
+
+    A reply whose headers name only its parent (In-Reply-To, no References) would
+    otherwise get the parent's id as thread key and start a second conversation.
+    Someone else's thread (a colleague in copy answering) is not joined: the
+    sender gets a conversation of their own.
+    """
+    for replied_id in message.replied_message_ids():
+        replied = unit.find(replied_id, Message)
+        if replied is None:
+            continue
+        conversation = unit.find(replied.conversation_id, Conversation)
+        if conversation is None:
+            continue
+        owner = _resolve_contact(unit, conversation.contact_id)
+        if owner is not None and owner.id == contact.id:
+            return conversation
+    return None
 
 
 def _identity_values(contact: Contact) -> list[str]:

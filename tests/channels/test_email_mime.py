@@ -496,3 +496,17 @@ def test_generated_headers_and_bodies_never_escape_as_other_errors(
         + encoded_body
     )
     _check(raw, store)
+
+
+def test_a_reply_names_the_messages_it_answers_nearest_first(store: AttachmentStore) -> None:
+    raw = raw_mail(
+        {
+            **BASE,
+            "Message-ID": "<c@client.example.org>",
+            "In-Reply-To": "<b@client.example.org>",
+            "References": "<a@client.example.org> <b@client.example.org>",
+        },
+        b"x",
+    )
+    message = parse_email(raw, store, None)
+    assert message.reply_to == ("<b@client.example.org>", "<a@client.example.org>")

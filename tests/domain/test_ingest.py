@@ -158,3 +158,47 @@ def test_a_failing_command_in_a_batch_fails_alone(runtime: Runtime) -> None:
     errors = [f.exception() for f in futures[:4]]
     assert all(type(e).__name__ == "NotFound" for e in errors)
     assert all(f.exception() is None for f in futures[4:])
+
+
+def email(key: str, sender: str, in_reply_to: str = "", references: str = "") -> InboundMessage:
+    """An e-mail as the e-mail channel normalises it (its thread key rule included)."""
+    refs = references.split()
+    return InboundMessage.create(
+        channel="email",
+        dedup_key=key,
+        identities=[("email", sender)],
+        subject="Order 42",
+        text=key,
+        thread_key=(refs[0] if refs else in_reply_to) or key,
+        reply_to=[*([in_reply_to] if in_reply_to else []), *reversed(refs)],
+    )
+
+
+def test_a_reply_naming_only_its_parent_stays_in_the_conversation(runtime: Runtime) -> None:
+    first = runtime.app.ingest(email("<a@c.org>", "anna@c.org")).value
+    second = runtime.app.ingest(email("<b@c.org>", "anna@c.org", in_reply_to="<a@c.org>")).value
+    # Only In-Reply-To, naming the second message: its own thread key would be <b@c.org>.
+    third = runtime.app.ingest(email("<c@c.org>", "anna@c.org", in_reply_to="<b@c.org>")).value
+    assert first.conversation_id == second.conversation_id == third.conversation_id
+
+
+def test_an_answer_to_our_reply_joins_its_conversation_by_our_message_id(
+    runtime: Runtime,
+) -> None:
+    first = runtime.app.ingest(email("<q@c.org>", "anna@c.org")).value
+    reply_id = runtime.app.reply(first.conversation_id, "In transit", "user:1").value
+    answer = runtime.app.ingest(
+        email("<q2@c.org>", "anna@c.org", in_reply_to=f"<{reply_id}@mail.example.com>")
+    ).value
+    assert answer.conversation_id == first.conversation_id
+
+
+def test_a_colleague_answering_in_copy_gets_a_conversation_of_their_own(
+    runtime: Runtime,
+) -> None:
+    first = runtime.app.ingest(email("<x@c.org>", "anna@c.org")).value
+    colleague = runtime.app.ingest(
+        email("<y@c.org>", "boris@c.org", in_reply_to="<x@c.org>", references="<x@c.org>")
+    ).value
+    assert colleague.contact_id != first.contact_id
+    assert colleague.conversation_id != first.conversation_id
