@@ -39,7 +39,7 @@ from threadline.domain.message import Message
 from threadline.domain.rule_commands import RuleCommands
 from threadline.domain.task import Task, TaskType
 from threadline.domain.unit_of_work import UnitOfWork
-from threadline.domain.user import Role, User, new_api_token, token_hash
+from threadline.domain.user import Role, User, is_time_zone, new_api_token, token_hash
 
 USER_EMAIL_KIND = "user-email"
 MAX_REPLY = 100_000
@@ -530,6 +530,18 @@ class Threadline(
             user = unit.get(user_id, User)
             if user.locale != locale:
                 user.change_locale(locale, actor, str(uuid4()))
+
+        return self.writer.submit(command)
+
+    def set_timezone(self, user_id: UUID, timezone: str, actor: str) -> Committed[None]:
+        """Show this user's times in `timezone` (an IANA name; "" for the default)."""
+        if timezone and not is_time_zone(timezone):
+            raise InvalidInput("timezone", "an IANA time zone such as Europe/Moscow")
+
+        def command(unit: UnitOfWork) -> None:
+            user = unit.get(user_id, User)
+            if user.timezone != timezone:
+                user.change_timezone(timezone, actor, str(uuid4()))
 
         return self.writer.submit(command)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from eventsourcing.domain import Aggregate, event
 
@@ -21,6 +22,15 @@ class Role(StrEnum):
 
 
 TOKEN_PREFIX = "tl_"
+
+
+def is_time_zone(name: str) -> bool:
+    """Whether `name` is a time zone the system's IANA database knows."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def new_api_token() -> str:
@@ -51,6 +61,7 @@ class User(Aggregate):
         self.role = role
         self.password_hash = password_hash
         self.locale = locale
+        self.timezone = ""  # an IANA name; "" is the installation's default
         self.active = True
         self.token_hashes: list[str] = []
 
@@ -74,6 +85,11 @@ class User(Aggregate):
     def change_locale(self, locale: str, actor: str, correlation_id: str) -> None:
         """The language of the web app for this user (en, ru)."""
         self.locale = locale
+
+    @event("UserTimezoneChanged")
+    def change_timezone(self, timezone: str, actor: str, correlation_id: str) -> None:
+        """The time zone the web app shows this user's times in ("" for the default)."""
+        self.timezone = timezone
 
     @event("UserDeactivated")
     def deactivate(self, actor: str, correlation_id: str) -> None:

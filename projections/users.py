@@ -11,12 +11,13 @@ from threadline.projections.sql import ViewCursor
 
 class UserProjection(ViewProjection):
     name = "users"
+    version = 2  # 2: timezone
     tables = ("users", "user_tokens")
     schema = (
         "CREATE TABLE IF NOT EXISTS users ("
         " id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE, name TEXT NOT NULL,"
         " role TEXT NOT NULL, password_hash TEXT, locale TEXT NOT NULL,"
-        " active BIGINT NOT NULL, created_at TEXT NOT NULL)",
+        " active BIGINT NOT NULL, created_at TEXT NOT NULL, timezone TEXT NOT NULL DEFAULT '')",
         "CREATE TABLE IF NOT EXISTS user_tokens ("
         " token_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, label TEXT NOT NULL,"
         " created_at TEXT NOT NULL)",
@@ -67,6 +68,12 @@ class UserProjection(ViewProjection):
     def _locale(self, event: Any, cur: ViewCursor) -> None:
         cur.execute(
             "UPDATE users SET locale = ? WHERE id = ?", [event.locale, sid(event.originator_id)]
+        )
+
+    @handles(User.UserTimezoneChanged)
+    def _timezone(self, event: Any, cur: ViewCursor) -> None:
+        cur.execute(
+            "UPDATE users SET timezone = ? WHERE id = ?", [event.timezone, sid(event.originator_id)]
         )
 
     @handles(User.UserDeactivated)

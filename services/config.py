@@ -42,6 +42,12 @@ SETTINGS: list[tuple[str, str, str]] = [
         "ISO country code used to read phone numbers written without a country code (e.g. `RU`).",
     ),
     (
+        "THREADLINE_TIMEZONE",
+        "UTC",
+        "IANA time zone the web app shows times in for users who have not picked their own "
+        "(e.g. `Europe/Moscow`).",
+    ),
+    (
         "THREADLINE_READ_YOUR_WRITES_TIMEOUT",
         "2.0",
         "Seconds a write request waits for the views to show its change before answering.",
@@ -139,6 +145,7 @@ class Settings:
     port: int = 8000
     max_body_bytes: int = 1_048_576
     default_region: str | None = None
+    timezone: str = "UTC"
     read_your_writes_timeout: float = 2.0
     log_level: str = "INFO"
     public_url: str = "http://127.0.0.1:8000"
@@ -173,6 +180,7 @@ class Settings:
                 port=int(get("THREADLINE_PORT") or cls.port),
                 max_body_bytes=int(get("THREADLINE_MAX_BODY_BYTES") or cls.max_body_bytes),
                 default_region=(get("THREADLINE_DEFAULT_REGION") or "").upper() or None,
+                timezone=_time_zone(get("THREADLINE_TIMEZONE") or cls.timezone),
                 read_your_writes_timeout=float(
                     get("THREADLINE_READ_YOUR_WRITES_TIMEOUT") or cls.read_your_writes_timeout
                 ),
@@ -214,3 +222,14 @@ class Settings:
 
 def project_root() -> Path:
     return Path.cwd()
+
+
+def _time_zone(name: str) -> str:
+    from threadline.domain.user import is_time_zone
+
+    if not is_time_zone(name):
+        raise ValueError(
+            f"THREADLINE_TIMEZONE={name!r} is not a time zone; use an IANA name such as "
+            "Europe/Moscow or UTC"
+        )
+    return name

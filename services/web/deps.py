@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -19,6 +20,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from threadline.services.runtime import Runtime
 from threadline.services.web.i18n import environment, gettext, pick_locale
+from threadline.services.web.local_time import zone
 from threadline.services.web.sessions import COOKIE, Session, SessionStore
 
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
@@ -46,11 +48,17 @@ class WebUser:
     name: str
     role: str
     locale: str
+    timezone: str = "UTC"  # the user's own, else THREADLINE_TIMEZONE
     flashes: list[str] = field(default_factory=list)
 
     @property
     def actor(self) -> str:
         return f"user:{self.id}"
+
+    @property
+    def zone(self) -> tzinfo:
+        """The time zone this user reads and types times in."""
+        return zone(self.timezone)
 
     @property
     def can_write(self) -> bool:
@@ -83,7 +91,8 @@ async def web_user(request: Request) -> WebUser:
     if session is None:
         raise LoginRequired(str(request.url.path))
     row = runtime.views.query_one(
-        "SELECT id, email, name, role, locale, active FROM users WHERE id = ?", [session.user_id]
+        "SELECT id, email, name, role, locale, timezone, active FROM users WHERE id = ?",
+        [session.user_id],
     )
     if row is None or not row["active"]:
         raise LoginRequired(str(request.url.path))
@@ -96,6 +105,7 @@ async def web_user(request: Request) -> WebUser:
         name=str(row["name"]),
         role=str(row["role"]),
         locale=pick_locale(row["locale"]),
+        timezone=str(row["timezone"] or runtime.settings.timezone),
     )
     if request.method in UNSAFE:
         await check_csrf(request, session)

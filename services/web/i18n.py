@@ -3,7 +3,9 @@
 The `.po` catalogues in `locales/` are compiled in memory at start (no build
 step). Each locale has its own Jinja2 environment with gettext installed and
 Babel's formatting filters (`datetime`, `date`, `number`, `money`), so two
-operators with different languages can be served at the same time.
+operators with different languages can be served at the same time. Times are
+stored in UTC and shown in the time zone of the user the page is for (the
+`user` in the template's context: their own, else `THREADLINE_TIMEZONE`).
 `pybabel extract -F babel.cfg -o messages.pot services/web` refreshes the catalogue.
 """
 
@@ -11,11 +13,12 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale
 from babel.dates import format_date, format_datetime
@@ -23,7 +26,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
 from babel.support import Translations
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 
 HERE = Path(__file__).parent
 LOCALES = ("en", "ru")
@@ -55,14 +58,32 @@ def _parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _zone_of(context: Any) -> tzinfo:
+    """The time zone of the user a page is rendered for (the views store UTC)."""
+    user = context.get("user") if context is not None else None
+    return _zone(str(getattr(user, "timezone", "") or "UTC"))
+
+
+@cache
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
+
+
 def filters_for(locale: str) -> dict[str, Callable[..., str]]:
     babel_locale = Locale.parse(locale)
 
-    def fmt_datetime(value: Any, form: str = "short") -> str:
+    @pass_context
+    def fmt_datetime(context: Any, value: Any, form: str = "short") -> str:
         parsed = _parse_time(value)
-        return "" if parsed is None else format_datetime(parsed, form, locale=babel_locale)
+        if parsed is None:
+            return ""
+        return format_datetime(parsed, form, tzinfo=_zone_of(context), locale=babel_locale)
 
-    def fmt_date(value: Any, form: str = "medium") -> str:
+    @pass_context
+    def fmt_date(context: Any, value: Any, form: str = "medium") -> str:
         if isinstance(value, date) and not isinstance(value, datetime):
             return format_date(value, form, locale=babel_locale)
         parsed = _parse_time(value)
@@ -71,7 +92,8 @@ def filters_for(locale: str) -> dict[str, Callable[..., str]]:
                 return format_date(date.fromisoformat(str(value)), form, locale=babel_locale)
             except ValueError:
                 return str(value or "")
-        return format_date(parsed.date(), form, locale=babel_locale)
+        local = parsed.astimezone(_zone_of(context))
+        return format_date(local.date(), form, locale=babel_locale)
 
     def fmt_number(value: Any) -> str:
         return "" if value is None else format_decimal(value, locale=babel_locale)
@@ -111,7 +133,44 @@ def environment(locale: str) -> Environment:
     env.install_gettext_translations(_translations(locale), newstyle=True)  # type: ignore[attr-defined]
     env.filters.update(filters_for(locale))
     env.globals["locale"] = locale
+    env.globals["time_zones"] = time_zones
     return env
+
+
+# The zones offered in the header's picker (any IANA name works through the API of
+# `set_timezone`); the user's own zone is added when it is not one of these.
+COMMON_TIME_ZONES = (
+    "UTC",
+    "Europe/London",
+    "Europe/Berlin",
+    "Europe/Kaliningrad",
+    "Europe/Moscow",
+    "Europe/Samara",
+    "Asia/Yekaterinburg",
+    "Asia/Omsk",
+    "Asia/Novosibirsk",
+    "Asia/Krasnoyarsk",
+    "Asia/Irkutsk",
+    "Asia/Yakutsk",
+    "Asia/Vladivostok",
+    "Asia/Magadan",
+    "Asia/Kamchatka",
+    "Asia/Almaty",
+    "Asia/Tashkent",
+    "Asia/Dubai",
+    "Asia/Kolkata",
+    "Asia/Shanghai",
+    "Asia/Tokyo",
+    "America/New_York",
+    "America/Chicago",
+    "America/Los_Angeles",
+)
+
+
+def time_zones(current: str) -> list[str]:
+    return (
+        list(COMMON_TIME_ZONES) if current in COMMON_TIME_ZONES else [current, *COMMON_TIME_ZONES]
+    )
 
 
 def gettext(locale: str) -> Callable[[str], str]:

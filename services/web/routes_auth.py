@@ -11,6 +11,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from threadline.domain.application import verify_password
+from threadline.domain.errors import InvalidInput
 from threadline.services.runtime import Runtime
 from threadline.services.web.deps import WebUserDep, sessions
 from threadline.services.web.i18n import environment, gettext, pick_locale
@@ -111,6 +112,23 @@ def change_locale(
     user: WebUserDep, locale: Annotated[str, Form()], back: Annotated[str, Form()] = "/inbox"
 ) -> Response:
     committed = user.runtime.app.set_locale(UUID(user.id), pick_locale(locale), user.actor)
+    user.runtime.wait_for_views(committed.notification_id)
+    return RedirectResponse(_safe_next(back), status_code=303)
+
+
+@router.post("/me/timezone")
+def change_timezone(
+    user: WebUserDep, timezone: Annotated[str, Form()], back: Annotated[str, Form()] = "/inbox"
+) -> Response:
+    try:
+        committed = user.runtime.app.set_timezone(UUID(user.id), timezone.strip(), user.actor)
+    except InvalidInput:
+        return user.render(
+            "error.html",
+            status_code=422,
+            title=user._("Unknown time zone"),
+            message=user._("Pick a time zone from the list."),
+        )
     user.runtime.wait_for_views(committed.notification_id)
     return RedirectResponse(_safe_next(back), status_code=303)
 

@@ -75,6 +75,7 @@ def session_info(user: WebUserDep) -> JSONResponse:
             "name": user.name,
             "role": user.role,
             "locale": user.locale,
+            "timezone": user.timezone,
             "csrf": user.csrf,
         },
         headers={"Cache-Control": "no-store"},

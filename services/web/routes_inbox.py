@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
 from uuid import UUID, uuid4
@@ -32,6 +32,7 @@ from threadline.domain.html import sanitise_html
 from threadline.projections.queries import InboxFilter
 from threadline.services.web.deps import WebUser, WebUserDep, WebWriterDep
 from threadline.services.web.errors import message_of, status_of
+from threadline.services.web.local_time import parse_local
 
 router = APIRouter(include_in_schema=False)
 
@@ -594,15 +595,11 @@ def assign(
     )
 
 
-def snooze_time(value: str) -> datetime | None:
-    """A `datetime-local` value, read as UTC (the label says so)."""
+def snooze_time(value: str, where: tzinfo = UTC) -> datetime | None:
+    """A `datetime-local` value, read in the operator's time zone (the label names it)."""
     if not value.strip():
         return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise InvalidInput("snoozed_until", "a date and time, e.g. 2030-05-01T09:00") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return parse_local(value, where, "snoozed_until")
 
 
 @router.post("/inbox/{conversation_id}/status")
@@ -614,13 +611,13 @@ def change_status(
     snoozed_until: Annotated[str, Form()] = "",
     back: Annotated[str, Form()] = "",
 ) -> Response:
-    """Open, pending, resolved, or snoozed until a time (UTC)."""
+    """Open, pending, resolved, or snoozed until a time (in the operator's time zone)."""
     parsed = _uuid(conversation_id)
     if parsed is None:
         return _not_found(user)
 
     def command() -> Any:
-        until = snooze_time(snoozed_until) if status == "snoozed" else None
+        until = snooze_time(snoozed_until, user.zone) if status == "snoozed" else None
         return user.runtime.app.change_conversation_status(
             parsed, status, user.actor, snoozed_until=until
         )

@@ -11,7 +11,7 @@ change of the views, so a reminder that a rule creates appears without a reload.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from uuid import UUID
 
@@ -22,6 +22,7 @@ from threadline.domain.errors import InvalidInput, NotFound
 from threadline.projections.base import ts
 from threadline.services.web.deps import WebUser, WebUserDep, WebWriterDep
 from threadline.services.web.errors import message_of, status_of
+from threadline.services.web.local_time import local_input, parse_local
 from threadline.services.web.routes_contacts import (
     COMMAND_ERRORS,
     LABELS,
@@ -48,40 +49,37 @@ def scope_of(value: str | None) -> str:
 
 @dataclass(frozen=True)
 class Day:
-    """The day boundaries the sections are cut at (UTC)."""
+    """The day boundaries the sections are cut at: midnights of the user's time zone."""
 
     now: datetime
     start: datetime
     tomorrow: datetime
     horizon: datetime
+    zone: tzinfo = UTC
 
     @classmethod
-    def at(cls, now: datetime) -> Day:
-        start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        tomorrow = start + timedelta(days=1)
-        return cls(now, start, tomorrow, tomorrow + timedelta(days=UPCOMING_DAYS))
+    def at(cls, now: datetime, where: tzinfo = UTC) -> Day:
+        local = now.astimezone(where)
+        start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+        def midnight(days: int) -> datetime:
+            # Calendar days, not 24-hour steps: a day with a clock change is 23 or 25 hours.
+            day = (start + timedelta(days=days)).date()
+            return datetime(day.year, day.month, day.day, tzinfo=where)
+
+        return cls(now, start, midnight(1), midnight(1 + UPCOMING_DAYS), where)
 
 
-def due_input(value: str | None) -> str:
-    """A stored due time as a `datetime-local` value (UTC, minutes)."""
-    if not value:
-        return ""
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return ""
-    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+def due_input(value: str | None, where: tzinfo = UTC) -> str:
+    """A stored due time as a `datetime-local` value in the user's time zone (minutes)."""
+    return local_input(value, where)
 
 
-def parse_due(raw: str) -> datetime:
-    """A `datetime-local` value, read as UTC (the label says so)."""
+def parse_due(raw: str, where: tzinfo = UTC) -> datetime:
+    """A `datetime-local` value, read in the user's time zone (the label names it)."""
     if not raw:
         raise InvalidInput("due_at", "a due time is required")
-    try:
-        parsed = datetime.fromisoformat(raw)
-    except ValueError:
-        raise InvalidInput("due_at", f"expected a date and time, got {raw!r}") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return parse_local(raw, where, "due_at")
 
 
 def _decorate(user: WebUser, tasks: list[dict[str, Any]], day: Day) -> list[dict[str, Any]]:
@@ -101,7 +99,7 @@ def _decorate(user: WebUser, tasks: list[dict[str, Any]], day: Day) -> list[dict
         item = dict(task)
         item["contact_name"] = names.get(str(task.get("contact_id") or ""), "")
         item["assignee_name"] = people.get(str(task.get("assignee_id") or ""), "")
-        item["due_input"] = due_input(task.get("due_at"))
+        item["due_input"] = due_input(task.get("due_at"), day.zone)
         item["late"] = bool(task.get("due_at")) and str(task["due_at"]) < now
         out.append(item)
     return out
@@ -109,7 +107,7 @@ def _decorate(user: WebUser, tasks: list[dict[str, Any]], day: Day) -> list[dict
 
 def sections(user: WebUser, scope: str, now: datetime | None = None) -> dict[str, Any]:
     """The open tasks of the user (or everyone's), cut into sections by due day."""
-    day = Day.at(now or datetime.now(UTC))
+    day = Day.at(now or datetime.now(UTC), user.zone)
     queries = user.runtime.queries
     assignee = user.id if scope == "mine" else None
 
@@ -250,7 +248,7 @@ def reschedule(task_id: str, user: WebWriterDep, form: FormDep) -> Response:
     if known is None:
         return _answer(user, form, task_id, NotFound("task", task_id))
     try:
-        due_at = parse_due(field(form, "due_at"))
+        due_at = parse_due(field(form, "due_at"), user.zone)
         committed = user.runtime.app.reschedule_task(UUID(known), due_at, user.actor)
     except COMMAND_ERRORS as error:
         return _answer(user, form, known, error)
