@@ -73,8 +73,9 @@ class ViewProjection(Projection[TrackingRecorder]):
     tables: tuple[str, ...] = ()
     schema: tuple[str, ...] = ()
     _handlers: dict[type, Handler] = {}
-    # Handlers that may leave rows in memory for `flush_deferred` (see `apply_batch`).
+    # Handlers that may keep rows in `self.fresh` instead of writing them (see `apply_batch`).
     deferring_handlers: frozenset[str] = frozenset()
+    fresh: dict[str, dict[str, Any]]
     position_of_event: int = 0
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -89,6 +90,7 @@ class ViewProjection(Projection[TrackingRecorder]):
     def __init__(self, view: TrackingRecorder, upstream: str = "Threadline") -> None:
         super().__init__(view)
         self.db = ViewDatabase(view)
+        self.fresh = {}
         # Views share one tracking table, so each tracks the upstream log under its own key.
         self.tracking_name = f"{upstream}.{self.name}"
         self.create_tables()
@@ -145,15 +147,22 @@ class ViewProjection(Projection[TrackingRecorder]):
     def before_batch(self, cur: ViewCursor) -> None:
         """Read, once per batch, what the handlers would otherwise query event by event."""
 
-    def flush_deferred(self, cur: ViewCursor) -> None:
-        """Write what the `deferring_handlers` kept in memory (nothing by default).
+    def write_fresh(self, cur: ViewCursor, row: dict[str, Any]) -> None:
+        """Write one row a deferring handler kept in `self.fresh` (views that defer say how).
 
         A view may fold several events of one batch into one row write (a new
-        contact and its first counters). `apply_batch` calls this before any other
-        handler runs and at the end of the batch, so every other handler, and every
-        reader after the commit, sees the rows as if each event had been written
-        on its own.
+        contact and its first counters): its `deferring_handlers` keep the row in
+        `self.fresh` (by id) and update it there. `apply_batch` writes the kept rows
+        before any other handler runs and at the end of the batch, so every other
+        handler, and every reader after the commit, sees the rows as if each event
+        had been written on its own.
         """
+        raise NotImplementedError(f"{type(self).__name__} defers rows but cannot write them")
+
+    def _flush_fresh(self, cur: ViewCursor) -> None:
+        for row in self.fresh.values():
+            self.write_fresh(cur, row)
+        self.fresh.clear()
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
         """The library's one-event entry point; batches go through `process_batch`."""
@@ -188,18 +197,18 @@ class ViewProjection(Projection[TrackingRecorder]):
             current = self.db.locked_position(cur, self.tracking_name)
             if current != expected_position:
                 raise StalePosition(self.name, expected_position, current)
+        self.fresh = {}  # nothing kept from a batch that failed half-way
         self.before_batch(cur)
         deferring = self.deferring_handlers
         with self.db.pipelined(cur) as batch_cur:
             for notification_id, domain_event in events:
                 handler = self._handlers.get(type(domain_event))
                 if handler is not None:  # events a view does not handle leave it unchanged
-                    if deferring and handler.__name__ not in deferring:
-                        self.flush_deferred(batch_cur)
+                    if self.fresh and handler.__name__ not in deferring:
+                        self._flush_fresh(batch_cur)
                     self.position_of_event = notification_id
                     handler(self, domain_event, batch_cur)
-            if deferring:
-                self.flush_deferred(batch_cur)
+            self._flush_fresh(batch_cur)
         self.db.insert_tracking(cur, tracking)
 
 

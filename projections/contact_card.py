@@ -74,38 +74,29 @@ class ContactCardProjection(ViewProjection):
     # one INSERT where a new sender's first message took four statements.
     deferring_handlers = frozenset({"_created", "_identity", "_conversation", "_message"})
 
-    _fresh: dict[str, dict[str, Any]]
-
-    def before_batch(self, cur: ViewCursor) -> None:
-        self._fresh = {}
-
-    def flush_deferred(self, cur: ViewCursor) -> None:
-        if not self._fresh:
-            return
-        for row in self._fresh.values():
-            cur.execute(
-                "INSERT INTO contacts (id, display_name, lifecycle, responsible_id, source,"
-                " source_channel, utm_source, utm_medium, utm_campaign, referrer,"
-                " acquisition_cost, attributes, tags, created_at, updated_at, search,"
-                " conversation_count, inbound_count, outbound_count, note_count,"
-                " last_contact_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '{}', '[]', ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (id) DO NOTHING",
-                [
-                    *row["values"],
-                    row["search"],
-                    *(row[c] for c in _FRESH_COUNTERS),
-                    row["last_contact_at"],
-                ],
-            )
-        self._fresh = {}
+    def write_fresh(self, cur: ViewCursor, row: dict[str, Any]) -> None:
+        cur.execute(
+            "INSERT INTO contacts (id, display_name, lifecycle, responsible_id, source,"
+            " source_channel, utm_source, utm_medium, utm_campaign, referrer,"
+            " acquisition_cost, attributes, tags, created_at, updated_at, search,"
+            " conversation_count, inbound_count, outbound_count, note_count,"
+            " last_contact_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '{}', '[]', ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (id) DO NOTHING",
+            [
+                *row["values"],
+                row["search"],
+                *(row[c] for c in _FRESH_COUNTERS),
+                row["last_contact_at"],
+            ],
+        )
 
     @handles(Contact.ContactCreated)
     def _created(self, event: Any, cur: ViewCursor) -> None:
         name = event.personal.get("display_name", "")
         source = event.source
         contact_id = str(event.originator_id)
-        self._fresh[contact_id] = {
+        self.fresh[contact_id] = {
             "values": [
                 contact_id,
                 name,
@@ -138,7 +129,7 @@ class ContactCardProjection(ViewProjection):
             " ON CONFLICT (kind, value) DO UPDATE SET contact_id = excluded.contact_id",
             [kind, value, contact_id],
         )
-        fresh = self._fresh.get(contact_id or "")
+        fresh = self.fresh.get(contact_id or "")
         if fresh is not None:
             fresh["search"] += " " + value.lower()
             return
@@ -308,7 +299,7 @@ class ContactCardProjection(ViewProjection):
 
     @handles(Conversation.ConversationStarted)
     def _conversation(self, event: Any, cur: ViewCursor) -> None:
-        fresh = self._fresh.get(str(event.contact_id))
+        fresh = self.fresh.get(str(event.contact_id))
         if fresh is not None:
             fresh["conversation_count"] += 1
             return
@@ -321,7 +312,7 @@ class ContactCardProjection(ViewProjection):
     def _message(self, event: Any, cur: ViewCursor) -> None:
         contact_id = sid(event.contact_id)
         at = ts(event.timestamp)
-        fresh = self._fresh.get(contact_id or "")
+        fresh = self.fresh.get(contact_id or "")
         if isinstance(event, Message.MessageNoteAdded):
             if fresh is not None:
                 fresh["note_count"] += 1

@@ -77,44 +77,39 @@ class InboxProjection(ViewProjection):
 
     # A conversation started in a batch is written once, with its messages' summary
     # (last message, counts) folded in: one INSERT instead of an INSERT and an UPDATE
-    # per message. See `ViewProjection.flush_deferred`.
+    # per message. See `ViewProjection.write_fresh`.
     deferring_handlers = frozenset({"_started", "_message"})
-    _fresh: dict[str, dict[str, Any]]
 
-    def flush_deferred(self, cur: ViewCursor) -> None:
-        if not self._fresh:
-            return
-        for row in self._fresh.values():
-            cur.execute(
-                "INSERT INTO inbox_conversations (id, contact_id, contact_name, channel,"
-                " thread_key, subject, status, created_at, updated_at, search, last_message,"
-                " last_direction, last_message_at, unread_count, message_count)"
-                " SELECT ?, ?, COALESCE(MAX(name), ''), ?, ?, ?, 'open', ?, ?,"
-                " COALESCE(MAX(lower_name), '') || ?, ?, ?, ?, ?, ?"
-                " FROM inbox_contacts WHERE id = ? ON CONFLICT (id) DO NOTHING",
-                [
-                    row["id"],
-                    row["contact_id"],
-                    row["channel"],
-                    row["thread_key"],
-                    row["subject"],
-                    row["created_at"],
-                    row["updated_at"],
-                    " " + row["subject"].lower(),
-                    row["last_message"],
-                    row["last_direction"],
-                    row["last_message_at"],
-                    row["unread_count"],
-                    row["message_count"],
-                    row["contact_id"],
-                ],
-            )
-        self._fresh = {}
+    def write_fresh(self, cur: ViewCursor, row: dict[str, Any]) -> None:
+        cur.execute(
+            "INSERT INTO inbox_conversations (id, contact_id, contact_name, channel,"
+            " thread_key, subject, status, created_at, updated_at, search, last_message,"
+            " last_direction, last_message_at, unread_count, message_count)"
+            " SELECT ?, ?, COALESCE(MAX(name), ''), ?, ?, ?, 'open', ?, ?,"
+            " COALESCE(MAX(lower_name), '') || ?, ?, ?, ?, ?, ?"
+            " FROM inbox_contacts WHERE id = ? ON CONFLICT (id) DO NOTHING",
+            [
+                row["id"],
+                row["contact_id"],
+                row["channel"],
+                row["thread_key"],
+                row["subject"],
+                row["created_at"],
+                row["updated_at"],
+                " " + row["subject"].lower(),
+                row["last_message"],
+                row["last_direction"],
+                row["last_message_at"],
+                row["unread_count"],
+                row["message_count"],
+                row["contact_id"],
+            ],
+        )
 
     @handles(Conversation.ConversationStarted)
     def _started(self, event: Any, cur: ViewCursor) -> None:
         conversation_id = str(event.originator_id)
-        self._fresh[conversation_id] = {
+        self.fresh[conversation_id] = {
             "id": conversation_id,
             "contact_id": sid(event.contact_id),
             "channel": event.channel,
@@ -184,7 +179,7 @@ class InboxProjection(ViewProjection):
             ],
         )
         conversation_id = sid(event.conversation_id)
-        fresh = self._fresh.get(conversation_id or "")
+        fresh = self.fresh.get(conversation_id or "")
         if isinstance(event, Message.MessageNoteAdded):
             if fresh is not None:
                 fresh["updated_at"] = at
@@ -271,7 +266,6 @@ class InboxProjection(ViewProjection):
 
     def before_batch(self, cur: ViewCursor) -> None:
         self.aliases.load(cur)
-        self._fresh = {}
 
     @handles(Contact.ContactMerged)
     def _merged(self, event: Any, cur: ViewCursor) -> None:
