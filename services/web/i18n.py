@@ -18,7 +18,6 @@ from decimal import Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale
 from babel.dates import format_date, format_datetime
@@ -27,6 +26,8 @@ from babel.messages.pofile import read_po
 from babel.numbers import format_currency, format_decimal
 from babel.support import Translations
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+
+from threadline.services.web.local_time import zone
 
 HERE = Path(__file__).parent
 LOCALES = ("en", "ru")
@@ -61,15 +62,7 @@ def _parse_time(value: Any) -> datetime | None:
 def _zone_of(context: Any) -> tzinfo:
     """The time zone of the user a page is rendered for (the views store UTC)."""
     user = context.get("user") if context is not None else None
-    return _zone(str(getattr(user, "timezone", "") or "UTC"))
-
-
-@cache
-def _zone(name: str) -> tzinfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC
+    return zone(str(getattr(user, "timezone", "") or ""))
 
 
 def filters_for(locale: str) -> dict[str, Callable[..., str]]:
@@ -137,8 +130,8 @@ def environment(locale: str) -> Environment:
     return env
 
 
-# The zones offered in the header's picker (any IANA name works through the API of
-# `set_timezone`); the user's own zone is added when it is not one of these.
+# The zones offered in the header's picker (`POST /me/timezone` takes any IANA name);
+# the user's own zone is added when it is not one of these.
 COMMON_TIME_ZONES = (
     "UTC",
     "Europe/London",

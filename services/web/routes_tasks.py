@@ -70,11 +70,6 @@ class Day:
         return cls(now, start, midnight(1), midnight(1 + UPCOMING_DAYS), where)
 
 
-def due_input(value: str | None, where: tzinfo = UTC) -> str:
-    """A stored due time as a `datetime-local` value in the user's time zone (minutes)."""
-    return local_input(value, where)
-
-
 def parse_due(raw: str, where: tzinfo = UTC) -> datetime:
     """A `datetime-local` value, read in the user's time zone (the label names it)."""
     if not raw:
@@ -99,7 +94,7 @@ def _decorate(user: WebUser, tasks: list[dict[str, Any]], day: Day) -> list[dict
         item = dict(task)
         item["contact_name"] = names.get(str(task.get("contact_id") or ""), "")
         item["assignee_name"] = people.get(str(task.get("assignee_id") or ""), "")
-        item["due_input"] = due_input(task.get("due_at"), day.zone)
+        item["due_input"] = local_input(task.get("due_at"), day.zone)
         item["late"] = bool(task.get("due_at")) and str(task["due_at"]) < now
         out.append(item)
     return out
