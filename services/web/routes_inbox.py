@@ -508,6 +508,23 @@ def _answer(
     )
 
 
+def _act(
+    request: Request, user: WebUser, conversation_id: str, back: str, command: Command
+) -> Response:
+    """Run an action of the conversation's action panel and answer with that panel."""
+    error = _run(user, command)
+    message = "" if error is None else message_of(user, error)
+    return _answer(
+        request,
+        user,
+        conversation_id,
+        Filters.from_query(back),
+        "actions",
+        error,
+        action_error=message,
+    )
+
+
 @router.post("/inbox/{conversation_id}/reply")
 def reply(
     conversation_id: str,
@@ -582,17 +599,7 @@ def assign(
                 raise InvalidInput("assignee_id", "a user id, me or nobody")
         return user.runtime.app.assign_conversation(parsed, target, user.actor)
 
-    error = _run(user, command)
-    message = "" if error is None else message_of(user, error)
-    return _answer(
-        request,
-        user,
-        conversation_id,
-        Filters.from_query(back),
-        "actions",
-        error,
-        action_error=message,
-    )
+    return _act(request, user, conversation_id, back, command)
 
 
 def snooze_time(value: str, where: tzinfo = UTC) -> datetime | None:
@@ -622,14 +629,4 @@ def change_status(
             parsed, status, user.actor, snoozed_until=until
         )
 
-    error = _run(user, command)
-    message = "" if error is None else message_of(user, error)
-    return _answer(
-        request,
-        user,
-        conversation_id,
-        Filters.from_query(back),
-        "actions",
-        error,
-        action_error=message,
-    )
+    return _act(request, user, conversation_id, back, command)
