@@ -83,8 +83,7 @@ class FactReader:
         own["responsible_id"] = str(own["responsible_id"]) if own["responsible_id"] else None
         own["attributes"] = dict(own["attributes"])
         own["tags"] = list(own["tags"])
-        words = str(own["display_name"]).split()
-        return {**contact, **own, "first_name": words[0] if words else ""}
+        return {**contact, **own, "first_name": _first_name(own["display_name"])}
 
     def contact(self, contact_id: str) -> dict[str, Any]:
         card = self.queries.contact(contact_id)
@@ -94,10 +93,9 @@ class FactReader:
         first = {}
         for identity in identities:
             first.setdefault(identity["kind"], identity["value"])
-        name = str(card.get("display_name", ""))
         return {
             **card,
-            "first_name": name.split()[0] if name.split() else "",
+            "first_name": _first_name(card.get("display_name", "")),
             "email": first.get("email", ""),
             "phone": first.get("phone", ""),
             "telegram": first.get("telegram", ""),
@@ -110,3 +108,8 @@ class FactReader:
             f"SELECT 1 AS hit FROM contacts c WHERE c.id = ? AND ({where})", [contact_id, *params]
         )
         return row is not None
+
+
+def _first_name(display_name: Any) -> str:
+    words = str(display_name or "").split()
+    return words[0] if words else ""
