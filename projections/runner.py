@@ -176,7 +176,8 @@ class ViewRunner:
     ) -> None:
         """Apply pages until `stop` is set or `alive()` says no; `report()` after each attempt.
 
-        `wake` and `stop` are threading or multiprocessing events: the in-process thread
+        `wake` and `stop` are threading events, or the views process's `Doorbell` and `StopFlag`
+        (`threadline.projections.process_runner`): the in-process thread
         and the views child process share this loop.
         """
         backoff = 0.0

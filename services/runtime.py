@@ -222,6 +222,10 @@ class Runtime:
             return self.follower.healthy
         return self.runner.last_error is None
 
+    def views_restarts(self) -> int:
+        """How often the views process died and was started again since this process began."""
+        return self.follower.restarts if isinstance(self.follower, ProcessViewRunner) else 0
+
     @property
     def triggers(self) -> Any:
         """The trigger engine of this process (built on first use; `start_triggers` runs it)."""

@@ -69,6 +69,7 @@ def create_app(runtime: Runtime) -> FastAPI:
                 "log_position": log_position,
                 "views_position": views,
                 "views_lag": max(0, log_position - views),
+                "views_restarts": rt.views_restarts(),
             }
         )
 
