@@ -26,8 +26,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy -p threadline.domain
 
-## bench: the ingest, channel, trigger and web-app benchmarks (JSON lines)
+## bench: the library-save calibration, the ingest, channel, trigger and web-app benchmarks (JSON lines)
 bench: $(STAMP)
+	$(BIN)/python bench/library_save.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/channels.py
 	$(BIN)/python bench/triggers.py
