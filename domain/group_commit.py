@@ -10,6 +10,9 @@ so an API call answers only once its message is durable.
 If the shared transaction is refused (a concurrent writer in another process
 took the same id, or two commands in the batch disagree), every command of the
 batch is run again on its own, so only the one that really conflicts fails.
+If the database connection was lost (a PostgreSQL restart), the pool's dead
+connections are replaced and the batch is run once more: commands only read
+and decide, so running one again is safe.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, RecordConflictError, Recording
 
 from threadline.domain.errors import Conflict
+from threadline.domain.store_access import CONNECTION_ERRORS, recover_connections
 from threadline.domain.unit_of_work import IdentityMap, UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -152,7 +156,12 @@ class GroupCommitWriter:
             self._run_alone(batch[0])
             return
         try:
-            outcomes = self._run_together(batch)
+            try:
+                outcomes = self._run_together(batch)
+            except CONNECTION_ERRORS as error:  # commands are re-runnable: run the batch again
+                log.warning("batch of %d lost its connection (%s); retrying", len(batch), error)
+                recover_connections(self.app.recorder)
+                outcomes = self._run_together(batch)
         except (IntegrityError, _TaintedBatch) as error:
             log.info("batch of %d retried one by one: %s", len(batch), error)
             for request in batch:
@@ -216,6 +225,13 @@ class GroupCommitWriter:
                     _prefetch_rounds(identity_map, [request.prefetch(unit)])
                 value = request.command(unit)
                 recordings = _save_events(self.app, _collect(identity_map))
+            except CONNECTION_ERRORS as error:
+                if attempt + 1 == attempts:
+                    request.future.set_exception(error)
+                    return
+                log.warning("command lost its connection (%s); retrying", error)
+                recover_connections(self.app.recorder)
+                continue
             except RecordConflictError as error:
                 if attempt + 1 == attempts:
                     request.future.set_exception(

@@ -10,15 +10,45 @@ library's `Application.save`.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import AggregateRecorder, StoredEvent
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    InterfaceError,
+    OperationalError,
+    StoredEvent,
+)
 
+log = logging.getLogger(__name__)
 _SQLITE_CHUNK = 500
+
+CONNECTION_ERRORS = (OperationalError, InterfaceError)
+"""What the library raises when the database went away (restart, failover, a killed session)."""
+
+
+def recover_connections(*recorders: Any) -> None:
+    """After a connection error: test every idle pooled connection, replace the dead ones.
+
+    A PostgreSQL restart kills every connection in the pool at once, and each
+    would otherwise fail one more command before the pool noticed it. (The pool's
+    check-on-checkout is no help: it waits a backing-off second or more per dead
+    connection.) SQLite has no pool to check.
+    """
+    pools = {
+        id(p): p for r in recorders if (p := getattr(getattr(r, "datastore", None), "pool", None))
+    }
+    for pool in pools.values():
+        check = getattr(pool, "check", None)
+        if callable(check):
+            try:
+                check()
+            except Exception:  # the database is still down: the caller's retry says so
+                log.warning("connections could not be checked", exc_info=True)
 
 
 def select_events_of_many(

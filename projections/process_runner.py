@@ -11,6 +11,7 @@ that a request can still wait until the views show its own write.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import multiprocessing
@@ -124,9 +125,13 @@ class ProcessViewRunner:
     def start(self) -> None:
         self._process.start()
         self._watcher.start()
+        # A process that exits without close(): multiprocessing's own exit hook ends the
+        # child, which the supervisor must not mistake for a death to recover from.
+        atexit.register(self._stopping.set)
 
     def stop(self) -> None:
         """Ask the child to finish its page and exit; kill it if it does not within 10 s."""
+        atexit.unregister(self._stopping.set)
         self._stopping.set()
         self._stop.set()
         if not self._watcher.is_alive():  # never started, or already gone

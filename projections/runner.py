@@ -20,6 +20,7 @@ from typing import Any
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Tracking
 
+from threadline.domain.store_access import CONNECTION_ERRORS, recover_connections
 from threadline.projections.base import StalePosition, ViewProjection
 
 log = logging.getLogger(__name__)
@@ -188,6 +189,10 @@ class ViewRunner:
                 self.last_error = None
             except Exception as error:  # a view error must not stop the server
                 self.last_error = error
+                if isinstance(error, CONNECTION_ERRORS):  # replace the pools' dead connections
+                    recover_connections(
+                        self.app.recorder, *{p.db.recorder for p in self.projections}
+                    )
                 backoff = min(5.0, backoff * 2 or 0.1)
                 log.exception("view update failed; retrying in %.1fs", backoff)
                 report()

@@ -16,6 +16,8 @@ from typing import Any
 
 from eventsourcing.persistence import Tracking, TrackingRecorder
 
+from threadline.domain.store_access import CONNECTION_ERRORS, recover_connections
+
 _PLACEHOLDER = re.compile(r"\?")
 
 
@@ -86,6 +88,19 @@ class ViewDatabase:
             yield ViewCursor(connection.cursor(), postgres=True)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of a read; a read that finds its pooled connection dead is tried once more.
+
+        After a PostgreSQL restart every idle connection in the pool is dead. A read
+        changes nothing, so it is safe to replace them and ask again: the reader sees
+        an answer instead of an error. A database that is still down raises again.
+        """
+        try:
+            return self._query(sql, params)
+        except CONNECTION_ERRORS:
+            recover_connections(self.recorder)
+            return self._query(sql, params)
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         with self.transaction(commit=False) as cur:
             return cur.execute(sql, params).fetchall()
 

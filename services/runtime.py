@@ -17,6 +17,7 @@ from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
 
 from threadline.domain.application import Threadline
+from threadline.domain.store_access import recover_connections
 from threadline.projections.automation import AutomationProjection
 from threadline.projections.base import ViewProjection
 from threadline.projections.campaigns import CampaignProjection
@@ -221,6 +222,15 @@ class Runtime:
         if isinstance(self.follower, ProcessViewRunner):
             return self.follower.healthy
         return self.runner.last_error is None
+
+    def recover_connections(self) -> None:
+        """Replace the dead connections of every pool this process reads and writes through."""
+        recover_connections(
+            self.app.recorder,
+            self.views.recorder,
+            self.state_db.recorder,
+            *(p.db.recorder for p in self.projections),
+        )
 
     def views_restarts(self) -> int:
         """How often the views process died and was started again since this process began."""

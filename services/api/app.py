@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from threadline.services.api import (
     routes_admin,
@@ -26,6 +28,9 @@ from threadline.services.api.errors import install_error_handlers
 from threadline.services.api.limits import BodySizeLimit
 from threadline.services.api.timing import ServerTiming
 from threadline.services.runtime import Runtime
+
+HEALTH_TIMEOUT = 3.0
+"""Seconds `/healthz` waits for the database before it answers 503."""
 
 log = logging.getLogger("threadline.api")
 
@@ -56,10 +61,20 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"])
-    def healthz(request: Request) -> JSONResponse:
+    async def healthz(request: Request) -> JSONResponse:
         rt: Runtime = request.app.state.runtime
         try:
-            log_position = rt.app.recorder.max_notification_id() or 0
+            # The library retries a lost database for up to ten attempts; a health check
+            # must answer within a load balancer's patience, so it stops waiting first.
+            log_position = (
+                await asyncio.wait_for(
+                    run_in_threadpool(rt.app.recorder.max_notification_id), HEALTH_TIMEOUT
+                )
+                or 0
+            )
+        except TimeoutError:
+            error = f"the database did not answer within {HEALTH_TIMEOUT:.0f} s"
+            return JSONResponse({"status": "unavailable", "error": error}, status_code=503)
         except Exception as error:  # the store is down: say so, with 503
             return JSONResponse({"status": "unavailable", "error": str(error)}, status_code=503)
         views = rt.views_position()

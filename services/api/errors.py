@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 
-from eventsourcing.persistence import RecordConflictError
+from eventsourcing.persistence import InterfaceError, OperationalError, RecordConflictError
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from threadline.domain.errors import Conflict, InvalidInput, NotFound
 
@@ -50,3 +51,22 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=409,
             content={"detail": "someone changed this at the same time; reload and try again"},
         )
+
+    async def store_unavailable(request: Request, error: Exception) -> Response:
+        """The database went away (restart, failover): 503 with Retry-After, never a 500.
+
+        Nothing was accepted, so the client's retry loses nothing; the pools' dead
+        connections are replaced before answering, so the retry finds live ones.
+        """
+        log.warning("503 %s %s: database unavailable: %s", request.method, request.url.path, error)
+        runtime = getattr(request.app.state, "runtime", None)
+        if runtime is not None:
+            await run_in_threadpool(runtime.recover_connections)
+        headers = {"Retry-After": "2"}
+        message = "the database is unavailable; try again in a few seconds"
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": message}, status_code=503, headers=headers)
+        return PlainTextResponse(message.capitalize() + ".", status_code=503, headers=headers)
+
+    app.add_exception_handler(OperationalError, store_unavailable)
+    app.add_exception_handler(InterfaceError, store_unavailable)
