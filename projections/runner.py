@@ -191,7 +191,7 @@ class ViewRunner:
                 self.last_error = error
                 if isinstance(error, CONNECTION_ERRORS):  # replace the pools' dead connections
                     recover_connections(
-                        self.app.recorder, *{p.db.recorder for p in self.projections}
+                        self.app.recorder, *(p.db.recorder for p in self.projections)
                     )
                 backoff = min(5.0, backoff * 2 or 0.1)
                 log.exception("view update failed; retrying in %.1fs", backoff)

@@ -225,12 +225,8 @@ class Runtime:
 
     def recover_connections(self) -> None:
         """Replace the dead connections of every pool this process reads and writes through."""
-        recover_connections(
-            self.app.recorder,
-            self.views.recorder,
-            self.state_db.recorder,
-            *(p.db.recorder for p in self.projections),
-        )
+        # every projection writes through `self.views.recorder`, so its pool covers them all
+        recover_connections(self.app.recorder, self.views.recorder, self.state_db.recorder)
 
     def views_restarts(self) -> int:
         """How often the views process died and was started again since this process began."""
