@@ -23,7 +23,9 @@ from typing import Any, ClassVar, Protocol
 from uuid import UUID
 
 from threadline.channels.attachments import AttachmentStore
+from threadline.domain.errors import Conflict
 from threadline.domain.inbound import InboundMessage, IngestResult
+from threadline.domain.store_access import CONNECTION_ERRORS
 
 
 class FieldKind(StrEnum):
@@ -37,9 +39,23 @@ class FieldKind(StrEnum):
     LIST = "list"
 
 
+# What a field accepts when it says nothing else: short single-line text, a 32-bit integer.
+DEFAULT_MAX_LENGTH = 500
+DEFAULT_INTEGER_RANGE = (-(2**31), 2**31 - 1)
+
+
 @dataclass(frozen=True, slots=True)
 class SettingField:
-    """One field of an inbox's configuration form; `SECRET` fields never leave the server."""
+    """One field of an inbox's configuration form; `SECRET` fields never leave the server.
+
+    The constraints are checked when an inbox is saved (`validate_setting`), so a
+    value the provider would refuse, or one that would hurt the server (a ring time
+    of 10^30, a file path anywhere on disk), is a 422 naming the field instead of a
+    failure much later: `minimum`/`maximum` bound an `INTEGER`; `max_length`, `pattern`
+    (a full match, explained by `pattern_help`) and `choices` constrain text and secrets;
+    `check` is a channel's own test (it returns the cleaned value or raises `ValueError`
+    with the reason).
+    """
 
     name: str
     label: str
@@ -47,13 +63,29 @@ class SettingField:
     required: bool = False
     default: Any = None
     help: str = ""
+    minimum: int | None = None
+    maximum: int | None = None
+    max_length: int = DEFAULT_MAX_LENGTH
+    pattern: str = ""
+    pattern_help: str = ""
+    choices: tuple[str, ...] = ()
+    check: Callable[[str], str] | None = field(default=None, compare=False, repr=False)
 
     @property
     def secret(self) -> bool:
         return self.kind is FieldKind.SECRET
 
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """The inclusive range of an `INTEGER` field."""
+        low, high = DEFAULT_INTEGER_RANGE
+        return (
+            low if self.minimum is None else self.minimum,
+            high if self.maximum is None else self.maximum,
+        )
+
     def describe(self) -> dict[str, Any]:
-        return {
+        described: dict[str, Any] = {
             "name": self.name,
             "label": self.label,
             "kind": self.kind.value,
@@ -61,6 +93,15 @@ class SettingField:
             "default": self.default,
             "help": self.help,
         }
+        if self.kind is FieldKind.INTEGER:
+            described["minimum"], described["maximum"] = self.bounds
+        elif self.kind is not FieldKind.BOOLEAN:
+            described["max_length"] = self.max_length
+        if self.pattern:
+            described["pattern"] = self.pattern
+        if self.choices:
+            described["choices"] = list(self.choices)
+        return described
 
 
 @dataclass(frozen=True)
@@ -143,6 +184,79 @@ class StateStore(Protocol):
 
 
 @dataclass(frozen=True)
+class Rejection:
+    """One polled message refused for good (unreadable, or its ingest failed for a reason a
+    retry would not cure): recorded so the poller's cursor can move past it and an admin
+    can see it and retry it.
+
+    An IMAP message is found at the provider again by `folder`, `uidvalidity` and `uid`.
+    A Telegram update cannot be fetched again (Telegram forgets it once the offset moves
+    past it), so it has an `update_id` instead, and the update itself is kept in `raw`
+    (its JSON, empty when it was too large to keep) for a retry to read; `chat` and
+    `text` (the start of the message's text) tell an admin which message it was.
+    """
+
+    inbox_slug: str
+    folder: str = ""
+    uidvalidity: int = 0
+    uid: int = 0
+    reason: str = ""
+    size: int = 0
+    message_id: str = ""
+    subject: str = ""
+    sender: str = ""
+    update_id: int | None = None
+    chat: str = ""
+    text: str = ""
+    raw: str = field(default="", repr=False)
+
+
+TRANSIENT_INGEST_ERRORS: tuple[type[BaseException], ...] = (
+    *CONNECTION_ERRORS,
+    TimeoutError,
+    Conflict,
+)
+"""Ingest errors that say nothing about the message (the database is down or busy, the
+writer timed out or lost a race): a poller keeps its cursor and tries the same message
+again, instead of recording it as rejected."""
+
+
+class RetryOutcome(StrEnum):
+    INGESTED = "ingested"  # the message is in the log now (or was already: a duplicate)
+    REJECTED = "rejected"  # refused again; the rejection holds the new reason
+    GONE = "gone"  # no longer at the provider (deleted, or the folder was renumbered)
+
+
+class RejectionLog(Protocol):
+    """Where a poller records what it skipped; the services layer keeps it in a table."""
+
+    def add(self, rejection: Rejection) -> None: ...
+
+
+class PollerReport(Protocol):
+    """Where a poller says it got through a round, so `/healthz` tells stuck from quiet, and
+    (a poller that retries on its own instead of crashing, such as Telegram's) that a round
+    failed, so `/healthz` tells a poller that keeps failing from one that is waiting."""
+
+    def succeeded(self, slug: str) -> None: ...
+
+    def failed(self, slug: str, error: str) -> None: ...
+
+
+class _Unrecorded:
+    """The default rejection log and poller report: keeps nothing (for parser unit tests)."""
+
+    def add(self, rejection: Rejection) -> None:
+        return None
+
+    def succeeded(self, slug: str) -> None:
+        return None
+
+    def failed(self, slug: str, error: str) -> None:
+        return None
+
+
+@dataclass(frozen=True)
 class ChannelOptions:
     """Process-wide channel settings, read from `THREADLINE_*` by the services layer."""
 
@@ -163,6 +277,8 @@ class ChannelServices:
     attachments: AttachmentStore
     options: ChannelOptions = field(default_factory=ChannelOptions)
     extra: dict[str, Any] = field(default_factory=dict)
+    rejections: RejectionLog = field(default_factory=_Unrecorded)
+    health: PollerReport = field(default_factory=_Unrecorded)
 
 
 class ChannelAdapter:
@@ -201,6 +317,11 @@ class ChannelAdapter:
     async def aclose(self) -> None:
         """Release connections; called when the inbox is reconfigured or the process stops."""
         return None
+
+    async def retry(self, rejection: Rejection) -> tuple[RetryOutcome, str, IngestResult | None]:
+        """Fetch a rejected message again and ingest it: the outcome, a reason when it is not
+        ingested, and the ingest result when it is. Only pollers that record rejections can."""
+        raise NotImplementedError(f"the {self.channel} channel cannot fetch a message again")
 
 
 ADAPTERS: dict[str, type[ChannelAdapter]] = {}

@@ -6,9 +6,12 @@ its UIDVALIDITY and the last UID ingested, kept in the durable channel state and
 moved only after the message's ingest has committed, so a crash re-fetches at
 most one message, which the Message-ID dedup key turns into a no-op. A changed
 UIDVALIDITY (the server renumbered the folder) restarts the folder from the
-beginning, again relying on dedup. A message that cannot be parsed is recorded
-as rejected (with the reason) and skipped, so one bad message never stalls a
-mailbox.
+beginning, again relying on dedup. A message that cannot be ingested (it cannot
+be parsed, or any unexpected error while parsing or storing it) is recorded as
+rejected (with the reason; `ChannelServices.rejections`, which an admin lists and
+retries) and skipped, so one bad message never stalls a mailbox; only a database
+that is unavailable leaves the cursor where it is. A new message the server
+announces during a sync is synced at once (see `_Protocol`), not at the next IDLE.
 
 Outbound: a reply is a multipart/alternative message with a deterministic
 Message-ID (`<message uuid@our domain>`), In-Reply-To and References taken from
@@ -26,8 +29,10 @@ import re
 import ssl
 from datetime import UTC, datetime
 from email import policy
+from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 from email.utils import format_datetime
 from typing import Any
 
@@ -35,17 +40,22 @@ import aioimaplib
 import aiosmtplib
 
 from threadline.channels.base import (
+    TRANSIENT_INGEST_ERRORS,
     ChannelAdapter,
     DeliveryError,
     DeliveryErrorKind,
     FieldKind,
     OutboundMessage,
     Rejected,
+    Rejection,
+    RetryOutcome,
     SettingField,
     register,
 )
 from threadline.channels.email_mime import html_to_text, parse_email
+from threadline.channels.settings import MAX_HOST_LENGTH, valid_host
 from threadline.domain.errors import InvalidInput
+from threadline.domain.inbound import IngestResult
 
 log = logging.getLogger("threadline.channels.email")
 
@@ -54,10 +64,63 @@ LOGOUT_TIMEOUT = 3.0
 DEFAULT_SUBJECT = "Your message"
 _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)", re.IGNORECASE)
 _REPLY_PREFIX = re.compile(r"^\s*re\s*:", re.IGNORECASE)
+_COUNT = re.compile(rb"^\*\s+(\d+)\s+(EXISTS|EXPUNGE)\b", re.IGNORECASE)
+
+TRANSIENT_ERRORS = TRANSIENT_INGEST_ERRORS
+"""Ingest errors that say nothing about the message (the database is down or busy): the
+cursor stays and the poller restarts, instead of the message being rejected."""
 
 
 class ImapError(ConnectionError):
     """The IMAP server refused or broke a step; the hub logs it and restarts the poller."""
+
+
+class _Protocol(aioimaplib.IMAP4ClientProtocol):  # type: ignore[misc]
+    """aioimaplib's protocol, setting `new_mail` when an untagged EXISTS says the folder grew.
+
+    aioimaplib hands an untagged response to the command waiting for it and drops the
+    rest: an EXISTS in the answer to a UID FETCH or UID SEARCH is logged and forgotten.
+    A server announces a new message once, so one that arrives during a sync (after
+    its UID SEARCH, before the next IDLE) would wait for the next IDLE renewal. The
+    message count is followed (EXISTS sets it, EXPUNGE lowers it) so that a server
+    repeating an unchanged EXISTS does not make the poller sync in a loop.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.new_mail = asyncio.Event()
+        self.exists: int | None = None
+
+    def _untagged_response(self, line: bytes) -> Any:
+        match = _COUNT.match(line)
+        if match is not None:
+            number = int(match.group(1))
+            if match.group(2).upper() == b"EXISTS":
+                if self.exists is None or number > self.exists:
+                    self.new_mail.set()
+                self.exists = number
+            elif self.exists:
+                self.exists -= 1
+        return super()._untagged_response(line)
+
+
+class _Imap(aioimaplib.IMAP4):  # type: ignore[misc]
+    """`aioimaplib.IMAP4` (plain, or TLS with `ssl_context`) speaking through `_Protocol`."""
+
+    def create_client(
+        self,
+        host: str,
+        port: int,
+        loop: asyncio.AbstractEventLoop | None,
+        conn_lost_cb: Any = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        running = loop if loop is not None else asyncio.get_running_loop()
+        protocol = _Protocol(running, conn_lost_cb)
+        self.protocol = protocol
+        self._client_task = running.create_task(
+            running.create_connection(lambda: protocol, host, port, ssl=ssl_context)
+        )
 
 
 @register
@@ -67,27 +130,60 @@ class EmailAdapter(ChannelAdapter):
     conversation_channels = ("email",)
     recipient_kind = {"email": "email"}
     settings_schema = (
-        SettingField("imap_host", "IMAP server", help="Leave empty for a send-only inbox."),
-        SettingField("imap_port", "IMAP port", FieldKind.INTEGER, default=993),
-        SettingField("imap_security", "IMAP security", default="ssl", help="ssl, starttls or none"),
-        SettingField("imap_username", "IMAP user name"),
-        SettingField("imap_password", "IMAP password", FieldKind.SECRET),
+        SettingField(
+            "imap_host",
+            "IMAP server",
+            help="Leave empty for a send-only inbox.",
+            max_length=MAX_HOST_LENGTH,
+            check=valid_host,
+        ),
+        SettingField(
+            "imap_port", "IMAP port", FieldKind.INTEGER, default=993, minimum=1, maximum=65535
+        ),
+        SettingField(
+            "imap_security",
+            "IMAP security",
+            default="ssl",
+            help="ssl, starttls or none",
+            choices=("ssl", "starttls", "none"),
+        ),
+        SettingField("imap_username", "IMAP user name", max_length=320),
+        SettingField("imap_password", "IMAP password", FieldKind.SECRET, max_length=1000),
         SettingField(
             "imap_folders",
             "IMAP folders",
             FieldKind.LIST,
             default=["INBOX"],
             help="Every folder listed is watched.",
+            max_length=200,
         ),
-        SettingField("smtp_host", "SMTP server", help="Leave empty for a receive-only inbox."),
-        SettingField("smtp_port", "SMTP port", FieldKind.INTEGER, default=587),
         SettingField(
-            "smtp_security", "SMTP security", default="starttls", help="starttls, tls or none"
+            "smtp_host",
+            "SMTP server",
+            help="Leave empty for a receive-only inbox.",
+            max_length=MAX_HOST_LENGTH,
+            check=valid_host,
         ),
-        SettingField("smtp_username", "SMTP user name"),
-        SettingField("smtp_password", "SMTP password", FieldKind.SECRET),
-        SettingField("from_address", "From address", FieldKind.EMAIL, help="Required for sending."),
-        SettingField("from_name", "From name"),
+        SettingField(
+            "smtp_port", "SMTP port", FieldKind.INTEGER, default=587, minimum=1, maximum=65535
+        ),
+        SettingField(
+            "smtp_security",
+            "SMTP security",
+            default="starttls",
+            help="starttls, tls or none",
+            choices=("starttls", "tls", "none"),
+        ),
+        SettingField("smtp_username", "SMTP user name", max_length=320),
+        SettingField("smtp_password", "SMTP password", FieldKind.SECRET, max_length=1000),
+        SettingField(
+            "from_address",
+            "From address",
+            FieldKind.EMAIL,
+            help="Required for sending.",
+            max_length=320,
+        ),
+        SettingField("from_name", "From name", max_length=200),
     )
 
     # -- inbound ----------------------------------------------------------------------------
@@ -140,6 +236,11 @@ class EmailAdapter(ChannelAdapter):
                 await self.sync_folder(client, folder, uidvalidity, stop, lost)
                 if stop.is_set():
                     break
+                if _mail_announced(client):
+                    # A message arrived during the sync (after its UID SEARCH) and the
+                    # server said so in the answer to a later command; it will not say so
+                    # again in IDLE, so sync again now instead of at the next renewal.
+                    continue
                 if idle:
                     await self._idle(client, stop, lost)
                 else:
@@ -161,7 +262,12 @@ class EmailAdapter(ChannelAdapter):
         stop: asyncio.Event,
         lost: asyncio.Event | None = None,
     ) -> int:
-        """Ingest every message above the cursor, moving the cursor after each; returns a count."""
+        """Ingest every message above the cursor, moving the cursor after each; returns a count.
+
+        The cursor moves past a message once it is ingested or recorded as rejected; only a
+        database that is unavailable (or a connection error) leaves it, so the message is
+        fetched again when the poller restarts.
+        """
         key = cursor_key(self.inbox.slug, folder)
         cursor = await asyncio.to_thread(self._load_cursor, key)
         last_uid = 0
@@ -170,7 +276,8 @@ class EmailAdapter(ChannelAdapter):
         elif cursor is not None:
             log.warning(
                 "IMAP %s: UIDVALIDITY changed from %d to %d; reading the folder again from the "
-                "start (messages seen before are recognised by their Message-ID)",
+                "start (messages seen before are recognised by their Message-ID, or by their content"
+                " when they have none)",
                 self._where(folder),
                 cursor[0],
                 uidvalidity,
@@ -178,6 +285,7 @@ class EmailAdapter(ChannelAdapter):
         if cursor is None or cursor[0] != uidvalidity:
             await asyncio.to_thread(self._save_cursor, key, uidvalidity, last_uid)
         _check(lost)
+        _forget_announcements(client)  # what the search below finds needs no second look
         uids = await self._search_after(client, last_uid)
         handled = 0
         for uid in uids:
@@ -186,12 +294,42 @@ class EmailAdapter(ChannelAdapter):
             _check(lost)
             raw = await self._fetch(client, uid)
             if raw is not None:
-                await self._handle(raw, folder, uidvalidity, uid)
+                await self._handle(raw, folder, uidvalidity, uid, stop)
                 handled += 1
             await asyncio.to_thread(self._save_cursor, key, uidvalidity, uid)
+            self.services.health.succeeded(self.inbox.slug)
+        self.services.health.succeeded(self.inbox.slug)
         return handled
 
-    async def _handle(self, raw: bytes, folder: str, uidvalidity: int, uid: int) -> None:
+    async def _handle(
+        self, raw: bytes, folder: str, uidvalidity: int, uid: int, stop: asyncio.Event | None = None
+    ) -> IngestResult | None:
+        """Ingest one fetched message, or record it as rejected (with the reason) and return
+        None; raises only what must not move the cursor (see `_ingest`)."""
+        result, reason = await self._ingest(raw, folder, uidvalidity, uid, stop)
+        if result is None:
+            await self._reject(raw, folder, uidvalidity, uid, reason)
+            return None
+        log.info(
+            "IMAP %s: UID %d ingested as message %s%s",
+            self._where(folder),
+            uid,
+            result.message_id,
+            " (duplicate)" if result.duplicate else "",
+        )
+        return result
+
+    async def _ingest(
+        self, raw: bytes, folder: str, uidvalidity: int, uid: int, stop: asyncio.Event | None
+    ) -> tuple[IngestResult | None, str]:
+        """Parse and ingest: the result, or None and why the message cannot be taken.
+
+        Any error on one message is that message's rejection (a parser gap, a value the
+        store refuses, a bug), so one message can never stop a mailbox. Except errors that
+        say nothing about the message: the database being unavailable (or the writer
+        timing out or losing a race), and anything while the poller is being stopped
+        (the writer may be closing). Those are raised, and the cursor stays.
+        """
         slug = self.inbox.slug
         try:
             message = await asyncio.to_thread(
@@ -204,24 +342,68 @@ class EmailAdapter(ChannelAdapter):
                 mailbox=slug,
                 folder=folder,
             )
-            result = await self.services.ingest(message)
+            return await self.services.ingest(message), ""
         except (Rejected, InvalidInput) as error:
             reason = error.reason if isinstance(error, Rejected) else str(error)
             log.warning("IMAP %s: message UID %d rejected: %s", self._where(folder), uid, reason)
-            record = {"reason": reason, "at": datetime.now(UTC).isoformat(), "size": len(raw)}
-            await asyncio.to_thread(
-                self.services.state.set,
-                rejected_key(slug, folder, uidvalidity, uid),
-                json.dumps(record),
+            return None, reason
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as error:
+            if stop is not None and stop.is_set():
+                raise
+            log.exception(
+                "IMAP %s: message UID %d failed unexpectedly; recorded as rejected",
+                self._where(folder),
+                uid,
             )
-            return
-        log.info(
-            "IMAP %s: UID %d ingested as message %s%s",
-            self._where(folder),
-            uid,
-            result.message_id,
-            " (duplicate)" if result.duplicate else "",
+            return None, f"unexpected error: {_describe(error)}"
+
+    async def _reject(
+        self, raw: bytes, folder: str, uidvalidity: int, uid: int, reason: str
+    ) -> None:
+        message_id, subject, sender = _summary(raw)
+        rejection = Rejection(
+            inbox_slug=self.inbox.slug,
+            folder=folder,
+            uidvalidity=uidvalidity,
+            uid=uid,
+            reason=reason,
+            size=len(raw),
+            message_id=message_id,
+            subject=subject,
+            sender=sender,
         )
+        await asyncio.to_thread(self.services.rejections.add, rejection)
+
+    async def retry(self, rejection: Rejection) -> tuple[RetryOutcome, str, IngestResult | None]:
+        """Fetch a rejected message again (its own connection) and run it through ingest."""
+        folder, uid = rejection.folder, rejection.uid
+        lost = asyncio.Event()
+        try:
+            client = await self._connect(lost)
+        except (OSError, aioimaplib.AioImapException) as error:
+            raise ImapError(f"cannot connect or log in: {_describe(error)}") from None
+        try:
+            try:
+                uidvalidity = await self._select(client, folder)
+            except ImapError as error:
+                return RetryOutcome.GONE, str(error), None
+            if uidvalidity != rejection.uidvalidity:
+                reason = f"folder {folder!r} was renumbered (UIDVALIDITY {uidvalidity})"
+                return RetryOutcome.GONE, reason, None
+            raw = await self._fetch(client, uid)
+        except (OSError, aioimaplib.AioImapException) as error:
+            raise ImapError(f"fetching UID {uid} failed: {_describe(error)}") from None
+        finally:
+            await _logout(client, lost)
+        if raw is None:
+            return RetryOutcome.GONE, f"UID {uid} is no longer in folder {folder!r}", None
+        result, reason = await self._ingest(raw, folder, uidvalidity, uid, None)
+        if result is None:
+            await self._reject(raw, folder, uidvalidity, uid, reason)
+            return RetryOutcome.REJECTED, reason, None
+        return RetryOutcome.INGESTED, "", result
 
     # -- IMAP plumbing ----------------------------------------------------------------------
 
@@ -231,11 +413,11 @@ class EmailAdapter(ChannelAdapter):
         port = int(self.inbox.setting("imap_port", 993))
         security = str(self.inbox.setting("imap_security", "ssl")).lower()
         if security == "ssl":
-            client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(
+            client: aioimaplib.IMAP4 = _Imap(
                 host=host, port=port, timeout=IMAP_TIMEOUT, ssl_context=ssl.create_default_context()
             )
         elif security in ("starttls", "none"):
-            client = aioimaplib.IMAP4(host=host, port=port, timeout=IMAP_TIMEOUT)
+            client = _Imap(host=host, port=port, timeout=IMAP_TIMEOUT)
         else:
             raise ImapError(f"imap_security must be ssl, starttls or none, not {security!r}")
         # Without this a dropped connection only shows as a command timeout much later.
@@ -470,10 +652,6 @@ def cursor_key(slug: str, folder: str) -> str:
     return f"imap:{slug}:{folder}"
 
 
-def rejected_key(slug: str, folder: str, uidvalidity: int, uid: int) -> str:
-    return f"imap-rejected:{slug}:{folder}:{uidvalidity}:{uid}"
-
-
 def message_id_header(message_id: Any, domain: str) -> str:
     """Deterministic, so a retried send carries the same Message-ID (receivers dedup by it)."""
     return f"<{message_id}@{domain}>"
@@ -592,6 +770,40 @@ def _says_bye(push: asyncio.Future[Any]) -> bool:
             if words[:1] == [b"BYE"] or words[:2] == [b"*", b"BYE"]:
                 return True
     return False
+
+
+def _mail_announced(client: aioimaplib.IMAP4) -> bool:
+    new_mail = getattr(client.protocol, "new_mail", None)
+    return isinstance(new_mail, asyncio.Event) and new_mail.is_set()
+
+
+def _forget_announcements(client: aioimaplib.IMAP4) -> None:
+    new_mail = getattr(client.protocol, "new_mail", None)
+    if isinstance(new_mail, asyncio.Event):
+        new_mail.clear()
+
+
+def _summary(raw: bytes) -> tuple[str, str, str]:
+    """Message-ID, Subject and From of a message for its rejection record, best effort:
+    it must work on exactly the messages the parser could not take, so it never raises."""
+    try:
+        headers = BytesHeaderParser(policy=policy.compat32).parsebytes(raw[:65536])
+    except Exception:
+        return "", "", ""
+    message_id, subject, sender = (
+        _header_text(headers.get(name)) for name in ("Message-ID", "Subject", "From")
+    )
+    return message_id, subject, sender
+
+
+def _header_text(value: Any) -> str:
+    if value is None:
+        return ""
+    try:
+        text = str(make_header(decode_header(str(value))))
+    except Exception:
+        text = str(value)
+    return " ".join(text.split())[:300]
 
 
 def _check(lost: asyncio.Event | None) -> None:

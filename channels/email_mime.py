@@ -15,28 +15,35 @@ puts it into the conversation of the first of those the log knows, so a mail
 program that writes only In-Reply-To still threads. Otherwise the first entry of
 References is the thread's root, so a client's answer to our reply (whose
 References start with the client's root) lands in the same conversation.
-Without any ids the normalised subject plus the sender is the thread.
+Without any ids the normalised subject plus the sender is the thread. A bounce
+(see `email_bounce`) threads on the message it returns.
+
+Decoding (`email_charsets`) never leaves undecodable bytes behind: every string
+that leaves here can be encoded as UTF-8.
 """
 
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import hashlib
 import logging
 import re
 from dataclasses import dataclass, field
 from datetime import UTC
 from email import policy
-from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
+from html import escape
 from html.parser import HTMLParser
 from typing import Any
 from uuid import UUID
 
 from threadline.channels.attachments import AttachmentStore
 from threadline.channels.base import Rejected
+from threadline.channels.email_bounce import BounceReport, is_bounce, raw_header, read_bounce
+from threadline.channels.email_charsets import clean, decode_bytes, header_text
 from threadline.domain.errors import InvalidInput
 from threadline.domain.identities import normalise_email
 from threadline.domain.inbound import MAX_SUBJECT, MAX_TEXT, AttachmentMeta, InboundMessage
@@ -55,7 +62,8 @@ _PREFIX = re.compile(
     re.IGNORECASE,
 )
 _MSG_ID = re.compile(r"<[^<>\s]+>")
-_BOUNCE_SENDERS = ("mailer-daemon", "postmaster")
+_FORWARDED = ("message/rfc822", "message/global")
+FORWARDED_LINE = "---------- Forwarded message ----------"
 _AUTO_PRECEDENCE = {"auto_reply", "bulk", "junk", "list"}
 
 
@@ -66,6 +74,7 @@ class _Parts:
     text: list[str] = field(default_factory=list)
     html: list[str] = field(default_factory=list)
     attachments: list[tuple[bytes, str, str]] = field(default_factory=list)
+    forwarded_html: list[str] = field(default_factory=list)
     count: int = 0
 
 
@@ -81,18 +90,18 @@ def parse_email(
 ) -> InboundMessage:
     """Parse one message; raises `Rejected(reason)` and nothing else for bad input.
 
-    `fallback_key` is the dedup key when the message has no Message-ID (the IMAP
-    poller passes `imap:<slug>:<uidvalidity>:<uid>`); `mailbox` (the inbox slug)
-    and `folder` end up in the message metadata.
+    The dedup key is the Message-ID, else a hash of the content (`content_key`).
+    `fallback_key` (the IMAP poller passes `imap:<slug>:<uidvalidity>:<uid>`) is
+    no longer used for it: a UID changes when the server renumbers the folder
+    (a new UIDVALIDITY), so such a key would ingest the same message again.
+    `mailbox` (the inbox slug) and `folder` end up in the message metadata.
     """
     if not isinstance(raw, bytes | bytearray) or not bytes(raw).strip():
         raise Rejected("an empty message")
     raw = bytes(raw)
     try:
         message = BytesParser(policy=policy.default).parsebytes(raw)
-        return _build(
-            message, raw, attachments, inbox_id, default_region, fallback_key, mailbox, folder
-        )
+        return _build(message, raw, attachments, inbox_id, default_region, mailbox, folder)
     except Rejected:
         raise
     except InvalidInput as error:
@@ -110,20 +119,40 @@ def _build(
     store: AttachmentStore,
     inbox_id: UUID | None,
     default_region: str | None,
-    fallback_key: str,
     mailbox: str,
     folder: str,
 ) -> InboundMessage:
-    fallback_charset = message.get_content_charset() or "utf-8"
-    address, name = _sender(message, fallback_charset)
-    subject = _header_text(message, "Subject", fallback_charset)[:MAX_SUBJECT]
-    message_id = _first_id(_raw_header(message, "Message-ID"))
-    in_reply_to = _first_id(_raw_header(message, "In-Reply-To"))
-    references = _ids(_raw_header(message, "References"))
+    hint = _charset(message)  # raw 8-bit headers are most likely in the body's charset
+    address, name = _sender(message, hint)
+    subject = header_text(_raw_header(message, "Subject", hint), hint)[:MAX_SUBJECT]
+    message_id = _first_id(_raw_header(message, "Message-ID", hint))
+    in_reply_to = _first_id(_raw_header(message, "In-Reply-To", hint))
+    references = _ids(_raw_header(message, "References", hint))
     if message_id and len(message_id) > MAX_ID_LENGTH:
         message_id = ""
-    dedup_key = message_id or fallback_key or "sha256:" + hashlib.sha256(raw).hexdigest()
-    if references:
+    # Without a Message-ID the content is the key: an IMAP UID changes with UIDVALIDITY.
+    dedup_key = message_id or content_key(raw)
+
+    auto_reason = auto_reply_reason(message)
+    bounce = is_bounce(message, address, name)
+    report = _read_bounce(message, hint) if bounce else BounceReport()
+    if bounce:
+        auto_reason = auto_reason or "delivery status notification"
+        if report.original_id and report.original_id not in (in_reply_to, *references):
+            in_reply_to = in_reply_to or report.original_id
+            references = [*references, report.original_id]
+        if report.failed_recipients:
+            # Filed under the recipient it failed for, in the conversation of the message
+            # that failed; no name, so the client's card is never renamed after a mail server.
+            address, name = report.failed_recipients[0], ""
+        elif not address:
+            address = report.daemon_address()
+    if not address:
+        raise Rejected("no usable sender address (From)")
+
+    if report.original_id:
+        thread_key = report.original_id
+    elif references:
         thread_key = references[0]
     elif in_reply_to:
         thread_key = in_reply_to
@@ -133,9 +162,11 @@ def _build(
         thread_key = f"subject:{normalise_subject(subject)}:{address}"
 
     parts = _Parts()
-    _walk(message, parts, 0)
+    _walk(message, parts, 0, hint, in_report=message.get_content_type() == "multipart/report")
     text = "\n\n".join(t for t in parts.text if t.strip())
     html = parts.html[0] if parts.html else ""
+    if html and parts.forwarded_html:
+        html += "".join(parts.forwarded_html)
     truncated = False
     if not text and html:
         text = html_to_text(html)
@@ -144,10 +175,6 @@ def _build(
     if len(html) > MAX_HTML:
         html, truncated = html[:MAX_HTML], True
 
-    auto_reason = auto_reply_reason(message)
-    bounce = is_bounce(message, address)
-    if bounce and auto_reason is None:
-        auto_reason = "delivery status notification"
     metadata: dict[str, Any] = {
         "message_id": message_id or None,
         "in_reply_to": in_reply_to or None,
@@ -158,6 +185,9 @@ def _build(
         "date": _date(message),
         "mailbox": mailbox or None,
     }
+    if bounce:
+        metadata["bounced_message_id"] = report.original_id or None
+        metadata["delivery_status"] = report.action or None
     if folder:
         metadata["folder"] = folder
     if truncated:
@@ -186,81 +216,73 @@ def _build(
     )
 
 
+def content_key(raw: bytes) -> str:
+    """The dedup key of a message without a Message-ID: a hash of its bytes.
+
+    Line endings and trailing blank space are left out, so the same message read
+    over IMAP (CRLF) or from a file (LF) gives the same key.
+    """
+    canonical = raw.replace(b"\r\n", b"\n").rstrip()
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+
+def _read_bounce(message: EmailMessage, hint: str | None) -> BounceReport:
+    try:
+        return read_bounce(message, hint)
+    except Exception:  # a malformed report is still a bounce, just one that says less
+        log.debug("unreadable delivery report", exc_info=True)
+        return BounceReport()
+
+
 # -- headers ------------------------------------------------------------------------------
 
 
-def _raw_header(message: Message, name: str) -> str:
-    """The header's raw value (no structured parsing, which can raise on hostile input)."""
-    for key, value in message.raw_items():
-        if key.lower() == name.lower():
-            return str(value)
-    return ""
+def _raw_header(message: Message, name: str, hint: str | None = None) -> str:
+    """The header's value (no structured parsing, which can raise on hostile input), as clean
+    text: unfolded, raw 8-bit bytes decoded (UTF-8, then `hint`, then a guess)."""
+    return str(raw_header(message, name, hint))
 
 
-def _header_text(message: EmailMessage, name: str, fallback_charset: str) -> str:
-    """A header as text: RFC 2047 words decoded, raw 8-bit bytes decoded as best we can."""
-    raw = _raw_header(message, name)
-    if not raw:
-        return ""
+def _charset(part: Message) -> str | None:
     try:
-        value = str(message[name] or "")
+        return part.get_content_charset()
     except Exception:
-        value = decode_words(raw)
-    if _has_surrogates(value) or _has_surrogates(raw):
-        value = decode_words(_repair_8bit(raw, fallback_charset))
-    return " ".join(value.split())
+        return None
 
 
-def decode_words(value: str) -> str:
-    """Decode RFC 2047 encoded words (`=?koi8-r?B?...?=`), tolerating broken ones."""
-    try:
-        return str(make_header(decode_header(value)))
-    except Exception:
-        return value
+def _sender(message: EmailMessage, hint: str | None) -> tuple[str, str]:
+    """The first usable address of From (then Sender) and its display name; ("", name) if none.
 
-
-def _has_surrogates(value: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in value)
-
-
-def _repair_8bit(value: str, charset: str) -> str:
-    """Raw 8-bit header bytes (the parser keeps them as surrogates): try UTF-8, then `charset`."""
-    data = value.encode("ascii", "surrogateescape")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return decode_bytes(data, charset)
-
-
-def _sender(message: EmailMessage, fallback_charset: str) -> tuple[str, str]:
-    """The first usable address of From (then Sender) and its display name."""
+    `addr (Full Name)`, the old comment form, gives the name from the comment.
+    """
+    name_seen = ""
     for header in ("From", "Sender"):
-        raw = _raw_header(message, header)
+        raw = _raw_header(message, header, hint)
         if not raw:
             continue
-        if _has_surrogates(raw):
-            raw = _repair_8bit(raw, fallback_charset)
         for name, address in _addresses(message, header, raw):
+            name = header_text(name, hint)
+            name_seen = name_seen or name
             if not address:
                 continue
             try:
-                return normalise_email(address), " ".join(decode_words(name).split())
+                return normalise_email(address), name
             except InvalidInput:
                 continue
-    raise Rejected("no usable sender address (From)")
+    return "", name_seen
 
 
 def _addresses(message: EmailMessage, header: str, raw: str) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
-    try:
+    with contextlib.suppress(Exception):
+        found.extend(getaddresses([raw]))
+    try:  # the structured parser copes with a few forms getaddresses does not
         parsed = message[header]
         for item in getattr(parsed, "addresses", ()):
             found.append((item.display_name or "", item.addr_spec or ""))
     except Exception:
         pass
-    with contextlib.suppress(Exception):
-        found.extend(getaddresses([raw]))
-    return found
+    return [(clean(name), clean(address)) for name, address in found]
 
 
 def _first_id(value: str) -> str:
@@ -329,24 +351,17 @@ def auto_reply_reason(message: Message) -> str | None:
     return None
 
 
-def is_bounce(message: Message, sender: str) -> bool:
-    """A delivery status notification: a multipart/report of delivery-status, or the daemon."""
-    try:
-        if (
-            message.get_content_type() == "multipart/report"
-            and str(message.get_param("report-type", "")).lower() == "delivery-status"
-        ):
-            return True
-    except Exception:
-        pass
-    return sender.split("@", 1)[0] in _BOUNCE_SENDERS
-
-
 # -- bodies and attachments -----------------------------------------------------------------
 
 
-def _walk(part: Message, found: _Parts, depth: int) -> None:
-    """Collect bodies and attachments; attached messages stay whole (as .eml attachments)."""
+def _walk(part: Message, found: _Parts, depth: int, hint: str | None, in_report: bool) -> None:
+    """Collect bodies and attachments, showing what mail programs show.
+
+    A text part is shown unless it is marked `attachment`; one with a file name
+    is kept as an attachment too. An attached message (a forward) is kept whole
+    as an .eml attachment and its text is shown after ours, under the header
+    summary mail programs write; the message a bounce returns is not shown.
+    """
     found.count += 1
     if found.count > MAX_PARTS or depth > MAX_DEPTH:
         return
@@ -354,29 +369,31 @@ def _walk(part: Message, found: _Parts, depth: int) -> None:
     maintype = part.get_content_maintype()
     if part.is_multipart() and maintype == "multipart":
         payload = part.get_payload()
+        report = in_report or content_type == "multipart/report"
         if isinstance(payload, list):
             for child in payload:
                 if isinstance(child, Message):
-                    _walk(child, found, depth + 1)
+                    _walk(child, found, depth + 1, hint, report)
         return
+    charset = _charset(part) or hint
     if maintype == "multipart":  # a multipart without a usable boundary: keep it readable
-        found.text.append(decode_bytes(_payload_bytes(part), part.get_content_charset() or ""))
+        found.text.append(decode_bytes(_payload_bytes(part), charset, hint))
         return
-    disposition = part.get_content_disposition()
-    filename = _filename(part)
+    disposition = _disposition(part)
+    filename = _filename(part, hint)
     if maintype == "message" or part.is_multipart():
         data = _message_bytes(part)
         default = "message.eml" if content_type == "message/rfc822" else "details.txt"
         found.attachments.append((data, filename or default, content_type))
+        if content_type in _FORWARDED and not in_report:
+            _forwarded(part, found, depth, hint)
         return
     data = _payload_bytes(part)
-    is_body = (
-        content_type in ("text/plain", "text/html") and disposition != "attachment" and not filename
-    )
-    if is_body:
-        charset = part.get_content_charset() or "utf-8"
-        decoded = decode_bytes(data, charset)
+    if content_type in ("text/plain", "text/html") and disposition != "attachment":
+        decoded = decode_bytes(data, charset, hint)
         (found.text if content_type == "text/plain" else found.html).append(decoded)
+        if filename:
+            found.attachments.append((data, filename, content_type))
         return
     if (
         disposition == "attachment"
@@ -387,20 +404,71 @@ def _walk(part: Message, found: _Parts, depth: int) -> None:
         return
     # Other inline text (text/enriched, text/calendar without a name): keep it readable.
     if maintype == "text":
-        found.text.append(decode_bytes(data, part.get_content_charset() or "utf-8"))
+        found.text.append(decode_bytes(data, charset, hint))
     else:
         found.attachments.append((data, _default_name(content_type), content_type))
 
 
-def _filename(part: Message) -> str:
+def _forwarded(part: Message, found: _Parts, depth: int, hint: str | None) -> None:
+    """The text of an attached message, as "Forwarded message" with From, Date, Subject, To."""
+    payload = part.get_payload()
+    inner = payload[0] if isinstance(payload, list) and payload else None
+    if not isinstance(inner, Message):
+        return
+    inner_hint = _charset(inner) or hint
+    sub = _Parts(count=found.count)
+    _walk(inner, sub, depth + 1, inner_hint, in_report=False)
+    found.count = sub.count
+    summary = [FORWARDED_LINE]
+    for name in ("From", "Date", "Subject", "To"):
+        value = header_text(_raw_header(inner, name, inner_hint), inner_hint)
+        if value:
+            summary.append(f"{name}: {value}")
+    body = "\n\n".join(t for t in sub.text if t.strip())
+    if not body and sub.html:
+        body = html_to_text(sub.html[0])
+    found.text.append("\n".join(summary) + "\n\n" + body)
+    quoted = sub.html[0] if sub.html else f"<pre>{escape(body)}</pre>"
+    heading = "<br>".join(escape(line) for line in summary)
+    found.forwarded_html.append(f"<hr><p>{heading}</p><blockquote>{quoted}</blockquote>")
+    found.forwarded_html.extend(sub.forwarded_html)
+    found.attachments.extend(sub.attachments)
+
+
+def _disposition(part: Message) -> str | None:
     try:
-        name = part.get_filename() or ""
+        return part.get_content_disposition()
     except Exception:
-        name = ""
-    name = decode_words(str(name)) if "=?" in str(name) else str(name)
-    if _has_surrogates(name):
-        name = _repair_8bit(name, "utf-8")
-    return " ".join(name.split())
+        return None
+
+
+def _filename(part: Message, hint: str | None) -> str:
+    """The file name, decoded like a header (RFC 2231, RFC 2047 words, raw 8-bit bytes).
+
+    Read from the raw header: the stdlib's own decoding has already replaced
+    bytes of a wrong or missing charset by the time it returns.
+    """
+    for header, param in (("content-disposition", "filename"), ("content-type", "name")):
+        raw = next((str(v) for k, v in part.raw_items() if k.lower() == header), "")
+        if not raw:
+            continue
+        legacy = Message()  # compat32, given the bytes as latin-1 text: nothing is lost
+        legacy[header] = raw.encode("utf-8", "surrogateescape").decode("latin-1")
+        try:
+            value = legacy.get_param(param, header=header)
+        except Exception:
+            continue
+        if isinstance(value, tuple):  # RFC 2231: (charset, language, bytes as latin-1 text)
+            charset, _, text = value
+            data = str(text).encode("latin-1", "replace")
+            name = decode_bytes(data, str(charset or ""), hint)
+        elif isinstance(value, str):
+            name = decode_bytes(email.utils.unquote(value).encode("latin-1", "replace"), None, hint)
+        else:
+            continue
+        if name.strip():
+            return str(header_text(name, hint))
+    return ""
 
 
 def _default_name(content_type: str) -> str:
@@ -434,25 +502,6 @@ def _message_bytes(part: Message) -> bytes:
         return part.as_bytes()
     except Exception:
         return b""
-
-
-def decode_bytes(data: bytes, charset: str) -> str:
-    """Decode with the declared charset; unknown or lying charsets fall back to UTF-8."""
-    name = (charset or "utf-8").strip().strip('"').lower()
-    if name in ("", "us-ascii", "ascii", "unknown-8bit", "x-unknown", "default"):
-        name = "utf-8"
-    try:
-        return data.decode(name)
-    except (LookupError, UnicodeError, ValueError, TypeError):
-        pass
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode(name, errors="replace")
-    except (LookupError, ValueError, TypeError):
-        return data.decode("utf-8", errors="replace")
 
 
 class _TextExtractor(HTMLParser):

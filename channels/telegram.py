@@ -16,6 +16,11 @@ Both paths end in `read_update`, which turns one update into an `InboundMessage`
 - `/start <payload>` (a `t.me/<bot>?start=<payload>` deep link) carries the lead's source,
   see `decode_start_payload`.
 
+The poller moves its offset past an update that cannot be read or ingested, recording it as
+rejected (`ChannelServices.rejections`, with a copy of the update for a retry, since Telegram
+cannot send it again); only an unavailable database keeps the offset. Each poll reports to
+`ChannelServices.health`, so `/healthz` shows a poller that keeps failing.
+
 The dedup key is `<bot id>:<chat id>:<message id>`: the same whether the update came by
 webhook or by polling, and distinct for two bots that both talk to one user (message ids
 count per chat and bot).
@@ -35,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import html
+import json
 import logging
 import mimetypes
 import re
@@ -60,6 +66,7 @@ from telegram.request import HTTPXRequest
 
 from threadline.channels.attachments import AttachmentStore
 from threadline.channels.base import (
+    TRANSIENT_INGEST_ERRORS,
     ChannelAdapter,
     ChannelOptions,
     ChannelServices,
@@ -69,13 +76,15 @@ from threadline.channels.base import (
     InboxConfig,
     OutboundMessage,
     Rejected,
+    Rejection,
+    RetryOutcome,
     SettingField,
     register,
     wait_or_stop,
 )
-from threadline.domain.errors import InvalidInput
+from threadline.domain.errors import Conflict, InvalidInput
 from threadline.domain.identities import normalise_phone
-from threadline.domain.inbound import AttachmentMeta, InboundMessage
+from threadline.domain.inbound import AttachmentMeta, InboundMessage, IngestResult
 
 log = logging.getLogger("threadline.channels.telegram")
 
@@ -87,6 +96,7 @@ RETRY_FIRST_SECONDS = 1.0
 RETRY_MAX_SECONDS = 60.0
 ALLOWED_UPDATES = ("message",)  # the only update type that becomes a message
 WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # Telegram's rule for secret_token
+BOT_TOKEN = re.compile(r"^[0-9]+:[A-Za-z0-9_-]{20,}$")  # what @BotFather hands out
 
 # -- deep-link payloads ------------------------------------------------------------------------
 #
@@ -265,13 +275,14 @@ def _read_message(
         if payload:
             metadata["start_payload"] = payload[:128]
             source = decode_start_payload(payload)
+    photos = [p for p in message.photo or () if _file_id(p.file_id)]
+    missing = 1 if message.photo and not photos else 0
     if message.photo:
         kind = "photo"
-        largest = max(
-            message.photo, key=lambda p: (_int(p.width) * _int(p.height), _int(p.file_size))
-        )
+    if photos:
+        largest = max(photos, key=lambda p: (_int(p.width) * _int(p.height), _int(p.file_size)))
         file_id = _file_id(largest.file_id)
-        unique = _text(largest.file_unique_id) or file_id[-16:]
+        unique = _file_id(largest.file_unique_id) or file_id[-16:]
         metas.append(
             attachments.describe_remote(
                 f"photo_{unique}.jpg", "image/jpeg", _int(largest.file_size), file_id
@@ -290,9 +301,13 @@ def _read_message(
         if kind in ("text", "start"):
             kind = media_kind
         file_id = _file_id(media.file_id)
+        if not file_id:
+            log.warning("telegram %s without a file_id: the message is kept without it", media_kind)
+            missing += 1
+            continue
         if any(f["file_id"] == file_id for f in files):
             continue  # an animation also arrives as a document: describe it once
-        unique = _text(getattr(media, "file_unique_id", "")) or file_id[-16:]
+        unique = _file_id(getattr(media, "file_unique_id", "")) or file_id[-16:]
         filename = _text(getattr(media, "file_name", "")) or _default_name(media_kind, unique)
         content_type = _text(getattr(media, "mime_type", "")) or _guess_type(media_kind, filename)
         metas.append(
@@ -315,7 +330,9 @@ def _read_message(
     if message.location is not None and not text:
         kind = "location"
         text = f"Location: {message.location.latitude}, {message.location.longitude}"
-    if not text and not metas:
+    if missing:
+        metadata["files_missing"] = missing
+    if not text and not metas and not missing:
         return Ignored("a message without text, media or contact (a service message)")
     metadata["kind"] = kind
     if files:
@@ -399,8 +416,11 @@ def _int(value: Any) -> int:
 
 
 def _file_id(value: Any) -> str:
-    if not isinstance(value, str) or not value or len(value) > 512:
-        raise Rejected("a file needs a file_id")
+    """A usable file id, or "" when there is none. python-telegram-bot turns a JSON `null`
+    into the text "None" (it calls `str()`), which no real file id is: that is missing too,
+    and a file without an id is left out while the message is kept."""
+    if not isinstance(value, str) or value in ("", "None") or len(value) > 512:
+        return ""
     return value
 
 
@@ -585,7 +605,14 @@ class TelegramAdapter(ChannelAdapter):
     title = "Telegram bot"
     settings_schema = (
         SettingField(
-            "bot_token", "Bot token", FieldKind.SECRET, required=True, help="From @BotFather."
+            "bot_token",
+            "Bot token",
+            FieldKind.SECRET,
+            required=True,
+            help="From @BotFather.",
+            max_length=200,
+            pattern=BOT_TOKEN.pattern,
+            pattern_help="a bot token looks like 123456789:AAH... (from @BotFather)",
         ),
         SettingField(
             "webhook_secret",
@@ -593,6 +620,9 @@ class TelegramAdapter(ChannelAdapter):
             FieldKind.SECRET,
             help="Required in webhook mode: 1-256 characters of A-Z, a-z, 0-9, _ and -. Telegram "
             "sends it with every update; requests without it are refused.",
+            max_length=256,
+            pattern=WEBHOOK_SECRET.pattern,
+            pattern_help="1-256 characters of A-Z, a-z, 0-9, _ and - (what Telegram accepts)",
         ),
         SettingField(
             "mode",
@@ -600,11 +630,15 @@ class TelegramAdapter(ChannelAdapter):
             default="webhook",
             help="webhook (Telegram posts to /hooks/telegram/<inbox>) or polling (getUpdates, "
             "for a server Telegram cannot reach).",
+            choices=("webhook", "polling"),
         ),
         SettingField(
             "bot_username",
             "Bot username",
             help="The bot's @username, for deep links t.me/<bot>?start=<payload>.",
+            max_length=33,
+            pattern=r"@?[A-Za-z][A-Za-z0-9_]{3,31}",
+            pattern_help="a Telegram username: 4-32 letters, digits and _, starting with a letter",
         ),
     )
     conversation_channels = ("telegram",)
@@ -699,13 +733,24 @@ class TelegramAdapter(ChannelAdapter):
     # -- in (long polling) ----------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Long polling in polling mode; in webhook mode there is nothing to run."""
+        """Long polling in polling mode; in webhook mode there is nothing to run.
+
+        The offset moves past an update once it is ingested, ignored, or recorded as
+        rejected: any error on one update that says nothing about the database (a
+        malformed update, a value the store refuses, a bug) is that update's rejection,
+        so one update can never stop the inbox. Only a database that is unavailable keeps
+        the offset: the same update is taken again after a pause. Each round is reported
+        to `ChannelServices.health` (a success, or the error), so `/healthz` shows a
+        poller that keeps failing (getUpdates refused, the database down) as `degraded`.
+        """
         if self.mode != "polling":
             return
+        slug, health = self.inbox.slug, self.services.health
         try:
             client = self.client()
-        except InvalidInput:
-            log.error("inbox %s: polling needs a bot token", self.inbox.slug)
+        except InvalidInput as error:
+            log.error("inbox %s: polling needs a bot token", slug)
+            health.failed(slug, f"{type(error).__name__}: {error}")
             await stop.wait()
             return
         pause = RETRY_FIRST_SECONDS
@@ -715,9 +760,10 @@ class TelegramAdapter(ChannelAdapter):
                 await client.bot.delete_webhook(drop_pending_updates=False)
                 break
             except TelegramError as error:
+                health.failed(slug, _describe(error, client.scrub, "deleteWebhook failed"))
                 log.warning(
                     "inbox %s: deleteWebhook failed (%s); retrying in %.0f s",
-                    self.inbox.slug,
+                    slug,
                     client.scrub(str(error)),
                     pause,
                 )
@@ -727,7 +773,7 @@ class TelegramAdapter(ChannelAdapter):
         stored = await asyncio.to_thread(self.services.state.get, self.offset_key)
         offset = int(stored) if stored and stored.lstrip("-").isdigit() else None
         timeout = max(1, int(min(self.services.options.poll_interval, LONG_POLL_SECONDS)))
-        log.info("inbox %s: polling Telegram from offset %s", self.inbox.slug, offset)
+        log.info("inbox %s: polling Telegram from offset %s", slug, offset)
         pause = RETRY_FIRST_SECONDS
         while not stop.is_set():
             try:
@@ -737,25 +783,31 @@ class TelegramAdapter(ChannelAdapter):
                 for update in updates:
                     update_id = _update_id(update)
                     if update_id is None:
-                        log.warning("inbox %s: an update without update_id", self.inbox.slug)
+                        log.warning("inbox %s: an update without update_id", slug)
                         continue
-                    await self._take(update_id, update)
+                    await self._take(update_id, update, stop)
                     offset = update_id + 1
                     await asyncio.to_thread(self.services.state.set, self.offset_key, str(offset))
+                health.succeeded(slug)
                 pause = RETRY_FIRST_SECONDS
             except TelegramError as error:
+                health.failed(slug, _describe(error, client.scrub, "getUpdates failed"))
                 log.warning(
                     "inbox %s: getUpdates failed (%s); retrying in %.0f s",
-                    self.inbox.slug,
+                    slug,
                     client.scrub(str(error)),
                     pause,
                 )
                 if await wait_or_stop(stop, pause):
                     return
                 pause = min(pause * 2, RETRY_MAX_SECONDS)
-            except Exception:
-                # Ingestion failed (the store is down?): the offset stays, the update comes again.
-                log.exception("inbox %s: taking an update failed; retrying", self.inbox.slug)
+            except Exception as error:
+                # The database is unavailable (or the poller is being stopped): the offset
+                # stays where it is and the same update is taken again.
+                if stop.is_set():
+                    return
+                health.failed(slug, _describe(error, client.scrub))
+                log.exception("inbox %s: taking an update failed; retrying", slug)
                 if await wait_or_stop(stop, pause):
                     return
                 pause = min(pause * 2, RETRY_MAX_SECONDS)
@@ -786,33 +838,166 @@ class TelegramAdapter(ChannelAdapter):
             raw: list[Update | dict[str, Any]] = [*await client.raw_updates(offset)]
             return raw
 
-    async def _take(self, update_id: int, update: Update | dict[str, Any]) -> None:
-        """Ingest one polled update; a rejected or ignored one is logged and passed over."""
-        options = self.services.options
+    async def _take(
+        self,
+        update_id: int,
+        update: Update | dict[str, Any],
+        stop: asyncio.Event | None = None,
+    ) -> IngestResult | None:
+        """Ingest one polled update, or record it as rejected (with the reason); an ignored
+        update is logged and passed over. Raises only what must not move the offset."""
+        result, reason = await self._ingest(update_id, update, stop)
+        if reason:
+            await self._reject(update_id, update, reason)
+        return result
+
+    async def _ingest(
+        self,
+        update_id: int,
+        update: Update | dict[str, Any],
+        stop: asyncio.Event | None,
+    ) -> tuple[IngestResult | None, str]:
+        """Read and ingest: the result, or None and why the update cannot be taken (no
+        reason: the update is ignored, see `Ignored`).
+
+        Any error on one update is that update's rejection. Except errors that say
+        nothing about the update (`TRANSIENT_INGEST_ERRORS`: the database is unavailable,
+        the writer timed out or lost a race) and anything while the poller is being
+        stopped: those are raised, and the offset stays.
+        """
+        options, slug = self.services.options, self.inbox.slug
         try:
             if isinstance(update, Update):
-                result = read_parsed_update(
+                read = read_parsed_update(
                     update, self.inbox, self.services.attachments, options.default_region
                 )
             else:
-                result = read_update(
+                read = read_update(
                     update, self.inbox, self.services.attachments, options.default_region
                 )
-        except Rejected as error:
-            log.warning(
-                "inbox %s: update %s rejected: %s", self.inbox.slug, update_id, error.reason
+            if isinstance(read, Ignored):
+                return None, ""
+            result = await self.services.ingest(read)
+        except (Rejected, InvalidInput) as error:
+            reason = error.reason if isinstance(error, Rejected) else str(error)
+            log.warning("inbox %s: update %s rejected: %s", slug, update_id, reason)
+            return None, reason or "rejected"
+        except TRANSIENT_INGEST_ERRORS:
+            raise
+        except Exception as error:
+            if stop is not None and stop.is_set():
+                raise
+            log.exception(
+                "inbox %s: update %s failed unexpectedly; recorded as rejected", slug, update_id
             )
-            return
-        if isinstance(result, Ignored):
-            return
-        ingested = await self.services.ingest(result)
+            return None, f"unexpected error: {_describe(error)}"
         log.info(
             "inbox %s: update %s -> message %s%s",
-            self.inbox.slug,
+            slug,
             update_id,
-            ingested.message_id,
-            " (duplicate)" if ingested.duplicate else "",
+            result.message_id,
+            " (duplicate)" if result.duplicate else "",
         )
+        return result, ""
+
+    async def _reject(self, update_id: int, update: Update | dict[str, Any], reason: str) -> None:
+        rejection = update_rejection(self.inbox.slug, update_id, update, reason)
+        await asyncio.to_thread(self.services.rejections.add, rejection)
+
+    async def retry(self, rejection: Rejection) -> tuple[RetryOutcome, str, IngestResult | None]:
+        """Run a rejected update through ingest again, from the JSON its rejection kept.
+
+        Telegram cannot send an update again (it forgets one once the offset moves past
+        it), so an update too large to keep cannot be retried: that is a `Conflict` (409)
+        saying so, as is a rejection that is not a Telegram update.
+        """
+        update_id = rejection.update_id
+        if update_id is None:
+            raise Conflict("this rejection is not a Telegram update; it cannot be retried here")
+        if not rejection.raw:
+            raise Conflict(
+                f"update {update_id} cannot be retried: Telegram does not send an update "
+                f"again, and this one ({rejection.size} characters of JSON) was too large to keep"
+            )
+        try:
+            update = json.loads(rejection.raw)
+        except ValueError:
+            raise Conflict(f"the kept copy of update {update_id} is not readable JSON") from None
+        result, reason = await self._ingest(update_id, update, None)
+        if result is None:
+            reason = reason or "the update carries nothing this inbox takes (it is ignored)"
+            await self._reject(update_id, update, reason)
+            return RetryOutcome.REJECTED, reason, None
+        return RetryOutcome.INGESTED, "", result
+
+
+MAX_KEPT_UPDATE = 65536
+"""The largest update JSON (characters) a rejection keeps for a retry; the state
+database's `MAX_RAW` is the same bound, this one saves sending a larger one there."""
+
+
+def update_rejection(
+    slug: str, update_id: int, update: Update | dict[str, Any], reason: str
+) -> Rejection:
+    """The rejection record of one update, best effort: it must work on exactly the updates
+    that could not be read or ingested, so it never raises. The update's JSON is kept
+    (ASCII-escaped, so a lone surrogate survives the database and the retry reads the same
+    update) unless it is larger than `MAX_KEPT_UPDATE`."""
+    try:
+        data = update.to_dict() if isinstance(update, Update) else update
+        raw = json.dumps(data, ensure_ascii=True, separators=(",", ":"), default=str)
+    except Exception:  # RecursionError, a value to_dict cannot take: keep the summary only
+        data, raw = {}, ""
+    chat, sender, text = _summary(data)
+    return Rejection(
+        inbox_slug=slug,
+        reason=reason,
+        size=len(raw),
+        sender=sender,
+        update_id=update_id,
+        chat=chat,
+        text=text,
+        raw=raw if len(raw) <= MAX_KEPT_UPDATE else "",
+    )
+
+
+def _summary(data: Any) -> tuple[str, str, str]:
+    """The chat id, the sender (name, @username, id) and the start of the text of an update."""
+    try:
+        message: dict[str, Any] = next(
+            (
+                data[kind]
+                for kind in ("message", "edited_message", "channel_post")
+                if isinstance(data.get(kind), dict)
+            ),
+            {},
+        )
+        chat = message.get("chat")
+        chat_id = chat.get("id") if isinstance(chat, dict) else None
+        sender = message.get("from")
+        sender = sender if isinstance(sender, dict) else {}
+        name = " ".join(
+            _text(sender.get(part)) for part in ("first_name", "last_name") if sender.get(part)
+        )
+        handle = f"@{sender['username']}" if _text(sender.get("username")) else ""
+        ident = f"id {sender['id']}" if _is_int(sender.get("id")) else ""
+        details = ", ".join(p for p in (handle, ident) if p)
+        who = f"{name} ({details})" if name and details else name or details
+        text = _text(message.get("text")) or _text(message.get("caption"))
+        return (
+            str(chat_id) if _is_int(chat_id) else "",
+            who[:300],
+            " ".join(text.split())[:300],
+        )
+    except Exception:
+        return "", "", ""
+
+
+def _describe(error: BaseException, scrub: Callable[[str], str] = str, doing: str = "") -> str:
+    """`Kind: what failed: the error`, as `/healthz` shows it (anyone sees only the kind)."""
+    text = scrub(str(error)).strip()
+    parts = [p for p in (doing, text) if p]
+    return f"{type(error).__name__}: {': '.join(parts)}" if parts else type(error).__name__
 
 
 def _update_id(update: Update | dict[str, Any]) -> int | None:

@@ -384,20 +384,27 @@ class TwilioAdapter(ChannelAdapter):
     # A reply in a voice conversation goes out as an SMS to the caller.
     recipient_kind = {"sms": "phone", "whatsapp": "phone", "voice": "phone"}
     settings_schema = (
-        SettingField("account_sid", "Account SID", required=True, help="AC..."),
+        SettingField("account_sid", "Account SID", required=True, help="AC...",
+                     max_length=34, pattern=r"AC[0-9a-fA-F]{32}",
+                     pattern_help="AC and 32 hexadecimal digits (the Twilio console shows it)"),
         SettingField("auth_token", "Auth token", FieldKind.SECRET, required=True,
-                     help="Signs the webhooks and authenticates the REST calls"),
+                     help="Signs the webhooks and authenticates the REST calls", max_length=256),
         SettingField("phone_number", "Twilio number", FieldKind.PHONE,
-                     help="The SMS sender and the number calls come in on (E.164)"),
+                     help="The SMS sender and the number calls come in on (E.164)", max_length=40),
         SettingField("whatsapp_number", "WhatsApp sender", FieldKind.PHONE,
-                     help="The number WhatsApp messages come to and go from, if any"),
+                     help="The number WhatsApp messages come to and go from, if any",
+                     max_length=40),
         SettingField("forward_to", "Forward calls to", FieldKind.PHONE,
-                     help="The operator's number; without it calls go to voicemail"),
-        SettingField("ring_seconds", "Ring for (seconds)", FieldKind.INTEGER, default=20),
+                     help="The operator's number; without it calls go to voicemail",
+                     max_length=40),
+        SettingField("ring_seconds", "Ring for (seconds)", FieldKind.INTEGER, default=20,
+                     minimum=MIN_RING_SECONDS, maximum=MAX_RING_SECONDS),
         SettingField("voicemail", "Voicemail", FieldKind.BOOLEAN, default=True,
                      help="Record a message when nobody answers"),
         SettingField("messaging_service_sid", "Messaging service SID",
-                     help="MG...; sends through the service instead of the number"),
+                     help="MG...; sends through the service instead of the number",
+                     max_length=34, pattern=r"MG[0-9a-fA-F]{32}",
+                     pattern_help="MG and 32 hexadecimal digits"),
     )  # fmt: skip
 
     def __init__(self, inbox: InboxConfig, services: ChannelServices) -> None:

@@ -10,7 +10,8 @@ notification id lets a caller wait until the projections show its change.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from functools import cache
+from typing import Any, ClassVar, Protocol
 from uuid import UUID, uuid4
 
 from argon2 import PasswordHasher
@@ -46,19 +47,64 @@ MAX_REPLY = 100_000
 _password_hasher = PasswordHasher()
 
 
+@cache
+def _dummy_hash() -> str:
+    """Checked against when an account has no hash (unknown, inactive, never given a
+    password), so that answer costs one argon2 verification like a wrong password does."""
+    return _password_hasher.hash("threadline-no-such-account")
+
+
+class PasswordStore(Protocol):
+    """Where password hashes live: outside the log, which can never forget one.
+
+    The services keep them encrypted in the state database
+    (`threadline.services.credentials`); the log records only that a password was set.
+    """
+
+    def set_password_hash(self, user_id: UUID, password_hash: str) -> None: ...
+
+    def password_hash(self, user_id: str) -> str | None: ...
+
+
+class MemoryPasswordStore:
+    """A `PasswordStore` for an application without a state database (domain tests)."""
+
+    def __init__(self) -> None:
+        self._hashes: dict[str, str] = {}
+
+    def set_password_hash(self, user_id: UUID, password_hash: str) -> None:
+        self._hashes[str(user_id)] = password_hash
+
+    def password_hash(self, user_id: str) -> str | None:
+        return self._hashes.get(str(user_id))
+
+
 def hash_password(password: str) -> str:
     if len(password) < 8:
         raise InvalidInput("password", "a password has at least 8 characters")
     return _password_hasher.hash(password)
 
 
+def argon2_verify(password_hash: str, password: str) -> bool:
+    """The one place a password is checked (the login tests count the calls)."""
+    return _password_hasher.verify(password_hash, password)
+
+
 def verify_password(password_hash: str | None, password: str) -> bool:
     if not password_hash:
         return False
     try:
-        return _password_hasher.verify(password_hash, password)
+        return argon2_verify(password_hash, password)
     except Exception:
         return False
+
+
+def check_password(password_hash: str | None, password: str) -> bool:
+    """`verify_password` that costs the same whether or not there is a hash to check."""
+    if not password_hash:
+        verify_password(_dummy_hash(), password)
+        return False
+    return verify_password(password_hash, password)
 
 
 def _text(field: str, value: str, limit: int) -> str:
@@ -87,6 +133,7 @@ class Threadline(
     ) -> None:
         super().__init__(env)
         self.default_region = default_region
+        self.passwords: PasswordStore = MemoryPasswordStore()
         self.writer = GroupCommitWriter(self)
         self.commit_listeners: list[Any] = []
         self.writer.on_commit = self._on_commit
@@ -146,12 +193,20 @@ class Threadline(
         return self.writer.submit(command)
 
     def add_note(
-        self, conversation_id: UUID, text: str, actor: str, correlation_id: str = ""
+        self,
+        conversation_id: UUID,
+        text: str,
+        actor: str,
+        correlation_id: str = "",
+        message_id: UUID | None = None,
     ) -> Committed[UUID]:
+        """An internal note; `message_id` makes a retry of the same note one note, as a reply."""
         _text("text", text, MAX_REPLY)
-        new_id = uuid4()
+        new_id = message_id or uuid4()
 
         def command(unit: UnitOfWork) -> UUID:
+            if unit.exists(new_id):
+                return new_id  # an idempotent retry of the same note
             conversation = unit.get(conversation_id, Conversation)
             unit.add(
                 Message.add_note(
@@ -249,6 +304,11 @@ class Threadline(
         responsible_id: UUID | None = None,
     ) -> Committed[UUID]:
         normalised = [normalise_identity(k, v, self.default_region) for k, v in identities]
+        if not name.strip() and not normalised:
+            # Nothing would tell this row from the next "Unnamed client": refuse it.
+            raise InvalidInput(
+                "name", "a contact needs a name or an identity (e-mail, phone, Telegram id)"
+            )
         cleaned_source = clean_source(source)
         cleaned_tags = sorted({clean_tag(t) for t in tags or []})
         _lifecycle(lifecycle)
@@ -493,7 +553,7 @@ class Threadline(
                     email=address,
                     name=name.strip() or address.split("@")[0],
                     role=user_role.value,
-                    password_hash=password_hash,
+                    password_set=password_hash is not None,
                     locale=locale,
                     actor=actor,
                     correlation_id=correlation_id,
@@ -503,7 +563,11 @@ class Threadline(
             user.issue_token(token_hash(token), "initial", actor, correlation_id)
             return user.id, token
 
-        return self.writer.submit(command)
+        committed = self.writer.submit(command)
+        if password_hash is not None:
+            # After the commit: a refused command (the e-mail is taken) leaves no hash behind.
+            self.passwords.set_password_hash(committed.value[0], password_hash)
+        return committed
 
     def issue_token(self, user_id: UUID, label: str, actor: str) -> Committed[str]:
         token: str = new_api_token()
@@ -515,12 +579,15 @@ class Threadline(
         return self.writer.submit(command)
 
     def set_password(self, user_id: UUID, password: str, actor: str) -> Committed[None]:
+        """Record that the password changed (no hash in the log) and store its hash."""
         password_hash = hash_password(password)
 
         def command(unit: UnitOfWork) -> None:
-            unit.get(user_id, User).change_password(password_hash, actor, str(uuid4()))
+            unit.get(user_id, User).change_password(actor, str(uuid4()))
 
-        return self.writer.submit(command)
+        committed = self.writer.submit(command)
+        self.passwords.set_password_hash(user_id, password_hash)
+        return committed
 
     def set_locale(self, user_id: UUID, locale: str, actor: str) -> Committed[None]:
         if locale not in ("en", "ru"):

@@ -10,9 +10,10 @@ the channel and dedup key, so a second delivery is reported as a duplicate.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -104,6 +105,24 @@ class InboundMessage:
         reply_to: Iterable[str] = (),
     ) -> InboundMessage:
         """Validate and normalise; raises `InvalidInput` naming the offending field."""
+        # The last line of defence: no channel may hand the store a string UTF-8 cannot hold.
+        channel, dedup_key, sender_name, subject = storable(
+            (channel, dedup_key, sender_name, subject)
+        )
+        text, html, correlation_id = storable((text, html, correlation_id))
+        thread_key = storable(thread_key)
+        identities = [(kind, storable(raw)) for kind, raw in identities]
+        metadata, source = storable(metadata), storable(source)
+        reply_to = storable(tuple(reply_to))
+        attachments = [
+            replace(
+                item,
+                filename=storable(item.filename),
+                content_type=storable(item.content_type),
+                reference=storable(item.reference),
+            )
+            for item in attachments
+        ]
         if not channel or len(channel) > 32:
             raise InvalidInput("channel", "a channel name has 1 to 32 characters")
         if not dedup_key or len(dedup_key) > 512:
@@ -112,7 +131,9 @@ class InboundMessage:
         for kind, raw in identities:
             if raw in (None, ""):
                 continue
-            identity = normalise_identity(kind, raw, default_region)
+            # A sender's number is kept even when libphonenumber does not know it (a new range,
+            # a short code): the message must not be lost for the library's lack of data.
+            identity = normalise_identity(kind, raw, default_region, strict_phone=False)
             if identity not in normalised:
                 normalised.append(identity)
         if not normalised:
@@ -156,6 +177,34 @@ class InboundMessage:
             with suppress(ValueError):  # not one of ours
                 ids.append(UUID(local))
         return list(dict.fromkeys(ids))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+MAX_NESTING = 100
+
+
+def storable(value: Any, depth: int = 0) -> Any:
+    """`value` with every lone surrogate replaced by U+FFFD, through dicts, lists and tuples.
+
+    A lone surrogate is what Python leaves for a byte it could not decode; the
+    store encodes events as UTF-8, which refuses it, so one such character
+    would make a message impossible to append (and a poller retry it forever).
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return _SURROGATE.sub("\ufffd", value)
+        return value
+    if depth > MAX_NESTING and isinstance(value, dict | list | tuple):
+        raise InvalidInput("metadata", f"nested more than {MAX_NESTING} levels deep")
+    if isinstance(value, dict):
+        return {storable(k, depth + 1): storable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(item, depth + 1) for item in value]
+    if isinstance(value, tuple):
+        return tuple(storable(item, depth + 1) for item in value)
+    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """The User aggregate: an operator, manager, admin or auditor account.
 
-Only hashes are recorded: the argon2 hash of the password and the SHA-256 of
-each API token. A token itself is shown once, when it is issued.
+The log records the SHA-256 of each API token (a token itself is shown once,
+when it is issued) and that a password was set; the password's argon2 hash is
+kept outside the log, in the credential store.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from eventsourcing.domain import Aggregate, event
@@ -42,16 +44,50 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class User(Aggregate):
-    """A person who logs in; the role decides what they may change."""
+def _forget_hash(state: dict[str, Any]) -> None:
+    """Upcast a version-1 event: it carried the password hash, now it says one was set.
 
-    @event("UserCreated")
+    The hash itself was copied out to the credential store (see
+    `threadline.services.credentials`), which reads the stored record, not this event.
+    """
+    state["password_set"] = bool(state.pop("password_hash", None))
+
+
+class User(Aggregate):
+    """A person who logs in; the role decides what they may change.
+
+    The log says only whether a password was set: its hash lives in the credential
+    store, which can replace and erase it, unlike the immutable log (version 1 of
+    `UserCreated` and `UserPasswordChanged` carried the hash; the upcasters drop it).
+    """
+
+    class UserCreated(Aggregate.Created):
+        email: str
+        name: str
+        role: str
+        password_set: bool
+        locale: str
+        actor: str
+        correlation_id: str
+        class_version = 2
+        upcast_v1_v2 = staticmethod(_forget_hash)
+
+    class UserPasswordChanged(Aggregate.Event):
+        actor: str
+        correlation_id: str
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state.pop("password_hash", None)
+
+    @event(UserCreated)
     def __init__(
         self,
         email: str,
         name: str,
         role: str,
-        password_hash: str | None,
+        password_set: bool,
         locale: str,
         actor: str,
         correlation_id: str,
@@ -59,7 +95,7 @@ class User(Aggregate):
         self.email = email
         self.name = name
         self.role = role
-        self.password_hash = password_hash
+        self.has_password = password_set
         self.locale = locale
         self.timezone = ""  # an IANA name; "" is the installation's default
         self.active = True
@@ -73,9 +109,9 @@ class User(Aggregate):
     def revoke_token(self, token_hash: str, actor: str, correlation_id: str) -> None:
         self.token_hashes = [h for h in self.token_hashes if h != token_hash]
 
-    @event("UserPasswordChanged")
-    def change_password(self, password_hash: str, actor: str, correlation_id: str) -> None:
-        self.password_hash = password_hash
+    @event(UserPasswordChanged)
+    def change_password(self, actor: str, correlation_id: str) -> None:
+        self.has_password = True
 
     @event("UserRoleChanged")
     def change_role(self, role: str, actor: str, correlation_id: str) -> None:

@@ -11,11 +11,12 @@ gte, lt, lte.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from threadline.domain.attributes import AttributeRegistry, AttributeType
 from threadline.domain.errors import InvalidInput
+from threadline.projections.base import ts
 from threadline.projections.queries import COMPARATORS, AttributeCondition, ContactFilter
 
 NUMERIC_TYPES = {AttributeType.NUMBER.value, AttributeType.BOOLEAN.value}
@@ -67,10 +68,28 @@ def build_contact_filter(
         company_id=one("company_id"),
         source_channel=one("source"),
         attributes=tuple(conditions),
-        created_from=one("created_from"),
-        created_to=one("created_to"),
+        created_from=_instant(one("created_from"), f"{field_prefix}.created_from"),
+        created_to=_instant(one("created_to"), f"{field_prefix}.created_to"),
         text=one("q"),
     )
+
+
+def _instant(raw: str | None, field: str) -> str | None:
+    """An ISO date stays a date (it compares with the views' timestamps as the start of that
+    day); a date and time becomes the views' own UTC form. Anything else is refused, not
+    read as "matches nothing"."""
+    if raw is None or not raw.strip():
+        return None
+    text = raw.strip()
+    try:
+        if len(text) == 10:
+            return date.fromisoformat(text).isoformat()
+        moment = datetime.fromisoformat(text)
+        return ts(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    except (ValueError, OverflowError):  # not a date; or at the calendar's very edge
+        raise InvalidInput(
+            field, "expected an ISO date or time (2026-03-01, 2026-03-01T09:30Z)"
+        ) from None
 
 
 def _attribute_condition(

@@ -1,4 +1,8 @@
-"""Accounts and API tokens, as the API needs them to authenticate a request."""
+"""Accounts and API tokens, as the API needs them to authenticate a request.
+
+No password hashes: they live encrypted in the credential store (services), and
+events of version 1 that still carry one are upcast without it.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,12 @@ from threadline.projections.sql import ViewCursor
 
 class UserProjection(ViewProjection):
     name = "users"
-    version = 2  # 2: timezone
+    version = 3  # 2: timezone; 3: no password_hash column
     tables = ("users", "user_tokens")
     schema = (
         "CREATE TABLE IF NOT EXISTS users ("
         " id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE, name TEXT NOT NULL,"
-        " role TEXT NOT NULL, password_hash TEXT, locale TEXT NOT NULL,"
+        " role TEXT NOT NULL, locale TEXT NOT NULL,"
         " active BIGINT NOT NULL, created_at TEXT NOT NULL, timezone TEXT NOT NULL DEFAULT '')",
         "CREATE TABLE IF NOT EXISTS user_tokens ("
         " token_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, label TEXT NOT NULL,"
@@ -26,14 +30,13 @@ class UserProjection(ViewProjection):
     @handles(User.UserCreated)
     def _created(self, event: Any, cur: ViewCursor) -> None:
         cur.execute(
-            "INSERT INTO users (id, email, name, role, password_hash, locale, active, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, 1, ?) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO users (id, email, name, role, locale, active, created_at)"
+            " VALUES (?, ?, ?, ?, ?, 1, ?) ON CONFLICT (id) DO NOTHING",
             [
                 sid(event.originator_id),
                 event.email,
                 event.name,
                 event.role,
-                event.password_hash,
                 event.locale,
                 ts(event.timestamp),
             ],
@@ -50,13 +53,6 @@ class UserProjection(ViewProjection):
     @handles(User.UserTokenRevoked)
     def _revoked(self, event: Any, cur: ViewCursor) -> None:
         cur.execute("DELETE FROM user_tokens WHERE token_hash = ?", [event.token_hash])
-
-    @handles(User.UserPasswordChanged)
-    def _password(self, event: Any, cur: ViewCursor) -> None:
-        cur.execute(
-            "UPDATE users SET password_hash = ? WHERE id = ?",
-            [event.password_hash, sid(event.originator_id)],
-        )
 
     @handles(User.UserRoleChanged)
     def _role(self, event: Any, cur: ViewCursor) -> None:

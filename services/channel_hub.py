@@ -10,6 +10,7 @@ the API starts polling without a restart.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -25,15 +26,18 @@ from threadline.channels.base import (
     ChannelAdapter,
     ChannelOptions,
     ChannelServices,
-    FieldKind,
     InboxConfig,
+    RetryOutcome,
     wait_or_stop,
 )
 from threadline.channels.registry import adapter_class, load_adapters
+from threadline.channels.settings import validate_settings
 from threadline.domain.errors import Conflict, InvalidInput, NotFound
 from threadline.domain.inbound import InboundMessage, IngestResult
 from threadline.domain.inbox import Inbox, clean_slug, inbox_id_for
+from threadline.services.channel_rejections import RejectionStore
 from threadline.services.channel_state import ChannelStateStore, SecretStore, ensure_tables
+from threadline.services.poller_health import PollerHealth
 
 if TYPE_CHECKING:
     from threadline.services.runtime import Runtime
@@ -51,7 +55,8 @@ class ChannelHub:
         settings = runtime.settings
         ensure_tables(runtime.state_db)
         self.state = ChannelStateStore(runtime.state_db)
-        self.secrets = SecretStore(runtime.state_db)
+        self.secrets = SecretStore(runtime.state_db, runtime.secret_box)
+        self.secrets.encrypt_plaintext()
         self.attachments = AttachmentStore(settings.attachments_dir, settings.max_attachment_bytes)
         self.options = ChannelOptions(
             public_url=settings.public_url,
@@ -60,11 +65,16 @@ class ChannelHub:
             default_region=settings.default_region,
             poll_interval=settings.channel_poll_interval,
         )
+        self.rejections = RejectionStore(runtime.state_db)
+        self.rejections.ensure_table()
+        self.health = PollerHealth(settings.channel_poll_interval)
         self.services = ChannelServices(
             ingest=self._ingest_async,
             state=self.state,
             attachments=self.attachments,
             options=self.options,
+            rejections=self.rejections,
+            health=self.health,
         )
         self._adapters: dict[str, tuple[InboxConfig, ChannelAdapter]] = {}
         self._lock = threading.Lock()
@@ -139,7 +149,9 @@ class ChannelHub:
             raise Conflict(f"an inbox with slug {slug!r} exists")
         if current is not None and current.channel != channel:
             raise InvalidInput("channel", f"inbox {slug} is a {current.channel} inbox")
-        plain, secret_values = _validate_settings(adapter, settings, current)
+        plain, secret_values = _validate_settings(
+            adapter, settings, current, self.options.default_region
+        )
         secret_names = sorted({*secret_values, *(current.secrets if current is not None else {})})
         if secret_values:
             self.secrets.put(slug, secret_values)
@@ -224,6 +236,10 @@ class ChannelHub:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, self._ingest_commit_only, message)
 
+    async def _ingest_seen_async(self, message: InboundMessage) -> IngestResult:
+        """Ingest and wait for the views, for a caller that answers a person (a retry)."""
+        return await asyncio.to_thread(self.ingest, message)
+
     def _ingest_commit_only(self, message: InboundMessage) -> IngestResult:
         return self.runtime.app.ingest(message).value
 
@@ -306,6 +322,7 @@ class ChannelHub:
                         task.cancel()
                         await asyncio.gather(task, return_exceptions=True)
                         del running[slug]
+                        self.health.forget(slug)
                 for slug, config in wanted.items():
                     if slug not in running:
                         poller_stop = asyncio.Event()
@@ -317,16 +334,22 @@ class ChannelHub:
                 poller_stop.set()
                 task.cancel()
             await asyncio.gather(*(t for _, _, t in running.values()), return_exceptions=True)
+            for slug in running:
+                self.health.forget(slug)
 
     async def _run_poller(self, inbox: InboxConfig, stop: asyncio.Event) -> None:
-        """Keep one inbox's poller running; a crash is logged and the poller restarted."""
+        """Keep one inbox's poller running; a crash is logged, counted (`/healthz` shows a
+        poller that keeps failing) and the poller restarted."""
+        self.health.started(inbox.slug, inbox.channel)
         while not stop.is_set():
             try:
                 await self.adapter(inbox).run(stop)
+                self.health.forget(inbox.slug)  # nothing to poll (a webhook-mode inbox)
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as error:
+                self.health.failed(inbox.slug, _describe(error))
                 log.exception(
                     "the %s poller of inbox %s failed; restarting in %.0f s",
                     inbox.channel,
@@ -334,6 +357,45 @@ class ChannelHub:
                     POLLER_RESTART_SECONDS,
                 )
                 await wait_or_stop(stop, POLLER_RESTART_SECONDS)
+
+    # -- health and rejections --------------------------------------------------------------
+
+    def poller_health(self) -> dict[str, dict[str, Any]]:
+        """Each running poller by inbox slug: state, last success, failures, last error."""
+        return self.health.snapshot()
+
+    def retry_rejection(self, slug: str, rejection_id: str) -> dict[str, Any]:
+        """Fetch one rejected message again and ingest it; a success removes the rejection.
+
+        Runs on its own event loop (the caller is an API thread), with a fresh adapter, so
+        it neither waits for nor disturbs the inbox's poller; the dedup key makes a
+        message the poller ingests meanwhile a duplicate, never a second copy.
+        """
+        inbox = self.inbox(slug)
+        stored = self.rejections.get(slug, rejection_id) if inbox is not None else None
+        if inbox is None or stored is None:
+            raise NotFound("rejected message", rejection_id)
+        adapter_type = adapter_class(inbox.channel)
+        if adapter_type is None or adapter_type.retry is ChannelAdapter.retry:
+            raise Conflict(f"the {inbox.channel} channel cannot fetch a message again")
+        services = dataclasses.replace(self.services, ingest=self._ingest_seen_async)
+        adapter = adapter_type(inbox, services)
+        outcome, reason, result = asyncio.run(adapter.retry(stored.rejection()))
+        answer: dict[str, Any] = {"id": stored.id, "outcome": outcome.value, "reason": reason}
+        if outcome is RetryOutcome.INGESTED and result is not None:
+            self.rejections.delete(slug, stored.id)
+            answer.update(
+                message_id=str(result.message_id),
+                conversation_id=str(result.conversation_id),
+                duplicate=result.duplicate,
+            )
+        log.info("rejected message %s of inbox %s retried: %s", stored.id, slug, outcome.value)
+        return answer
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _has_poller(channel: str) -> bool:
@@ -353,50 +415,13 @@ def _expand(value: Any, path: str) -> Any:
 
 
 def _validate_settings(
-    adapter: type[ChannelAdapter], given: dict[str, Any], current: InboxConfig | None
+    adapter: type[ChannelAdapter],
+    given: dict[str, Any],
+    current: InboxConfig | None,
+    default_region: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """Split into plain settings and secret values, coercing types; 422 names the field."""
-    fields = {f.name: f for f in adapter.settings_schema}
-    unknown = sorted(set(given) - set(fields))
-    if unknown:
-        raise InvalidInput(f"settings.{unknown[0]}", "unknown setting for this channel")
-    plain: dict[str, Any] = {}
-    secrets: dict[str, str] = {}
-    for name, spec in fields.items():
-        raw = given.get(name)
-        if raw in (None, ""):
-            if spec.secret:
-                if spec.required and not (current and name in current.secrets):
-                    raise InvalidInput(f"settings.{name}", "required")
-                continue
-            if spec.required:
-                raise InvalidInput(f"settings.{name}", "required")
-            if spec.default is not None:
-                plain[name] = spec.default
-            continue
-        field = f"settings.{name}"
-        if spec.kind is FieldKind.SECRET:
-            secrets[name] = str(raw)
-        elif spec.kind is FieldKind.INTEGER:
-            try:
-                plain[name] = int(raw)
-            except (TypeError, ValueError):
-                raise InvalidInput(field, "expected a whole number") from None
-        elif spec.kind is FieldKind.BOOLEAN:
-            if isinstance(raw, bool):
-                plain[name] = raw
-            elif str(raw).lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-                plain[name] = str(raw).lower() in ("1", "true", "yes", "on")
-            else:
-                raise InvalidInput(field, "expected true or false")
-        elif spec.kind is FieldKind.LIST:
-            items = raw if isinstance(raw, list) else str(raw).split(",")
-            plain[name] = [str(item).strip() for item in items if str(item).strip()]
-        elif spec.kind is FieldKind.URL:
-            text = str(raw).strip()
-            if not re.match(r"^https?://[^\s]+$", text):
-                raise InvalidInput(field, "expected an http(s) URL")
-            plain[name] = text.rstrip("/")
-        else:
-            plain[name] = str(raw).strip()
-    return plain, secrets
+    """Split into plain settings and secret values, each checked by its type; 422 names the
+    field (`threadline.channels.settings` holds the rules, so the admin form and the API
+    refuse the same values)."""
+    kept = current.secrets if current is not None else {}
+    return validate_settings(adapter.settings_schema, given, kept, default_region)

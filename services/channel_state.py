@@ -12,6 +12,7 @@ records only which secrets an inbox has. Neither table is touched by
 from __future__ import annotations
 
 from threadline.projections.sql import ViewDatabase
+from threadline.services.secret_box import SecretBox, reencrypt_column
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS channel_state ( key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -47,16 +48,22 @@ class ChannelStateStore:
 
 
 class SecretStore:
-    """Inbox secrets by inbox slug and setting name; values never reach logs or responses."""
+    """Inbox secrets by inbox slug and setting name; values never reach logs or responses.
 
-    def __init__(self, views: ViewDatabase) -> None:
+    Values are encrypted with the installation's secret key (`services.secret_box`), so
+    the state database alone does not reveal them; rows written before encryption are
+    encrypted by `encrypt_plaintext` at start.
+    """
+
+    def __init__(self, views: ViewDatabase, box: SecretBox) -> None:
         self.views = views
+        self.box = box
 
     def get_all(self, slug: str) -> dict[str, str]:
         rows = self.views.query(
             "SELECT name, value FROM inbox_secrets WHERE inbox_slug = ?", [slug]
         )
-        return {str(row["name"]): str(row["value"]) for row in rows}
+        return {str(row["name"]): self.box.decrypt(str(row["value"])) for row in rows}
 
     def put(self, slug: str, values: dict[str, str]) -> None:
         with self.views.transaction() as cur:
@@ -64,8 +71,21 @@ class SecretStore:
                 cur.execute(
                     "INSERT INTO inbox_secrets (inbox_slug, name, value) VALUES (?, ?, ?)"
                     " ON CONFLICT (inbox_slug, name) DO UPDATE SET value = excluded.value",
-                    [slug, name, value],
+                    [slug, name, self.box.encrypt(value)],
                 )
+
+    def encrypt_plaintext(self) -> int:
+        """Encrypt the rows stored before encryption existed; returns how many."""
+        return self._rewrite(only_plaintext=True)
+
+    def rotate(self) -> int:
+        """Re-encrypt every value with the box's first key (`threadline secrets rotate`)."""
+        return self._rewrite(only_plaintext=False)
+
+    def _rewrite(self, only_plaintext: bool) -> int:
+        return reencrypt_column(
+            self.views, self.box, "inbox_secrets", ("inbox_slug", "name"), "value", only_plaintext
+        )
 
     def delete(self, slug: str, names: list[str]) -> None:
         with self.views.transaction() as cur:

@@ -25,6 +25,10 @@ users_app = typer.Typer(help="Manage operator accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 rules_app = typer.Typer(help="Export, import and seed automation rules.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
+secrets_app = typer.Typer(
+    help="The key that encrypts inbox secrets and password hashes.", no_args_is_help=True
+)
+app.add_typer(secrets_app, name="secrets")
 console = Console(stderr=True, soft_wrap=True)  # long URLs and tokens stay on one line
 
 
@@ -39,11 +43,15 @@ def _settings() -> Settings:
 
 def _runtime(settings: Settings, run_views: bool = True, views_in_process: bool = True):  # type: ignore[no-untyped-def]
     from threadline.services.runtime import Runtime
+    from threadline.services.secret_box import SecretKeyError
 
     try:
         return Runtime(settings, run_views=run_views, views_in_process=views_in_process)
     except StoreUrlError as error:
         console.print(f"[red]THREADLINE_DATABASE_URL: {error}[/red]")
+        raise typer.Exit(2) from None
+    except SecretKeyError as error:
+        console.print(f"[red]cannot read the secrets: {error}[/red]")
         raise typer.Exit(2) from None
     except Exception as error:
         console.print(
@@ -123,9 +131,27 @@ def serve(
         console.print(f"  API admin token for this run: [bold]{generated_token}[/bold]")
         console.print(f"  try: curl -H 'Authorization: Bearer {generated_token}' {url}/api/inbox")
     try:
-        uvicorn.run(create_app(runtime), host=host, port=port, log_level=settings.log_level.lower())
+        uvicorn.run(
+            create_app(runtime),
+            host=host,
+            port=port,
+            log_level=settings.log_level.lower(),
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=proxy_allow_list(settings),
+        )
     finally:
         runtime.close()
+
+
+def proxy_allow_list(settings: Settings) -> list[str]:
+    """uvicorn's forwarded-header trust: nobody unless THREADLINE_TRUSTED_PROXIES names proxies.
+
+    uvicorn's own default believes X-Forwarded-For from 127.0.0.1, so any process on the
+    host (a proxy that passes the header through, a local script) could pick the client
+    address the login and form rate limits count. `serve` also turns `proxy_headers` off
+    when the list is empty.
+    """
+    return list(settings.trusted_proxies)
 
 
 def _seed(runtime) -> None:  # type: ignore[no-untyped-def]
@@ -261,6 +287,43 @@ def users_list() -> None:
             typer.echo(f"{user['id']}  {user['role']:<9} {user['email']}")
     finally:
         runtime.close()
+
+
+@secrets_app.command("new-key")
+def secrets_new_key() -> None:
+    """Print a new random key for THREADLINE_SECRET_KEY."""
+    from cryptography.fernet import Fernet
+
+    typer.echo(Fernet.generate_key().decode())
+
+
+@secrets_app.command("rotate")
+def secrets_rotate() -> None:
+    """Re-encrypt every secret with THREADLINE_SECRET_KEY, reading THREADLINE_SECRET_KEY_OLD too.
+
+    Stop the server first; afterwards start it with THREADLINE_SECRET_KEY alone.
+    """
+    from threadline.services.secret_box import rotate_check_value
+
+    settings = _settings()
+    if not settings.secret_key or not settings.secret_key_old:
+        console.print(
+            "[red]set THREADLINE_SECRET_KEY to the new key and THREADLINE_SECRET_KEY_OLD to the "
+            "key the secrets are encrypted with now[/red] (for a generated key file, its "
+            "contents); make a new key with `threadline secrets new-key`"
+        )
+        raise typer.Exit(2)
+    runtime = _runtime(settings, run_views=False)
+    try:
+        secrets_count = runtime.channels.secrets.rotate()
+        hashes = runtime.credentials.rotate()
+        rotate_check_value(runtime.state_db, runtime.secret_box)
+    finally:
+        runtime.close()
+    console.print(
+        f"re-encrypted {secrets_count} inbox secrets and {hashes} password hashes with the new "
+        "key; from now on start with THREADLINE_SECRET_KEY alone"
+    )
 
 
 @rules_app.command("export")

@@ -32,6 +32,29 @@ SETTINGS: list[tuple[str, str, str]] = [
     ("THREADLINE_HOST", "127.0.0.1", "Address `threadline serve` listens on."),
     ("THREADLINE_PORT", "8000", "Port `threadline serve` listens on."),
     (
+        "THREADLINE_TRUSTED_PROXIES",
+        "(unset)",
+        "Comma-separated IPs or CIDR networks of reverse proxies whose `X-Forwarded-For` / "
+        "`X-Forwarded-Proto` are believed. Unset: forwarded headers are ignored and the client "
+        "address is the socket peer (the login and form rate limits count it; a web-forms inbox's "
+        "`trust_forwarded_for` still reads the header for forms). Set: only those proxies' headers "
+        "count, and `trust_forwarded_for` is not needed.",
+    ),
+    (
+        "THREADLINE_SECRET_KEY",
+        "(key file)",
+        "Fernet key (`threadline secrets new-key`) that encrypts inbox secrets and password hashes "
+        "in the state database. Unset: a key file `threadline-secret.key` (mode 0600) is made "
+        "beside the SQLite state database (`var/` by default; `var/` in the working directory for "
+        "PostgreSQL) and the log says so. Production sets this variable, the same in every process.",
+    ),
+    (
+        "THREADLINE_SECRET_KEY_OLD",
+        "(unset)",
+        "The previous key while rotating: values encrypted with it are still read, and "
+        "`threadline secrets rotate` re-encrypts them with `THREADLINE_SECRET_KEY`.",
+    ),
+    (
         "THREADLINE_MAX_BODY_BYTES",
         "1048576",
         "Largest request body accepted; larger bodies are answered 413.",
@@ -117,6 +140,14 @@ SETTINGS: list[tuple[str, str, str]] = [
         "Automatic (rule) messages one contact may receive in 24 hours; more are skipped.",
     ),
     (
+        "THREADLINE_WEBHOOK_ALLOW",
+        "(unset)",
+        "Internal destinations rule webhooks may call, comma separated: CIDRs or addresses "
+        "(`10.0.0.0/8`, `127.0.0.1`) and host names (`erp.internal`). Without it, webhooks to "
+        "loopback, private, link-local (cloud metadata), multicast and other non-public addresses "
+        "are refused at save and at send.",
+    ),
+    (
         "THREADLINE_CHANNELS",
         "1",
         "`0` keeps `threadline serve` from running channel pollers and the delivery worker (run them "
@@ -161,6 +192,10 @@ class Settings:
     run_triggers: bool = True
     rule_chain_depth: int = 3
     automatic_messages_per_day: int = 3
+    webhook_allow: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
+    secret_key: str | None = None
+    secret_key_old: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -178,6 +213,10 @@ class Settings:
                 admin_token=get("THREADLINE_ADMIN_TOKEN"),
                 host=get("THREADLINE_HOST") or cls.host,
                 port=int(get("THREADLINE_PORT") or cls.port),
+                trusted_proxies=_proxies(get("THREADLINE_TRUSTED_PROXIES") or ""),
+                webhook_allow=_webhook_allow(get("THREADLINE_WEBHOOK_ALLOW") or ""),
+                secret_key=get("THREADLINE_SECRET_KEY"),
+                secret_key_old=get("THREADLINE_SECRET_KEY_OLD"),
                 max_body_bytes=int(get("THREADLINE_MAX_BODY_BYTES") or cls.max_body_bytes),
                 default_region=(get("THREADLINE_DEFAULT_REGION") or "").upper() or None,
                 timezone=_time_zone(get("THREADLINE_TIMEZONE") or cls.timezone),
@@ -224,6 +263,15 @@ def project_root() -> Path:
     return Path.cwd()
 
 
+def _webhook_allow(value: str) -> tuple[str, ...]:
+    """THREADLINE_WEBHOOK_ALLOW: CIDRs, addresses or host names (ValueError names a bad one)."""
+    from threadline.triggers.destinations import DestinationPolicy
+
+    entries = tuple(part.strip() for part in value.split(",") if part.strip())
+    DestinationPolicy.parse(entries)
+    return entries
+
+
 def _time_zone(name: str) -> str:
     from threadline.domain.user import is_time_zone
 
@@ -233,3 +281,19 @@ def _time_zone(name: str) -> str:
             "Europe/Moscow or UTC"
         )
     return name
+
+
+def _proxies(value: str) -> tuple[str, ...]:
+    """THREADLINE_TRUSTED_PROXIES: each entry must be an IP address or a network."""
+    import ipaddress
+
+    entries = tuple(part.strip() for part in value.split(",") if part.strip())
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"THREADLINE_TRUSTED_PROXIES: {entry!r} is not an IP address or network "
+                "(e.g. 127.0.0.1 or 10.0.0.0/8)"
+            ) from None
+    return entries

@@ -52,6 +52,8 @@ IN_DOUBT_REASON = (
 )
 # Conversations whose own channel has no way out are answered through another one.
 FALLBACK_CHANNEL = {"web": "email", "api": "email"}
+STOP_GRACE = 10.0
+"""Seconds a stopping worker waits for the deliveries it began (the hub waits 15 s for it)."""
 
 
 class NoRoute(Exception):
@@ -69,21 +71,45 @@ class DeliveryWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         await asyncio.to_thread(self.settle_interrupted_attempts)
-        while not stop.is_set():
-            try:
-                rows = await asyncio.to_thread(self.due)
-            except Exception:
-                log.warning("reading the outbox failed; retrying", exc_info=True)
-                rows = []
-            tasks = [
-                asyncio.create_task(self.deliver(row))
-                for row in rows
-                if row["message_id"] not in self._in_flight
-            ]
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
-                continue
-            await wait_or_stop(stop, POLL_SECONDS)
+        tasks: set[asyncio.Task[None]] = set()
+        try:
+            while not stop.is_set():
+                try:
+                    rows = await asyncio.to_thread(self.due)
+                except Exception:
+                    log.warning("reading the outbox failed; retrying", exc_info=True)
+                    rows = []
+                tasks = {
+                    asyncio.create_task(self.deliver(row))
+                    for row in rows
+                    if row["message_id"] not in self._in_flight
+                }
+                if tasks:
+                    # `wait`, not `gather`: cancelling this loop must not cancel the deliveries
+                    await asyncio.wait(tasks)
+                    _log_failures(tasks)
+                    tasks = set()
+                    continue
+                await wait_or_stop(stop, POLL_SECONDS)
+        finally:
+            await self._finish(tasks)
+
+    async def _finish(self, tasks: set[asyncio.Task[None]]) -> None:
+        """On stop, let the deliveries already begun end (for up to `STOP_GRACE` seconds).
+
+        The hub stops its workers by cancelling them. A delivery cancelled after its attempt
+        was recorded but before the provider was called would be taken for one interrupted
+        mid-send at the next start, and never sent (see `settle_interrupted_attempts`): a
+        clean stop would lose a message no provider ever saw. Only a send still running when
+        the grace ends is cancelled, and that one is in doubt indeed.
+        """
+        pending = {task for task in tasks if not task.done()}
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=STOP_GRACE)
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(tasks)
+        _log_failures(tasks)
 
     def due(self) -> list[dict[str, Any]]:
         now = ts(datetime.now(UTC))
@@ -273,6 +299,13 @@ class DeliveryWorker:
             if identity["kind"] == kind:
                 return str(identity["value"])
         raise NoRoute(f"the client has no {kind} to send this {channel} message to")
+
+
+def _log_failures(tasks: set[asyncio.Task[None]]) -> None:
+    """Log what a delivery raised (a database error, say); its outbox row says what is next."""
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.warning("a delivery failed", exc_info=task.exception())
 
 
 def _serving(

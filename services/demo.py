@@ -60,8 +60,8 @@ class DemoAccount:
 
 
 DEMO_EMAIL_DOMAIN = "threadline.example"
-"""Not ``threadline.local``: `normalise_email` (email-validator) refuses the special-use
-``.local`` name, so no account could be created there. ``.example`` is reserved (RFC 2606)."""
+"""``.example`` is reserved for examples (RFC 2606), so no real mailbox can receive the demo's
+mail; the special-use names (``.local``, ``.test``) are accepted too, as company networks use them."""
 DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (
     DemoAccount(f"admin@{DEMO_EMAIL_DOMAIN}", "admin", "Ada Admin"),
     DemoAccount(f"manager@{DEMO_EMAIL_DOMAIN}", "manager", "Max Manager"),

@@ -34,6 +34,8 @@ from threadline.projections.tasks import TaskProjection
 from threadline.projections.timeline import TimelineProjection
 from threadline.projections.users import UserProjection
 from threadline.services.config import Settings
+from threadline.services.credentials import CredentialStore
+from threadline.services.secret_box import open_secret_box
 from threadline.services.store import (
     default_views_url,
     ensure_schema,
@@ -160,6 +162,12 @@ class Runtime:
                 Environment("state", library_env(state_url))
             )
             self.state_db = ViewDatabase(self._state_factory.tracking_recorder())
+        # Inbox secrets and password hashes: encrypted in the state database, never in the log.
+        self.secret_box = open_secret_box(settings, state_url, self.state_db)
+        self.credentials = CredentialStore(self.state_db, self.secret_box)
+        self.credentials.encrypt_plaintext()
+        self.app.passwords = self.credentials
+        self.credentials.import_from_log(self.app)
         self.projections = [cls(recorder, upstream=self.app.name) for cls in PROJECTION_CLASSES]
         self.runner = ViewRunner(self.app, self.projections)
         self.queries = Queries(self.views)

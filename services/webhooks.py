@@ -5,7 +5,13 @@ sha256=<hex>`` is the HMAC-SHA256 of the exact body bytes with the rule's
 secret, so the receiver can check that the call is ours and unaltered. Every
 attempt is an event (`WebhookAttempted`), so an auditor sees each call and
 answer. A secret written as ``${NAME}`` is read from the environment at call
-time, so it need not be stored in the rule.
+time; a literal one is kept in the secret store (`services.rule_secrets`), never
+in the log.
+
+The destination is checked on the address the host resolves to, once, and the
+request goes to that address (`triggers.destinations`): an internal address
+(loopback, private, link-local, ...) not on ``THREADLINE_WEBHOOK_ALLOW`` fails
+the call permanently, before any byte is sent. Redirects are not followed.
 """
 
 from __future__ import annotations
@@ -26,8 +32,11 @@ import httpx
 from threadline.channels.base import wait_or_stop
 from threadline.domain.automation import WebhookCall
 from threadline.domain.rule import Rule
+from threadline.services.rule_secrets import SECRET_MARK, stored_secret
+from threadline.triggers.destinations import DestinationPolicy, DestinationRefused
 
 if TYPE_CHECKING:
+    from threadline.services.config import Settings
     from threadline.services.runtime import Runtime
 
 log = logging.getLogger("threadline.webhooks")
@@ -44,6 +53,11 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def destination_policy(settings: Settings) -> DestinationPolicy:
+    """The operator's allow-list of internal webhook destinations."""
+    return DestinationPolicy.parse(settings.webhook_allow)
+
+
 def resolve_secret(secret: str) -> str:
     match = _ENV.match(secret.strip())
     return os.environ.get(match.group(1), "") if match else secret
@@ -53,9 +67,12 @@ class WebhookWorker:
     def __init__(self, runtime: Runtime, retry_seconds: float = FIRST_RETRY_SECONDS) -> None:
         self.runtime = runtime
         self.retry_seconds = retry_seconds
+        self.policy = destination_policy(runtime.settings)
 
     async def run(self, stop: asyncio.Event) -> None:
-        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, trust_env=False) as client:
+        async with httpx.AsyncClient(
+            timeout=TIMEOUT_SECONDS, trust_env=False, follow_redirects=False
+        ) as client:
             while not stop.is_set():
                 try:
                     due = await asyncio.to_thread(self.due)
@@ -99,19 +116,47 @@ class WebhookWorker:
             headers["X-Threadline-Signature"] = signature(secret, body)
         status: int | None = None
         error = ""
+        refused = False
         try:
-            response = await client.post(webhook.url, content=body, headers=headers)
-            status = response.status_code
-            if not 200 <= status < 300:
-                error = f"answered {status}"
-        except httpx.HTTPError as failure:
-            error = f"{type(failure).__name__}: {failure}"
+            url, extensions = await self._pinned(webhook.url, headers)
+        except DestinationRefused as refusal:
+            url, error, refused = None, f"refused: {refusal}", True
+        except (ValueError, httpx.InvalidURL) as bad:  # nothing to retry
+            url, error, refused = None, f"not a usable URL: {bad}", True
+        except OSError as failure:  # the name did not resolve (now): retried
+            url, error = None, f"{type(failure).__name__}: {failure}"
+        if url is not None:
+            try:
+                response = await client.post(
+                    url, content=body, headers=headers, extensions=extensions
+                )
+                status = response.status_code
+                if not 200 <= status < 300:
+                    error = f"answered {status}"
+            except httpx.HTTPError as failure:
+                error = f"{type(failure).__name__}: {failure}"
         attempt = webhook.attempts + 1
-        permanent_refusal = status is not None and 400 <= status < 500 and status != 429
+        permanent_refusal = refused or (
+            status is not None and 400 <= status < 500 and status != 429
+        )
         done = not error or permanent_refusal or attempt >= MAX_ATTEMPTS
         await asyncio.to_thread(self._record, call_id, status, error, done)
         if error:
             log.warning("webhook %s to %s: %s (attempt %d)", call_id, webhook.url, error, attempt)
+
+    async def _pinned(self, url: str, headers: dict[str, str]) -> tuple[httpx.URL, dict[str, Any]]:
+        """The URL with its host replaced by the one checked address it resolves to.
+
+        The Host header (and, for https, the TLS server name) keep the original host, so
+        virtual hosts and certificates work; the connection cannot go anywhere else.
+        """
+        target = httpx.URL(url)
+        host = target.host
+        port = target.port or (443 if target.scheme == "https" else 80)
+        address = await asyncio.to_thread(self.policy.resolve, host, port)
+        headers["Host"] = host if target.port is None else f"{host}:{target.port}"
+        extensions: dict[str, Any] = {"sni_hostname": host} if target.scheme == "https" else {}
+        return target.copy_with(host=str(address)), extensions
 
     def _created_event(self, call_id: UUID) -> Any:
         for event in self.runtime.app.repository.event_store.get(call_id, lte=1):
@@ -126,7 +171,9 @@ class WebhookWorker:
         for action in rule.definition.get("then", []):
             spec = action.get("webhook")
             if spec and spec.get("url") == created.url and spec.get("secret"):
-                return resolve_secret(str(spec["secret"]))
+                if spec["secret"] == SECRET_MARK:
+                    return stored_secret(self.runtime, rule.id, created.url) or ""
+                return resolve_secret(str(spec["secret"]))  # ${NAME}, or a rule saved before
         return ""
 
     def _record(self, call_id: UUID, status: int | None, error: str, done: bool) -> None:

@@ -8,9 +8,13 @@ from typing import Any
 
 
 def wait_for(
-    predicate: Callable[[], Any], what: str = "the condition", timeout: float = 10.0
+    predicate: Callable[[], Any], what: str = "the condition", timeout: float = 60.0
 ) -> Any:
-    """Poll `predicate` until it returns something truthy (returned), or fail after `timeout`."""
+    """Poll `predicate` until it returns something truthy (returned), or fail after `timeout`.
+
+    The bound is generous on purpose: a condition that holds returns at once, and a shared
+    two-core CI machine may be slow for a while; a test must never depend on it being idle.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

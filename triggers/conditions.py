@@ -50,6 +50,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from threadline.domain.errors import InvalidInput
+from threadline.projections.segments import build_contact_filter
 from threadline.triggers.business_hours import DEFAULT_CALENDAR, BusinessCalendar
 
 # The top-level names a field path may start with (the facts the runner assembles).
@@ -327,6 +329,11 @@ def _validate_segment(node: Mapping[str, Any], path: str) -> None:
                 raise ConditionError(where, "a tag or a list of tags")
         elif not _is_scalar(value):
             raise ConditionError(where, "text, a number or true/false")
+        elif key in ("created_from", "created_to"):
+            try:
+                build_contact_filter([(key, str(value))], None, field_prefix="segment")
+            except InvalidInput as error:
+                raise ConditionError(where, error.message) from None
 
 
 def _validate_business_hours(node: Mapping[str, Any], path: str) -> None:
@@ -520,7 +527,10 @@ def _evaluate(node: Mapping[str, Any], path: str, run: _Run) -> bool:
 def _segment_leaf(spec: Mapping[str, Any], path: str, run: _Run) -> bool:
     if run.segment is None:
         raise ConditionError(path, "segment conditions need the contact view (no segment given)")
-    result = bool(run.segment(dict(spec)))
+    try:
+        result = bool(run.segment(dict(spec)))
+    except InvalidInput as error:  # e.g. an attribute deleted, or a date no filter can read
+        raise ConditionError(path, f"the segment cannot be read: {error}") from None
     run.records.append({"path": path, "segment": _plain(spec), "result": result})
     return result
 

@@ -22,6 +22,7 @@ A rule definition (JSON, or YAML through `threadline rules export|import`)::
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -29,6 +30,7 @@ from typing import Any
 from uuid import UUID
 
 from threadline.triggers.conditions import ConditionError, parse_duration, validate_condition
+from threadline.triggers.destinations import DestinationPolicy, DestinationRefused
 from threadline.triggers.events import DERIVED
 
 MAX_ACTIONS = 20
@@ -49,8 +51,16 @@ class RuleError(ValueError):
 def validate_rule(
     definition: dict[str, Any],
     template_exists: Callable[[str], bool] | None = None,
+    *,
+    destinations: DestinationPolicy | None = None,
 ) -> dict[str, Any]:
-    """Check a definition and return it normalised (defaults filled in)."""
+    """Check a definition and return it normalised (defaults filled in).
+
+    `destinations` is the operator's webhook allow-list: with it, a webhook to an
+    internal address literal or ``localhost`` is refused here (every save path of the
+    services passes it); the webhook worker checks the resolved address at send time
+    whatever was saved.
+    """
     if not isinstance(definition, dict):
         raise RuleError("rule", "a rule is an object")
     unknown = set(definition) - {"name", "priority", "when", "if", "after", "at", "then"}
@@ -77,7 +87,10 @@ def validate_rule(
         raise RuleError("then", "a rule needs at least one action")
     if len(then) > MAX_ACTIONS:
         raise RuleError("then", f"at most {MAX_ACTIONS} actions")
-    actions = [_action(action, f"then[{i}]", template_exists) for i, action in enumerate(then)]
+    actions = [
+        _action(action, f"then[{i}]", template_exists, destinations)
+        for i, action in enumerate(then)
+    ]
     normalised: dict[str, Any] = {"name": name, "priority": priority, "when": when}
     if condition is not None:
         normalised["if"] = condition
@@ -86,6 +99,9 @@ def validate_rule(
     if at is not None:
         normalised["at"] = at
     normalised["then"] = actions
+    size = len(json.dumps(normalised, ensure_ascii=False, default=str))
+    if size > MAX_DEFINITION_BYTES:
+        raise RuleError("rule", f"at most {MAX_DEFINITION_BYTES} bytes as JSON (this is {size})")
     return normalised
 
 
@@ -136,9 +152,9 @@ def _when(when: Any, scheduled: bool) -> dict[str, Any]:
         raise RuleError(f"when.{sorted(unknown)[0]}", "unknown filter")
     out: dict[str, Any] = {"event": event}
     if when.get("channel"):
-        out["channel"] = str(when["channel"])
+        out["channel"] = _string("when.channel", when["channel"])
     if when.get("attribute"):  # birthday: which date attribute (default `birthday`)
-        out["attribute"] = str(when["attribute"])
+        out["attribute"] = _string("when.attribute", when["attribute"])
     if when.get("within"):  # task.due_soon: how far ahead (default 1h)
         _duration("when.within", when["within"])
         out["within"] = when["within"]
@@ -165,7 +181,7 @@ def _after(after: Any) -> dict[str, Any] | None:
         raise RuleError("after.cancel_on", "a list of event names")
     out = {"delay": after["delay"], "cancel_on": cancel_on}
     if after.get("business_hours"):
-        out["business_hours"] = str(after["business_hours"])
+        out["business_hours"] = _string("after.business_hours", after["business_hours"])
     return out
 
 
@@ -188,8 +204,72 @@ def _at(at: Any) -> dict[str, Any] | None:
     return {"cron": at["cron"], "timezone": timezone}
 
 
+# Every action names the keys it takes and the type of each: nothing else reaches the log.
+ACTION_KEYS: dict[str, frozenset[str]] = {
+    "send_template": frozenset({"template", "channel"}),
+    "create_task": frozenset({"title", "type", "due_in", "assignee", "user_id", "team"}),
+    "assign_conversation": frozenset({"assignee", "user_id", "team"}),
+    "set_attribute": frozenset({"key", "value"}),
+    "move_deal": frozenset({"stage"}),
+    "notify": frozenset({"text", "user", "email", "assignee", "user_id", "team"}),
+    "webhook": frozenset({"url", "secret"}),
+}
+MAX_NAME = 200  # a template slug, channel, tag, attribute key, stage, duration, assignee
+MAX_TEXT = 2_000  # a task title or a notification (a template)
+MAX_URL = 2_000
+MAX_SECRET = 500
+MAX_TEAM = 200
+MAX_VALUE_ITEMS = 100
+MAX_DEFINITION_BYTES = 262_144  # one rule as JSON
+
+
+def _spec(kind: str, spec: Any, here: str, what: str, what_at: str = "") -> dict[str, Any]:
+    """The action's object, refusing keys the action does not take."""
+    if not isinstance(spec, dict):
+        raise RuleError(f"{here}{what_at}", what)
+    unknown = sorted(str(key) for key in spec if key not in ACTION_KEYS[kind])
+    if unknown:
+        raise RuleError(
+            f"{here}.{unknown[0]}", f"unknown; {kind} takes {', '.join(sorted(ACTION_KEYS[kind]))}"
+        )
+    return spec
+
+
+def _string(path: str, value: Any, limit: int = MAX_NAME, *, required: bool = True) -> str:
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise RuleError(path, "text" if required else "text (may be empty)")
+    if len(value) > limit:
+        raise RuleError(path, f"at most {limit} characters")
+    return value
+
+
+def _optional(spec: dict[str, Any], key: str, path: str, limit: int = MAX_NAME) -> None:
+    if key in spec and spec[key] is not None:
+        _string(f"{path}.{key}", spec[key], limit)
+
+
+def _scalar_value(path: str, value: Any) -> Any:
+    """An attribute value: text, a number, true/false, null, or a list of those."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise RuleError(path, "a finite number")
+        return value
+    if isinstance(value, str):
+        return _string(path, value, MAX_TEXT, required=False)
+    if isinstance(value, list):
+        if len(value) > MAX_VALUE_ITEMS:
+            raise RuleError(path, f"at most {MAX_VALUE_ITEMS} items")
+        return [_scalar_value(f"{path}[{i}]", item) for i, item in enumerate(value)]
+    raise RuleError(path, "text, a number, true/false, null or a list of those")
+
+
 def _action(
-    action: Any, path: str, template_exists: Callable[[str], bool] | None
+    action: Any,
+    path: str,
+    template_exists: Callable[[str], bool] | None,
+    destinations: DestinationPolicy | None = None,
 ) -> dict[str, Any]:
     if not isinstance(action, dict) or len(action) != 1:
         raise RuleError(path, "each action is an object with one key, e.g. {add_tag: vip}")
@@ -198,48 +278,72 @@ def _action(
     if kind == "send_template":
         if isinstance(spec, str):
             spec = {"template": spec}
-        if not isinstance(spec, dict) or not spec.get("template"):
+        spec = _spec(kind, spec, here, "name the template")
+        if not spec.get("template"):
             raise RuleError(here, "name the template")
-        if template_exists is not None and not template_exists(str(spec["template"])):
-            raise RuleError(f"{here}.template", f"no template {spec['template']!r}")
-        return {kind: {"template": str(spec["template"]), "channel": spec.get("channel", "same")}}
+        template = _string(f"{here}.template", spec["template"])
+        channel = _string(f"{here}.channel", spec.get("channel", "same"))
+        if template_exists is not None and not template_exists(template):
+            raise RuleError(f"{here}.template", f"no template {template!r}")
+        return {kind: {"template": template, "channel": channel}}
     if kind == "create_task":
-        if not isinstance(spec, dict) or not str(spec.get("title", "")).strip():
+        spec = _spec(kind, spec, here, "a task needs a title", ".title")
+        if not isinstance(spec.get("title"), str) or not spec["title"].strip():
             raise RuleError(f"{here}.title", "a task needs a title")
-        _text_template(f"{here}.title", str(spec["title"]))
+        _string(f"{here}.title", spec["title"], MAX_TEXT)
+        _text_template(f"{here}.title", spec["title"])
         if spec.get("type", "other") not in TASK_TYPES:
             raise RuleError(f"{here}.type", f"one of {', '.join(TASK_TYPES)}")
+        _optional(spec, "due_in", here)
         _duration(f"{here}.due_in", spec.get("due_in", "1d"))
         return {kind: {**spec, **_assignee(spec, here)}}
     if kind == "assign_conversation":
-        if not isinstance(spec, dict):
-            raise RuleError(here, "an object with `assignee`")
+        spec = _spec(kind, spec, here, "an object with `assignee`")
         return {kind: _assignee(spec, here)}
     if kind == "add_tag":
         if not isinstance(spec, str) or not spec.strip():
             raise RuleError(here, "the tag to add")
-        return {kind: spec.strip().lower()}
+        return {kind: _string(here, spec).strip().lower()}
     if kind == "set_attribute":
-        if not isinstance(spec, dict) or not spec.get("key"):
+        spec = _spec(kind, spec, here, "the attribute to set", ".key")
+        if not spec.get("key"):
             raise RuleError(f"{here}.key", "the attribute to set")
-        return {kind: {"key": str(spec["key"]), "value": spec.get("value")}}
+        key = _string(f"{here}.key", spec["key"])
+        return {kind: {"key": key, "value": _scalar_value(f"{here}.value", spec.get("value"))}}
     if kind == "move_deal":
-        if not isinstance(spec, dict) or not spec.get("stage"):
+        spec = _spec(kind, spec, here, "the stage to move the deal to", ".stage")
+        if not spec.get("stage"):
             raise RuleError(f"{here}.stage", "the stage to move the deal to")
-        return {kind: {"stage": str(spec["stage"])}}
+        return {kind: {"stage": _string(f"{here}.stage", spec["stage"])}}
     if kind == "notify":
-        if not isinstance(spec, dict) or not spec.get("text"):
+        spec = _spec(kind, spec, here, "what to tell the operator", ".text")
+        if not isinstance(spec.get("text"), str) or not spec["text"]:
             raise RuleError(f"{here}.text", "what to tell the operator")
-        _text_template(f"{here}.text", str(spec["text"]))
+        _string(f"{here}.text", spec["text"], MAX_TEXT)
+        _text_template(f"{here}.text", spec["text"])
+        _optional(spec, "user", here)
+        if "email" in spec and not isinstance(spec["email"], bool):
+            raise RuleError(f"{here}.email", "true or false")
         return {
             kind: {**spec, **_assignee({"assignee": spec.get("user", "responsible"), **spec}, here)}
         }
     if kind == "webhook":
-        url = spec.get("url", "") if isinstance(spec, dict) else ""
-        if not re.match(r"^https?://\S+$", str(url)):
+        spec = _spec(kind, spec, here, "an http(s) URL", ".url")
+        url = spec.get("url", "")
+        if not isinstance(url, str) or not re.match(r"^https?://\S+$", url):
             raise RuleError(f"{here}.url", "an http(s) URL")
-        return {kind: {"url": url, "secret": str(spec.get("secret", ""))}}
+        _string(f"{here}.url", url, MAX_URL)
+        if destinations is not None:
+            try:
+                destinations.check_at_save(url)
+            except DestinationRefused as refusal:
+                raise RuleError(f"{here}.url", str(refusal)) from None
+        secret = spec.get("secret") or ""
+        _string(f"{here}.secret", secret, MAX_SECRET, required=False)
+        return {kind: {"url": url, "secret": secret}}
     if kind == "stop":
+        if spec is not True:
+            raise RuleError(here, "stop: true")
         return {"stop": True}
     raise RuleError(here, "unknown action")
 
@@ -256,7 +360,7 @@ def _text_template(path: str, text: str) -> None:
 
 
 def _assignee(spec: dict[str, Any], path: str) -> dict[str, Any]:
-    assignee = str(spec.get("assignee", "responsible"))
+    assignee = _string(f"{path}.assignee", spec.get("assignee", "responsible"))
     mode, _, rest = assignee.partition(":")
     if mode not in ASSIGNEE_MODES:
         raise RuleError(f"{path}.assignee", f"one of {', '.join(ASSIGNEE_MODES)}")
@@ -272,13 +376,15 @@ def _assignee(spec: dict[str, Any], path: str) -> dict[str, Any]:
         # `responsible` with a team: the contact's owner, else the least busy of the team.
         if not isinstance(team, list) or not team:
             raise RuleError(f"{path}.team", "a list of user ids (or role:operator) to share it")
+        if len(team) > MAX_TEAM:
+            raise RuleError(f"{path}.team", f"at most {MAX_TEAM} members")
         out["team"] = [_member(member, f"{path}.team") for member in team]
     return out
 
 
 def _member(member: Any, path: str) -> str:
     """A user id, or ``role:<role>`` for every active user with that role."""
-    text = str(member)
+    text = _string(path, member)
     if text.startswith("role:"):
         if text[5:] not in ("admin", "manager", "operator"):
             raise RuleError(path, "role:admin, role:manager or role:operator")

@@ -16,10 +16,16 @@ Why it is built this way:
   otherwise fail at 3 a.m. for one contact in ten thousand.
 * **Sandboxed.** Rendering uses `ImmutableSandboxedEnvironment`: no access to
   Python internals (``__class__``, ``mro``...; a try fails with
-  `TemplateError`), no changes to the context, `range` capped, ``*`` and
-  ``**`` refusing huge results. The sandbox keeps data and code safe; it does
-  not promise to bound the time or memory a deliberately hostile *author*
-  (an authenticated operator) can spend.
+  `TemplateError`), no changes to the context.
+* **Budgeted.** Any role may preview a template, so one render must not hold
+  the server: each render spends a `RenderBudget` (`MAX_STEPS` steps: loop
+  iterations across nested loops, calls, operators, and every `STEP_ITEMS`
+  characters built; `MAX_RENDER_SECONDS` as a backstop) and stops with a
+  `TemplateError` when it runs out. What one step could blow up before any
+  counter sees it (``3**100**100``, ``'x' * 10**10``, ``'%0999999999d'``,
+  ``center(10**9)``, ``join`` / ``replace`` on big text) is checked before it
+  runs. At save, constant expressions are computed under the same guards and
+  nested loops over known sizes multiplied, so such a template is refused.
 * **Escaped per output.** E-mail HTML and Telegram's HTML mode autoescape
   (Telegram accepts ``&lt;``, ``&gt;``, ``&amp;`` and numeric entities);
   Telegram's MarkdownV2 mode escapes its special characters in every
@@ -32,22 +38,31 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
 import functools
 import html as html_module
 import math
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+import re
+import string
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from types import TracebackType
 from typing import Any, Literal
 
 import nh3
 from jinja2 import nodes
+from jinja2.environment import Template
 from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.meta import find_undeclared_variables
-from jinja2.runtime import ChainableUndefined, Context
+from jinja2.runtime import ChainableUndefined, Context, LoopContext, markup_join, str_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import Namespace, _PassArg
+from jinja2.visitor import NodeTransformer
 
 from threadline.domain.contact import SOURCE_KEYS
 from threadline.triggers.sms import sms_segments
@@ -57,6 +72,12 @@ MAX_OUTPUT = 200_000  # characters of one rendered field
 MAX_RANGE = 1_000  # items `range()` may produce in a template
 MAX_REPEAT = 100_000  # items or characters `*` may produce
 MAX_POWER = 100  # largest exponent of `**`
+MAX_INT_BITS = 4096  # largest number a template may compute (about 1233 digits)
+MAX_WIDTH = 1_000  # widest format width, padding or indent
+MAX_DEPTH = 50  # deepest nesting of lists and mappings a template may print
+MAX_STEPS = 100_000  # the rendering budget: loop iterations, calls, operators, text built
+STEP_ITEMS = 10  # characters or items built (or read by a filter) that cost one step
+MAX_RENDER_SECONDS = 2.0  # wall-clock backstop of one render
 
 Mode = Literal["plain", "html", "markdown_v2"]
 ParseMode = Literal["HTML", "MarkdownV2"]
@@ -131,6 +152,340 @@ class RenderedMessage:
         return asdict(self)
 
 
+# -- the rendering budget -----------------------------------------------------------------------
+#
+# A template is code an operator writes and any role may preview, so one render must not hold
+# the interpreter: every operation a template performs is paid for from a `RenderBudget`, and the
+# operations that could build something huge in one step (``**`` on big numbers, ``*`` on strings
+# and lists, wide format specs, ``join`` / ``replace`` / ``center`` ...) are checked *before* they
+# run, because one C-level call cannot be interrupted once it has started.
+
+
+class BudgetExceeded(SecurityError):
+    """A render that would cost more than its budget (steps, sizes or seconds)."""
+
+
+@dataclass
+class RenderBudget:
+    """What one render may spend: `steps` counts loop iterations, calls, operators and
+    every `STEP_ITEMS` characters or items built; `seconds` is a wall-clock backstop."""
+
+    max_steps: int = MAX_STEPS
+    seconds: float = MAX_RENDER_SECONDS
+    steps: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def spend(self, steps: int = 1) -> None:
+        self.steps += steps
+        if self.steps > self.max_steps:
+            raise BudgetExceeded(
+                f"the template needs more than {self.max_steps} steps (loops, calls, text built)"
+            )
+        if time.monotonic() - self.started > self.seconds:
+            raise BudgetExceeded(f"rendering took more than {self.seconds:g} s")
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[RenderBudget]:
+        """Spend this budget for every render inside the block (tests read `steps` after)."""
+        token = _BUDGET.set(self)
+        try:
+            yield self
+        finally:
+            _BUDGET.reset(token)
+
+
+_BUDGET: contextvars.ContextVar[RenderBudget | None] = contextvars.ContextVar(
+    "threadline_render_budget", default=None
+)
+
+
+def _spend(steps: int = 1) -> None:
+    budget = _BUDGET.get()
+    if budget is None:
+        # Only Jinja's compile-time constant folding runs without a budget: refusing makes
+        # it leave the expression for render time, where it is paid for.
+        raise BudgetExceeded("not evaluated outside a render")
+    budget.spend(steps)
+
+
+def _measure(value: Any, limit: int = MAX_OUTPUT) -> int:
+    """The size of a value as text would show it (characters plus items, nested), stopping
+    as soon as it passes `limit`: ``[['x' * 1000] * 1000] * 1000`` is small in memory
+    (shared references) but a billion characters once printed."""
+    total = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str | bytes):
+            total += len(item)
+        elif isinstance(item, bool) or item is None:
+            total += 1
+        elif isinstance(item, int):
+            total += item.bit_length() // 3 + 1
+        elif isinstance(item, range):
+            total += len(item)
+        elif isinstance(item, Mapping | Namespace):
+            if depth > MAX_DEPTH:
+                raise BudgetExceeded("values nested too deeply")
+            entries = (
+                getattr(item, "_Namespace__attrs", {}) if isinstance(item, Namespace) else item
+            )
+            total += 1
+            stack.extend((part, depth + 1) for pair in entries.items() for part in pair)
+        elif isinstance(item, list | tuple | set | frozenset):
+            if depth > MAX_DEPTH:
+                raise BudgetExceeded("values nested too deeply")
+            total += 1
+            stack.extend((part, depth + 1) for part in item)
+        else:
+            total += 1
+        if total > limit:
+            return total
+    return total
+
+
+def _bounded(value: Any, what: str, limit: int = MAX_OUTPUT) -> Any:
+    """Pay for a value just built, refusing one bigger than `limit`."""
+    size = _measure(value, limit)
+    if size > limit:
+        raise BudgetExceeded(f"{what} would be more than {limit} characters or items")
+    _spend(1 + size // STEP_ITEMS)
+    return value
+
+
+def _int_bits(value: Any) -> int:
+    return abs(value).bit_length() if isinstance(value, int) else 0
+
+
+def _check_binop(operator: str, left: Any, right: Any) -> None:
+    """Refuse, before it runs, an operator whose result would be huge."""
+    if operator == "**" and isinstance(left, int) and isinstance(right, int | float):
+        if abs(right) > MAX_POWER and abs(left) > 1:
+            raise BudgetExceeded(f"exponents above {MAX_POWER} are not allowed")
+        if right > 0 and _int_bits(left) * right > MAX_INT_BITS:
+            raise BudgetExceeded(f"'**' would give a number of more than {MAX_INT_BITS} bits")
+    if operator == "**" and isinstance(right, int) and _int_bits(right) > MAX_INT_BITS:
+        raise BudgetExceeded(f"numbers of more than {MAX_INT_BITS} bits are not allowed")
+    if operator == "*":
+        for seq, times in ((left, right), (right, left)):
+            if isinstance(seq, str | list | tuple) and isinstance(times, int):
+                built = _measure(seq, MAX_REPEAT) * max(times, 0)
+                if built > MAX_REPEAT:
+                    raise BudgetExceeded(f"'*' would build more than {MAX_REPEAT} items")
+    sequences = isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple)
+    if operator == "+" and sequences and _measure(left) + _measure(right) > MAX_OUTPUT:
+        raise BudgetExceeded(f"'+' would build more than {MAX_OUTPUT} items")
+    if operator == "%" and isinstance(left, str):
+        _check_percent_format(left)
+    if _int_bits(left) > MAX_INT_BITS or _int_bits(right) > MAX_INT_BITS:
+        raise BudgetExceeded(f"numbers of more than {MAX_INT_BITS} bits are not allowed")
+
+
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0 +\-]*(\*|\d+)?(?:\.(\*|\d*))?[hlL]?.", re.S)
+_NUMBER = re.compile(r"\d+")
+
+
+def _check_width(digits: str, what: str) -> None:
+    if len(digits) > 6 or int(digits) > MAX_WIDTH:
+        raise BudgetExceeded(f"{what} wider than {MAX_WIDTH} is not allowed")
+
+
+def _check_percent_format(text: str) -> None:
+    """``'%0999999999d' % 1`` would build a gigabyte: widths are bounded, ``*`` refused."""
+    for match in _PERCENT_SPEC.finditer(text):
+        for part in match.groups():
+            if part == "*":
+                raise BudgetExceeded("'*' widths are not allowed in % formatting")
+            if part:
+                _check_width(part, "a % format width")
+
+
+def _check_format_spec(text: str) -> None:
+    """``'{:>999999999}'.format(1)`` likewise; nested ``{}`` widths are refused."""
+    for _, _, spec, _ in string.Formatter().parse(text):
+        if spec and "{" in spec:
+            raise BudgetExceeded("nested fields in a format spec are not allowed")
+        for digits in _NUMBER.findall(spec or ""):
+            _check_width(digits, "a format width")
+
+
+def _counted(iterable: Any) -> Iterator[Any]:
+    """Every loop iterates through this: one step per item, across nested loops."""
+    for item in iterable:
+        _spend(1)
+        yield item
+
+
+def _guarded_concat(parts: Iterable[Any]) -> str:
+    """Jinja's ``concat`` for output and block buffers: the size is checked before joining."""
+    items = []
+    total = 0
+    for part in parts:
+        total += len(part)
+        if total > MAX_OUTPUT:
+            raise BudgetExceeded(f"renders more than {MAX_OUTPUT} characters")
+        items.append(part)
+    _spend(1 + total // STEP_ITEMS)
+    return "".join(items)
+
+
+def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str, default: Any) -> Any:
+    return args[index] if len(args) > index else kwargs.get(name, default)
+
+
+def _check_width_arg(value: Any, what: str) -> None:
+    if isinstance(value, int) and value > MAX_WIDTH:
+        raise BudgetExceeded(f"{what} above {MAX_WIDTH} is not allowed")
+    if isinstance(value, str) and len(value) > MAX_WIDTH:
+        raise BudgetExceeded(f"{what} longer than {MAX_WIDTH} is not allowed")
+
+
+def _check_join(separator: Any, items: list[Any]) -> None:
+    size = sum(_measure(item) for item in items[: MAX_OUTPUT + 1])
+    size += len(str(separator)) * max(len(items) - 1, 0)
+    if size > MAX_OUTPUT:
+        raise BudgetExceeded(f"'join' would build more than {MAX_OUTPUT} characters")
+
+
+def _check_replace(text: Any, old: Any, new: Any, count: Any = -1) -> None:
+    if not isinstance(text, str):
+        return
+    found = text.count(str(old)) if str(old) else len(text) + 1
+    if isinstance(count, int) and count >= 0:
+        found = min(found, count)
+    if len(text) + found * max(len(str(new)) - len(str(old)), 0) > MAX_OUTPUT:
+        raise BudgetExceeded(f"'replace' would build more than {MAX_OUTPUT} characters")
+
+
+def _check_str_method(
+    owner: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, ...]:
+    """String methods that can build a lot in one call (``'x'.ljust(10**9)``)."""
+    if name in ("center", "ljust", "rjust", "zfill"):
+        _check_width_arg(_arg(args, kwargs, 0, "width", 0), f"{name}()")
+    elif name == "expandtabs":
+        _check_width_arg(_arg(args, kwargs, 0, "tabsize", 8), "expandtabs()")
+        if owner.count("\t") * int(_arg(args, kwargs, 0, "tabsize", 8)) > MAX_OUTPUT:
+            raise BudgetExceeded(f"expandtabs() would build more than {MAX_OUTPUT} characters")
+    elif name == "replace":
+        _check_replace(
+            owner,
+            _arg(args, kwargs, 0, "old", ""),
+            _arg(args, kwargs, 1, "new", ""),
+            _arg(args, kwargs, 2, "count", -1),
+        )
+    elif name == "join" and args:
+        items = list(_counted(args[0]))
+        _check_join(owner, items)
+        return (items, *args[1:])
+    elif name == "strftime" and args and isinstance(args[0], str):
+        for digits in _NUMBER.findall(args[0]):
+            _check_width(digits, "a strftime width")
+    return args
+
+
+def _filter_guard(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """Filters whose arguments decide how much they build; checked before they run."""
+    # args[0] is the value (after any context / environment argument the filter takes).
+    value = args[0] if args else None
+    rest = args[1:]
+    if name == "center":
+        _check_width_arg(_arg(rest, kwargs, 0, "width", 80), "center width")
+    elif name == "indent":
+        width = _arg(rest, kwargs, 0, "width", 4)
+        _check_width_arg(width, "indent width")
+        lines = str(value).count("\n") + 1
+        if lines * (width if isinstance(width, int) else len(str(width))) > MAX_OUTPUT:
+            raise BudgetExceeded(f"'indent' would build more than {MAX_OUTPUT} characters")
+    elif name == "wordwrap":
+        wrap = _arg(rest, kwargs, 2, "wrapstring", None)
+        _check_width_arg(wrap, "wordwrap's wrapstring")
+    elif name == "format":
+        _check_percent_format(str(value))
+    elif name == "replace":
+        _check_replace(
+            value,
+            _arg(rest, kwargs, 0, "old", ""),
+            _arg(rest, kwargs, 1, "new", ""),
+            _arg(rest, kwargs, 2, "count", None),
+        )
+    elif name in ("batch", "slice"):
+        _check_width_arg(
+            _arg(rest, kwargs, 0, "linecount" if name == "batch" else "slices", 1), f"{name} size"
+        )
+    elif name == "tojson":
+        indent = _arg(rest, kwargs, 0, "indent", None)
+        if indent is not None and _measure(indent) > 16:
+            raise BudgetExceeded("tojson indent above 16 is not allowed")
+    elif name == "sum":
+        start = _arg(rest, kwargs, 1, "start", 0)
+        if not isinstance(start, int | float | Decimal):
+            raise BudgetExceeded("sum() adds numbers only")
+    return args
+
+
+def _guarded_filter(name: str, function: Any) -> Any:
+    """A filter that pays for what it reads and builds, and refuses what is too big."""
+    passes = _PassArg.from_obj(function)
+
+    @functools.wraps(function)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        head, body = (args[:1], args[1:]) if passes is not None else ((), args)
+        _spend(1)
+        if body:
+            _bounded(body[0], f"the input of '{name}'")
+        if name == "join" and body:
+            items = list(_counted(body[0]))
+            _check_join(_arg(body[1:], kwargs, 0, "d", ""), items)
+            body = (items, *body[1:])
+        body = _filter_guard(name, body, kwargs)
+        result = function(*head, *body, **kwargs)
+        if isinstance(result, str | list | tuple | dict):
+            _bounded(result, f"the result of '{name}'")
+        return result
+
+    return guarded
+
+
+class _Guard(NodeTransformer):
+    """Rewrites a parsed template so every loop counts its iterations and ``~`` checks sizes."""
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:  # noqa: N802 (Jinja's visitor names)
+        self.generic_visit(node)
+        node.iter = nodes.Call(
+            nodes.EnvironmentAttribute("counted"), [node.iter], [], None, None, lineno=node.lineno
+        )
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:  # noqa: N802
+        self.generic_visit(node)
+        return nodes.Call(
+            nodes.EnvironmentAttribute("concat_values"),
+            [nodes.List(node.nodes, lineno=node.lineno)],
+            [],
+            None,
+            None,
+            lineno=node.lineno,
+        )
+
+
+class _Namespace(Namespace):
+    """`namespace()` whose values are paid for: a loop cannot grow one without limit."""
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        super().__setitem__(name, _bounded(value, f"namespace value {name!r}"))
+
+
+class _BudgetedTemplate(Template):
+    """Every render spends a budget: the caller's (`RenderBudget.active`), else a fresh one."""
+
+    def render(self, *args: Any, **kwargs: Any) -> str:
+        if _BUDGET.get() is not None:
+            return super().render(*args, **kwargs)
+        with RenderBudget().active():
+            return super().render(*args, **kwargs)
+
+
 # -- the sandbox --------------------------------------------------------------------------------
 
 
@@ -145,22 +500,53 @@ class _Absent(ChainableUndefined):
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
-    """The sandbox with a few resource bounds, raising at once on unsafe attribute access."""
+    """The sandbox with the rendering budget: operators, calls and loops are paid for."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"+", "-", "*", "/", "//", "%", "**"})
+    template_class = _BudgetedTemplate
+    concat = staticmethod(_guarded_concat)  # output, macro and block buffers
+    counted = staticmethod(_counted)  # every `for` loop's iterable (see `_Guard`)
+
+    def _generate(self, source: Any, name: Any, filename: Any, defer_init: bool = False) -> Any:
+        return super()._generate(_Guard().visit(source), name, filename, defer_init)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "*":
-            for seq, times in ((left, right), (right, left)):
-                if (
-                    isinstance(seq, str | list | tuple)
-                    and isinstance(times, int)
-                    and len(seq) * max(times, 0) > MAX_REPEAT
-                ):
-                    raise SecurityError(f"'*' would build more than {MAX_REPEAT} items")
-        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_POWER:
-            raise SecurityError(f"exponents above {MAX_POWER} are not allowed")
-        return super().call_binop(context, operator, left, right)
+        _spend(1)
+        _check_binop(operator, left, right)
+        result = super().call_binop(context, operator, left, right)
+        if isinstance(result, str | list | tuple):
+            _bounded(result, f"the result of {operator!r}")
+        elif _int_bits(result) > MAX_INT_BITS:
+            raise BudgetExceeded(f"numbers of more than {MAX_INT_BITS} bits are not allowed")
+        return result
+
+    def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        _spend(1)
+        if isinstance(obj, LoopContext) and args:  # `loop(children)` in a recursive loop
+            args = (_counted(args[0]), *args[1:])
+        name = getattr(obj, "__name__", "")
+        owner = getattr(obj, "__self__", None)
+        if isinstance(owner, str) or name == "strftime":
+            args = _check_str_method(owner if isinstance(owner, str) else "", name, args, kwargs)
+        result = super().call(context, obj, *args, **kwargs)
+        if isinstance(result, str | list | tuple | dict):
+            _bounded(result, f"the result of {name or 'a call'}()")
+        return result
+
+    def concat_values(self, values: list[Any]) -> str:
+        """``a ~ b``: the parts are measured before they are joined."""
+        total = sum(_measure(value) for value in values)
+        if total > MAX_OUTPUT:
+            raise BudgetExceeded(f"'~' would build more than {MAX_OUTPUT} characters")
+        _spend(1 + total // STEP_ITEMS)
+        joined: str = markup_join(values) if self.autoescape else str_join(values)
+        return joined
+
+    def wrap_str_format(self, value: Any) -> Any:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None:
+            _check_format_spec(value.__self__)
+        return wrapped
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
         raise SecurityError(f"access to {attribute!r} of a {type(obj).__name__} is not allowed")
@@ -168,8 +554,12 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
 def _small_range(*args: int) -> range:
     numbers = range(*args)
-    if len(numbers) > MAX_RANGE:
-        raise SecurityError(f"range() gives at most {MAX_RANGE} numbers in a template")
+    try:
+        small = len(numbers) <= MAX_RANGE
+    except OverflowError:  # more than sys.maxsize numbers
+        small = False
+    if not small:
+        raise BudgetExceeded(f"range() gives at most {MAX_RANGE} numbers in a template")
     return numbers
 
 
@@ -189,20 +579,30 @@ def _markdown_v2(value: Any) -> str:
     return escape_markdown_v2(str(_blank_none(value)))
 
 
+def _finalize_plain(value: Any) -> Any:
+    """Every ``{{ ... }}``: measured before it becomes text (a nested list prints big)."""
+    return _blank_none(_bounded(value, "a value"))
+
+
+def _finalize_markdown_v2(value: Any) -> str:
+    return _markdown_v2(_bounded(value, "a value"))
+
+
 def _environment(mode: Mode) -> _Sandbox:
     env = _Sandbox(
         autoescape=mode == "html",
         undefined=_Absent,
-        finalize=_markdown_v2 if mode == "markdown_v2" else _blank_none,
+        finalize=_finalize_markdown_v2 if mode == "markdown_v2" else _finalize_plain,
         trim_blocks=True,
         lstrip_blocks=True,
     )
     # `attr` looks names up by a string the schema check cannot see.
     env.filters.pop("attr", None)
+    env.filters = {name: _guarded_filter(name, f) for name, f in env.filters.items()}
     env.globals = {
         "range": _small_range,
         "dict": dict,
-        "namespace": env.globals["namespace"],
+        "namespace": _Namespace,
         "cycler": env.globals["cycler"],
         "joiner": env.globals["joiner"],
     }
@@ -306,6 +706,7 @@ def _check_source(
         tree = env.parse(source)
         undeclared = set(find_undeclared_variables(tree))
         _Checker(env, attribute_keys, company_keys).check(tree, undeclared)
+        _StaticBudget(env).check(tree)
         _compiled(mode, source)
     except TemplateError as error:
         raise TemplateError(variant, name, error.message, error.line) from None
@@ -446,6 +847,94 @@ class _Checker:
             )
 
 
+_UNKNOWN: Any = object()
+
+
+@dataclass
+class _StaticBudget:
+    """What can be known before a render: constant expressions are computed under the same
+    guards as at render time, and the iterations of nested loops over known sizes are
+    multiplied, so ``{{ 3**100**100 }}`` or two nested ``range(1000)`` are refused at save."""
+
+    env: _Sandbox
+    known: dict[int, Any] = field(default_factory=dict)
+
+    def check(self, tree: nodes.Template) -> None:
+        with RenderBudget(seconds=math.inf).active():
+            for node in tree.find_all(nodes.Expr):
+                self.value(node)
+            self.loops(tree, 1)
+
+    def value(self, node: nodes.Node) -> Any:
+        if id(node) not in self.known:
+            self.known[id(node)] = self._value(node)
+        return self.known[id(node)]
+
+    def _value(self, node: nodes.Node) -> Any:
+        if isinstance(node, nodes.Const):
+            return node.value
+        if isinstance(node, nodes.List | nodes.Tuple):
+            items = [self.value(item) for item in node.items]
+            return _UNKNOWN if any(item is _UNKNOWN for item in items) else items
+        if isinstance(node, nodes.BinExpr):
+            left, right = self.value(node.left), self.value(node.right)
+            if left is _UNKNOWN or right is _UNKNOWN:
+                return _UNKNOWN
+            return self._guarded(node, self.env.call_binop, None, node.operator, left, right)
+        if isinstance(node, nodes.Neg | nodes.Pos):
+            operand = self.value(node.node)
+            if not isinstance(operand, int | float):
+                return _UNKNOWN
+            return -operand if isinstance(node, nodes.Neg) else operand
+        if isinstance(node, nodes.Concat):
+            parts = [self.value(part) for part in node.nodes]
+            if any(part is _UNKNOWN for part in parts):
+                return _UNKNOWN
+            return self._guarded(node, self.env.concat_values, parts)
+        if (
+            isinstance(node, nodes.Call)
+            and isinstance(node.node, nodes.Name)
+            and node.node.name == "range"
+            and not node.kwargs
+            and node.dyn_args is None
+        ):
+            args = [self.value(arg) for arg in node.args]
+            if any(arg is _UNKNOWN for arg in args):
+                return _UNKNOWN
+            return self._guarded(node, _small_range, *args)
+        return _UNKNOWN
+
+    @staticmethod
+    def _guarded(node: nodes.Node, function: Any, *args: Any) -> Any:
+        try:
+            return function(*args)
+        except SecurityError as error:
+            raise TemplateError("", "", _describe(error), node.lineno) from None
+        except Exception:  # 1/0 and the like: a runtime error, as before
+            return _UNKNOWN
+
+    def loops(self, node: nodes.Node, times: int) -> None:
+        """Walk the tree multiplying the known sizes of nested loops (unknown counts as 1)."""
+        if not isinstance(node, nodes.For):
+            for child in node.iter_child_nodes():
+                self.loops(child, times)
+            return
+        size = self.value(node.iter)
+        inner = times * (len(size) if isinstance(size, list | str | range) else 1)
+        if inner > MAX_STEPS:
+            raise TemplateError(
+                "",
+                "",
+                f"these loops would run {inner} times; the rendering budget is {MAX_STEPS} steps",
+                node.lineno,
+            )
+        for part in node.body:
+            self.loops(part, inner)
+        for other in (node.iter, node.test, *node.else_):
+            if other is not None:
+                self.loops(other, times)
+
+
 def _hint(name: str, known: Any = None) -> str:
     choices = list(known) if known is not None else list(SCHEMA)
     close = difflib.get_close_matches(name, [str(c) for c in choices], n=1)
@@ -505,6 +994,8 @@ def _render(variant: str, name: str, source: str, mode: Mode, values: dict[str, 
 
 
 def _describe(error: Exception) -> str:
+    if isinstance(error, BudgetExceeded):
+        return f"over the rendering budget: {error}"
     if isinstance(error, SecurityError):
         return f"not allowed: {error}"
     return f"{type(error).__name__}: {error}"

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from threadline.services.api import (
+    health_details,
     routes_admin,
     routes_campaigns,
     routes_contacts,
@@ -24,8 +25,8 @@ from threadline.services.api import (
     routes_tasks,
     routes_unsubscribe,
 )
-from threadline.services.api.errors import install_error_handlers
-from threadline.services.api.limits import BodySizeLimit
+from threadline.services.api.errors import document_errors, install_error_handlers
+from threadline.services.api.limits import BodySizeLimit, StrictJsonBodies
 from threadline.services.api.timing import ServerTiming
 from threadline.services.runtime import Runtime
 
@@ -60,7 +61,24 @@ def create_app(runtime: Runtime) -> FastAPI:
     ):
         app.include_router(module.router)
 
-    @app.get("/healthz", tags=["health"])
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        responses={
+            503: {
+                "description": "the database did not answer in time",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["status", "error"],
+                            "properties": {"status": {"const": "unavailable"}, "error": {}},
+                        }
+                    }
+                },
+            }
+        },
+    )
     async def healthz(request: Request) -> JSONResponse:
         rt: Runtime = request.app.state.runtime
         try:
@@ -72,26 +90,40 @@ def create_app(runtime: Runtime) -> FastAPI:
                 )
                 or 0
             )
+            rejected = await asyncio.wait_for(
+                run_in_threadpool(rt.channels.rejections.count), HEALTH_TIMEOUT
+            )
         except TimeoutError:
             error = f"the database did not answer within {HEALTH_TIMEOUT:.0f} s"
             return JSONResponse({"status": "unavailable", "error": error}, status_code=503)
         except Exception as error:  # the store is down: say so, with 503
             return JSONResponse({"status": "unavailable", "error": str(error)}, status_code=503)
         views = rt.views_position()
+        # A poller that keeps failing (or has stopped getting through) is a mailbox nobody
+        # reads: `degraded`, with each inbox's last success and last error to say which.
+        pollers = rt.channels.poller_health()
+        stuck = any(p["state"] != "ok" for p in pollers.values())
+        if not await health_details.admin_asking(request, rt, HEALTH_TIMEOUT):
+            pollers = health_details.for_anyone(pollers)
         return JSONResponse(
             {
-                "status": "ok" if rt.views_healthy() else "degraded",
+                "status": "ok" if rt.views_healthy() and not stuck else "degraded",
                 "log_position": log_position,
                 "views_position": views,
                 "views_lag": max(0, log_position - views),
                 "views_restarts": rt.views_restarts(),
+                "pollers": pollers,
+                "rejected_messages": rejected,
             }
         )
 
     from threadline.services.web.app import install_web
 
     install_web(app)
+    document_errors(app)
 
+    # Inside the size limit, so it reads bounded bodies only; public forms parse their own.
+    app.add_middleware(StrictJsonBodies, own_parsers=("/forms/",))
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
     app.add_middleware(ServerTiming)
     return app

@@ -7,16 +7,30 @@ anything depend on `writer` (an auditor is read-only) or `require_roles`.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from threadline.domain.user import Role, token_hash
+from threadline.services.api.errors import ERROR_STATUSES_ATTR
 from threadline.services.runtime import Runtime
 
 bearer = HTTPBearer(auto_error=False, description="An API token or THREADLINE_ADMIN_TOKEN")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def refuses_with(*statuses: int) -> Callable[[F], F]:
+    """Name the statuses a dependency refuses with: every operation using it documents them."""
+
+    def mark(function: F) -> F:
+        setattr(function, ERROR_STATUSES_ATTR, frozenset(statuses))
+        return function
+
+    return mark
 
 
 @dataclass(frozen=True)
@@ -44,6 +58,7 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
+@refuses_with(401)
 def current_principal(
     runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -68,6 +83,7 @@ def current_principal(
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
+@refuses_with(403)
 def writer(principal: PrincipalDep) -> Principal:
     """Any role but the auditor, who sees everything and changes nothing."""
     if not principal.can_write:
@@ -79,6 +95,7 @@ WriterDep = Annotated[Principal, Depends(writer)]
 
 
 def require_roles(*roles: Role):  # type: ignore[no-untyped-def]
+    @refuses_with(403)
     def check(principal: PrincipalDep) -> Principal:
         if principal.role not in roles:
             allowed = ", ".join(r.value for r in roles)

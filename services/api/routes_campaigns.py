@@ -22,7 +22,7 @@ from threadline.domain.errors import InvalidInput
 from threadline.domain.template import Template
 from threadline.projections.campaigns import RECIPIENT_STATES, recipient_counts
 from threadline.services.api.deps import ManagerDep, PrincipalDep, RuntimeDep
-from threadline.services.api.schemas import ListOut
+from threadline.services.api.schemas import ListOut, Offset
 from threadline.services.campaigns import DEFAULT_PER_MINUTE, segment_filter, send_test
 from threadline.services.runtime import Runtime
 
@@ -124,7 +124,7 @@ def list_campaigns(
     runtime: RuntimeDep,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> ListOut:
     total = runtime.views.query_one("SELECT COUNT(*) AS n FROM campaigns")
     rows = runtime.views.query(
@@ -146,7 +146,7 @@ def campaign_recipients(
     principal: PrincipalDep,
     state: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> ListOut:
     """The recipients in queue order, optionally of one state, each with its reason."""
     _row(runtime, campaign_id)

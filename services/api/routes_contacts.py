@@ -11,7 +11,14 @@ from pydantic import BaseModel, Field
 from threadline.domain.errors import NotFound
 from threadline.projections.segments import build_contact_filter
 from threadline.services.api.deps import PrincipalDep, RuntimeDep, WriterDep
-from threadline.services.api.schemas import ContactIn, ContactPatch, IdOut, ListOut
+from threadline.services.api.schemas import (
+    MAX_OFFSET,
+    ContactIn,
+    ContactPatch,
+    IdOut,
+    ListOut,
+    Offset,
+)
 
 router = APIRouter(prefix="/api/contacts", tags=["contacts"])
 
@@ -32,7 +39,7 @@ def list_contacts(
         str | None, Query(max_length=200, description="text in name or identities")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> ListOut:
     """Filter contacts; attributes filter as `attr.industry=retail` or `attr.staff_size.gte=50`."""
     # The named parameters above document the filter in OpenAPI; the segment language
@@ -99,7 +106,8 @@ def get_timeline(
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
     before: Annotated[
-        int | None, Query(description="the `seq` of the oldest row already shown")
+        int | None,
+        Query(ge=0, le=MAX_OFFSET, description="the `seq` of the oldest row already shown"),
     ] = None,
 ) -> ListOut:
     if runtime.queries.contact(str(contact_id)) is None:

@@ -7,9 +7,20 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, status
 
+from threadline.channels.registry import load_adapters
+from threadline.domain.errors import InvalidInput
 from threadline.projections.queries import InboxFilter
 from threadline.services.api.deps import Principal, PrincipalDep, RuntimeDep, WriterDep
-from threadline.services.api.schemas import AssignIn, ListOut, MessageIn, MessageOut, StatusIn
+from threadline.services.api.schemas import (
+    AssignIn,
+    ListOut,
+    MessageIn,
+    MessageOut,
+    Offset,
+    StatusIn,
+)
+from threadline.services.delivery import FALLBACK_CHANNEL
+from threadline.services.runtime import Runtime
 
 router = APIRouter(prefix="/api", tags=["inbox"])
 
@@ -38,7 +49,7 @@ def inbox(
     contact_id: UUID | None = None,
     q: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> ListOut:
     """One row per conversation across every channel, most recently active first."""
     assignee_id = None
@@ -82,10 +93,17 @@ def get_conversation(
 def post_message(
     conversation_id: UUID, body: MessageIn, runtime: RuntimeDep, principal: WriterDep
 ) -> MessageOut:
-    """A reply (sent through the conversation's channel, or `channel`) or an internal note."""
+    """A reply (sent through the conversation's channel, or `channel`) or an internal note.
+
+    `client_message_id` makes a retry one message, for notes as for replies. A reply on a
+    channel no channel module can send is refused here (422), not accepted and failed later.
+    """
     if body.internal:
-        committed = runtime.app.add_note(conversation_id, body.text, principal.actor)
+        committed = runtime.app.add_note(
+            conversation_id, body.text, principal.actor, message_id=body.client_message_id
+        )
     else:
+        _check_reply_channel(runtime, conversation_id, body.channel)
         committed = runtime.app.reply(
             conversation_id,
             body.text,
@@ -98,6 +116,29 @@ def post_message(
         message_id=committed.value,
         internal=body.internal,
         state="note" if body.internal else "requested",
+    )
+
+
+def _check_reply_channel(runtime: Runtime, conversation_id: UUID, channel: str | None) -> None:
+    """422 for a reply that no channel module could ever deliver (the delivery worker's own
+    choice of inbox, `services.delivery`, decides among the channels that pass)."""
+    wanted = channel
+    if wanted is None:
+        conversation = runtime.queries.conversation(str(conversation_id))
+        if conversation is None:
+            return  # the command answers 404
+        wanted = str(conversation.get("channel") or "")
+    sendable = {
+        name
+        for adapter in load_adapters().values()
+        if adapter.can_send
+        for name in adapter.conversation_channels
+    }
+    if wanted in sendable or FALLBACK_CHANNEL.get(wanted) in sendable:
+        return
+    field = "channel" if channel is not None else "conversation.channel"
+    raise InvalidInput(
+        field, f"no channel can send {wanted!r} messages; one of: {', '.join(sorted(sendable))}"
     )
 
 

@@ -356,7 +356,13 @@ async def submit(slug: str, request: Request) -> Response:
         headers["Access-Control-Allow-Origin"] = origin
 
     inbox = await run_in_threadpool(_webforms_inbox, runtime)
-    trust = bool(inbox is not None and inbox.setting("trust_forwarded_for", False))
+    # With THREADLINE_TRUSTED_PROXIES the server already resolved the client from the
+    # forwarded headers of those proxies only; reading the header again would undo that.
+    trust = bool(
+        inbox is not None
+        and inbox.setting("trust_forwarded_for", False)
+        and not runtime.settings.trusted_proxies
+    )
     peer = request.client.host if request.client else None
     client = client_address(peer, request.headers.get("x-forwarded-for", ""), trust)
     retry_after = _limiter(request).hit((form.slug, client), form.rate_limit_per_minute)

@@ -4,8 +4,9 @@ Every request goes the same way: read the urlencoded form, find the inbox
 (the `inbox` query parameter our own TwiML adds, else the `To` number, else,
 for status callbacks, the account and one of our numbers), check
 X-Twilio-Signature with that inbox's auth token against THREADLINE_PUBLIC_URL
-plus the path and query, then act. No inbox is 404, a bad or missing
-signature 403, unusable input 422 with the reason; all of it is logged to
+plus the path and query, then act. A bad or missing signature is 403, and so
+is a request no inbox matches (the same answer, so the hooks do not reveal which
+numbers and slugs exist); unusable input is 422 with the reason; all of it is logged to
 `threadline.channels.twilio`, never with the token.
 
 Calls are answered even when they cannot be logged (a withheld caller id):
@@ -41,15 +42,29 @@ from threadline.channels.twilio import (
 from threadline.domain.errors import InvalidInput, NotFound
 from threadline.domain.message import CallOutcome, Message, inbound_message_id
 from threadline.services.api.deps import RuntimeDep
+from threadline.services.api.errors import error_response
 from threadline.services.runtime import Runtime
 
 log = logging.getLogger("threadline.channels.twilio")
-router = APIRouter(prefix="/hooks/twilio", tags=["hooks"])
+router = APIRouter(
+    prefix="/hooks/twilio",
+    tags=["hooks"],
+    responses={
+        400: {"description": "the body is not a UTF-8 urlencoded form"},
+        403: {
+            "description": "the X-Twilio-Signature does not match this request, or no enabled "
+            "Twilio inbox has this number (To) or account (one answer for both)"
+        },
+        415: {"description": "not application/x-www-form-urlencoded"},
+        422: {"description": "the form lacks what Twilio always sends"},
+    },
+)
 
 ACTOR = "channel:twilio"
 FORM_TYPE = "application/x-www-form-urlencoded"
 PROVIDER_STATUSES = frozenset({"delivered", "failed", "undelivered"})
 SETTLED_OUTCOMES = frozenset({CallOutcome.MISSED.value, CallOutcome.VOICEMAIL.value})
+SIGNATURE_REFUSED = "the X-Twilio-Signature does not match this request"
 
 Handler = Callable[[Runtime, InboxConfig, FormParams], Response]
 
@@ -59,12 +74,12 @@ def twiml(xml: str) -> Response:
 
 
 def refuse(status_code: int, reason: str) -> JSONResponse:
-    return JSONResponse(status_code=status_code, content={"detail": reason})
+    return error_response(status_code, reason)
 
 
 def _int(value: str) -> int | None:
     text = value.strip()
-    if text.isdigit() and len(text) < 10:
+    if text.isascii() and text.isdigit() and len(text) < 10:  # "²".isdigit(), but int() fails
         return int(text)
     return None
 
@@ -117,8 +132,10 @@ def _verified(
     remote = request.client.host if request.client else "?"
     inbox = _locate(runtime, params, request.query_params.get("inbox", ""), status)
     if inbox is None:
-        log.warning("404 %s from %s: no Twilio inbox for this number or account", path, remote)
-        return refuse(404, "no enabled Twilio inbox has this number (To) or account")
+        # Without an inbox there is no token to check the signature with; the answer is the
+        # one a bad signature gets, so a stranger cannot probe which numbers are ours.
+        log.warning("403 %s from %s: no Twilio inbox for this number or account", path, remote)
+        return refuse(403, SIGNATURE_REFUSED)
     query = request.url.query
     url = runtime.settings.public_url.rstrip("/") + path + (f"?{query}" if query else "")
     signature = request.headers.get("x-twilio-signature")
@@ -128,7 +145,7 @@ def _verified(
             "403 %s from %s: %s X-Twilio-Signature (inbox %s, signed URL %s)",
             path, remote, "bad" if signature else "missing", inbox.slug, url,
         )  # fmt: skip
-        return refuse(403, "the X-Twilio-Signature does not match this request")
+        return refuse(403, SIGNATURE_REFUSED)
     try:
         return handler(runtime, inbox, params)
     except Rejected as error:

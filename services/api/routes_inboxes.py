@@ -1,15 +1,17 @@
 """Inbox configuration: `GET/POST /api/inboxes`, `GET/PATCH /api/inboxes/{slug}`, channel schemas.
 
 Secret settings (passwords, tokens) are accepted on writes and never returned:
-responses say only whether each secret is set. Admins configure inboxes;
-everyone else may read them.
+responses say only whether each secret is set. Only admins configure or read
+inboxes (an inbox shows its servers, user names and which secrets are set; the web
+app's inbox screens are admin-only too); every role may read `GET /api/channels`,
+which describes the forms and holds no configuration.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
 from threadline.channels.registry import load_adapters
@@ -62,7 +64,7 @@ def list_channels(principal: PrincipalDep) -> list[dict[str, Any]]:
 
 
 @router.get("/inboxes", response_model=ListOut)
-def list_inboxes(runtime: RuntimeDep, principal: PrincipalDep) -> ListOut:
+def list_inboxes(runtime: RuntimeDep, principal: AdminDep) -> ListOut:
     inboxes = runtime.channels.inboxes(enabled_only=False)
     items = [runtime.channels.describe(inbox) for inbox in inboxes]
     return ListOut(items=items, total=len(items))
@@ -83,7 +85,7 @@ def create_inbox(body: InboxIn, runtime: RuntimeDep, principal: AdminDep) -> dic
 
 
 @router.get("/inboxes/{slug}", response_model=InboxOut)
-def get_inbox(slug: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+def get_inbox(slug: str, runtime: RuntimeDep, principal: AdminDep) -> dict[str, Any]:
     inbox = runtime.channels.inbox(slug)
     if inbox is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"inbox {slug} not found")
@@ -127,3 +129,84 @@ def register_telegram_webhook(
     except TelegramApiError as error:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"Telegram refused: {error}") from None
     return {"webhook_url": url}
+
+
+# -- rejected messages -------------------------------------------------------------------------
+
+
+class RejectionOut(BaseModel):
+    """A rejected e-mail (folder, UIDVALIDITY, UID) or Telegram update (`update_id`)."""
+
+    id: str
+    folder: str = Field(description="the IMAP folder (empty for a Telegram update)")
+    uidvalidity: int = Field(description="0 for a Telegram update")
+    uid: int = Field(description="0 for a Telegram update")
+    reason: str
+    rejected_at: str = Field(description="the last time it was refused (ISO 8601, UTC)")
+    first_rejected_at: str
+    attempts: int = Field(description="how often it was refused (the poller's and retries)")
+    size: int = Field(description="bytes (a Telegram update: characters of its JSON)")
+    message_id: str = Field(description="the Message-ID header, when it could be read")
+    subject: str
+    sender: str = Field(
+        description="the From header, when it could be read; a Telegram update's sender"
+    )
+    update_id: int | None = Field(default=None, description="a Telegram update's id")
+    chat: str = Field(default="", description="a Telegram update's chat id")
+    text: str = Field(default="", description="the start of a Telegram message's text")
+    retryable: bool = Field(
+        default=True,
+        description="false for a Telegram update too large to keep (Telegram cannot send it"
+        " again, so a retry answers 409)",
+    )
+
+
+class RejectedListOut(BaseModel):
+    items: list[RejectionOut]
+    total: int
+
+
+class RetryOut(BaseModel):
+    id: str
+    outcome: str = Field(
+        description="ingested (the rejection is removed), rejected (refused again: `reason`"
+        " says why, the rejection stays) or gone (no longer on the mail server)"
+    )
+    reason: str = ""
+    message_id: str | None = None
+    conversation_id: str | None = None
+    duplicate: bool | None = Field(default=None, description="it was in the log already")
+
+
+@router.get("/inboxes/{slug}/rejected", response_model=RejectedListOut)
+def list_rejected(
+    slug: str,
+    runtime: RuntimeDep,
+    principal: AdminDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+) -> dict[str, Any]:
+    """The messages this inbox's poller could not ingest, newest first, with the reason."""
+    if runtime.channels.inbox(slug) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"inbox {slug} not found")
+    store = runtime.channels.rejections
+    items = [r.describe() for r in store.page(slug, limit, offset)]
+    return {"items": items, "total": store.count(slug)}
+
+
+@router.post(
+    "/inboxes/{slug}/rejected/{rejection_id}/retry",
+    response_model=RetryOut,
+    responses={502: {"description": "the mail server could not be reached or refused"}},
+)
+def retry_rejected(
+    slug: str, rejection_id: str, runtime: RuntimeDep, principal: AdminDep
+) -> dict[str, Any]:
+    """Fetch the message again and run it through ingest; on success the rejection is removed.
+
+    Telegram cannot send an update again: a Telegram rejection is retried from the copy of
+    the update it kept, and answers 409 when the update was too large to keep."""
+    try:
+        return runtime.channels.retry_rejection(slug, rejection_id)
+    except ConnectionError as error:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"mail server: {error}") from None

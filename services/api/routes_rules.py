@@ -21,7 +21,9 @@ from threadline.domain.rule import Rule
 from threadline.domain.template import template_id_for
 from threadline.services.api.deps import ManagerDep, PrincipalDep, RuntimeDep, WriterDep
 from threadline.services.api.schemas import ListOut
+from threadline.services.rule_secrets import save_rule
 from threadline.services.runtime import Runtime
+from threadline.services.webhooks import destination_policy
 from threadline.triggers.rules import RuleError, validate_rule
 from threadline.triggers.templates import TemplateError, render, validate_template
 
@@ -58,7 +60,11 @@ def _template_exists(runtime: Runtime, slug: str) -> bool:
 
 def _valid_rule(runtime: Runtime, definition: dict[str, Any]) -> dict[str, Any]:
     try:
-        return validate_rule(definition, lambda slug: _template_exists(runtime, slug))
+        return validate_rule(
+            definition,
+            lambda slug: _template_exists(runtime, slug),
+            destinations=destination_policy(runtime.settings),
+        )
     except RuleError as error:
         raise InvalidInput(error.path, error.message) from None
 
@@ -113,7 +119,7 @@ def _rule_row(runtime: Runtime, rule_id: UUID) -> dict[str, Any]:
 @router.post("/rules", status_code=status.HTTP_201_CREATED)
 def create_rule(body: RuleIn, runtime: RuntimeDep, principal: ManagerDep) -> dict[str, Any]:
     definition = _valid_rule(runtime, body.model_dump(exclude={"enabled"}))
-    committed = runtime.app.save_rule(definition, principal.actor)
+    committed = save_rule(runtime, definition, principal.actor)
     rule_id = committed.value
     if not body.enabled:
         committed = runtime.app.set_rule_enabled(rule_id, False, principal.actor)
@@ -139,7 +145,7 @@ def change_rule(
     current = json.loads(_rule_row(runtime, rule_id)["definition"])
     given = _keep_secrets(body.model_dump(exclude={"enabled"}), current)
     definition = _valid_rule(runtime, given)
-    saved = runtime.app.save_rule(definition, principal.actor, rule_id=rule_id)
+    saved = save_rule(runtime, definition, principal.actor, rule_id=rule_id)
     enabled = runtime.app.set_rule_enabled(rule_id, body.enabled, principal.actor)
     runtime.wait_for_views(max(saved.notification_id or 0, enabled.notification_id or 0))
     return _rule_out(_rule_row(runtime, rule_id))
@@ -215,7 +221,7 @@ def explain(effect_id: UUID, runtime: RuntimeDep, principal: PrincipalDep) -> di
             "id": effect["rule_id"],
             "name": rule["name"] if rule else None,
             "version": rule_version,
-            "definition": definition_then,
+            "definition": _redacted(definition_then) if definition_then else None,
         },
         **_firing_out(firing),
     }

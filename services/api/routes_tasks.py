@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -11,7 +10,15 @@ from fastapi import APIRouter, HTTPException, Query, status
 from threadline.projections.base import ts
 from threadline.services.api.deps import PrincipalDep, RuntimeDep, WriterDep
 from threadline.services.api.routes_conversations import _me
-from threadline.services.api.schemas import AssignIn, IdOut, ListOut, RescheduleIn, TaskIn
+from threadline.services.api.schemas import (
+    AssignIn,
+    IdOut,
+    Instant,
+    ListOut,
+    Offset,
+    RescheduleIn,
+    TaskIn,
+)
 
 router = APIRouter(prefix="/api/tasks", tags=["tasks"])
 
@@ -25,10 +32,10 @@ def list_tasks(
     ] = "open",
     assignee: Annotated[str | None, Query(description="a user id or `me`")] = None,
     contact_id: UUID | None = None,
-    due_before: datetime | None = None,
-    due_after: datetime | None = None,
+    due_before: Instant | None = None,
+    due_after: Instant | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> ListOut:
     assignee_id = None
     if assignee == "me":

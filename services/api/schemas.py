@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+EARLIEST = datetime(1000, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _storable_instant(value: datetime) -> datetime:
+    """Refuse instants the views cannot write: `0001-01-01T00:00+14:00` is before year 1 in
+    UTC, and its `OverflowError` would stop the projection that stores it, for good."""
+    try:
+        utc = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise ValueError("expected a date and time between the years 1000 and 9000")
+    return value
+
+
+Instant = Annotated[datetime, AfterValidator(_storable_instant)]
+"""Every date and time the API takes (due times, snoozes, filters)."""
 
 
 class Sender(BaseModel):
@@ -105,13 +125,13 @@ class AssignIn(BaseModel):
 
 class StatusIn(BaseModel):
     status: Literal["open", "pending", "resolved", "snoozed"]
-    snoozed_until: datetime | None = None
+    snoozed_until: Instant | None = None
 
 
 class TaskIn(BaseModel):
     title: str = Field(..., min_length=1, max_length=500)
     type: Literal["call", "email", "meeting", "proposal", "other"] = "other"
-    due_at: datetime | None = None
+    due_at: Instant | None = None
     assignee_id: UUID | Literal["me"] | None = None
     contact_id: UUID | None = None
     deal_id: UUID | None = None
@@ -120,7 +140,7 @@ class TaskIn(BaseModel):
 
 
 class RescheduleIn(BaseModel):
-    due_at: datetime
+    due_at: Instant
 
 
 class AttributeIn(BaseModel):
@@ -148,3 +168,32 @@ class UserIn(BaseModel):
 class UserCreatedOut(BaseModel):
     id: UUID
     token: str = Field(..., description="shown once; store it now")
+
+
+class ErrorOut(BaseModel):
+    """Every refusal but 422: `detail` says why, in one sentence."""
+
+    detail: str
+
+
+class FieldError(BaseModel):
+    """One reason a request was not valid, and where (`["body", "text"]`, `["query", "limit"]`)."""
+
+    model_config = ConfigDict(extra="allow")
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorOut(BaseModel):
+    """Every 422: `detail` is a list naming each field that is wrong, FastAPI's own shape."""
+
+    detail: list[FieldError]
+
+
+MAX_OFFSET = 2**63 - 1
+"""The largest offset or position a paged list takes: what a database integer column holds
+(a larger one is a 422, not an `OverflowError` in the driver)."""
+
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="how many rows to skip")]
+"""The `offset` of every paged list."""

@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 
 from threadline.services.web import routes_auth, routes_events
 from threadline.services.web.deps import Forbidden, LoginRequired, forbidden_page, login_redirect
+from threadline.services.web.security_headers import SecurityHeaders
 
 STATIC = Path(__file__).parent / "static"
 
@@ -25,6 +26,7 @@ PAGE_MODULES: list[str] = [
 def install_web(app: FastAPI) -> None:
     import importlib
 
+    app.add_middleware(SecurityHeaders)  # the CSP and friends, on every response
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(routes_auth.router)
     app.include_router(routes_events.router)

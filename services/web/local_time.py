@@ -31,7 +31,13 @@ def parse_local(raw: str, where: tzinfo, field: str, example: str = "2030-05-01T
         raise InvalidInput(field, f"expected a date and time, e.g. {example}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=where)
-    return parsed.astimezone(UTC)
+    try:
+        utc = parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00 east of UTC is before year 1
+        utc = None
+    if utc is None or not 1000 <= utc.year < 9000:  # what the API takes too
+        raise InvalidInput(field, f"expected a date and time, e.g. {example}")
+    return utc
 
 
 def local_input(value: str | None, where: tzinfo) -> str:

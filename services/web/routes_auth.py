@@ -10,7 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from threadline.domain.application import verify_password
+from threadline.domain.application import check_password
 from threadline.domain.errors import InvalidInput
 from threadline.services.runtime import Runtime
 from threadline.services.web.deps import WebUserDep, sessions
@@ -80,11 +80,15 @@ def login(
         return response
     runtime: Runtime = request.app.state.runtime
     row = runtime.views.query_one(
-        "SELECT id, password_hash, active FROM users WHERE email = ?", [email.strip().lower()]
+        "SELECT id, active FROM users WHERE email = ?", [email.strip().lower()]
     )
-    if row is None or not row["active"] or not verify_password(row["password_hash"], password):
+    stored = runtime.credentials.password_hash(str(row["id"])) if row and row["active"] else None
+    # `check_password` runs argon2 even without a stored hash, so an unknown, inactive or
+    # password-less account answers as slowly as a wrong password: timing tells nothing.
+    if not check_password(stored, password) or row is None:
         limiter.failed(address, email)
         return _login_page(request, next_url, "Wrong e-mail or password.", email, 401)
+    limiter.succeeded(address, email)
     session_id, _ = sessions(request).create(str(row["id"]))
     response = RedirectResponse(next_url, status_code=303)
     response.set_cookie(

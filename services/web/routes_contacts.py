@@ -297,11 +297,24 @@ def list_pairs(request: Request) -> list[tuple[str, str]]:
     return pairs
 
 
+MAX_PAGE = 1_000_000
+"""Page numbers are clamped here, as the inbox does: a huge one would overflow the OFFSET."""
+
+
+def whole_number(text: str, largest: int) -> int | None:
+    """A bookmark's number, or None: ASCII digits only (`int("²")` fails) and never past `largest`."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(largest)):
+        return None
+    value = int(text)
+    return value if value <= largest else None
+
+
 def page_number(request: Request) -> int:
-    try:
-        return max(1, int(request.query_params.get("page", "1")))
-    except ValueError:
+    given = request.query_params.get("page", "1").strip()
+    if not (given.isascii() and given.isdigit()):
         return 1
+    return max(1, min(int(given[:8]), MAX_PAGE))  # eight digits are past MAX_PAGE already
 
 
 def identities_of(user: WebUser, contact_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -413,7 +426,7 @@ def timeline_page(contact_id: str, user: WebUserDep, before: str = "") -> Respon
     contact = live_contact(user, known) if known else None
     if contact is None:
         return not_found(user)
-    seq = int(before) if before.isdigit() else None
+    seq = whole_number(before, 2**63 - 1)
     rows = user.runtime.queries.timeline(str(contact["id"]), TIMELINE_PAGE + 1, seq)
     more = len(rows) > TIMELINE_PAGE
     rows = rows[-TIMELINE_PAGE:]

@@ -28,7 +28,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from threadline.domain.errors import DomainError, InvalidInput, NotFound
-from threadline.domain.html import sanitise_html
+from threadline.domain.html import block_remote_content, sanitise_html
 from threadline.projections.queries import InboxFilter
 from threadline.services.web.deps import WebUser, WebUserDep, WebWriterDep
 from threadline.services.web.errors import message_of, status_of
@@ -208,6 +208,8 @@ def reply_channels(conversation: dict[str, Any], contact: dict[str, Any] | None)
 def _sender(user: WebUser, message: dict[str, Any], contact: str, names: dict[str, str]) -> str:
     """Who wrote it: the client, a colleague by name, or an automation rule."""
     if message["direction"] == "inbound":
+        if (message.get("metadata") or {}).get("bounce"):
+            return user._("Mail delivery system")
         return str(message.get("sender_name") or contact)
     kind, _, ident = str(message.get("actor", "")).partition(":")
     if kind == "user":
@@ -256,7 +258,9 @@ def thread_of(
     Messages carry their log position, which orders them across conversations
     exactly as they happened. The HTML of e-mails was sanitised at ingest; it
     is cleaned once more here, so an older or hand-made event cannot slip a
-    script in, and is then shown only inside a sandboxed iframe.
+    script in, and is then shown only inside a sandboxed iframe. Remote images
+    are dropped (`remote_images` counts them) until the operator loads them for
+    one message (`message_remote_content`).
     """
     queries = user.runtime.queries
     current = str(conversation["id"])
@@ -274,10 +278,12 @@ def thread_of(
         if found is None:
             continue
         for message in found["messages"]:
+            html, remote_images = block_remote_content(message.get("html") or "")
             messages.append(
                 {
                     **message,
-                    "html": sanitise_html(message.get("html") or ""),
+                    "html": html,
+                    "remote_images": remote_images,
                     "sender": _sender(user, message, str(found["contact_name"]), names),
                     "call": _call(message),
                     "files": _attachments(message),
@@ -410,6 +416,50 @@ def thread_fragment(conversation_id: str, request: Request, user: WebUserDep) ->
     conversation = _mark_read(user, conversation)
     context = _conversation_context(user, conversation, _filters(request))
     return user.render("inbox/_thread.html", **context)
+
+
+# The one message document that may load remote images: sandboxed (no scripts, no
+# origin), framed only by this app, and sending no Referer to the image hosts.
+REMOTE_CONTENT_POLICY = (
+    "default-src 'none'; img-src 'self' data: http: https:; style-src 'unsafe-inline'; "
+    "frame-ancestors 'self'; base-uri 'none'; form-action 'none'"
+)
+
+
+def _message(user: WebUser, conversation_id: str, message_id: str) -> dict[str, Any] | None:
+    conversation = _conversation(user, conversation_id)
+    if conversation is None:
+        return None
+    return next((m for m in conversation["messages"] if str(m["id"]) == message_id), None)
+
+
+@router.get("/inbox/{conversation_id}/messages/{message_id}/images")
+def message_with_images(conversation_id: str, message_id: str, user: WebUserDep) -> HTMLResponse:
+    """ "Load images" (HTMX): the message body again, as a frame that may load remote images."""
+    message = _message(user, conversation_id, message_id)
+    if message is None or not message.get("html"):
+        return _not_found(user)
+    return user.render(
+        "inbox/_remote_body.html", message=message, conversation_id=str(conversation_id)
+    )
+
+
+@router.get("/inbox/{conversation_id}/messages/{message_id}/remote-content")
+def message_remote_content(conversation_id: str, message_id: str, user: WebUserDep) -> Response:
+    """The sanitised HTML of one message with its remote images, for the frame above."""
+    message = _message(user, conversation_id, message_id)
+    if message is None:
+        return _not_found(user)
+    body = sanitise_html(message.get("html") or "")
+    document = f'<!doctype html><html><head><meta charset="utf-8"></head><body>{body}</body></html>'
+    return HTMLResponse(
+        document,
+        headers={
+            "Content-Security-Policy": REMOTE_CONTENT_POLICY,
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @router.get("/inbox/{conversation_id}/template")

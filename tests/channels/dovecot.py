@@ -51,7 +51,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from threadline.channels.email import imap_utf7
 
 DOVECOT = "/usr/sbin/dovecot"
-DOMAIN = "example.com"  # email-validator refuses reserved names such as example.test
+DOMAIN = "example.com"
 START_SECONDS = 15.0
 REQUIRE_SERVICES = os.environ.get("THREADLINE_REQUIRE_SERVICES") == "1"
 _user_numbers = itertools.count(1)
@@ -443,7 +443,7 @@ class SmtpCapture:
         settings.update(overrides)
         return settings
 
-    def wait_for(self, count: int, seconds: float = 10.0) -> list[Captured]:
+    def wait_for(self, count: int, seconds: float = 60.0) -> list[Captured]:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             with self.lock:

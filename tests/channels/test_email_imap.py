@@ -9,10 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import make_msgid
-from pathlib import Path
 from typing import Any
 
 import aioimaplib
@@ -20,7 +19,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.channels.dovecot import Dovecot, SmtpMta, TlsCert
-from tests.conftest import make_runtime
 from threadline.channels.email import cursor_key
 from threadline.domain.inbound import InboundMessage, IngestResult
 from threadline.services.api.app import create_app
@@ -48,7 +46,7 @@ def mail(
     return message.as_bytes()
 
 
-def wait_until(predicate: Callable[[], Any], seconds: float = 15.0, what: str = "") -> Any:
+def wait_until(predicate: Callable[[], Any], seconds: float = 60.0, what: str = "") -> Any:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         value = predicate()
@@ -84,27 +82,6 @@ class IngestCounter:
     @property
     def duplicates(self) -> int:
         return sum(1 for r in self.results if r.duplicate)
-
-
-@pytest.fixture
-def new_runtime(tmp_path: Path) -> Iterator[Callable[..., Runtime]]:
-    """Runtimes on one SQLite database (a "restart" is a second runtime); all closed after."""
-    started: list[Runtime] = []
-
-    def factory(url: str | None = None, **overrides: Any) -> Runtime:
-        settings: dict[str, Any] = {
-            "attachments_dir": str(tmp_path / "attachments"),
-            "admin_token": "admin-secret",
-            "channel_poll_interval": 1.0,
-        }
-        settings.update(overrides)
-        runtime = make_runtime(url or f"sqlite:///{tmp_path}/threadline.db", **settings)
-        started.append(runtime)
-        return runtime
-
-    yield factory
-    for runtime in started:
-        runtime.close()
 
 
 def configure(runtime: Runtime, slug: str, settings: dict[str, Any]) -> None:
@@ -213,12 +190,10 @@ def test_a_malformed_message_is_recorded_as_rejected_and_the_poller_goes_on(
 
     rows = wait_until(lambda: email_messages(runtime), what="the good message")
     assert [r["subject"] for r in rows] == ["Нормальное письмо"]
-    rejected = runtime.state_db.query(
-        "SELECT key, value FROM channel_state WHERE key LIKE 'imap-rejected:support:INBOX:%'"
-    )
+    rejected = runtime.channels.rejections.page("support")
     assert len(rejected) == 1
-    assert rejected[0]["key"].endswith(":1")  # UID 1, the malformed one
-    assert "sender" in json.loads(rejected[0]["value"])["reason"]
+    assert (rejected[0].folder, rejected[0].uid) == ("INBOX", 1)  # the malformed one
+    assert "sender" in rejected[0].reason
     cursor = json.loads(runtime.channels.state.get(cursor_key("support", "INBOX")) or "{}")
     assert cursor["last_uid"] == 2
 
@@ -235,11 +210,12 @@ def test_idle_picks_up_a_message_appended_while_idling_and_stop_is_prompt(
     time.sleep(0.3)  # now in IDLE
     dovecot.append(user, mail("Пока ждали", "Пришло в режиме ожидания"))
     started = time.monotonic()
-    wait_until(lambda: email_messages(runtime), seconds=10, what="the message pushed by IDLE")
-    assert time.monotonic() - started < 10
+    # Well inside the 60 s poll interval: only IDLE's push can deliver it this soon.
+    wait_until(lambda: email_messages(runtime), seconds=40, what="the message pushed by IDLE")
+    assert time.monotonic() - started < 40
     started = time.monotonic()
     runtime.close()
-    assert time.monotonic() - started < 5, "stopping must not wait for the IDLE timeout"
+    assert time.monotonic() - started < 20, "stopping must not wait for the IDLE timeout"
 
 
 def test_without_idle_the_folder_is_polled(
@@ -259,7 +235,7 @@ def test_without_idle_the_folder_is_polled(
     runtime.channels.start(delivery=False)
     wait_until(lambda: runtime.channels.state.get(cursor_key("support", "INBOX")))
     dovecot.append(user, mail("Опрос", "Найдено опросом"))
-    wait_until(lambda: email_messages(runtime), seconds=10, what="the polled message")
+    wait_until(lambda: email_messages(runtime), seconds=60, what="the polled message")
     assert "IDLE" in asked
 
 
@@ -276,8 +252,13 @@ def test_several_folders_and_a_uidvalidity_change(
     runtime.channels.start(delivery=False)
     wait_until(lambda: len(email_messages(runtime)) == 2, what="both folders")
     key = cursor_key("sales", "Отдел продаж")
-    before = json.loads(runtime.channels.state.get(key) or "{}")
-    assert before["last_uid"] == 1
+    # The cursor moves just after the message is committed, which the views may show first.
+    before = wait_until(
+        lambda: (
+            (c := json.loads(runtime.channels.state.get(key) or "{}")).get("last_uid") == 1 and c
+        ),
+        what="the folder's cursor",
+    )
 
     # Deleting and re-creating the folder gives it a new UIDVALIDITY: read again from zero,
     # and the message seen before is recognised by its Message-ID.
@@ -288,8 +269,13 @@ def test_several_folders_and_a_uidvalidity_change(
     runtime.channels.stop()
     runtime.channels.start(delivery=False)
     wait_until(lambda: len(email_messages(runtime)) == 3, what="the new message")
-    after = json.loads(runtime.channels.state.get(key) or "{}")
-    assert after["uidvalidity"] != before["uidvalidity"] and after["last_uid"] == 2
+    after = wait_until(
+        lambda: (
+            (c := json.loads(runtime.channels.state.get(key) or "{}")).get("last_uid") == 2 and c
+        ),
+        what="the cursor after the change",
+    )
+    assert after["uidvalidity"] != before["uidvalidity"]
     assert sorted(r["subject"] for r in email_messages(runtime)) == [
         "Из входящих",
         "Из папки",
@@ -376,7 +362,7 @@ def test_a_dropped_connection_is_raised_logged_and_the_hub_reconnects(
     dovecot.kick(user)
     wait_until(
         lambda: any("closed the connection" in r.getMessage() for r in caplog.records),
-        seconds=10,
+        seconds=60,
         what="the poller noticing the hang-up",
     )
     dovecot.append(user, mail("После обрыва", "Снова на связи"))

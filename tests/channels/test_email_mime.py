@@ -190,11 +190,13 @@ def test_an_attachment_over_the_limit_is_recorded_and_the_message_kept(
     assert message.text.strip() == "См. вложение"
 
 
-def test_inline_images_and_forwarded_messages_become_attachments(store: AttachmentStore) -> None:
+def test_inline_images_become_attachments_and_a_forward_is_shown_and_kept(
+    store: AttachmentStore,
+) -> None:
     inner = EmailMessage()
     inner["From"] = "boss@example.org"
     inner["Subject"] = "Original"
-    inner.set_content("Forwarded body must not merge into ours")
+    inner.set_content("Forwarded body is shown after ours")
     email = EmailMessage()
     email["From"] = "anna@example.org"
     email["Subject"] = "Fwd: Original"
@@ -203,7 +205,14 @@ def test_inline_images_and_forwarded_messages_become_attachments(store: Attachme
     email.make_mixed()
     email.attach(_rfc822(inner))
     message = parse_email(email.as_bytes(), store, None)
-    assert message.text.strip() == "See below"
+    ours, forward = message.text.split("\n\n", 1)
+    assert ours.strip() == "See below"
+    assert forward.strip().splitlines()[:3] == [
+        "---------- Forwarded message ----------",
+        "From: boss@example.org",
+        "Subject: Original",
+    ]
+    assert forward.rstrip().endswith("Forwarded body is shown after ours")
     kinds = sorted(a.content_type for a in message.attachments)
     assert kinds == ["image/png", "message/rfc822"]
     forwarded = next(a for a in message.attachments if a.content_type == "message/rfc822")
@@ -219,16 +228,18 @@ def _rfc822(inner: EmailMessage) -> EmailMessage:
 # -- identity, dedup, metadata ----------------------------------------------------------------
 
 
-def test_dedup_key_is_the_message_id_else_the_fallback_else_a_hash(store: AttachmentStore) -> None:
+def test_dedup_key_is_the_message_id_else_a_hash_of_the_content(store: AttachmentStore) -> None:
     with_id = raw_mail({**BASE, "Message-ID": "  <Abc.1@Client.example.org>  "}, b"x")
     assert parse_email(with_id, store, None, fallback_key="imap:s:1:1").dedup_key == (
         "<Abc.1@Client.example.org>"
     )
     without = raw_mail(BASE, b"x")
-    assert parse_email(without, store, None, fallback_key="imap:s:7:9").dedup_key == "imap:s:7:9"
-    assert parse_email(without, store, None).dedup_key == (
-        "sha256:" + hashlib.sha256(without).hexdigest()
-    )
+    expected = "sha256:" + hashlib.sha256(without.replace(b"\r\n", b"\n")).hexdigest()
+    # The IMAP position is no key: the same message under a new UIDVALIDITY is the same message.
+    assert parse_email(without, store, None, fallback_key="imap:s:7:9").dedup_key == expected
+    assert parse_email(without, store, None, fallback_key="imap:s:8:1").dedup_key == expected
+    assert parse_email(without.replace(b"\r\n", b"\n"), store, None).dedup_key == expected
+    assert parse_email(raw_mail(BASE, b"y"), store, None).dedup_key != expected
 
 
 def test_metadata_is_complete_and_holds_nothing_personal(store: AttachmentStore) -> None:
@@ -266,7 +277,7 @@ def test_metadata_is_complete_and_holds_nothing_personal(store: AttachmentStore)
         b"Subject: no sender\r\n\r\nbody",
         b"From: Anna Without Address\r\nSubject: x\r\n\r\nbody",
         b"From: <not-an-address>\r\n\r\nbody",
-        b"From: someone@localhost\r\n\r\nbody",
+        b"From: someone@example.invalid\r\n\r\nbody",
     ],
 )
 def test_input_without_a_usable_sender_is_rejected(store: AttachmentStore, raw: bytes) -> None:
@@ -438,6 +449,7 @@ def _check(raw: bytes, store: AttachmentStore) -> None:
         return
     assert isinstance(message, InboundMessage)
     assert message.identities and message.dedup_key and message.thread_key
+    storable_strings(message)
 
 
 @settings(
@@ -510,3 +522,370 @@ def test_a_reply_names_the_messages_it_answers_nearest_first(store: AttachmentSt
     )
     message = parse_email(raw, store, None)
     assert message.reply_to == ("<b@client.example.org>", "<a@client.example.org>")
+
+
+# -- real mail: charsets mail programs decode, and nothing undecodable gets out ---------------
+
+
+def storable_strings(value: object, where: str = "message") -> None:
+    """Every string in `value` (a message, recursively) can be encoded as UTF-8."""
+    if isinstance(value, str):
+        value.encode("utf-8")  # raises UnicodeEncodeError on a lone surrogate
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            storable_strings(key, where)
+            storable_strings(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for item in value:
+            storable_strings(item, where)
+    elif isinstance(value, InboundMessage):
+        for name in InboundMessage.__slots__:
+            storable_strings(getattr(value, name), f"{where}.{name}")
+    elif hasattr(value, "__dataclass_fields__"):
+        for name in value.__dataclass_fields__:
+            storable_strings(getattr(value, name), f"{where}.{name}")
+
+
+def test_an_encoded_word_that_declares_the_wrong_charset_falls_back(
+    store: AttachmentStore,
+) -> None:
+    cp1251 = "".join(f"={b:02X}" for b in "Привет".encode("cp1251"))
+    raw = raw_mail(
+        {
+            **BASE,
+            "From": "=?utf-8?Q?Jos=E9_Garc=EDa?= <jose@example.org>",
+            "Subject": f"=?utf-8?Q?{cp1251}?= =?x-no-such?Q?caf=E9?=",
+        },
+        b"x",
+    )
+    message = parse_email(raw, store, None)
+    assert message.sender_name == "José García"
+    assert message.subject == "Привет" + "café"
+    storable_strings(message)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Анна Смирнова".encode(), "Анна Смирнова"),
+        ("Анна Смирнова".encode("cp1251"), "Анна Смирнова"),
+        ("José García".encode("cp1252"), "José García"),
+        ("Größe Müller".encode("latin-1"), "Größe Müller"),
+    ],
+)
+def test_raw_8bit_display_names_are_decoded(
+    store: AttachmentStore, name: bytes, expected: str
+) -> None:
+    raw = b"From: " + name + b" <anna@example.org>\r\nSubject: " + name + b"\r\n\r\nbody"
+    message = parse_email(raw, store, None)
+    assert message.sender_name == expected
+    assert message.subject == expected
+    storable_strings(message)
+
+
+def test_8bit_bytes_in_ids_and_auto_submitted_never_reach_the_message(
+    store: AttachmentStore,
+) -> None:
+    raw = (
+        b"From: anna@example.org\r\n"
+        b"Message-ID: <caf\xe9-1@client.example.org>\r\n"
+        b"In-Reply-To: <\xff\xfe@client.example.org>\r\n"
+        b"References: <r\xe9f@client.example.org> <\xd0\xb8\xd0\xb4@client.example.org>\r\n"
+        b"Auto-Submitted: auto-\xe9replied\r\n"
+        b"Subject: ids\r\n\r\nbody"
+    )
+    message = parse_email(raw, store, None)
+    storable_strings(message)
+    assert message.metadata["message_id"] == "<café-1@client.example.org>"
+    assert message.metadata["references"][1] == "<ид@client.example.org>"
+    assert message.metadata["auto_reply"] is True
+    assert message.dedup_key == "<café-1@client.example.org>"
+
+
+@pytest.mark.parametrize(
+    ("charset", "text", "codec"),
+    [
+        ("iso-8859-8-i", "שלום עולם", "iso-8859-8"),
+        ("x-mac-cyrillic", "Привет, мир", "mac-cyrillic"),
+        ("gb2312", "王堃喆", "gbk"),  # 堃 and 喆 are GBK characters outside GB2312
+        ("ks_c_5601-1987", "안녕하세요", "cp949"),
+        ("iso-8859-1", "Preis: 10 €", "cp1252"),  # € is windows-1252's 0x80
+        ("tis-620", "สวัสดี", "cp874"),
+        ("shift_jis", "①こんにちは", "cp932"),  # ① is a Windows-31J character
+    ],
+)
+def test_charset_aliases_decode_like_mail_programs(
+    store: AttachmentStore, charset: str, text: str, codec: str
+) -> None:
+    word = f"=?{charset}?B?{base64.b64encode(text.encode(codec)).decode()}?="
+    raw = raw_mail(
+        {**BASE, "Subject": word, "Content-Transfer-Encoding": "8bit"},
+        text.encode(codec),
+        f"text/plain; charset={charset}",
+    )
+    message = parse_email(raw, store, None)
+    assert message.subject == text
+    assert message.text == text
+
+
+def test_a_utf8_body_that_is_really_windows_1251_is_read_as_cyrillic(
+    store: AttachmentStore,
+) -> None:
+    raw = raw_mail(
+        BASE, "Добрый день, счёт приложен.".encode("cp1251"), "text/plain; charset=utf-8"
+    )
+    assert parse_email(raw, store, None).text == "Добрый день, счёт приложен."
+
+
+def test_attachment_names_with_8bit_bytes_or_a_wrong_charset_are_clean(
+    store: AttachmentStore,
+) -> None:
+    raw = (
+        b"From: anna@example.org\r\nSubject: files\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="B"\r\n\r\n'
+        b"--B\r\nContent-Type: text/plain\r\n\r\nsee files\r\n"
+        b"--B\r\nContent-Type: application/pdf\r\n"
+        b'Content-Disposition: attachment; filename="\xc4\xee\xe3\xee\xe2\xee\xf0.pdf"\r\n\r\n'
+        b"%PDF\r\n"
+        b"--B\r\nContent-Type: application/pdf\r\n"
+        b'Content-Disposition: attachment; filename="=?utf-8?Q?Jos=E9.pdf?="\r\n\r\n'
+        b"%PDF2\r\n--B--\r\n"
+    )
+    message = parse_email(raw, store, None)
+    assert [a.filename for a in message.attachments] == ["Договор.pdf", "José.pdf"]
+    storable_strings(message)
+
+
+HOSTILE_HEADERS = ("From", "Subject", "Message-ID", "In-Reply-To", "References", "Auto-Submitted")
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    values=st.dictionaries(st.sampled_from(HOSTILE_HEADERS), st.binary(max_size=80), max_size=6),
+    name=st.binary(max_size=40),
+    filename=st.binary(max_size=40),
+    charset=st.sampled_from(
+        ["utf-8", "iso-8859-8-i", "gb2312", "x-mac-cyrillic", "unicode-escape", "utf-7", "x-?"]
+    ),
+    word=st.binary(max_size=30),
+)
+def test_arbitrary_header_bytes_give_storable_strings_or_a_rejection(
+    store: AttachmentStore,
+    values: dict[str, bytes],
+    name: bytes,
+    filename: bytes,
+    charset: str,
+    word: bytes,
+) -> None:
+    def line(value: bytes) -> bytes:
+        return value.replace(b"\r", b" ").replace(b"\n", b" ")
+
+    encoded = f"=?{charset}?B?{base64.b64encode(word).decode()}?=".encode()
+    headers = [b"From: " + line(name) + b" " + encoded + b" <anna@example.org>"]
+    headers += [k.encode() + b": " + line(v) + b" " + encoded for k, v in values.items()]
+    raw = (
+        b"\r\n".join(headers)
+        + b'\r\nContent-Type: multipart/mixed; boundary="B"\r\n\r\n--B\r\n'
+        + f"Content-Type: text/plain; charset={charset}\r\n\r\n".encode()
+        + word
+        + b'\r\n--B\r\nContent-Type: text/plain\r\nContent-Disposition: inline; filename="'
+        + line(filename).replace(b'"', b"")
+        + b'"\r\n\r\n'
+        + word
+        + b"\r\n--B--\r\n"
+    )
+    try:
+        message = parse_email(raw, store, None)
+    except Rejected as rejected:
+        assert rejected.reason
+        return
+    storable_strings(message)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(raw=st.binary(max_size=2000))
+def test_arbitrary_bytes_give_storable_strings_or_a_rejection(
+    store: AttachmentStore, raw: bytes
+) -> None:
+    try:
+        message = parse_email(b"From: anna@example.org\r\n" + raw, store, None)
+    except Rejected as rejected:
+        assert rejected.reason
+        return
+    storable_strings(message)
+
+
+# -- special-use senders and bounces ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sender", "identity"),
+    [
+        ("Printer <scanner@office.local>", "scanner@office.local"),
+        ("root@localhost", "root@localhost"),
+        ("ci@build.test", "ci@build.test"),
+        ("nas@router.home.arpa", "nas@router.home.arpa"),
+        ("app@svc.corp.internal", "app@svc.corp.internal"),
+        ("demo@shop.example", "demo@shop.example"),
+        ("Device <dev@[192.0.2.1]>", "dev@[192.0.2.1]"),
+        ("dev6@[IPv6:2001:DB8::1]", "dev6@[IPv6:2001:db8::1]"),
+    ],
+)
+def test_senders_at_special_use_domains_and_address_literals_are_accepted(
+    store: AttachmentStore, sender: str, identity: str
+) -> None:
+    message = parse_email(raw_mail({**BASE, "From": sender}, b"hello"), store, None)
+    assert message.identities[0].value == identity
+
+
+NULL_SENDER_DSN = b"""Return-Path: <>\r
+From: MAILER-DAEMON <>\r
+To: support@example.com\r
+Subject: Delivery Status Notification (Failure)\r
+Message-ID: <dsn-2@mx.example.net>\r
+MIME-Version: 1.0\r
+Content-Type: multipart/report; report-type=delivery-status; boundary="R"\r
+\r
+--R\r
+Content-Type: text/plain\r
+\r
+Delivery to nobody@example.org failed permanently.\r
+--R\r
+Content-Type: message/delivery-status\r
+\r
+Reporting-MTA: dns; mx.example.net\r
+\r
+Final-Recipient: rfc822; Nobody@Example.org\r
+Action: failed\r
+Status: 5.1.1\r
+--R\r
+Content-Type: RETURNED_PART\r
+\r
+RETURNED_BODY\r
+--R--\r
+"""
+RETURNED_MESSAGE = (
+    b"message/rfc822",
+    b"From: support@example.com\r\nTo: nobody@example.org\r\nSubject: Re: order\r\n"
+    b"Message-ID: <our-7@example.com>\r\n\r\nOur reply.",
+)
+RETURNED_HEADERS = (
+    b"text/rfc822-headers",
+    b"From: support@example.com\r\nTo: nobody@example.org\r\nSubject: Re: order\r\n"
+    b"Message-ID: <our-7@example.com>",
+)
+
+
+@pytest.mark.parametrize("returned", [RETURNED_MESSAGE, RETURNED_HEADERS])
+def test_a_bounce_with_an_empty_sender_threads_on_the_returned_message(
+    store: AttachmentStore, returned: tuple[bytes, bytes]
+) -> None:
+    raw = NULL_SENDER_DSN.replace(b"RETURNED_PART", returned[0]).replace(
+        b"RETURNED_BODY", returned[1]
+    )
+    message = parse_email(raw, store, None)
+    assert [(str(i.kind), i.value) for i in message.identities] == [
+        ("email", "nobody@example.org")
+    ]  # the recipient it failed for, not a "MAILER-DAEMON" card without an address
+    assert message.sender_name == ""  # never renames the client after a mail server
+    assert message.metadata["bounce"] is True and message.metadata["auto_reply"] is True
+    assert message.metadata["in_reply_to"] == "<our-7@example.com>"
+    assert message.metadata["bounced_message_id"] == "<our-7@example.com>"
+    assert message.metadata["delivery_status"] == "failed"
+    assert message.reply_to[0] == "<our-7@example.com>"
+    assert message.thread_key == "<our-7@example.com>"
+    assert "failed permanently" in message.text and "Our reply" not in message.text
+
+
+def test_a_plain_bounce_names_the_failed_recipient_and_quotes_the_message(
+    store: AttachmentStore,
+) -> None:
+    raw = (
+        b"Return-Path: <>\r\nFrom: Mail Delivery System <Mailer-Daemon@mx.example.net>\r\n"
+        b"X-Failed-Recipients: gone@example.org\r\nSubject: Mail delivery failed\r\n"
+        b"Message-ID: <exim-1@mx.example.net>\r\n\r\n"
+        b"This message was created automatically by mail delivery software.\r\n\r\n"
+        b"  gone@example.org\r\n    mailbox is full\r\n\r\n"
+        b"------ This is a copy of the message, including all the headers. ------\r\n\r\n"
+        b"From: support@example.com\r\nMessage-ID: <our-8@example.com>\r\nSubject: Hi\r\n\r\nHi\r\n"
+    )
+    message = parse_email(raw, store, None)
+    assert message.identities[0].value == "gone@example.org"
+    assert message.metadata["bounce"] is True
+    assert message.metadata["in_reply_to"] == "<our-8@example.com>"
+
+
+def test_a_bounce_that_names_no_recipient_is_filed_under_the_reporting_mail_server(
+    store: AttachmentStore,
+) -> None:
+    raw = (
+        NULL_SENDER_DSN.replace(b"Final-Recipient: rfc822; Nobody@Example.org\r\n", b"")
+        .replace(b"RETURNED_PART", RETURNED_MESSAGE[0])
+        .replace(b"RETURNED_BODY", RETURNED_MESSAGE[1])
+    )
+    message = parse_email(raw, store, None)
+    assert message.identities[0].value == "mailer-daemon@mx.example.net"
+    assert message.sender_name == "MAILER-DAEMON"
+    assert message.metadata["in_reply_to"] == "<our-7@example.com>"
+
+
+def test_a_null_sender_without_any_report_is_still_rejected(store: AttachmentStore) -> None:
+    with pytest.raises(Rejected):
+        parse_email(b"Return-Path: <>\r\nFrom: MAILER-DAEMON <>\r\n\r\nsomething", store, None)
+
+
+# -- text mail programs show ------------------------------------------------------------------
+
+
+def test_an_inline_text_part_with_a_file_name_is_shown_and_kept(store: AttachmentStore) -> None:
+    raw = (
+        b"From: anna@example.org\r\nSubject: log\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="B"\r\n\r\n'
+        b"--B\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b'Content-Disposition: inline; filename="notes.txt"\r\n\r\n'
+        + "Заметки к заказу".encode()
+        + b"\r\n--B\r\nContent-Type: text/plain\r\n"
+        b'Content-Disposition: attachment; filename="data.txt"\r\n\r\nnot shown\r\n--B--\r\n'
+    )
+    message = parse_email(raw, store, None)
+    assert message.text.strip() == "Заметки к заказу"
+    assert [a.filename for a in message.attachments] == ["notes.txt", "data.txt"]
+
+
+def test_a_forward_in_an_html_message_is_shown_in_both_versions(store: AttachmentStore) -> None:
+    inner = EmailMessage()
+    inner["From"] = "Boss <boss@example.org>"
+    inner["Date"] = "Mon, 23 Nov 2026 09:00:00 +0300"
+    inner["Subject"] = "Квартальный отчёт"
+    inner.set_content("Отчёт во вложении")
+    email = EmailMessage()
+    email["From"] = "anna@example.org"
+    email["Subject"] = "Fwd: report"
+    email.set_content("<p>FYI</p>", subtype="html")
+    email.make_mixed()
+    email.attach(_rfc822(inner))
+    message = parse_email(email.as_bytes(), store, None)
+    assert "Subject: Квартальный отчёт" in message.text
+    assert "Date: Mon, 23 Nov 2026 09:00:00 +0300" in message.text
+    assert "Отчёт во вложении" in message.text
+    assert "FYI" in message.html and "Отчёт во вложении" in message.html
+
+
+@pytest.mark.parametrize(
+    ("sender", "name"),
+    [
+        ("anna@example.org (Anna Smith)", "Anna Smith"),
+        ("anna@example.org (=?utf-8?B?0JDQvdC90LA=?=)", "Анна"),
+        ('"Smith, Anna" <anna@example.org>', "Smith, Anna"),
+    ],
+)
+def test_the_old_comment_form_keeps_the_name(
+    store: AttachmentStore, sender: str, name: str
+) -> None:
+    message = parse_email(raw_mail({**BASE, "From": sender}, b"x"), store, None)
+    assert message.sender_name == name
+    assert message.identities[0].value == "anna@example.org"

@@ -129,7 +129,7 @@ def contact_card(client: TestClient, contact_id: str) -> dict[str, Any]:
     return card
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -210,8 +210,8 @@ def test_the_secret_token_is_checked_and_never_logged(
 def test_wrong_inboxes_and_bodies_are_refused(api: tuple[TestClient, Runtime]) -> None:
     client, runtime = api
     update = message_update(USER, 13, update_id=900_003, text="hi")
-    assert post(client, update, path="/hooks/telegram/nope").status_code == 404
-    assert post(client, update, path="/hooks/telegram/NOT%20A%20SLUG").status_code == 404
+    assert post(client, update, path="/hooks/telegram/nope").status_code == 403
+    assert post(client, update, path="/hooks/telegram/NOT%20A%20SLUG").status_code == 403
     runtime.channels.configure(
         "off",
         "telegram",
@@ -220,7 +220,7 @@ def test_wrong_inboxes_and_bodies_are_refused(api: tuple[TestClient, Runtime]) -
         actor="test",
         enabled=False,
     )
-    assert post(client, update, path="/hooks/telegram/off").status_code == 404
+    assert post(client, update, path="/hooks/telegram/off").status_code == 403
 
     assert post(client, b"{not json").status_code == 400
     assert post(client, b"\xff\xfe").status_code == 400
@@ -569,7 +569,7 @@ def test_one_message_whether_it_came_by_webhook_or_by_polling(
         "other",
         "telegram",
         "Other bot",
-        {"bot_token": "42:other-token", "webhook_secret": SECRET},
+        {"bot_token": "42:other-token_0123456789abcdef", "webhook_secret": SECRET},
         actor="test",
     )
     response = post(client, other_bot, path="/hooks/telegram/other")
@@ -614,7 +614,8 @@ def test_stopping_a_poller_is_prompt(tmp_path: Path, tg: FakeTelegram) -> None:
         await adapter.aclose()
         return time.monotonic() - stopped
 
-    assert asyncio.run(scenario()) < 2
+    # Far below the 20 s long poll it must not wait out, with room for a busy machine.
+    assert asyncio.run(scenario()) < 10
 
 
 # -- setWebhook --------------------------------------------------------------------------------

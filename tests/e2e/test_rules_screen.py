@@ -98,7 +98,6 @@ def test_an_auditor_cannot_submit_any_admin_form(live_server: LiveServer, browse
         screens = [
             "/admin/rules", "/admin/rules/new", f"/admin/rules/{rule.json()['id']}",
             "/admin/templates/new", "/admin/templates/hello",
-            "/admin/inboxes/new?channel=email", "/admin/inboxes/box",
         ]  # fmt: skip
         for path in screens:
             page.goto(f"{server.url}{path}")

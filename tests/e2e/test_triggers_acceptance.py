@@ -60,7 +60,7 @@ def test_default_rules_answer_a_form_lead_and_a_missed_call(
         )
         assert submitted.status_code == 201, submitted.text
         contact_id = submitted.json()["contact_id"]
-        [welcome] = smtp_capture.wait_for(1, seconds=10)
+        [welcome] = smtp_capture.wait_for(1, seconds=60)
         welcomed_after = time.monotonic() - started
         assert welcome.rcpt_tos == ["dmitry@example.org"]
         mail = message_from_bytes(welcome.raw, policy=policy.default)

@@ -25,7 +25,7 @@ def ingest(runtime: Runtime, key: str, channel: str = "email", **kw: Any) -> Any
 
 
 def settle(runtime: Runtime) -> None:
-    assert runtime.wait_for_views(runtime.app.recorder.max_notification_id(), timeout=10)
+    assert runtime.wait_for_views(runtime.app.recorder.max_notification_id(), timeout=60)
 
 
 def test_contact_card(runtime: Runtime) -> None:

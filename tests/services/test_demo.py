@@ -54,7 +54,7 @@ def test_demo_fills_contacts_inbox_users_and_tasks(runtime: Runtime) -> None:
         assert user is not None, account.email
         assert user["role"] == account.role
         assert user["locale"] == account.locale
-        assert verify_password(user["password_hash"], DEMO_PASSWORD)
+        assert verify_password(runtime.credentials.password_hash(user["id"]), DEMO_PASSWORD)
 
     tasks = runtime.queries.tasks(status=None, limit=500)
     now = ts(datetime.now(UTC))
@@ -99,7 +99,7 @@ def test_existing_accounts_and_attributes_are_left_alone(sqlite_runtime: Runtime
     _caught_up(sqlite_runtime)
     admin = sqlite_runtime.queries.user_by_email(normalise_email(DEMO_ACCOUNTS[0].email))
     assert admin is not None
-    assert verify_password(admin["password_hash"], "someone-elses")
+    assert verify_password(sqlite_runtime.credentials.password_hash(admin["id"]), "someone-elses")
 
 
 def test_default_demo_on_sqlite(sqlite_runtime: Runtime) -> None:

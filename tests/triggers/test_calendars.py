@@ -54,7 +54,7 @@ def test_the_conversation_inbox_calendar_decides_business_hours(
     listed = {c["name"] for c in client.get("/api/calendars", headers=ADMIN).json()["items"]}
     assert listed == {"default", "support"}
 
-    runtime.channels.configure("support", "sandbox", "Support", {"path": "/dev/null"}, "test")
+    runtime.channels.configure("support", "sandbox", "Support", {}, "test")
     rule = {
         "name": "Tag after-hours messages",
         "when": "message.received",

@@ -49,7 +49,7 @@ def test_notifications_are_emailed_to_the_operator(
                 text="Hello",
             )
         )
-        [mail] = smtp_capture.wait_for(1, seconds=10)
+        [mail] = smtp_capture.wait_for(1, seconds=60)
         assert mail.rcpt_tos == ["ops@example.com"]
         parsed = message_from_bytes(mail.raw, policy=policy.default)
         assert parsed["Subject"] == "[Threadline] Zoe Client wrote"

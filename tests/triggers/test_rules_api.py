@@ -26,7 +26,10 @@ from threadline.services.runtime import Runtime
 @pytest.fixture
 def api(database_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, Runtime]]:
     runtime = make_runtime(
-        database_url, admin_token="admin-secret", attachments_dir=str(tmp_path / "a")
+        database_url,
+        admin_token="admin-secret",
+        attachments_dir=str(tmp_path / "a"),
+        webhook_allow=("127.0.0.1",),  # the local test receiver (internal targets need it)
     )
     runtime.start_triggers()
     try:

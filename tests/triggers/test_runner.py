@@ -212,7 +212,7 @@ def test_opt_out_and_the_daily_limit_hold(engine: Runtime) -> None:
     assert len(sent) == 3 and len(limited) == 2
 
     stopped = inbound(engine, "sms-1", "STOP", channel="sms", phone="+79001234567")
-    wait_for(lambda: engine.app.repository.get(stopped.contact_id).has_opted_out("sms"), timeout=10)
+    wait_for(lambda: engine.app.repository.get(stopped.contact_id).has_opted_out("sms"), timeout=60)
     inbound(engine, "sms-2", "Hello again", channel="sms", phone="+79001234567")
     wait_for(lambda: len(firings(engine, auto)) == 7)
     last = firings(engine, auto)[-1]

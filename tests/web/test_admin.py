@@ -71,7 +71,7 @@ def submit_buttons(html: str) -> list[str]:
     return re.findall(r"<button type=\"submit\"[^>]*>", main_of(html))
 
 
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
+def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -147,18 +147,23 @@ def test_every_page_renders_for_every_role_and_only_editors_can_submit(
         client, _ = client_for(runtime, role, locale)
         for url in pages(ids):
             page = client.get(url)
+            inbox_page = url.startswith("/admin/inboxes")
+            if inbox_page and role != "admin":  # inbox configuration is for admins only
+                assert page.status_code == 403, (role, url, page.status_code)
+                assert IMAP_SECRET not in page.text and "imap.example" not in page.text
+                continue
             assert page.status_code == 200, (role, url, page.text[:500])
             html = page.text
             assert IMAP_SECRET not in html and HOOK_SECRET not in html, (role, url)
             buttons = submit_buttons(html)
-            inbox_page = url.startswith("/admin/inboxes")
-            may_edit = role == "admin" or (role == "manager" and not inbox_page)
+            may_edit = role == "admin" or role == "manager"
             if url.count("/") > 2 and not url.endswith("/firings"):  # an edit page has forms
                 assert buttons, (role, url)
             for button in buttons:
                 assert (" disabled" in button) != may_edit, (role, url, button)
             if locale == "ru":
-                assert "Сохранить" in html or "Новое правило" in html or "Каналы" in html, url
+                assert "Сохранить" in html or "Новое правило" in html or "Правила" in html, url
+            assert ('href="/admin/inboxes"' in html) == (role == "admin"), (role, url)
         if locale == "ru":
             assert "Последние срабатывания" in client.get(f"/admin/rules/{ids['rule']}").text
             assert "Выгрузить в YAML" in client.get("/admin/rules").text
@@ -265,7 +270,14 @@ def test_editing_a_rule_keeps_its_webhook_secret_without_showing_it(runtime: Run
     assert saved.status_code == 303, errors_in(saved.text)
     row = runtime.views.query_one("SELECT * FROM rules WHERE id = ?", [ids["rule"]])
     assert row["name"] == "Tell the CRM (renamed)"
-    assert json.loads(row["definition"])["then"][0]["webhook"]["secret"] == HOOK_SECRET
+    # The log holds only the "secret set" mark; the secret stays in the secret store.
+    webhook = json.loads(row["definition"])["then"][0]["webhook"]
+    assert webhook["secret"] == "********"
+    from uuid import UUID
+
+    from threadline.services.rule_secrets import stored_secret
+
+    assert stored_secret(runtime, UUID(ids["rule"]), webhook["url"]) == HOOK_SECRET
 
 
 def test_a_rule_made_in_the_screen_fires_and_its_firings_are_explained(runtime: Runtime) -> None:

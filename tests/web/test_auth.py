@@ -20,7 +20,8 @@ from threadline.services.web.login_limit import LoginLimiter
 @pytest.fixture
 def runtime(sqlite_url: str, tmp_path: Path) -> Iterator[Runtime]:
     rt = make_runtime(sqlite_url, attachments_dir=str(tmp_path / "a"))
-    routes_auth.limiter = LoginLimiter()  # every test starts with a clean limit
+    # every test starts with a clean limit, on a clock that stands still (no lock runs out)
+    routes_auth.limiter = LoginLimiter(clock=lambda: 0.0)
     try:
         yield rt
     finally:

@@ -308,7 +308,7 @@ def test_delivery_states_show_failures_and_deliveries(
     assert ">failed</span>" in article and "no enabled inbox can send email messages" in article
 
     runtime.channels.configure(
-        "sandbox", "sandbox", "Sandbox", {"path": str(tmp_path / "out.jsonl")}, "test"
+        "sandbox", "sandbox", "Sandbox", {"path": "var/test-web-inbox-outbox.jsonl"}, "test"
     )
     client.post(f"{url}/reply", data={"text": "this one arrives", "csrf_token": csrf})
     delivered = wait_for_state(runtime, got.conversation_id, "this one arrives", "delivered")

@@ -38,6 +38,10 @@ FLASHES = {
     "resumed": "The campaign goes on.",
     "tested": "The test message is on its way.",
     "imported": "The rules file was imported.",
+    "retried": "The message was fetched again and is in the inbox now.",
+    "retry-rejected": "The message was refused again; the list says why.",
+    "retry-gone": "The message is no longer on the mail server.",
+    "retry-failed": "The mail server could not be reached; try again later.",
 }
 
 

@@ -6,25 +6,29 @@ Secret settings (passwords, tokens) are password inputs that are always empty:
 the page says only "set" or "not set", and an empty secret keeps the stored
 value, so a secret never travels back to a browser. Saving goes through
 `runtime.channels.configure`, as the inbox API does, and its `InvalidInput`
-(``settings.smtp_port``) is shown next to that setting. Only admins save.
+(``settings.smtp_port``) is shown next to that setting. Only admins see these
+screens at all, as only admins read `GET /api/inboxes`: an inbox's configuration
+shows its servers, user names and which secrets are set.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse, Response
 
 from threadline.channels.base import ChannelAdapter, FieldKind, SettingField
 from threadline.channels.registry import adapter_class, load_adapters
-from threadline.domain.errors import InvalidInput
+from threadline.domain.errors import Conflict, InvalidInput, NotFound
 from threadline.services.web.admin.common import (
     ADMINS,
     COMMAND_ERRORS,
+    PAGE_SIZE,
     AdminOnlyDep,
     FormDep,
+    Pager,
     can_edit,
     checked,
     flashes,
@@ -33,10 +37,20 @@ from threadline.services.web.admin.common import (
     redirect,
     text,
 )
-from threadline.services.web.deps import WebUser, WebUserDep
+from threadline.services.web.deps import Forbidden, WebUser, WebUserDep
 from threadline.services.web.errors import message_of, status_of
 
 router = APIRouter()
+
+
+def _admin_reader(user: WebUserDep) -> WebUser:
+    """Reading inbox configuration is for admins, as in the API (403 for everyone else)."""
+    if user.role not in ADMINS:
+        raise Forbidden(user._("Only admins can see inboxes."))
+    return user
+
+
+AdminReaderDep = Annotated[WebUser, Depends(_admin_reader)]
 
 INPUT_TYPES = {
     FieldKind.TEXT: "text",
@@ -126,9 +140,11 @@ def _editor(
     existing: bool,
     status_code: int = 200,
     done: str | None = None,
+    rejected: dict[str, Any] | None = None,
 ) -> HTMLResponse:
     return user.render(
         "admin/inbox_edit.html",
+        rejected=rejected,
         status_code=status_code,
         draft=draft,
         schema=[
@@ -153,7 +169,7 @@ def _editor(
 
 
 @router.get("/inboxes")
-def inboxes_list(user: WebUserDep, page: int = 1, done: str | None = None) -> HTMLResponse:
+def inboxes_list(user: AdminReaderDep, page: int = 1, done: str | None = None) -> HTMLResponse:
     runtime = user.runtime
     paging = pager(runtime, "inboxes", page)
     rows = runtime.views.query(
@@ -173,7 +189,7 @@ def inboxes_list(user: WebUserDep, page: int = 1, done: str | None = None) -> HT
 
 
 @router.get("/inboxes/new")
-def inbox_new(user: WebUserDep, channel: str = "") -> HTMLResponse:
+def inbox_new(user: AdminReaderDep, channel: str = "") -> HTMLResponse:
     """Pick a channel first; its settings form follows."""
     adapter = adapter_class(channel) if channel else None
     draft = InboxDraft.blank(channel, adapter.settings_schema if adapter else ())
@@ -200,14 +216,21 @@ def inbox_create(user: AdminOnlyDep, form: FormDep) -> Response:
 
 
 @router.get("/inboxes/{slug}")
-def inbox_edit(slug: str, user: WebUserDep, done: str | None = None) -> HTMLResponse:
+def inbox_edit(slug: str, user: AdminReaderDep, done: str | None = None) -> HTMLResponse:
     inbox = user.runtime.channels.inbox(slug)
     adapter = adapter_class(inbox.channel) if inbox else None
     if inbox is None:
         return not_found(user, user._("No such inbox."))
     described = user.runtime.channels.describe(inbox)
     schema = adapter.settings_schema if adapter else ()
-    return _editor(user, InboxDraft.of(described, schema), adapter, existing=True, done=done)
+    return _editor(
+        user,
+        InboxDraft.of(described, schema),
+        adapter,
+        existing=True,
+        done=done,
+        rejected=_rejected(user, slug, 1, REJECTED_ON_INBOX_PAGE),
+    )
 
 
 @router.post("/inboxes/{slug}")
@@ -254,3 +277,47 @@ def _save(
         draft.errors["slug" if not existing else "form"] = message_of(user, error)
         return _editor(user, draft, adapter, existing, status_code=status_of(error))
     return redirect(f"/admin/inboxes/{draft.slug.strip().lower()}", "saved")
+
+
+# -- rejected messages -------------------------------------------------------------------------
+
+REJECTED_ON_INBOX_PAGE = 20
+RETRY_FLASHES = {"ingested": "retried", "rejected": "retry-rejected", "gone": "retry-gone"}
+
+
+def _rejected(user: WebUser, slug: str, page: int, size: int) -> dict[str, Any]:
+    """One page of the inbox's rejected messages (newest first) and how many there are."""
+    store = user.runtime.channels.rejections
+    total = store.count(slug)
+    paging = Pager(min(max(page, 1), Pager(1, total, size).pages), total, size)
+    items = [r.describe() for r in store.page(slug, paging.size, paging.offset)]
+    return {"rows": items, "total": total, "pager": paging, "more": total > len(items)}
+
+
+@router.get("/inboxes/{slug}/rejected")
+def inbox_rejected(slug: str, user: AdminReaderDep, page: int = 1) -> HTMLResponse:
+    """Every rejected message of the inbox, a page at a time, each with a Retry button."""
+    inbox = user.runtime.channels.inbox(slug)
+    if inbox is None:
+        return not_found(user, user._("No such inbox."))
+    return user.render(
+        "admin/inbox_rejected.html",
+        name=inbox.name,
+        slug=inbox.slug,
+        rejected=_rejected(user, inbox.slug, page, PAGE_SIZE),
+        editable=can_edit(user, ADMINS),
+    )
+
+
+@router.post("/inboxes/{slug}/rejected/{rejection_id}/retry")
+def inbox_rejected_retry(
+    slug: str, rejection_id: str, user: AdminOnlyDep, form: FormDep
+) -> Response:
+    """Fetch the message from the mail server again and ingest it; the flash says how it went."""
+    try:
+        answer = user.runtime.channels.retry_rejection(slug, rejection_id)
+    except NotFound:
+        return not_found(user, user._("No such rejected message."))
+    except (ConnectionError, Conflict):
+        return redirect(f"/admin/inboxes/{slug}", "retry-failed")
+    return redirect(f"/admin/inboxes/{slug}", RETRY_FLASHES[answer["outcome"]])

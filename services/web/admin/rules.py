@@ -23,7 +23,13 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import UploadFile
 
 from threadline.services.api.routes_rules import _keep_secrets, _redacted, _template_exists
-from threadline.services.rules_io import RulesFileError, export_rules, import_rules
+from threadline.services.rule_secrets import save_rule
+from threadline.services.rules_io import (
+    RulesFileError,
+    export_rules,
+    import_rules,
+    load_rules_file,
+)
 from threadline.services.runtime import Runtime
 from threadline.services.web.admin.common import (
     COMMAND_ERRORS,
@@ -40,6 +46,7 @@ from threadline.services.web.admin.common import (
 )
 from threadline.services.web.deps import WebUser, WebUserDep
 from threadline.services.web.errors import message_of, status_of
+from threadline.services.webhooks import destination_policy
 from threadline.triggers.events import DERIVED
 from threadline.triggers.rules import RuleError, validate_rule
 
@@ -241,8 +248,8 @@ def _import(user: WebUser, content: str) -> Response:
 def _restore_secrets(runtime: Runtime, content: str) -> str:
     """A file exported here carries ``********`` for webhook secrets: keep the stored ones."""
     try:
-        document = yaml.safe_load(content)
-    except yaml.YAMLError:
+        document = load_rules_file(content)  # bounded: aliases, size
+    except RulesFileError:
         return content  # import_rules reports it with its own message
     if not isinstance(document, dict) or not isinstance(document.get("rules"), list):
         return content
@@ -284,19 +291,23 @@ def _save(user: WebUser, draft: RuleDraft, row: dict[str, Any] | None) -> Respon
     if row is not None and isinstance(given.get("then"), list):
         given = _keep_secrets(given, json.loads(row["definition"]))
     try:
-        definition = validate_rule(given, lambda slug: _template_exists(runtime, slug))
+        definition = validate_rule(
+            given,
+            lambda slug: _template_exists(runtime, slug),
+            destinations=destination_policy(runtime.settings),
+        )
     except RuleError as error:
         draft.fail(error)
         return _editor(user, draft, row, 422)
     try:
         if row is None:
-            committed = runtime.app.save_rule(definition, user.actor)
+            committed = save_rule(runtime, definition, user.actor)
             wait(runtime, committed)
             if not draft.enabled:
                 committed = runtime.app.set_rule_enabled(committed.value, False, user.actor)
         else:
             rule_id = UUID(row["id"])
-            wait(runtime, runtime.app.save_rule(definition, user.actor, rule_id=rule_id))
+            wait(runtime, save_rule(runtime, definition, user.actor, rule_id=rule_id))
             committed = runtime.app.set_rule_enabled(rule_id, draft.enabled, user.actor)
     except COMMAND_ERRORS as error:
         draft.errors["form"] = message_of(user, error)

@@ -1,0 +1,99 @@
+"""Rule webhook secrets live in the secret store, never in the immutable log.
+
+A rule is stored as events, and events cannot be removed: a literal
+``webhook: {secret: s3cret}`` written into a `RuleCreated` event would stay
+readable by anyone with the log (backups, replicas, auditors) for ever, and
+could not be rotated away. So every path that saves a rule goes through
+`save_rule` here: a literal secret is put into the secret store (the same store
+as inbox secrets, under the slug ``rule:<rule id>``, one entry per webhook URL)
+and the event records only `SECRET_MARK` — "a secret is set". ``${ENV_NAME}``
+references stay in the rule as they are (they hold no secret), and sending
+``********`` back unchanged keeps the stored secret. The webhook worker reads
+the secret with `stored_secret` at call time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+from uuid import UUID, uuid4
+
+from threadline.domain.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from threadline.domain.group_commit import Committed
+    from threadline.services.runtime import Runtime
+
+SECRET_MARK = "********"
+
+
+def _slug(rule_id: UUID) -> str:
+    return f"rule:{rule_id}"
+
+
+def _name(url: str) -> str:
+    """One secret per webhook URL of the rule (hashed: a URL may be long)."""
+    return "webhook:" + hashlib.sha256(url.encode()).hexdigest()[:32]
+
+
+def is_reference(secret: str) -> bool:
+    """``${ENV_NAME}``: read from the environment at call time, not a secret itself."""
+    return secret.strip().startswith("${")
+
+
+def stored_secret(runtime: Runtime, rule_id: UUID, url: str) -> str | None:
+    secrets: dict[str, str] = runtime.channels.secrets.get_all(_slug(rule_id))
+    return secrets.get(_name(url))
+
+
+def store_secrets(runtime: Runtime, rule_id: UUID, definition: dict[str, Any]) -> dict[str, Any]:
+    """The definition to record: literal webhook secrets stored aside, `SECRET_MARK` instead."""
+    actions: list[Any] = []
+    to_store: dict[str, str] = {}
+    for index, action in enumerate(definition.get("then", [])):
+        spec = action.get("webhook") if isinstance(action, dict) else None
+        secret = str(spec.get("secret") or "") if isinstance(spec, dict) else ""
+        if not isinstance(spec, dict) or not secret or is_reference(secret):
+            actions.append(action)
+            continue
+        url = str(spec["url"])
+        if secret == SECRET_MARK:
+            if _name(url) not in to_store and stored_secret(runtime, rule_id, url) is None:
+                raise InvalidInput(
+                    f"then[{index}].webhook.secret",
+                    "no secret is stored for this URL; write the secret itself",
+                )
+        else:
+            to_store[_name(url)] = secret
+        actions.append({"webhook": {**spec, "secret": SECRET_MARK}})
+    if to_store:
+        runtime.channels.secrets.put(_slug(rule_id), to_store)
+    return {**definition, "then": actions}
+
+
+def save_rule(
+    runtime: Runtime,
+    definition: dict[str, Any],
+    actor: str,
+    rule_id: UUID | None = None,
+) -> Committed[UUID]:
+    """`Application.save_rule` with the secrets kept out of the log (stored first: a crash
+    between the two leaves an unused secret, never a rule whose secret is missing)."""
+    wanted = rule_id or uuid4()
+    recorded = store_secrets(runtime, wanted, definition)
+    committed: Committed[UUID] = runtime.app.save_rule(recorded, actor, rule_id=wanted)
+    return committed
+
+
+def with_stored_secrets(
+    runtime: Runtime, rule_id: UUID, definition: dict[str, Any]
+) -> dict[str, Any]:
+    """The definition with `SECRET_MARK` replaced by the stored secret (the CLI export)."""
+    actions = []
+    for action in definition.get("then", []):
+        spec = action.get("webhook") if isinstance(action, dict) else None
+        if isinstance(spec, dict) and spec.get("secret") == SECRET_MARK:
+            secret = stored_secret(runtime, rule_id, str(spec.get("url")))
+            action = {"webhook": {**spec, "secret": secret or ""}}
+        actions.append(action)
+    return {**definition, "then": actions}
