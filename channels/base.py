@@ -194,6 +194,8 @@ class Rejection:
     past it), so it has an `update_id` instead, and the update itself is kept in `raw`
     (its JSON, empty when it was too large to keep) for a retry to read; `chat` and
     `text` (the start of the message's text) tell an admin which message it was.
+    A webhook request (Twilio's) cannot be fetched again either: `key` is the provider's
+    id for it (a MessageSid or CallSid), `chat` the hook it came to and `raw` the request.
     """
 
     inbox_slug: str
@@ -209,6 +211,7 @@ class Rejection:
     chat: str = ""
     text: str = ""
     raw: str = field(default="", repr=False)
+    key: str = ""
 
 
 TRANSIENT_INGEST_ERRORS: tuple[type[BaseException], ...] = (

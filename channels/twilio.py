@@ -18,6 +18,8 @@ status callbacks, which the routes turn into `record_call_status`.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import mimetypes
 from collections.abc import Iterable, Mapping
@@ -41,12 +43,14 @@ from threadline.channels.base import (
     InboxConfig,
     OutboundMessage,
     Rejected,
+    Rejection,
+    RetryOutcome,
     SettingField,
     register,
 )
-from threadline.domain.errors import InvalidInput
+from threadline.domain.errors import Conflict, InvalidInput
 from threadline.domain.identities import normalise_phone
-from threadline.domain.inbound import AttachmentMeta, InboundMessage
+from threadline.domain.inbound import AttachmentMeta, InboundMessage, IngestResult
 
 log = logging.getLogger("threadline.channels.twilio")
 
@@ -474,6 +478,30 @@ class TwilioAdapter(ChannelAdapter):
             )
         return parameters
 
+    async def retry(self, rejection: Rejection) -> tuple[RetryOutcome, str, IngestResult | None]:
+        """Run a kept webhook request (an SMS or a call) through ingest again.
+
+        Twilio does not send a webhook again once it was answered, so the rejection keeps
+        the request's form (`webhook_rejection`). A status callback changes a message that
+        exists rather than bringing one, and is not retried (409).
+        """
+        try:
+            kept = json.loads(rejection.raw)
+            hook, params = str(kept["hook"]), FormParams(kept["params"])
+        except (ValueError, KeyError, TypeError):
+            raise Conflict("this rejection holds no Twilio request to run again") from None
+        region = self.services.options.default_region
+        try:
+            if hook == "sms":
+                message = sms_to_message(params, self.inbox, self.services.attachments, region)
+            elif hook == "voice":
+                message = call_to_message(params, self.inbox, region)
+            else:
+                raise Conflict(f"a Twilio {hook} callback cannot be run again; only SMS and calls")
+        except (Rejected, InvalidInput) as error:
+            return RetryOutcome.REJECTED, str(getattr(error, "reason", error)), None
+        return RetryOutcome.INGESTED, "", await self.services.ingest(message)
+
     async def send(self, message: OutboundMessage) -> str:
         """Create the Message at Twilio and return its SID; errors come back classified."""
         parameters = self.message_parameters(message)
@@ -516,3 +544,21 @@ def classify(status: int | None, code: int | None, message: str) -> DeliveryErro
     if status == 429 or status is None or status >= 500:
         return DeliveryError(DeliveryErrorKind.TRANSIENT, reason)
     return DeliveryError(DeliveryErrorKind.PERMANENT, reason)
+
+
+def webhook_rejection(slug: str, hook: str, params: FormParams, reason: str) -> Rejection:
+    """The rejection record of one webhook request that could not be taken, with the request
+    kept (`raw`) for a retry: Twilio does not send it again once it was answered."""
+    key = params.first("MessageSid") or params.first("SmsSid") or params.first("CallSid")
+    raw = json.dumps({"hook": hook, "params": dict(params)}, ensure_ascii=True)
+    return Rejection(
+        inbox_slug=slug,
+        reason=reason,
+        size=len(raw),
+        message_id=key,
+        sender=params.first("From"),
+        chat=f"/hooks/twilio/{hook}",
+        text=params.first("Body")[:300],
+        raw=raw,
+        key=key or hashlib.sha256(raw.encode()).hexdigest(),
+    )

@@ -148,8 +148,10 @@ class StoredRejection:
 
 
 def rejection_id(
-    slug: str, folder: str, uidvalidity: int, uid: int, update_id: int | None = None
+    slug: str, folder: str, uidvalidity: int, uid: int, update_id: int | None = None, key: str = ""
 ) -> str:
+    if key:  # a webhook request, by the provider's own id for it
+        return str(uuid5(NAMESPACE_URL, f"threadline:rejected:{slug}:webhook:{key}"))
     if update_id is not None:  # a Telegram update: no folder, no UID
         return str(uuid5(NAMESPACE_URL, f"threadline:rejected:{slug}:telegram-update:{update_id}"))
     return str(uuid5(NAMESPACE_URL, f"threadline:rejected:{slug}:{uidvalidity}:{uid}:{folder}"))
@@ -188,6 +190,7 @@ class RejectionStore:
             rejection.uidvalidity,
             rejection.uid,
             rejection.update_id,
+            rejection.key,
         )
         raw = rejection.raw if len(rejection.raw) <= MAX_RAW else ""
         with self.views.transaction() as cur:

@@ -7,7 +7,10 @@ X-Twilio-Signature with that inbox's auth token against THREADLINE_PUBLIC_URL
 plus the path and query, then act. A bad or missing signature is 403, and so
 is a request no inbox matches (the same answer, so the hooks do not reveal which
 numbers and slugs exist); unusable input is 422 with the reason; all of it is logged to
-`threadline.channels.twilio`, never with the token.
+`threadline.channels.twilio`, never with the token. A request that fails unexpectedly
+after its signature was checked is kept as a rejection of the inbox (listed and
+retryable, as a poller's) and answered 200: Twilio does not retry an SMS webhook, so a
+500 would lose the message.
 
 Calls are answered even when they cannot be logged (a withheld caller id):
 the voice hook always returns its TwiML with 200, because Twilio would
@@ -24,7 +27,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from threadline.channels.base import InboxConfig, Rejected
+from threadline.channels.base import TRANSIENT_INGEST_ERRORS, InboxConfig, Rejected
 from threadline.channels.twilio import (
     DIAL_MISSED_STATUSES,
     FormParams,
@@ -38,6 +41,7 @@ from threadline.channels.twilio import (
     validate_signature,
     voice_twiml,
     voicemail_twiml,
+    webhook_rejection,
 )
 from threadline.domain.errors import InvalidInput, NotFound
 from threadline.domain.message import CallOutcome, Message, inbound_message_id
@@ -154,6 +158,33 @@ def _verified(
     except InvalidInput as error:
         log.warning("422 %s (inbox %s): %s", path, inbox.slug, error)
         return refuse(422, f"{error.field}: {error.message}")
+    except TRANSIENT_INGEST_ERRORS:
+        raise  # 503 (database) or 409 (a race): nothing was taken, and a retry can succeed
+    except Exception as error:
+        return _kept_as_rejected(runtime, inbox, path, params, error)
+
+
+def _kept_as_rejected(
+    runtime: Runtime, inbox: InboxConfig, path: str, params: FormParams, error: Exception
+) -> Response:
+    """An unexpected error on one request: keep the request as a rejection and answer 200.
+
+    Twilio does not retry an SMS webhook that failed (it logs error 11200 and drops the
+    message), so a 500 would lose the message; kept, it is listed under the inbox and
+    retryable once the cause is fixed. A call is still answered with its TwiML, so the
+    caller is put through (or to voicemail) all the same.
+    """
+    hook = path.removeprefix("/hooks/twilio/")
+    rejection = webhook_rejection(
+        inbox.slug, hook, params, f"unexpected error: {type(error).__name__}: {error}"
+    )
+    runtime.channels.rejections.add(rejection)
+    log.exception(
+        "%s (inbox %s, %s) failed unexpectedly; kept as rejected", path, inbox.slug, rejection.key
+    )
+    if hook == "voice":
+        return twiml(voice_twiml(inbox, runtime.settings.public_url))
+    return twiml(empty_twiml())
 
 
 # -- SMS, MMS, WhatsApp -------------------------------------------------------------------------
