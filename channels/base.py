@@ -330,6 +330,15 @@ class ChannelAdapter:
 ADAPTERS: dict[str, type[ChannelAdapter]] = {}
 
 
+def describe_error(error: BaseException, scrub: Callable[[str], str] = str, doing: str = "") -> str:
+    """`Kind: what failed: the error`, as rejections, logs and `/healthz` show it (an
+    anonymous `/healthz` caller sees only the kind, the text before the first colon).
+    `scrub` removes what must not be shown (a bot token in a URL)."""
+    text = scrub(str(error)).strip()
+    parts = [part for part in (doing, text) if part]
+    return f"{type(error).__name__}: {': '.join(parts)}" if parts else type(error).__name__
+
+
 def register(adapter: type[ChannelAdapter]) -> type[ChannelAdapter]:
     """Class decorator: make an adapter known under its `channel` name."""
     if not adapter.channel:

@@ -50,6 +50,7 @@ from threadline.channels.base import (
     Rejection,
     RetryOutcome,
     SettingField,
+    describe_error,
     register,
 )
 from threadline.channels.email_mime import html_to_text, parse_email
@@ -221,7 +222,7 @@ class EmailAdapter(ChannelAdapter):
         try:
             client = await self._connect(lost)
         except Exception as error:
-            log.error("IMAP %s: cannot connect or log in: %s", where, _describe(error))
+            log.error("IMAP %s: cannot connect or log in: %s", where, describe_error(error))
             raise
         try:
             uidvalidity = await self._select(client, folder)
@@ -249,7 +250,7 @@ class EmailAdapter(ChannelAdapter):
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            log.error("IMAP %s: %s", where, _describe(error))
+            log.error("IMAP %s: %s", where, describe_error(error))
             raise
         finally:
             await _logout(client, lost)
@@ -357,7 +358,7 @@ class EmailAdapter(ChannelAdapter):
                 self._where(folder),
                 uid,
             )
-            return None, f"unexpected error: {_describe(error)}"
+            return None, f"unexpected error: {describe_error(error)}"
 
     async def _reject(
         self, raw: bytes, folder: str, uidvalidity: int, uid: int, reason: str
@@ -383,7 +384,7 @@ class EmailAdapter(ChannelAdapter):
         try:
             client = await self._connect(lost)
         except (OSError, aioimaplib.AioImapException) as error:
-            raise ImapError(f"cannot connect or log in: {_describe(error)}") from None
+            raise ImapError(f"cannot connect or log in: {describe_error(error)}") from None
         try:
             try:
                 uidvalidity = await self._select(client, folder)
@@ -394,7 +395,7 @@ class EmailAdapter(ChannelAdapter):
                 return RetryOutcome.GONE, reason, None
             raw = await self._fetch(client, uid)
         except (OSError, aioimaplib.AioImapException) as error:
-            raise ImapError(f"fetching UID {uid} failed: {_describe(error)}") from None
+            raise ImapError(f"fetching UID {uid} failed: {describe_error(error)}") from None
         finally:
             await _logout(client, lost)
         if raw is None:
@@ -584,7 +585,7 @@ class EmailAdapter(ChannelAdapter):
             raise DeliveryError(kind, f"SMTP {error.code} {error.message}") from None
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
             raise DeliveryError(
-                DeliveryErrorKind.TRANSIENT, f"SMTP {host}: {_describe(error)}"
+                DeliveryErrorKind.TRANSIENT, f"SMTP {host}: {describe_error(error)}"
             ) from None
         return str(email["Message-ID"])
 
@@ -675,11 +676,6 @@ def _is_id(value: str) -> bool:
         and value.endswith(">")
         and not any(c.isspace() for c in value)
     )
-
-
-def _describe(error: BaseException) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _text(lines: list[Any]) -> str:

@@ -20,8 +20,9 @@ import base64
 import codecs
 import re
 
+from threadline.domain.inbound import without_surrogates
+
 REPLACEMENT = "\ufffd"
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # Labels Python does not know, or knows as a narrower standard than mail uses
 # (WHATWG Encoding Standard; what Thunderbird decodes them as).
@@ -139,15 +140,6 @@ _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _Q_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
 
 
-def clean(value: str) -> str:
-    """`value` with every lone surrogate (undecodable byte) replaced by U+FFFD."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return _SURROGATE.sub(REPLACEMENT, value)
-    return value
-
-
 def codec_for(label: str | None) -> str | None:
     """The Python codec for a declared charset label, or None when unknown or undeclared."""
     name = (label or "").strip().strip("\"'").lower()
@@ -173,7 +165,7 @@ def decode_bytes(data: bytes, charset: str | None, hint: str | None = None) -> s
     codec = codec_for(charset)
     if codec is not None and codec != "utf-8":
         try:
-            return clean(data.decode(codec))
+            return without_surrogates(data.decode(codec))
         except Exception:  # codecs raise more than UnicodeError on hostile input
             pass
     try:
@@ -183,7 +175,7 @@ def decode_bytes(data: bytes, charset: str | None, hint: str | None = None) -> s
     if codec is not None and codec != "utf-8":
         # A known charset with a few bytes it does not define: keep it, mark those bytes.
         try:
-            return clean(data.decode(codec, errors="replace"))
+            return without_surrogates(data.decode(codec, errors="replace"))
         except Exception:
             pass
     as_utf8 = data.decode("utf-8", errors="replace")
@@ -193,7 +185,7 @@ def decode_bytes(data: bytes, charset: str | None, hint: str | None = None) -> s
     hinted = codec_for(hint)
     if hinted is not None and hinted != "utf-8":
         try:
-            return clean(data.decode(hinted))
+            return without_surrogates(data.decode(hinted))
         except Exception:
             pass
     return data.decode(guess_single_byte(data), errors="replace")
@@ -212,7 +204,7 @@ def guess_single_byte(data: bytes) -> str:
 
 def repair_8bit(value: str, hint: str | None = None) -> str:
     """A header the parser read with raw 8-bit bytes kept as surrogates, decoded properly."""
-    if clean(value) is value:
+    if without_surrogates(value) is value:
         return value
     return decode_bytes(value.encode("utf-8", "surrogateescape"), None, hint)
 
@@ -257,7 +249,7 @@ def decode_words(value: str, hint: str | None = None) -> str:
         after_word = True
     flush()
     pieces.append(value[position:])
-    return clean("".join(pieces))
+    return without_surrogates("".join(pieces))
 
 
 def _word_bytes(encoding: str, text: str) -> bytes | None:

@@ -43,10 +43,16 @@ from uuid import UUID
 from threadline.channels.attachments import AttachmentStore
 from threadline.channels.base import Rejected
 from threadline.channels.email_bounce import BounceReport, is_bounce, raw_header, read_bounce
-from threadline.channels.email_charsets import clean, decode_bytes, header_text
+from threadline.channels.email_charsets import decode_bytes, header_text
 from threadline.domain.errors import InvalidInput
 from threadline.domain.identities import normalise_email
-from threadline.domain.inbound import MAX_SUBJECT, MAX_TEXT, AttachmentMeta, InboundMessage
+from threadline.domain.inbound import (
+    MAX_SUBJECT,
+    MAX_TEXT,
+    AttachmentMeta,
+    InboundMessage,
+    without_surrogates,
+)
 
 log = logging.getLogger("threadline.channels.email")
 
@@ -282,7 +288,7 @@ def _addresses(message: EmailMessage, header: str, raw: str) -> list[tuple[str, 
             found.append((item.display_name or "", item.addr_spec or ""))
     except Exception:
         pass
-    return [(clean(name), clean(address)) for name, address in found]
+    return [(without_surrogates(name), without_surrogates(address)) for name, address in found]
 
 
 def _first_id(value: str) -> str:

@@ -79,6 +79,7 @@ from threadline.channels.base import (
     Rejection,
     RetryOutcome,
     SettingField,
+    describe_error,
     register,
     wait_or_stop,
 )
@@ -760,7 +761,7 @@ class TelegramAdapter(ChannelAdapter):
                 await client.bot.delete_webhook(drop_pending_updates=False)
                 break
             except TelegramError as error:
-                health.failed(slug, _describe(error, client.scrub, "deleteWebhook failed"))
+                health.failed(slug, describe_error(error, client.scrub, "deleteWebhook failed"))
                 log.warning(
                     "inbox %s: deleteWebhook failed (%s); retrying in %.0f s",
                     slug,
@@ -791,7 +792,7 @@ class TelegramAdapter(ChannelAdapter):
                 health.succeeded(slug)
                 pause = RETRY_FIRST_SECONDS
             except TelegramError as error:
-                health.failed(slug, _describe(error, client.scrub, "getUpdates failed"))
+                health.failed(slug, describe_error(error, client.scrub, "getUpdates failed"))
                 log.warning(
                     "inbox %s: getUpdates failed (%s); retrying in %.0f s",
                     slug,
@@ -806,7 +807,7 @@ class TelegramAdapter(ChannelAdapter):
                 # stays where it is and the same update is taken again.
                 if stop.is_set():
                     return
-                health.failed(slug, _describe(error, client.scrub))
+                health.failed(slug, describe_error(error, client.scrub))
                 log.exception("inbox %s: taking an update failed; retrying", slug)
                 if await wait_or_stop(stop, pause):
                     return
@@ -890,7 +891,7 @@ class TelegramAdapter(ChannelAdapter):
             log.exception(
                 "inbox %s: update %s failed unexpectedly; recorded as rejected", slug, update_id
             )
-            return None, f"unexpected error: {_describe(error)}"
+            return None, f"unexpected error: {describe_error(error)}"
         log.info(
             "inbox %s: update %s -> message %s%s",
             slug,
@@ -991,13 +992,6 @@ def _summary(data: Any) -> tuple[str, str, str]:
         )
     except Exception:
         return "", "", ""
-
-
-def _describe(error: BaseException, scrub: Callable[[str], str] = str, doing: str = "") -> str:
-    """`Kind: what failed: the error`, as `/healthz` shows it (anyone sees only the kind)."""
-    text = scrub(str(error)).strip()
-    parts = [p for p in (doing, text) if p]
-    return f"{type(error).__name__}: {': '.join(parts)}" if parts else type(error).__name__
 
 
 def _update_id(update: Update | dict[str, Any]) -> int | None:

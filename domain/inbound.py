@@ -183,6 +183,16 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_NESTING = 100
 
 
+def without_surrogates(text: str) -> str:
+    """`text` with every lone surrogate (a byte Python could not decode, or a JSON escape
+    like `\\ud800`) replaced by U+FFFD: what UTF-8, and so the store, can encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
 def storable(value: Any, depth: int = 0) -> Any:
     """`value` with every lone surrogate replaced by U+FFFD, through dicts, lists and tuples.
 
@@ -191,11 +201,7 @@ def storable(value: Any, depth: int = 0) -> Any:
     would make a message impossible to append (and a poller retry it forever).
     """
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return _SURROGATE.sub("\ufffd", value)
-        return value
+        return without_surrogates(value)
     if depth > MAX_NESTING and isinstance(value, dict | list | tuple):
         raise InvalidInput("metadata", f"nested more than {MAX_NESTING} levels deep")
     if isinstance(value, dict):

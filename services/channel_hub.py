@@ -28,6 +28,7 @@ from threadline.channels.base import (
     ChannelServices,
     InboxConfig,
     RetryOutcome,
+    describe_error,
     wait_or_stop,
 )
 from threadline.channels.registry import adapter_class, load_adapters
@@ -349,7 +350,7 @@ class ChannelHub:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                self.health.failed(inbox.slug, _describe(error))
+                self.health.failed(inbox.slug, describe_error(error))
                 log.exception(
                     "the %s poller of inbox %s failed; restarting in %.0f s",
                     inbox.channel,
@@ -391,11 +392,6 @@ class ChannelHub:
             )
         log.info("rejected message %s of inbox %s retried: %s", stored.id, slug, outcome.value)
         return answer
-
-
-def _describe(error: BaseException) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _has_poller(channel: str) -> bool:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -29,11 +28,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from threadline.domain.errors import Conflict, InvalidInput, NotFound
+from threadline.domain.inbound import without_surrogates
 from threadline.services.api.schemas import ErrorOut, ValidationErrorOut
 
 log = logging.getLogger("threadline.api")
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _MAX_ECHO_DEPTH = 16
 _MAX_ECHO_BITS = 4096
 
@@ -43,7 +42,7 @@ def json_safe(value: Any, depth: int = 0) -> Any:
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
-        return value if value.isascii() else _SURROGATE.sub("\ufffd", value)
+        return without_surrogates(value)
     if isinstance(value, int):
         return value if value.bit_length() <= _MAX_ECHO_BITS else "<a very large number>"
     if isinstance(value, float):

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from threadline.channels import telegram
-from threadline.channels.base import TRANSIENT_INGEST_ERRORS, Rejected
+from threadline.channels.base import TRANSIENT_INGEST_ERRORS, Rejected, describe_error
 from threadline.services.api.deps import RuntimeDep
 from threadline.services.api.errors import error_response
 from threadline.services.api.limits import JsonRefused, strict_json_loads
@@ -98,7 +98,7 @@ async def telegram_webhook(inbox: str, request: Request, runtime: RuntimeDep) ->
             config.slug,
             update_id if isinstance(update_id, int) else 0,
             update,
-            f"unexpected error: {type(error).__name__}: {error}",
+            f"unexpected error: {describe_error(error)}",
         )
         await run_in_threadpool(runtime.channels.rejections.add, rejection)
         log.exception(

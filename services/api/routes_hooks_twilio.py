@@ -27,7 +27,12 @@ from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from threadline.channels.base import TRANSIENT_INGEST_ERRORS, InboxConfig, Rejected
+from threadline.channels.base import (
+    TRANSIENT_INGEST_ERRORS,
+    InboxConfig,
+    Rejected,
+    describe_error,
+)
 from threadline.channels.twilio import (
     DIAL_MISSED_STATUSES,
     FormParams,
@@ -176,7 +181,7 @@ def _kept_as_rejected(
     """
     hook = path.removeprefix("/hooks/twilio/")
     rejection = webhook_rejection(
-        inbox.slug, hook, params, f"unexpected error: {type(error).__name__}: {error}"
+        inbox.slug, hook, params, f"unexpected error: {describe_error(error)}"
     )
     runtime.channels.rejections.add(rejection)
     log.exception(
