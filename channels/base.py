@@ -16,6 +16,7 @@ arrives in `ChannelServices`.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -23,7 +24,7 @@ from typing import Any, ClassVar, Protocol
 from uuid import UUID
 
 from threadline.channels.attachments import AttachmentStore
-from threadline.domain.errors import Conflict
+from threadline.domain.errors import Conflict, InvalidInput
 from threadline.domain.inbound import InboundMessage, IngestResult
 from threadline.domain.store_access import CONNECTION_ERRORS
 
@@ -337,6 +338,36 @@ def describe_error(error: BaseException, scrub: Callable[[str], str] = str, doin
     text = scrub(str(error)).strip()
     parts = [part for part in (doing, text) if part]
     return f"{type(error).__name__}: {': '.join(parts)}" if parts else type(error).__name__
+
+
+async def ingest_or_reason(
+    attempt: Callable[[], Awaitable[IngestResult | None]],
+    what: str,
+    stop: asyncio.Event | None,
+    log: logging.Logger,
+) -> tuple[IngestResult | None, str]:
+    """Run one polled message's read-and-ingest: the result, or None and why it cannot be
+    taken (None and no reason: `attempt` found nothing to take, the input is ignored).
+
+    Any error on one message is that message's rejection (a parser gap, a value the store
+    refuses, a bug), so one message can never stop a poller. Except errors that say
+    nothing about the message (`TRANSIENT_INGEST_ERRORS`: the database is unavailable, the
+    writer timed out or lost a race) and anything while the poller is being stopped (the
+    writer may be closing): those are raised, and the cursor or offset stays.
+    """
+    try:
+        return await attempt(), ""
+    except (Rejected, InvalidInput) as error:
+        reason = error.reason if isinstance(error, Rejected) else str(error)
+        log.warning("%s rejected: %s", what, reason)
+        return None, reason or "rejected"
+    except TRANSIENT_INGEST_ERRORS:
+        raise
+    except Exception as error:
+        if stop is not None and stop.is_set():
+            raise
+        log.exception("%s failed unexpectedly; recorded as rejected", what)
+        return None, f"unexpected error: {describe_error(error)}"
 
 
 def register(adapter: type[ChannelAdapter]) -> type[ChannelAdapter]:

@@ -40,22 +40,20 @@ import aioimaplib
 import aiosmtplib
 
 from threadline.channels.base import (
-    TRANSIENT_INGEST_ERRORS,
     ChannelAdapter,
     DeliveryError,
     DeliveryErrorKind,
     FieldKind,
     OutboundMessage,
-    Rejected,
     Rejection,
     RetryOutcome,
     SettingField,
     describe_error,
+    ingest_or_reason,
     register,
 )
 from threadline.channels.email_mime import html_to_text, parse_email
 from threadline.channels.settings import MAX_HOST_LENGTH, valid_host
-from threadline.domain.errors import InvalidInput
 from threadline.domain.inbound import IngestResult
 
 log = logging.getLogger("threadline.channels.email")
@@ -66,10 +64,6 @@ DEFAULT_SUBJECT = "Your message"
 _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)", re.IGNORECASE)
 _REPLY_PREFIX = re.compile(r"^\s*re\s*:", re.IGNORECASE)
 _COUNT = re.compile(rb"^\*\s+(\d+)\s+(EXISTS|EXPUNGE)\b", re.IGNORECASE)
-
-TRANSIENT_ERRORS = TRANSIENT_INGEST_ERRORS
-"""Ingest errors that say nothing about the message (the database is down or busy): the
-cursor stays and the poller restarts, instead of the message being rejected."""
 
 
 class ImapError(ConnectionError):
@@ -323,16 +317,11 @@ class EmailAdapter(ChannelAdapter):
     async def _ingest(
         self, raw: bytes, folder: str, uidvalidity: int, uid: int, stop: asyncio.Event | None
     ) -> tuple[IngestResult | None, str]:
-        """Parse and ingest: the result, or None and why the message cannot be taken.
-
-        Any error on one message is that message's rejection (a parser gap, a value the
-        store refuses, a bug), so one message can never stop a mailbox. Except errors that
-        say nothing about the message: the database being unavailable (or the writer
-        timing out or losing a race), and anything while the poller is being stopped
-        (the writer may be closing). Those are raised, and the cursor stays.
-        """
+        """Parse and ingest: the result, or None and why the message cannot be taken (any
+        error on this one message; see `ingest_or_reason`)."""
         slug = self.inbox.slug
-        try:
+
+        async def attempt() -> IngestResult:
             message = await asyncio.to_thread(
                 parse_email,
                 raw,
@@ -343,22 +332,10 @@ class EmailAdapter(ChannelAdapter):
                 mailbox=slug,
                 folder=folder,
             )
-            return await self.services.ingest(message), ""
-        except (Rejected, InvalidInput) as error:
-            reason = error.reason if isinstance(error, Rejected) else str(error)
-            log.warning("IMAP %s: message UID %d rejected: %s", self._where(folder), uid, reason)
-            return None, reason
-        except TRANSIENT_ERRORS:
-            raise
-        except Exception as error:
-            if stop is not None and stop.is_set():
-                raise
-            log.exception(
-                "IMAP %s: message UID %d failed unexpectedly; recorded as rejected",
-                self._where(folder),
-                uid,
-            )
-            return None, f"unexpected error: {describe_error(error)}"
+            return await self.services.ingest(message)
+
+        what = f"IMAP {self._where(folder)}: message UID {uid}"
+        return await ingest_or_reason(attempt, what, stop, log)
 
     async def _reject(
         self, raw: bytes, folder: str, uidvalidity: int, uid: int, reason: str

@@ -66,7 +66,6 @@ from telegram.request import HTTPXRequest
 
 from threadline.channels.attachments import AttachmentStore
 from threadline.channels.base import (
-    TRANSIENT_INGEST_ERRORS,
     ChannelAdapter,
     ChannelOptions,
     ChannelServices,
@@ -80,6 +79,7 @@ from threadline.channels.base import (
     RetryOutcome,
     SettingField,
     describe_error,
+    ingest_or_reason,
     register,
     wait_or_stop,
 )
@@ -859,15 +859,11 @@ class TelegramAdapter(ChannelAdapter):
         stop: asyncio.Event | None,
     ) -> tuple[IngestResult | None, str]:
         """Read and ingest: the result, or None and why the update cannot be taken (no
-        reason: the update is ignored, see `Ignored`).
-
-        Any error on one update is that update's rejection. Except errors that say
-        nothing about the update (`TRANSIENT_INGEST_ERRORS`: the database is unavailable,
-        the writer timed out or lost a race) and anything while the poller is being
-        stopped: those are raised, and the offset stays.
-        """
+        reason: the update is ignored, see `Ignored`; any error on this one update is its
+        rejection, see `ingest_or_reason`)."""
         options, slug = self.services.options, self.inbox.slug
-        try:
+
+        async def attempt() -> IngestResult | None:
             if isinstance(update, Update):
                 read = read_parsed_update(
                     update, self.inbox, self.services.attachments, options.default_region
@@ -877,21 +873,13 @@ class TelegramAdapter(ChannelAdapter):
                     update, self.inbox, self.services.attachments, options.default_region
                 )
             if isinstance(read, Ignored):
-                return None, ""
-            result = await self.services.ingest(read)
-        except (Rejected, InvalidInput) as error:
-            reason = error.reason if isinstance(error, Rejected) else str(error)
-            log.warning("inbox %s: update %s rejected: %s", slug, update_id, reason)
-            return None, reason or "rejected"
-        except TRANSIENT_INGEST_ERRORS:
-            raise
-        except Exception as error:
-            if stop is not None and stop.is_set():
-                raise
-            log.exception(
-                "inbox %s: update %s failed unexpectedly; recorded as rejected", slug, update_id
-            )
-            return None, f"unexpected error: {describe_error(error)}"
+                return None
+            return await self.services.ingest(read)
+
+        what = f"inbox {slug}: update {update_id}"
+        result, reason = await ingest_or_reason(attempt, what, stop, log)
+        if result is None:
+            return None, reason
         log.info(
             "inbox %s: update %s -> message %s%s",
             slug,

@@ -150,10 +150,12 @@ class ChannelHub:
             raise Conflict(f"an inbox with slug {slug!r} exists")
         if current is not None and current.channel != channel:
             raise InvalidInput("channel", f"inbox {slug} is a {current.channel} inbox")
-        plain, secret_values = _validate_settings(
-            adapter, settings, current, self.options.default_region
+        # Each setting checked by its type (`channels.settings`, the admin form's rules too).
+        kept = current.secrets if current is not None else {}
+        plain, secret_values = validate_settings(
+            adapter.settings_schema, settings, kept, self.options.default_region
         )
-        secret_names = sorted({*secret_values, *(current.secrets if current is not None else {})})
+        secret_names = sorted({*secret_values, *kept})
         if secret_values:
             self.secrets.put(slug, secret_values)
         committed = self.runtime.app.configure_inbox(
@@ -408,16 +410,3 @@ def _expand(value: Any, path: str) -> Any:
                 raise SystemExit(f"{path}: the environment variable {name} is not set")
             return os.environ[name]
     return value
-
-
-def _validate_settings(
-    adapter: type[ChannelAdapter],
-    given: dict[str, Any],
-    current: InboxConfig | None,
-    default_region: str | None = None,
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """Split into plain settings and secret values, each checked by its type; 422 names the
-    field (`threadline.channels.settings` holds the rules, so the admin form and the API
-    refuse the same values)."""
-    kept = current.secrets if current is not None else {}
-    return validate_settings(adapter.settings_schema, given, kept, default_region)
