@@ -21,6 +21,12 @@ Three measurements, each next to a baseline taken in the same run:
    messages are ingested as fast as a pool of submitters can, and the clock runs
    until the runner has handled the last notification, including the firings'
    own events. The baseline is the same run with no rules.
+4. **The reminder scan.** 10,000 open tasks, due at distinct times over the past
+   week, and one "task.overdue → notify the assignee" rule; the clock runs from the
+   runner's start until every task has its reminder in the views (target: within
+   60 s, each exactly once, checked again after two more scan periods). Then the
+   idle CPU of that server holding them (this process plus the views' process,
+   CPU seconds a minute), against a fresh server with the same rule and no tasks.
 
 stdout carries one JSON object per figure; progress goes to stderr. The exit
 code is 0 when the measurements ran, whether or not the target was met, and 1
@@ -48,6 +54,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -58,12 +65,14 @@ from threadline.domain.message import Message
 from threadline.domain.rule import RuleFiring
 from threadline.services.config import Settings
 from threadline.services.runtime import Runtime
+from threadline.triggers import runner as runner_module
 from threadline.triggers.evaluator import ActiveRule, decide
 from threadline.triggers.events import TriggerEvent, to_trigger_event
 from threadline.triggers.facts import FactReader
 from threadline.triggers.rules import validate_rule, when_matches
 
 TARGET_P99_MS = 100.0
+REMINDER_TARGET_SECONDS = 60.0  # 10,000 overdue tasks, each reminded once, within a minute
 ACTOR = "user:bench"
 TEMPLATE = "bench-auto-reply"
 CHANNELS = ("email", "sms", "telegram", "web")
@@ -1037,7 +1046,9 @@ def run_runner(
     try:
         rules = generated_rules(rule_count, args.seed) if rule_count else []
         install_rules(runtime, rules, deadline)
-        runtime.start_triggers(from_now=True)
+        runtime.start_triggers()
+        # A first start reads the rules' creation from the log (see TriggerRunner.start).
+        wait_for_runner(runtime, deadline, label)
         loaded = len(runtime.triggers.rules)
         if loaded != rule_count:
             errors.append(f"{label}: the runner loaded {loaded} rules, not {rule_count}\n")
@@ -1104,6 +1115,136 @@ def run_runner(
 # -- running it ---------------------------------------------------------------------------
 
 
+# -- 4. the reminder scan -----------------------------------------------------------------
+
+REMINDER_RULE = {
+    "name": "Remind overdue tasks",
+    "when": "task.overdue",
+    "then": [{"notify": {"user": "responsible", "text": "Overdue: {{ event.task_id }}"}}],
+}
+
+
+def _server_cpu(runtime: Runtime) -> float:
+    """CPU seconds used so far by this process and the views' child process."""
+    total = _proc_cpu("/proc/self/stat")
+    process = getattr(runtime.follower, "_process", None)
+    if process is not None and process.pid is not None:
+        child = _proc_cpu(f"/proc/{process.pid}/stat")
+        total += 0.0 if math.isnan(child) else child
+    return total
+
+
+def idle_cpu_per_minute(runtime: Runtime, seconds: float) -> float:
+    """CPU seconds a minute the server uses while nothing happens (sampled over `seconds`)."""
+    before, started = _server_cpu(runtime), time.monotonic()
+    time.sleep(seconds)  # the measurement itself: the server is left alone
+    return (_server_cpu(runtime) - before) / (time.monotonic() - started) * 60.0
+
+
+def create_due_tasks(runtime: Runtime, count: int, owner: uuid.UUID, deadline: float) -> None:
+    """`count` open tasks, due at distinct times over the past week, created concurrently."""
+    now = datetime.now(UTC)
+    step = timedelta(days=7) / max(count, 1)
+
+    def create(index: int) -> None:
+        runtime.app.create_task(
+            ACTOR, f"Task {index}", due_at=now - timedelta(minutes=1) - step * index,
+            assignee_id=owner,
+        )  # fmt: skip
+
+    with ThreadPoolExecutor(16, thread_name_prefix="bench-tasks") as pool:
+        futures = [pool.submit(create, i) for i in range(count)]
+        _, pending = wait(futures, timeout=max(1.0, deadline - time.monotonic()))
+        if pending:
+            raise TimeoutError(f"{len(pending)} tasks not created before the deadline")
+        for future in futures:
+            future.result()
+
+
+def reminded(runtime: Runtime, rule_id: uuid.UUID) -> tuple[int, int]:
+    """(firings of the rule, distinct tasks among their causes), from the views."""
+    rows = runtime.views.query(
+        "SELECT cause FROM rule_firings WHERE rule_id = ? AND outcome = 'fired'", [str(rule_id)]
+    )
+    tasks = {json.loads(row["cause"])["key"].split(":")[1] for row in rows}
+    return len(rows), len(tasks)
+
+
+def run_reminders(
+    store: Store, args: argparse.Namespace, deadline: float
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """10,000 overdue tasks: the time until each got one reminder, and the idle CPU after,
+    against a fresh server with the same rule and no tasks (the baseline, measured first)."""
+    figures: list[dict[str, Any]] = []
+    errors: list[str] = []
+    fresh = open_runtime(store, "reminders-fresh")
+    try:
+        fresh.app.create_user("owner@example.com", "operator", ACTOR)
+        fresh.app.save_rule(validate_rule(REMINDER_RULE), ACTOR)
+        fresh.start_triggers()
+        wait_for_runner(fresh, deadline, "reminders-fresh")
+        time.sleep(2 * runner_module.SCAN_SECONDS)  # settled, as the loaded server below
+        baseline_cpu = idle_cpu_per_minute(fresh, args.reminder_idle)
+    finally:
+        fresh.close()
+    runtime = open_runtime(store, "reminders")
+    try:
+        owner, _ = runtime.app.create_user("owner@example.com", "operator", ACTOR).value
+        rule_id = runtime.app.save_rule(validate_rule(REMINDER_RULE), ACTOR).value
+        log(f"{store.name} reminders: creating {args.reminder_tasks} overdue tasks")
+        create_due_tasks(runtime, args.reminder_tasks, owner, deadline)
+        head = runtime.app.recorder.max_notification_id() or 0
+        if not runtime.wait_for_views(head, timeout=120.0):
+            raise TimeoutError("the views did not show the tasks within 120 s")
+        started = time.monotonic()
+        runtime.start_triggers()
+        count, tasks = 0, 0
+        while time.monotonic() < deadline:
+            count, tasks = reminded(runtime, rule_id)
+            if tasks >= args.reminder_tasks:
+                break
+            time.sleep(0.05)
+        seconds = time.monotonic() - started
+        time.sleep(2 * runner_module.SCAN_SECONDS)  # further scans: nothing may fire again
+        wait_for_runner(runtime, deadline, "reminders")
+        runtime.wait_for_views(runtime.app.recorder.max_notification_id() or 0, timeout=60.0)
+        count, tasks = reminded(runtime, rule_id)
+        exactly_once = count == tasks == args.reminder_tasks
+        if not exactly_once:
+            errors.append(
+                f"reminders: {count} firings for {tasks} of {args.reminder_tasks} tasks\n"
+            )
+        figures.append(
+            {
+                "figure": "reminder_scan_seconds",
+                "store": store.name,
+                "tasks": args.reminder_tasks,
+                "value": round(seconds, 2),
+                "per_second": round(args.reminder_tasks / seconds, 1) if seconds else None,
+                "reminders": count,
+                "exactly_once": exactly_once,
+                "target_seconds": REMINDER_TARGET_SECONDS,
+                "met": exactly_once and seconds < REMINDER_TARGET_SECONDS,
+            }
+        )
+        loaded_cpu = idle_cpu_per_minute(runtime, args.reminder_idle)
+        figures.append(
+            {
+                "figure": "reminder_idle_cpu_s_per_min",
+                "store": store.name,
+                "open_tasks": args.reminder_tasks,
+                "value": round(loaded_cpu, 3),
+                "baseline": "fresh server, same rule, no tasks",
+                "baseline_value": round(baseline_cpu, 3),
+                "ratio": round(loaded_cpu / baseline_cpu, 2) if baseline_cpu else None,
+                "sampled_seconds": args.reminder_idle,
+            }
+        )
+    finally:
+        runtime.close()
+    return figures, errors
+
+
 def show_errors(label: str, errors: list[str]) -> None:
     if not errors:
         return
@@ -1143,6 +1284,11 @@ def bench_store(store: Store, args: argparse.Namespace, with_decide: bool, deadl
             baseline_notifications=baseline["notifications"],
             ratio=round(loaded["value"] / baseline["value"], 3) if baseline["value"] else None,
         )
+    if not args.skip_reminders:
+        figures, reminder_errors = run_reminders(store, args, deadline)
+        for figure in figures:
+            emit(**figure)
+        errors.extend(reminder_errors)
     show_errors(store.name, errors)
     if errors:
         emit(figure="errors", store=store.name, value=len(errors))
@@ -1168,6 +1314,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runner-submitters", type=int, default=16, help="submitters in 3.")
     parser.add_argument("--skip-latency", action="store_true", help="skip 1. and 2.")
     parser.add_argument("--skip-runner", action="store_true", help="skip 3.")
+    parser.add_argument("--skip-reminders", action="store_true", help="skip 4.")
+    parser.add_argument(
+        "--reminder-tasks", type=int, default=None, help="overdue tasks in 4. (10000)"
+    )
+    parser.add_argument(
+        "--reminder-idle", type=float, default=None, help="seconds of idle CPU sampled in 4. (30)"
+    )
     parser.add_argument(
         "--breakdown",
         action="store_true",
@@ -1192,6 +1345,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.duration = args.duration or (10.0 if quick else 30.0)
     args.rules = args.rules or (200 if quick else 1000)
     args.runner_messages = args.runner_messages or (500 if quick else 3000)
+    args.reminder_tasks = args.reminder_tasks or (1000 if quick else 10_000)
+    args.reminder_idle = args.reminder_idle or (10.0 if quick else 30.0)
     if quick:
         args.decide_events = min(args.decide_events, 1000)
         args.decide_seconds = min(args.decide_seconds, 1.0)

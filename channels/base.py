@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Any, ClassVar, Protocol
 from uuid import UUID
 
-from threadline.channels.attachments import AttachmentStore
+from threadline.channels.attachments import AttachmentStore, FetchFailed
 from threadline.domain.errors import Conflict, InvalidInput
 from threadline.domain.inbound import InboundMessage, IngestResult
 from threadline.domain.store_access import CONNECTION_ERRORS
@@ -132,17 +132,46 @@ class DeliveryErrorKind(StrEnum):
 
 
 class DeliveryError(Exception):
-    """A send that did not happen, classified so the worker knows whether to retry."""
+    """A send that did not happen, classified so the worker knows whether to retry.
 
-    def __init__(self, kind: DeliveryErrorKind, reason: str, retry_after: float | None = None):
+    `reason` is the technical detail (for admins and logs); `problem`, when the channel
+    knows it, is the plain reason (a `DeliveryProblem` value) shown to operators;
+    without it the worker reads it from the exception chain (`problems.problem_of`).
+    """
+
+    def __init__(
+        self,
+        kind: DeliveryErrorKind,
+        reason: str,
+        retry_after: float | None = None,
+        problem: str = "",
+    ):
         super().__init__(f"{kind.value}: {reason}")
         self.kind = kind
         self.reason = reason
         self.retry_after = retry_after
+        self.problem = problem
 
     @property
     def permanent(self) -> bool:
         return self.kind is not DeliveryErrorKind.TRANSIENT
+
+
+class ProviderStatus(StrEnum):
+    """Where an outbound message stands at its provider, in the provider's own terms."""
+
+    QUEUED = "queued"  # the provider took it and will send it (Twilio's queued/accepted)
+    SENT = "sent"  # handed on: an SMTP server accepted it, the Bot API put it in the chat
+    DELIVERED = "delivered"  # the provider reported it reached the recipient's device
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What `send` returns when the provider's answer says more than "accepted": its id and
+    how far the message got (`queued` at Twilio). A plain `str` return means `sent`."""
+
+    provider_id: str
+    status: ProviderStatus = ProviderStatus.SENT
 
 
 class Rejected(Exception):
@@ -308,8 +337,9 @@ class ChannelAdapter:
     def secret_fields(cls) -> set[str]:
         return {f.name for f in cls.settings_schema if f.secret}
 
-    async def send(self, message: OutboundMessage) -> str:
-        """Deliver one message; return the provider's id or raise `DeliveryError`."""
+    async def send(self, message: OutboundMessage) -> str | Sent:
+        """Deliver one message; return the provider's id (or a `Sent` saying how far it got)
+        or raise `DeliveryError`."""
         raise DeliveryError(
             DeliveryErrorKind.PERMANENT, f"the {self.channel} channel cannot send messages"
         )
@@ -326,6 +356,12 @@ class ChannelAdapter:
         """Fetch a rejected message again and ingest it: the outcome, a reason when it is not
         ingested, and the ingest result when it is. Only pollers that record rejections can."""
         raise NotImplementedError(f"the {self.channel} channel cannot fetch a message again")
+
+    async def fetch_attachment(self, reference: str) -> bytes:
+        """Download a file kept at the provider (a Telegram file id, a Twilio media URL) that
+        was not downloaded when its message arrived; `FetchFailed` says why not. Only
+        channels whose messages carry such references can."""
+        raise FetchFailed(f"the {self.channel} channel keeps no files at a provider")
 
 
 ADAPTERS: dict[str, type[ChannelAdapter]] = {}

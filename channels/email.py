@@ -53,6 +53,7 @@ from threadline.channels.base import (
     register,
 )
 from threadline.channels.email_mime import html_to_text, parse_email
+from threadline.channels.problems import DeliveryProblem
 from threadline.channels.settings import MAX_HOST_LENGTH, valid_host
 from threadline.domain.inbound import IngestResult
 
@@ -520,7 +521,9 @@ class EmailAdapter(ChannelAdapter):
         host = self.inbox.setting("smtp_host")
         if not host:
             raise DeliveryError(
-                DeliveryErrorKind.PERMANENT, f"inbox {self.inbox.slug} has no smtp_host"
+                DeliveryErrorKind.PERMANENT,
+                f"inbox {self.inbox.slug} has no smtp_host",
+                problem=DeliveryProblem.NOT_SET_UP,
             )
         email = self.build_message(message)
         security = str(self.inbox.setting("smtp_security", "starttls")).lower()
@@ -528,6 +531,7 @@ class EmailAdapter(ChannelAdapter):
             raise DeliveryError(
                 DeliveryErrorKind.PERMANENT,
                 f"smtp_security must be starttls, tls or none, not {security!r}",
+                problem=DeliveryProblem.NOT_SET_UP,
             )
         username = self.inbox.setting("smtp_username") or None
         timeout = max(1.0, self.services.options.send_timeout / 3)
@@ -571,7 +575,9 @@ class EmailAdapter(ChannelAdapter):
         from_address = str(self.inbox.setting("from_address", ""))
         if "@" not in from_address:
             raise DeliveryError(
-                DeliveryErrorKind.PERMANENT, f"inbox {self.inbox.slug} has no from_address"
+                DeliveryErrorKind.PERMANENT,
+                f"inbox {self.inbox.slug} has no from_address",
+                problem=DeliveryProblem.NOT_SET_UP,
             )
         domain = from_address.rsplit("@", 1)[1]
         email = EmailMessage(policy=policy.SMTP)

@@ -9,7 +9,10 @@ Both paths end in `read_update`, which turns one update into an `InboundMessage`
   reply to that identity reaches the same chat); only private chats are taken, because a
   reply goes to the person, not to a group;
 - text and captions; photos (the largest size), documents, voice, audio, video, stickers
-  stay at Telegram and are described by their `file_id` (`AttachmentMeta.reference`);
+  are described by their `file_id` (`AttachmentMeta.reference`), and `fetch_files`
+  downloads them (getFile, then the file URL) into the attachment store before the
+  message is recorded; a file that cannot be downloaded is recorded as "not downloaded:
+  <reason>" and fetched again when someone opens it (`fetch_attachment`);
 - a shared contact that is the sender's own (`contact.user_id == from.id`) adds the phone
   as an identity, so an SMS or a call from that number later reaches the same client; any
   other shared contact is only text;
@@ -46,7 +49,7 @@ import mimetypes
 import re
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -64,7 +67,7 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
-from threadline.channels.attachments import AttachmentStore
+from threadline.channels.attachments import FETCH_SECONDS, AttachmentStore, FetchFailed, TooLarge
 from threadline.channels.base import (
     ChannelAdapter,
     ChannelOptions,
@@ -425,6 +428,99 @@ def _file_id(value: Any) -> str:
     return value
 
 
+# -- files: getFile, then the download -----------------------------------------------------------
+
+
+async def download_file(client: BotClient, file_id: str, max_bytes: int) -> bytes:
+    """One file's bytes: `getFile` for its path, then `GET <base>/file/bot<token>/<path>` (the
+    Bot API's wire format, through the same base URL as every other call). `FetchFailed`
+    (or `TooLarge`) says why not, without the token."""
+    try:
+        found = await client.bot.get_file(file_id)
+    except TelegramError as error:
+        raise FetchFailed(f"getFile failed: {client.scrub(str(error))}") from None
+    if _int(found.file_size) > max_bytes:
+        raise TooLarge(max_bytes)
+    if not found.file_path:
+        raise FetchFailed("Telegram gave no file path (the file may be over its 20 MB limit)")
+    try:
+        data = bytes(await found.download_as_bytearray())
+    except (TelegramError, httpx.HTTPError, OSError, RuntimeError) as error:
+        raise FetchFailed(f"download failed: {describe_error(error, client.scrub)}") from None
+    if len(data) > max_bytes:
+        raise TooLarge(max_bytes)
+    return data
+
+
+async def fetch_files(
+    message: InboundMessage,
+    inbox: InboxConfig,
+    options: ChannelOptions,
+    store: AttachmentStore,
+    client: BotClient | None = None,
+) -> InboundMessage:
+    """`message` with each file kept at Telegram downloaded into the store, so an operator
+    sees the photo and hears the voice message; a file that cannot be downloaded within
+    `FETCH_SECONDS` (for the whole message) is marked "not downloaded: <reason>" and the
+    message is recorded all the same (the file is fetched again when someone opens it)."""
+    pending = [i for i, a in enumerate(message.attachments) if a.reference and not a.stored]
+    pending = [i for i in pending if not message.attachments[i].over_limit]
+    if not pending:
+        return message
+    found = list(message.attachments)
+    own = client is None
+    try:
+        client = client or BotClient(inbox, options)
+    except InvalidInput as error:
+        for i in pending:
+            item = found[i]
+            found[i] = store.not_downloaded(
+                item.filename, item.content_type, item.size, item.reference, error.message
+            )
+        return replace(message, attachments=tuple(found))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + FETCH_SECONDS
+    try:
+        for i in pending:
+            found[i] = await _fetch_one(client, store, found[i], deadline - loop.time())
+    finally:
+        if own:
+            await client.aclose()
+    log.info(
+        "inbox %s: message %s: %d of %d file(s) downloaded",
+        inbox.slug,
+        message.dedup_key,
+        sum(1 for i in pending if found[i].stored),
+        len(pending),
+    )
+    return replace(message, attachments=tuple(found))
+
+
+async def _fetch_one(
+    client: BotClient, store: AttachmentStore, item: AttachmentMeta, seconds: float
+) -> AttachmentMeta:
+    if item.size > store.max_bytes:  # Telegram said how large it is: no need to ask
+        return store.too_large(item.filename, item.content_type, item.size, item.reference)
+    try:
+        if seconds <= 0:
+            raise TimeoutError
+        data = await asyncio.wait_for(
+            download_file(client, item.reference, store.max_bytes), seconds
+        )
+    except TooLarge:
+        return store.too_large(item.filename, item.content_type, item.size, item.reference)
+    except FetchFailed as error:
+        reason = error.reason
+    except TimeoutError:
+        reason = f"timed out after {FETCH_SECONDS:.0f} s"
+    else:
+        return await asyncio.to_thread(
+            store.fetched, item.reference, data, item.filename, item.content_type
+        )
+    log.warning("telegram file %s not downloaded: %s", item.filename, reason)
+    return store.not_downloaded(item.filename, item.content_type, item.size, item.reference, reason)
+
+
 # -- the webhook's secret ----------------------------------------------------------------------
 
 
@@ -731,6 +827,22 @@ class TelegramAdapter(ChannelAdapter):
             ) from None
         return await client.bot.send_document(chat_id=chat_id, document=data, filename=filename)
 
+    async def fetch_attachment(self, reference: str) -> bytes:
+        """A file id's bytes (a file that was not downloaded when its message arrived)."""
+        try:
+            client = BotClient(self.inbox, self.services.options)
+        except InvalidInput as error:
+            raise FetchFailed(error.message) from None
+        try:
+            return await asyncio.wait_for(
+                download_file(client, reference, self.services.attachments.max_bytes),
+                FETCH_SECONDS,
+            )
+        except TimeoutError:
+            raise FetchFailed(f"timed out after {FETCH_SECONDS:.0f} s") from None
+        finally:
+            await client.aclose()
+
     # -- in (long polling) ----------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -874,6 +986,9 @@ class TelegramAdapter(ChannelAdapter):
                 )
             if isinstance(read, Ignored):
                 return None
+            read = await fetch_files(
+                read, self.inbox, options, self.services.attachments, self.client()
+            )
             return await self.services.ingest(read)
 
         what = f"inbox {slug}: update {update_id}"

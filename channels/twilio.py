@@ -5,7 +5,10 @@ we talk to Twilio through its REST API. Everything that touches the SDK lives
 here so that the routes in `services/api/routes_hooks_twilio.py` stay plain:
 they parse the form, pick the inbox, and call the pure functions below
 (`validate_signature`, `find_inbox`, `sms_to_message`, `call_to_message`, the
-TwiML builders). `TwilioAdapter.send` delivers replies as SMS (or WhatsApp)
+TwiML builders). MMS and WhatsApp media (MediaUrl0..N) are downloaded with the
+account's credentials into the attachment store before the message is recorded
+(`fetch_media`); one that cannot be is recorded as "not downloaded: <reason>" and
+fetched again when someone opens it (`TwilioAdapter.fetch_attachment`). `TwilioAdapter.send` delivers replies as SMS (or WhatsApp)
 through the SDK's client, pointed at `THREADLINE_TWILIO_API_URL`.
 
 Calls: the voice webhook logs the call as an inbound message (dedup key
@@ -22,10 +25,13 @@ import hashlib
 import json
 import logging
 import mimetypes
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
+import httpx
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
@@ -33,21 +39,32 @@ from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
 
-from threadline.channels.attachments import AttachmentStore
+from threadline.channels.attachments import (
+    FETCH_SECONDS,
+    AttachmentStore,
+    FetchFailed,
+    TooLarge,
+    read_limited,
+)
 from threadline.channels.base import (
     ChannelAdapter,
+    ChannelOptions,
     ChannelServices,
     DeliveryError,
     DeliveryErrorKind,
     FieldKind,
     InboxConfig,
     OutboundMessage,
+    ProviderStatus,
     Rejected,
     Rejection,
     RetryOutcome,
+    Sent,
     SettingField,
+    describe_error,
     register,
 )
+from threadline.channels.problems import DeliveryProblem
 from threadline.domain.errors import Conflict, InvalidInput
 from threadline.domain.identities import normalise_phone
 from threadline.domain.inbound import AttachmentMeta, InboundMessage, IngestResult
@@ -69,6 +86,52 @@ DIAL_MISSED_STATUSES = frozenset({"no-answer", "busy", "failed", "canceled"})
 BLOCKED_CODES = frozenset({21610})  # the recipient replied STOP (unsubscribed)
 VOICEMAIL_PROMPT = "Nobody can take your call right now. Please leave a message after the tone."
 UNAVAILABLE_PROMPT = "Nobody can take your call right now. Please try again later."
+# Twilio's error codes (REST answers and status callbacks' ErrorCode) as plain reasons;
+# https://www.twilio.com/docs/api/errors. A code not listed is `unknown`.
+ERROR_PROBLEMS: dict[int, DeliveryProblem] = {
+    20003: DeliveryProblem.LOGIN_REFUSED,  # authentication failed
+    20404: DeliveryProblem.NOT_SET_UP,  # no such account or resource
+    14107: DeliveryProblem.RATE_LIMITED,
+    20429: DeliveryProblem.RATE_LIMITED,
+    30001: DeliveryProblem.RATE_LIMITED,  # queue overflow
+    21211: DeliveryProblem.BAD_RECIPIENT,  # invalid 'To' number
+    21614: DeliveryProblem.BAD_RECIPIENT,  # 'To' is not a mobile number
+    30005: DeliveryProblem.BAD_RECIPIENT,  # unknown destination handset
+    63003: DeliveryProblem.BAD_RECIPIENT,  # the channel could not find the recipient
+    21610: DeliveryProblem.BLOCKED,  # the recipient replied STOP
+    30004: DeliveryProblem.BLOCKED,  # message blocked (by the recipient or their carrier)
+    21408: DeliveryProblem.NOT_SET_UP,  # sending to this region is not enabled
+    21606: DeliveryProblem.NOT_SET_UP,  # the From number cannot send
+    21659: DeliveryProblem.NOT_SET_UP,  # the From number is not one of the account's
+    30002: DeliveryProblem.NOT_SET_UP,  # account suspended
+    30034: DeliveryProblem.NOT_SET_UP,  # US A2P 10DLC: the number is not registered
+    21602: DeliveryProblem.REFUSED,  # the body is required
+    21617: DeliveryProblem.REFUSED,  # the body is too long
+    63016: DeliveryProblem.REFUSED,  # WhatsApp: outside the 24-hour window, needs a template
+    30003: DeliveryProblem.UNDELIVERABLE,  # the handset is off or out of reach
+    30006: DeliveryProblem.UNDELIVERABLE,  # a landline, or the carrier is unreachable
+    21612: DeliveryProblem.UNDELIVERABLE,  # Twilio cannot route to this number
+    30007: DeliveryProblem.FILTERED,  # the carrier filtered the message (spam)
+}
+# Twilio's Message.status when the REST API answers, as how far the message got.
+ANSWER_STATUSES: dict[str, ProviderStatus] = {
+    "accepted": ProviderStatus.QUEUED,  # a messaging service took it
+    "scheduled": ProviderStatus.QUEUED,
+    "queued": ProviderStatus.QUEUED,
+    "sending": ProviderStatus.QUEUED,
+    "sent": ProviderStatus.SENT,
+    "delivered": ProviderStatus.DELIVERED,
+    "read": ProviderStatus.DELIVERED,
+}
+
+
+def error_problem(code: int | str | None) -> DeliveryProblem:
+    """The plain reason of a Twilio error code (a REST error's or a callback's ErrorCode)."""
+    try:
+        number = int(str(code).strip())
+    except ValueError:  # None, empty, not a number
+        return DeliveryProblem.UNKNOWN
+    return ERROR_PROBLEMS.get(number, DeliveryProblem.UNKNOWN)
 
 
 class FormParams(dict[str, list[str]]):
@@ -215,8 +278,8 @@ def find_status_inbox(
 
 
 def _media(params: Mapping[str, Any], attachments: AttachmentStore) -> list[AttachmentMeta]:
-    """MediaUrl{i}/MediaContentType{i} as attachments kept at Twilio (referenced, not fetched:
-    fetching needs the account's credentials and the operator may never open them)."""
+    """MediaUrl{i}/MediaContentType{i} as attachments kept at Twilio, described by their URL;
+    `fetch_media` then downloads them."""
     found: list[AttachmentMeta] = []
     for index in range(MAX_MEDIA):
         url = _first(params, f"MediaUrl{index}")
@@ -233,6 +296,85 @@ def _media(params: Mapping[str, Any], attachments: AttachmentStore) -> list[Atta
             name += extension
         found.append(attachments.describe_remote(name, content_type, 0, reference=url))
     return found
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def download_media(
+    url: str, inbox: InboxConfig, options: ChannelOptions, max_bytes: int, seconds: float
+) -> bytes:
+    """One media file's bytes: `GET MediaUrl` with the account SID and auth token as HTTP
+    basic auth, following Twilio's redirect to its media store (httpx drops the credentials
+    on a redirect to another host). Only URLs of the Twilio API (`THREADLINE_TWILIO_API_URL`)
+    are fetched: the credentials go nowhere else. `FetchFailed` (or `TooLarge`) says why not.
+    """
+    account_sid, token = str(inbox.setting("account_sid", "")), inbox.secret("auth_token")
+    if not account_sid or not token:
+        raise FetchFailed("the inbox has no account SID and auth token")
+    if _origin(url) != _origin(options.twilio_api_url):
+        raise FetchFailed("not a media URL of the Twilio API (THREADLINE_TWILIO_API_URL)")
+    deadline = time.monotonic() + seconds
+
+    def chunks(response: httpx.Response) -> Iterator[bytes]:
+        for chunk in response.iter_bytes(65536):
+            if time.monotonic() > deadline:
+                raise httpx.ReadTimeout("the download took too long")
+            yield chunk
+
+    try:
+        with (
+            httpx.Client(
+                auth=(account_sid, token),
+                follow_redirects=True,
+                max_redirects=5,
+                timeout=max(0.5, seconds),
+            ) as http,
+            http.stream("GET", url) as response,
+        ):
+            if response.status_code != 200:
+                raise FetchFailed(f"Twilio answered {response.status_code}")
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise TooLarge(max_bytes)
+            return read_limited(chunks(response), max_bytes)
+    except httpx.TimeoutException:
+        raise FetchFailed(f"timed out after {seconds:.0f} s") from None
+    except httpx.HTTPError as error:
+        raise FetchFailed(f"download failed: {describe_error(error)}") from None
+
+
+def fetch_media(
+    message: InboundMessage, inbox: InboxConfig, options: ChannelOptions, store: AttachmentStore
+) -> InboundMessage:
+    """`message` with its MMS/WhatsApp media downloaded into the store (within
+    `FETCH_SECONDS` for the whole message, below Twilio's webhook timeout); a file that
+    cannot be downloaded is marked "not downloaded: <reason>" and the message is recorded
+    all the same (the file is fetched again when someone opens it)."""
+    pending = [i for i, a in enumerate(message.attachments) if a.reference and not a.stored]
+    if not pending:
+        return message
+    found = list(message.attachments)
+    deadline = time.monotonic() + FETCH_SECONDS
+    for i in pending:
+        item = found[i]
+        try:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise FetchFailed(f"timed out after {FETCH_SECONDS:.0f} s")
+            data = download_media(item.reference, inbox, options, store.max_bytes, remaining)
+        except TooLarge:
+            found[i] = store.too_large(item.filename, item.content_type, 0, item.reference)
+        except FetchFailed as error:
+            log.warning("media %s not downloaded: %s", item.filename, error.reason)
+            found[i] = store.not_downloaded(
+                item.filename, item.content_type, 0, item.reference, error.reason
+            )
+        else:
+            found[i] = store.fetched(item.reference, data, item.filename, item.content_type)
+    return replace(message, attachments=tuple(found))
 
 
 def sms_to_message(
@@ -494,6 +636,13 @@ class TwilioAdapter(ChannelAdapter):
         try:
             if hook == "sms":
                 message = sms_to_message(params, self.inbox, self.services.attachments, region)
+                message = await asyncio.to_thread(
+                    fetch_media,
+                    message,
+                    self.inbox,
+                    self.services.options,
+                    self.services.attachments,
+                )
             elif hook == "voice":
                 message = call_to_message(params, self.inbox, region)
             else:
@@ -502,12 +651,25 @@ class TwilioAdapter(ChannelAdapter):
             return RetryOutcome.REJECTED, str(getattr(error, "reason", error)), None
         return RetryOutcome.INGESTED, "", await self.services.ingest(message)
 
-    async def send(self, message: OutboundMessage) -> str:
-        """Create the Message at Twilio and return its SID; errors come back classified."""
+    async def fetch_attachment(self, reference: str) -> bytes:
+        """A media URL's bytes (a file that was not downloaded when its message arrived)."""
+        return await asyncio.to_thread(
+            download_media,
+            reference,
+            self.inbox,
+            self.services.options,
+            self.services.attachments.max_bytes,
+            FETCH_SECONDS,
+        )
+
+    async def send(self, message: OutboundMessage) -> Sent:
+        """Create the Message at Twilio: its SID and how far it got by Twilio's answer
+        (`queued`, almost always: the status callbacks tell the rest); errors come back
+        classified."""
         parameters = self.message_parameters(message)
         return await asyncio.to_thread(self._create, parameters)
 
-    def _create(self, parameters: dict[str, Any]) -> str:
+    def _create(self, parameters: dict[str, Any]) -> Sent:
         try:
             created = self.client().api.account.messages.create(**parameters)
         except TwilioRestException as error:
@@ -516,13 +678,16 @@ class TwilioAdapter(ChannelAdapter):
             raise classify(error.status, error.code, str(error.title)) from None
         except requests.ConnectionError as error:  # refused, reset, DNS, connect timeout
             raise DeliveryError(
-                DeliveryErrorKind.TRANSIENT, f"cannot reach Twilio: {type(error).__name__}"
+                DeliveryErrorKind.TRANSIENT,
+                f"cannot reach Twilio: {type(error).__name__}",
+                problem=DeliveryProblem.UNREACHABLE,
             ) from None
         except requests.Timeout:
             # The request went out: Twilio may have accepted it, so do not send it twice.
             raise DeliveryError(
                 DeliveryErrorKind.PERMANENT,
                 "Twilio did not answer in time; the SMS may have been sent, so it is not retried",
+                problem=DeliveryProblem.IN_DOUBT,
             ) from None
         except (requests.RequestException, TwilioException) as error:
             raise DeliveryError(
@@ -533,17 +698,36 @@ class TwilioAdapter(ChannelAdapter):
             raise DeliveryError(
                 DeliveryErrorKind.PERMANENT, "Twilio accepted the message without a SID"
             )
-        return sid
+        status = str(getattr(created, "status", "") or "")
+        if status in ("failed", "undelivered"):
+            code = getattr(created, "error_code", None)
+            detail = f" (error {code}: {getattr(created, 'error_message', '')})" if code else ""
+            raise DeliveryError(
+                DeliveryErrorKind.PERMANENT,
+                f"Twilio answered {status}{detail}",
+                problem=error_problem(code),
+            )
+        return Sent(sid, ANSWER_STATUSES.get(status, ProviderStatus.QUEUED))
 
 
 def classify(status: int | None, code: int | None, message: str) -> DeliveryError:
     """Twilio's answer as a delivery error: STOP is blocked, 429/5xx transient, other 4xx not."""
     reason = (f"Twilio {status}" + (f" error {code}" if code else "") + f": {message}")[:500]
+    problem = error_problem(code)
+    if problem is DeliveryProblem.UNKNOWN:
+        if status == 429:
+            problem = DeliveryProblem.RATE_LIMITED
+        elif status == 401:
+            problem = DeliveryProblem.LOGIN_REFUSED
+        elif status is None or status >= 500:
+            problem = DeliveryProblem.UNREACHABLE
+        else:
+            problem = DeliveryProblem.REFUSED
     if code in BLOCKED_CODES:
-        return DeliveryError(DeliveryErrorKind.BLOCKED, reason)
+        return DeliveryError(DeliveryErrorKind.BLOCKED, reason, problem=problem)
     if status == 429 or status is None or status >= 500:
-        return DeliveryError(DeliveryErrorKind.TRANSIENT, reason)
-    return DeliveryError(DeliveryErrorKind.PERMANENT, reason)
+        return DeliveryError(DeliveryErrorKind.TRANSIENT, reason, problem=problem)
+    return DeliveryError(DeliveryErrorKind.PERMANENT, reason, problem=problem)
 
 
 def webhook_rejection(slug: str, hook: str, params: FormParams, reason: str) -> Rejection:

@@ -28,6 +28,7 @@ from threadline.domain.calendar import CalendarCommands
 from threadline.domain.campaign import CampaignCommands
 from threadline.domain.channel_commands import ChannelCommands
 from threadline.domain.company import Company
+from threadline.domain.consent import ConsentCommands
 from threadline.domain.contact import Contact, Lifecycle, clean_source, clean_tag
 from threadline.domain.conversation import Conversation, ConversationStatus
 from threadline.domain.errors import Conflict, InvalidInput
@@ -121,6 +122,7 @@ class Threadline(
     RuleCommands,
     CalendarCommands,
     CampaignCommands,
+    ConsentCommands,
     Application[UUID],
 ):
     """The event-sourced core: contacts, conversations, messages, tasks, users."""

@@ -9,9 +9,31 @@ from eventsourcing.domain import Aggregate, event
 
 
 class Notification(Aggregate):
-    """Something an operator must see (shown in the app; e-mailed when `email` is set)."""
+    """Something an operator must see (shown in the app; e-mailed when `email` is set).
 
-    @event("NotificationCreated")
+    It names what it is about (the task, the client, the conversation) by id, so the
+    app and the e-mail show their current title and name, links and the due time in the
+    reader's own time zone and language, rather than a copy frozen in the rule's text.
+    """
+
+    class NotificationCreated(Aggregate.Created):
+        """Version 1 had no `task_id`: a task reminder could not name or link its task."""
+
+        user_id: UUID
+        contact_id: UUID | None
+        conversation_id: UUID | None
+        email: bool
+        personal: dict[str, Any]
+        actor: str
+        correlation_id: str
+        task_id: UUID | None
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state.setdefault("task_id", None)
+
+    @event(NotificationCreated)
     def __init__(
         self,
         id: UUID,
@@ -22,8 +44,10 @@ class Notification(Aggregate):
         personal: dict[str, Any],
         actor: str,
         correlation_id: str,
+        task_id: UUID | None = None,
     ) -> None:
         self.user_id = user_id
+        self.task_id = task_id
         self.email = email
         self.read = False
         self.emailed = False

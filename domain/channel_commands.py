@@ -24,6 +24,10 @@ MISSED_CALL_STATUSES = frozenset({"busy", "no-answer", "canceled", "failed"})
 FINAL_CALL_STATUSES = MISSED_CALL_STATUSES | {"completed"}
 
 
+PROVIDER_PROGRESS = {"queued": 0, "sent": 1, "delivered": 2}
+"""How far an outbound message got at its provider; reports only ever move it forward."""
+
+
 def provider_reference(channel: str, provider_id: str) -> tuple[str, str]:
     """The claim kind/value that maps a provider's id (a Twilio SID) back to our message."""
     return f"{PROVIDER_REFERENCE_KIND}:{channel}", provider_id
@@ -103,14 +107,21 @@ class ChannelCommands:
         return self.writer.submit(command)
 
     def record_delivered(
-        self, message_id: UUID, provider_id: str, actor: str, channel: str = ""
+        self,
+        message_id: UUID,
+        provider_id: str,
+        actor: str,
+        channel: str = "",
+        status: str = "sent",
     ) -> Committed[None]:
+        """The provider took the message; `status` is its word then (`sent` or `queued`)."""
+
         def command(unit: UnitOfWork) -> None:
             message = unit.get(message_id, Message)
             if message.state == DeliveryState.DELIVERED.value:
                 return
             correlation_id = message_correlation(message)
-            message.mark_delivered(provider_id, actor, correlation_id)
+            message.mark_delivered(provider_id, actor, correlation_id, status)
             kind, value = provider_reference(channel or message.channel, provider_id)
             if not unit.exists(identity_claim_id(kind, value)):
                 unit.add(IdentityClaim.claim(kind, value, message.id, actor, correlation_id))
@@ -124,13 +135,16 @@ class ChannelCommands:
         permanent: bool,
         actor: str,
         retry_at: datetime | None = None,
+        problem: str = "",
     ) -> Committed[None]:
+        """`reason` is the technical detail; `problem` the plain reason operators read."""
+
         def command(unit: UnitOfWork) -> None:
             message = unit.get(message_id, Message)
             if message.state == DeliveryState.FAILED.value:
                 return
             message.mark_failed(
-                reason[:1000], permanent, actor, message_correlation(message), retry_at
+                reason[:1000], permanent, actor, message_correlation(message), retry_at, problem
             )
 
         return self.writer.submit(command)
@@ -142,17 +156,27 @@ class ChannelCommands:
         return None if claim is None else claim.owner_id
 
     def record_provider_status(
-        self, message_id: UUID, status: str, reason: str, actor: str
+        self, message_id: UUID, status: str, reason: str, actor: str, problem: str = ""
     ) -> Committed[None]:
-        """A provider's later word on an outbound message: delivered, or failed after all."""
+        """A provider's later word on an outbound message: sent, delivered, or failed after
+        all. Reports come out of order (a `sent` after the `delivered`): a message only moves
+        forward (queued, sent, delivered), so a late report records nothing."""
 
         def command(unit: UnitOfWork) -> None:
             message = unit.get(message_id, Message)
             correlation_id = message_correlation(message)
-            if status == "delivered" and message.confirmed_status != status:
-                message.confirm_delivery(status, actor, correlation_id)
-            elif status in ("failed", "undelivered") and message.state != "failed":
-                message.mark_failed(reason or status, True, actor, correlation_id)
+            if status in PROVIDER_PROGRESS:
+                if message.state != DeliveryState.DELIVERED.value:
+                    return  # failed already, or not handed over (yet): nothing to confirm
+                reached = PROVIDER_PROGRESS.get(message.provider_status or "sent", 0)
+                if PROVIDER_PROGRESS[status] > reached:
+                    message.confirm_delivery(status, actor, correlation_id)
+            elif (
+                status in ("failed", "undelivered")
+                and message.state != DeliveryState.FAILED.value
+                and message.provider_status != "delivered"  # the handset has it already
+            ):
+                message.mark_failed(reason or status, True, actor, correlation_id, None, problem)
 
         return self.writer.submit(command)
 

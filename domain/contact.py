@@ -7,6 +7,7 @@ can encrypt exactly that part and forgetting a client never breaks the log.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
@@ -32,6 +33,7 @@ SOURCE_KEYS = (
     "acquisition_cost",
 )
 MAX_TAG_LENGTH = 64
+MAX_REASON_LENGTH = 500
 
 
 def clean_source(source: dict[str, Any] | None) -> dict[str, Any]:
@@ -53,6 +55,27 @@ def clean_source(source: dict[str, Any] | None) -> dict[str, Any]:
         else:
             cleaned[key] = str(value)[:500]
     return cleaned
+
+
+def first_name_of(display_name: str, identities: Iterable[str] = ()) -> str:
+    """The name to greet a contact by, or "" when they are known only by an address.
+
+    A contact created from an inbound message without a sender name is named by
+    its phone number, e-mail address or handle, so the first word of
+    `display_name` would greet "Hi +14155550142!". A first name is the first word of a
+    name that is none of the contact's identity values and carries no digit, ``@`` or
+    ``://`` (people's names do not; numbers, addresses, handles and URLs do).
+    """
+    name = " ".join(str(display_name or "").split())
+    if not name:
+        return ""
+    folded = name.casefold()
+    if any(folded == " ".join(str(v).split()).casefold() for v in identities):
+        return ""
+    first = name.split(" ", 1)[0].strip(",;")
+    if not first or "@" in first or "://" in first or any(c.isdigit() for c in first):
+        return ""
+    return first
 
 
 def clean_tag(tag: str) -> str:
@@ -178,8 +201,40 @@ class Contact(Aggregate):
         """No automatic message goes to this contact on `channel` (``*``: on any channel)."""
         self.opted_out = sorted({*self.opted_out, channel})
 
-    @event("ContactOptedIn")
-    def opt_in(self, channel: str, actor: str, correlation_id: str) -> None:
+    class ContactOptedIn(Aggregate.Event):
+        """Automatic messages may go to the contact on `channel` again, and why.
+
+        Version 1 had no reason (no command ever appended it); a person now opts a
+        client back in only with a reason, which the upcaster leaves empty for old events.
+        """
+
+        channel: str
+        reason: str
+        actor: str
+        correlation_id: str
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state.setdefault("reason", "")
+
+    def opt_in(self, channel: str, reason: str, actor: str, correlation_id: str) -> None:
+        """Undo an opt-out; refused without a reason or when `channel` is not opted out.
+
+        A STOP is the client's word: only an explicit, recorded reason (the client asked
+        again, by phone) may override it, so the check lives here rather than in callers.
+        """
+        cleaned = " ".join(str(reason).split())
+        if not cleaned:
+            raise InvalidInput("reason", "say why the client is opted back in")
+        if len(cleaned) > MAX_REASON_LENGTH:
+            raise InvalidInput("reason", f"is limited to {MAX_REASON_LENGTH} characters")
+        if channel not in self.opted_out:
+            raise InvalidInput("channel", "the client is not opted out on this channel")
+        self._opted_in(channel, cleaned, actor, correlation_id)
+
+    @event(ContactOptedIn)
+    def _opted_in(self, channel: str, reason: str, actor: str, correlation_id: str) -> None:
         self.opted_out = sorted(set(self.opted_out) - {channel})
 
     def has_opted_out(self, channel: str) -> bool:

@@ -43,6 +43,9 @@ class AttachmentMeta:
     stored: bool = True
     over_limit: bool = False
     reference: str = ""  # where an attachment kept at the provider is (a Telegram file id)
+    # Why the bytes are not here when a download from the provider failed ("" otherwise):
+    # the message is recorded all the same, and the file is fetched again when opened.
+    error: str = ""
 
     def public(self) -> dict[str, Any]:
         described: dict[str, Any] = {
@@ -54,6 +57,8 @@ class AttachmentMeta:
         }
         if self.reference:
             described["reference"] = self.reference
+        if self.error:
+            described["error"] = self.error
         return described
 
 
@@ -120,6 +125,7 @@ class InboundMessage:
                 filename=storable(item.filename),
                 content_type=storable(item.content_type),
                 reference=storable(item.reference),
+                error=storable(item.error)[:500],
             )
             for item in attachments
         ]

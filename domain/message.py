@@ -81,6 +81,7 @@ class Message(Aggregate):
         self.attempts = 0
         self.attempt_open = False
         self.confirmed_status: str | None = None
+        self.provider_status: str | None = None  # queued, sent, delivered (the provider's word)
         self.call_status: str | None = None
         self.call_outcome: str | None = None
 
@@ -209,13 +210,48 @@ class Message(Aggregate):
         self.attempts = attempt
         self.attempt_open = True
 
-    @event("MessageDelivered")
-    def mark_delivered(self, provider_id: str, actor: str, correlation_id: str) -> None:
+    class MessageDelivered(Aggregate.Event):
+        """The provider took the message (the state `delivered` of the aggregate means
+        "handed over"); `status` is how far it got by the provider's own answer: `sent`
+        (an SMTP server accepted it, the Bot API put it in the chat) or `queued` (Twilio
+        will send it). Version 1 had no status: it reads as `sent`."""
+
+        class_version = 2
+        provider_id: str
+        actor: str
+        correlation_id: str
+        status: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["status"] = "sent"
+
+    class MessageDeliveryFailed(Aggregate.Event):
+        """A send failed; `reason` is the technical detail, `problem` the plain reason (a
+        `channels.problems.DeliveryProblem` value). Version 1 had no problem: empty."""
+
+        class_version = 2
+        reason: str
+        permanent: bool
+        actor: str
+        correlation_id: str
+        retry_at: datetime | None
+        problem: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["problem"] = ""
+
+    @event(MessageDelivered)
+    def mark_delivered(
+        self, provider_id: str, actor: str, correlation_id: str, status: str = "sent"
+    ) -> None:
         self.state = DeliveryState.DELIVERED.value
         self.provider_id = provider_id
+        self.provider_status = status
         self.attempt_open = False
 
-    @event("MessageDeliveryFailed")
+    @event(MessageDeliveryFailed)
     def mark_failed(
         self,
         reason: str,
@@ -223,6 +259,7 @@ class Message(Aggregate):
         actor: str,
         correlation_id: str,
         retry_at: datetime | None = None,
+        problem: str = "",
     ) -> None:
         """`permanent` stops the worker; otherwise it tries again at `retry_at`."""
         self.state = DeliveryState.FAILED.value if permanent else DeliveryState.REQUESTED.value
@@ -230,8 +267,10 @@ class Message(Aggregate):
 
     @event("MessageDeliveryConfirmed")
     def confirm_delivery(self, status: str, actor: str, correlation_id: str) -> None:
-        """The provider reported the message reached the handset (Twilio's ``delivered``)."""
+        """The provider reported progress after it took the message: `sent` (handed to the
+        carrier) or `delivered` (it reached the handset), as Twilio's status callbacks say."""
         self.confirmed_status = status
+        self.provider_status = status
 
     @event("CallUpdated")
     def update_call(

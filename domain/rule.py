@@ -106,10 +106,49 @@ class TimerState(StrEnum):
     CANCELLED = "cancelled"
 
 
+# Facts that copy personal data out of the cause event (a message's text and subject, a
+# task's title): a timer never keeps them.
+PERSONAL_FACTS = frozenset({"text", "subject", "title"})
+
+
+def cause_reference(cause: dict[str, Any]) -> dict[str, Any]:
+    """A timer's cause as a reference to the event that set it off, not a copy of it.
+
+    A cause read from the log names its event (`originator_id`, `version`,
+    `notification_id`), and the trigger runner reads the facts again when the timer
+    fires, so the log does not carry every message's text twice. A derived cause
+    (an overdue task, a schedule, a birthday) has no event to read: its few facts stay,
+    without personal ones.
+    """
+    kept = {key: value for key, value in cause.items() if key != "facts"}
+    if not cause.get("originator_id"):
+        facts = cause.get("facts") or {}
+        kept["facts"] = {key: value for key, value in facts.items() if key not in PERSONAL_FACTS}
+    return kept
+
+
 class Timer(Aggregate):
     """A rule's pending delay: fires once at `due_at` unless its reason goes away first."""
 
-    @event("TimerScheduled")
+    class TimerScheduled(Aggregate.Created):
+        """Version 2 references its cause (`cause_reference`); version 1 copied the cause
+        event's facts, message text and subject included, and loads as version 2."""
+
+        class_version = 2
+        rule_id: UUID
+        cause: dict[str, Any]
+        due_at: datetime
+        contact_id: UUID | None
+        conversation_id: UUID | None
+        cancel_on: list[str]
+        actor: str
+        correlation_id: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["cause"] = cause_reference(state["cause"])
+
+    @event(TimerScheduled)
     def __init__(
         self,
         id: UUID,

@@ -10,17 +10,41 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
-from uuid import UUID
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+REPLY_TASK_NAMESPACE = uuid5(NAMESPACE_URL, "https://threadline.dev/reply-task")
+
 
 class TaskType(StrEnum):
+    """What kind of work a task is; a reply task is of the kind of its conversation's channel."""
+
     CALL = "call"
     EMAIL = "email"
+    SMS = "sms"
+    WHATSAPP = "whatsapp"
+    TELEGRAM = "telegram"
+    WEB = "web"
     MEETING = "meeting"
     PROPOSAL = "proposal"
     OTHER = "other"
+
+
+# A conversation's channel -> the type of the task that answers it (voice is answered by a call).
+_CHANNEL_TASK_TYPES = {
+    "email": TaskType.EMAIL,
+    "sms": TaskType.SMS,
+    "whatsapp": TaskType.WHATSAPP,
+    "telegram": TaskType.TELEGRAM,
+    "voice": TaskType.CALL,
+    "web": TaskType.WEB,
+}
+
+
+def task_type_for_channel(channel: str | None) -> str:
+    """The task type that answers a conversation on `channel` (``other`` for unknown ones)."""
+    return _CHANNEL_TASK_TYPES.get(channel or "", TaskType.OTHER).value
 
 
 class TaskStatus(StrEnum):
@@ -58,8 +82,24 @@ class Task(Aggregate):
     def is_open(self) -> bool:
         return self.status == TaskStatus.OPEN.value
 
-    @event("TaskCompleted")
-    def complete(self, contact_id: UUID | None, actor: str, correlation_id: str) -> None:
+    class TaskCompleted(Aggregate.Event):
+        """The work is done. Version 2 says why (``answered``: a reply in its conversation
+        completed the conversation's reply task; empty when a person ticked it off)."""
+
+        class_version = 2
+        contact_id: UUID | None
+        actor: str
+        correlation_id: str
+        reason: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["reason"] = ""
+
+    @event(TaskCompleted)
+    def complete(
+        self, contact_id: UUID | None, actor: str, correlation_id: str, reason: str = ""
+    ) -> None:
         self.status = TaskStatus.DONE.value
 
     @event("TaskCancelled")
@@ -77,3 +117,27 @@ class Task(Aggregate):
         self, assignee_id: UUID | None, contact_id: UUID | None, actor: str, correlation_id: str
     ) -> None:
         self.assignee_id = assignee_id
+
+
+def reply_task_mark_id(conversation_id: UUID) -> UUID:
+    """The one mark per conversation (deterministic, so two writers meet on the same aggregate)."""
+    return uuid5(REPLY_TASK_NAMESPACE, str(conversation_id))
+
+
+class ReplyTaskMark(Aggregate):
+    """Which task is a conversation's reply task: the mark that keeps it to one open at a time.
+
+    Rules create "reply to ..." tasks when a conversation opens or waits; without a
+    mark each re-opening added another. Creating a reply task and linking it here
+    happen in one unit of work, and the mark's id is derived from the conversation,
+    so two writers that both try conflict in the store instead of both succeeding.
+    """
+
+    @event("ReplyTaskMarkCreated")
+    def __init__(self, id: UUID, conversation_id: UUID, actor: str, correlation_id: str) -> None:
+        self.conversation_id = conversation_id
+        self.task_id: UUID | None = None
+
+    @event("ReplyTaskLinked")
+    def link(self, task_id: UUID, actor: str, correlation_id: str) -> None:
+        self.task_id = task_id

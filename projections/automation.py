@@ -21,7 +21,7 @@ EFFECT_KEYS = ("message_id", "task_id", "notification_id", "webhook_id")
 
 class AutomationProjection(ViewProjection):
     name = "automation"
-    version = 3  # 2: calendars; 3: notifications.emailed
+    version = 4  # 2: calendars; 3: notifications.emailed; 4: notifications.task_id
     tables = (
         "rules",
         "templates",
@@ -63,9 +63,12 @@ class AutomationProjection(ViewProjection):
         "CREATE TABLE IF NOT EXISTS notifications ("
         " id TEXT PRIMARY KEY, user_id TEXT NOT NULL, contact_id TEXT, conversation_id TEXT,"
         " text TEXT NOT NULL, email BIGINT NOT NULL, read BIGINT NOT NULL,"
-        " emailed BIGINT NOT NULL DEFAULT 0,"
+        " emailed BIGINT NOT NULL DEFAULT 0, task_id TEXT,"
         " created_at TEXT NOT NULL, actor TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS notifications_user ON notifications (user_id, read)",
+        # The notifier's position: unsent e-mail copies in creation order.
+        "CREATE INDEX IF NOT EXISTS notifications_unsent ON notifications"
+        " (email, emailed, created_at, id)",
         "CREATE TABLE IF NOT EXISTS webhook_calls ("
         " id TEXT PRIMARY KEY, url TEXT NOT NULL, state TEXT NOT NULL,"
         " attempts BIGINT NOT NULL, last_status BIGINT, last_error TEXT,"
@@ -216,7 +219,7 @@ class AutomationProjection(ViewProjection):
     def _notification(self, event: Any, cur: ViewCursor) -> None:
         cur.execute(
             "INSERT INTO notifications (id, user_id, contact_id, conversation_id, text, email,"
-            " read, created_at, actor) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)"
+            " read, created_at, actor, task_id) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?)"
             " ON CONFLICT (id) DO NOTHING",
             [
                 sid(event.originator_id),
@@ -227,6 +230,7 @@ class AutomationProjection(ViewProjection):
                 int(event.email),
                 ts(event.timestamp),
                 event.actor,
+                sid(event.task_id),
             ],
         )
 

@@ -16,16 +16,17 @@ from threadline.domain.conversation import Conversation
 from threadline.domain.message import Message
 from threadline.domain.task import Task
 from threadline.projections.base import ViewProjection, dumps, handles, sid, ts
-from threadline.projections.sql import ViewCursor
+from threadline.projections.sql import ViewCursor, ViewDatabase
 
 COUNT_COLUMNS = ("inbound_count", "outbound_count", "note_count", "conversation_count")
 
 
 class ContactCardProjection(ViewProjection):
     name = "contact_cards"
-    version = 2  # 2: merged_into
+    version = 3  # 2: merged_into; 3: contact_opt_outs
     tables = (
         "contacts",
+        "contact_opt_outs",
         "contact_identities",
         "contact_attributes",
         "contact_tags",
@@ -62,6 +63,10 @@ class ContactCardProjection(ViewProjection):
         " contact_id TEXT NOT NULL, channel TEXT NOT NULL, last_inbound_at TEXT,"
         " last_outbound_at TEXT, message_count BIGINT NOT NULL DEFAULT 0,"
         " PRIMARY KEY (contact_id, channel))",
+        # One row per channel a contact opted out of ("*": every channel); opting in deletes it.
+        "CREATE TABLE IF NOT EXISTS contact_opt_outs ("
+        " contact_id TEXT NOT NULL, channel TEXT NOT NULL, reason TEXT NOT NULL,"
+        " actor TEXT NOT NULL, opted_out_at TEXT NOT NULL, PRIMARY KEY (contact_id, channel))",
         "CREATE TABLE IF NOT EXISTS companies ("
         " id TEXT PRIMARY KEY, name TEXT NOT NULL, attributes TEXT NOT NULL,"
         " created_at TEXT NOT NULL, updated_at TEXT NOT NULL)",
@@ -274,6 +279,23 @@ class ContactCardProjection(ViewProjection):
             )
         self._refresh_search(cur, event)
 
+    @handles(Contact.ContactOptedOut)
+    def _opted_out(self, event: Any, cur: ViewCursor) -> None:
+        """Keep the first opt-out of a channel: when and why the client said stop."""
+        cur.execute(
+            "INSERT INTO contact_opt_outs (contact_id, channel, reason, actor, opted_out_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (contact_id, channel) DO NOTHING",
+            [sid(event.originator_id), event.channel, event.reason, event.actor,
+             ts(event.timestamp)],
+        )  # fmt: skip
+
+    @handles(Contact.ContactOptedIn)
+    def _opted_in(self, event: Any, cur: ViewCursor) -> None:
+        cur.execute(
+            "DELETE FROM contact_opt_outs WHERE contact_id = ? AND channel = ?",
+            [sid(event.originator_id), event.channel],
+        )
+
     @handles(Contact.ContactMerged)
     def _merged(self, event: Any, cur: ViewCursor) -> None:
         cur.execute(
@@ -384,6 +406,15 @@ class ContactCardProjection(ViewProjection):
             "UPDATE companies SET attributes = ?, updated_at = ? WHERE id = ?",
             [dumps(attributes), ts(event.timestamp), sid(event.originator_id)],
         )
+
+
+def opt_outs_of(db: ViewDatabase, contact_id: str) -> list[dict[str, Any]]:
+    """The channels a contact opted out of, oldest first: channel, reason, actor, opted_out_at."""
+    return db.query(
+        "SELECT channel, reason, actor, opted_out_at FROM contact_opt_outs"
+        " WHERE contact_id = ? ORDER BY opted_out_at, channel",
+        [contact_id],
+    )
 
 
 class _Tags:

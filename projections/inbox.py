@@ -28,6 +28,7 @@ from threadline.projections.sql import ViewCursor
 
 class InboxProjection(ViewProjection):
     name = "inbox"
+    version = 2  # 2: a message's state is the provider's word (queued, sent, delivered)
     tables = ("inbox_conversations", "inbox_messages", "inbox_contacts", "inbox_contact_aliases")
     schema = (
         "CREATE TABLE IF NOT EXISTS inbox_conversations ("
@@ -213,16 +214,18 @@ class InboxProjection(ViewProjection):
 
     @handles(Message.MessageDelivered)
     def _delivered(self, event: Any, cur: ViewCursor) -> None:
+        """The provider took it: the state is its word (`sent`, or `queued` at Twilio)."""
         cur.execute(
-            "UPDATE inbox_messages SET state = 'delivered', provider_id = ?, failure = NULL,"
+            "UPDATE inbox_messages SET state = ?, provider_id = ?, failure = NULL,"
             " updated_at = ? WHERE id = ?",
-            [event.provider_id, ts(event.timestamp), sid(event.originator_id)],
+            [event.status, event.provider_id, ts(event.timestamp), sid(event.originator_id)],
         )
 
     @handles(Message.MessageDeliveryFailed)
     def _failed(self, event: Any, cur: ViewCursor) -> None:
         failure = {
             "reason": event.reason,
+            "problem": event.problem,
             "permanent": event.permanent,
             "retry_at": ts(event.retry_at),
         }
@@ -230,7 +233,8 @@ class InboxProjection(ViewProjection):
 
     @handles(Message.MessageDeliveryConfirmed)
     def _confirmed(self, event: Any, cur: ViewCursor) -> None:
-        self._set_state(cur, event, "delivered", None)
+        """A later report of the provider: `sent` on to the carrier, or `delivered`."""
+        self._set_state(cur, event, event.status, None)
 
     def _set_state(
         self, cur: ViewCursor, event: Any, state: str, failure: dict[str, Any] | None

@@ -18,6 +18,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import select
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +28,21 @@ log = logging.getLogger(__name__)
 
 ChildMain = Callable[[Any, Any, Any, Any, Any], None]
 """(settings, position, doorbell, stop flag, failing): what runs in the child."""
+
+
+def leave_stopping_to_parent() -> None:
+    """In the child: SIGTERM and SIGINT do not end it; its parent stops it through `StopFlag`.
+
+    A Ctrl-C reaches the whole foreground process group, and systemd (and `timeout`, and
+    `kill -- -pgid`) signal every process of the service at once. Killed by the signal,
+    the child died mid-page while the server was still shutting down, and its supervisor
+    took that for a crash and started it again. Left to the parent, the child ends its
+    page and exits when the parent's `close()` asks. If the parent dies instead, the
+    death signal (SIGTERM, see `_die_with_parent`) wakes the child and its loop's
+    parent check ends it.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
 
 
 class Doorbell:

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from threadline.projections.contact_card import opt_outs_of
 from threadline.projections.sql import ViewDatabase
 
 COMPARATORS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
@@ -150,6 +151,7 @@ class Queries:
             " FROM contact_channels WHERE contact_id = ? ORDER BY channel",
             [contact_id],
         )
+        card["opt_outs"] = opt_outs_of(self.db, contact_id)
         if card.get("company_id"):
             card["company"] = self.db.query_one(
                 "SELECT id, name FROM companies WHERE id = ?", [card["company_id"]]
@@ -336,6 +338,17 @@ class Queries:
             message["metadata"] = json.loads(message["metadata"] or "{}")
             message["failure"] = json.loads(message["failure"]) if message.get("failure") else None
         row["messages"] = messages
+        return row
+
+    def message(self, message_id: str) -> dict[str, Any] | None:
+        """One message of the inbox view (attachments and metadata decoded), for serving its
+        files without reading its whole conversation."""
+        row = self.db.query_one("SELECT * FROM inbox_messages WHERE id = ?", [message_id])
+        if row is None:
+            return None
+        row.pop("search", None)
+        row["attachments"] = json.loads(row["attachments"] or "[]")
+        row["metadata"] = json.loads(row["metadata"] or "{}")
         return row
 
     # -- tasks ----------------------------------------------------------------------------------

@@ -10,8 +10,10 @@ apply exactly once.
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 from eventsourcing.persistence import Tracking, TrackingRecorder
@@ -19,17 +21,38 @@ from eventsourcing.persistence import Tracking, TrackingRecorder
 from threadline.domain.store_access import CONNECTION_ERRORS, recover_connections
 
 _PLACEHOLDER = re.compile(r"\?")
+_DDL = re.compile(r"\s*(CREATE|ALTER|DROP)\s", re.IGNORECASE)
+DDL_LOCK_CLASS = 0x7E4D * 16 + 2
+"""The first key of the advisory lock DDL takes (`threadline.services.store` uses kind 1)."""
+
+
+@lru_cache(maxsize=64)
+def ddl_lock_statement(schema: str) -> str:
+    """The transaction lock one schema's DDL takes before its first statement.
+
+    Concurrent ``CREATE ... IF NOT EXISTS`` from several processes (a table made on
+    first use, such as the web sessions) would otherwise fail on PostgreSQL's
+    catalogue ("duplicate key value violates unique constraint"); with the lock they
+    take turns and the second finds the table.
+    """
+    key = zlib.crc32(schema.encode()) & 0x7FFFFFFF
+    return f"SELECT pg_advisory_xact_lock({DDL_LOCK_CLASS}, {key})"
 
 
 class ViewCursor:
     """A cursor that accepts ``?`` placeholders on both databases and returns dict rows."""
 
-    def __init__(self, raw: Any, postgres: bool) -> None:
+    def __init__(self, raw: Any, postgres: bool, ddl_lock: str | None = None) -> None:
         self.raw = raw
         self.postgres = postgres
+        # Taken before this transaction's first DDL statement (PostgreSQL only).
+        self._ddl_lock = ddl_lock
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> ViewCursor:
         if self.postgres:
+            if self._ddl_lock is not None and _DDL.match(sql):
+                self.raw.execute(self._ddl_lock)
+                self._ddl_lock = None
             sql = _PLACEHOLDER.sub("%s", sql.replace("%", "%%"))
         self.raw.execute(sql, tuple(params))
         return self
@@ -70,7 +93,7 @@ class ViewDatabase:
                 return
             schema = self.recorder.datastore.schema.replace('"', "")
             raw.execute(f'SET LOCAL search_path TO "{schema}"')
-            yield ViewCursor(raw, postgres=True)
+            yield ViewCursor(raw, postgres=True, ddl_lock=ddl_lock_statement(schema))
 
     @contextmanager
     def pipelined(self, cur: ViewCursor) -> Iterator[ViewCursor]:

@@ -6,7 +6,16 @@ from typing import Any
 
 from threadline.domain.task import Task
 from threadline.projections.base import ViewProjection, handles, sid, ts
-from threadline.projections.sql import ViewCursor
+from threadline.projections.sql import ViewCursor, ViewDatabase
+
+
+def open_tasks_of_conversation(db: ViewDatabase, conversation_id: str) -> int:
+    """How many open tasks name this conversation (a rule's ``conversation.open_task_count``)."""
+    row = db.query_one(
+        "SELECT COUNT(*) AS n FROM tasks WHERE conversation_id = ? AND status = 'open'",
+        [conversation_id],
+    )
+    return int(row["n"]) if row is not None else 0
 
 
 class TaskProjection(ViewProjection):
@@ -21,6 +30,8 @@ class TaskProjection(ViewProjection):
         "CREATE INDEX IF NOT EXISTS tasks_due ON tasks (status, due_at)",
         "CREATE INDEX IF NOT EXISTS tasks_assignee ON tasks (assignee_id, status, due_at)",
         "CREATE INDEX IF NOT EXISTS tasks_contact ON tasks (contact_id)",
+        # A rule's `conversation.open_task_count` (see triggers/facts.py) reads by conversation.
+        "CREATE INDEX IF NOT EXISTS tasks_conversation ON tasks (conversation_id, status)",
     )
 
     @handles(Task.TaskCreated)

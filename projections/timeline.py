@@ -29,6 +29,7 @@ from threadline.projections.sql import ViewCursor
 
 class TimelineProjection(ViewProjection):
     name = "timeline"
+    version = 2  # 2: opt-out and opt-in rows
     tables = ("timeline", "timeline_conversations", "timeline_aliases")
     schema = (
         "CREATE TABLE IF NOT EXISTS timeline ("
@@ -146,6 +147,19 @@ class TimelineProjection(ViewProjection):
             cur, event, event.originator_id, "contact.lifecycle_changed", title=event.lifecycle
         )
 
+    @handles(Contact.ContactOptedOut, Contact.ContactOptedIn)
+    def _consent(self, event: Any, cur: ViewCursor) -> None:
+        """Opt-outs (a STOP, an unsubscribe link) and a person's opt-in, with the reason."""
+        kind = (
+            "contact.opted_out"
+            if isinstance(event, Contact.ContactOptedOut)
+            else "contact.opted_in"
+        )
+        self._row(
+            cur, event, event.originator_id, kind, title=event.channel, body=event.reason,
+            data={"channel": event.channel, "reason": event.reason},
+        )  # fmt: skip
+
     @handles(Contact.ContactMerged)
     def _merged(self, event: Any, cur: ViewCursor) -> None:
         """The duplicate's whole history moves to the survivor's timeline, and stays there."""
@@ -239,8 +253,8 @@ class TimelineProjection(ViewProjection):
             state = "sending"
         elif isinstance(event, Message.MessageDeliveryFailed):
             state = "failed" if event.permanent else "retrying"
-        else:
-            state = "delivered"
+        else:  # the provider's word: queued or sent when it took it, sent or delivered later
+            state = event.status
         cur.execute(
             "UPDATE timeline SET state = ? WHERE ref_id = ? AND kind = 'message.sent'",
             [state, sid(event.originator_id)],

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 import secrets
-import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from threadline.services.config import Settings
+from threadline.services.malloc_arenas import limit_malloc_arenas
+from threadline.services.shutdown import StopRequested, StopSignals
 from threadline.services.store import StoreUrlError
 
 app = typer.Typer(
@@ -41,10 +41,14 @@ def _settings() -> Settings:
     return settings
 
 
-def _runtime(settings: Settings, run_views: bool = True, views_in_process: bool = True):  # type: ignore[no-untyped-def]
+def _runtime(  # type: ignore[no-untyped-def]
+    settings: Settings, run_views: bool = True, views_in_process: bool = True, role: str = "cli"
+):
+    """The process's runtime; `role` picks its connection budget and names its connections."""
     from threadline.services.runtime import Runtime
     from threadline.services.secret_box import SecretKeyError
 
+    settings = settings.with_overrides(role=role)
     try:
         return Runtime(settings, run_views=run_views, views_in_process=views_in_process)
     except StoreUrlError as error:
@@ -94,10 +98,6 @@ def serve(
     ] = False,
 ) -> None:
     """Run the API (and, embedded, the views) in one process."""
-    import uvicorn
-
-    from threadline.services.api.app import create_app
-
     settings = _settings()
     host = host or settings.host
     port = port or settings.port
@@ -105,7 +105,41 @@ def serve(
     if demo and not settings.admin_token:
         generated_token = "tl_admin_" + secrets.token_urlsafe(24)
         settings = settings.with_overrides(admin_token=generated_token)
-    runtime = _runtime(settings, run_views=not no_projections, views_in_process=False)
+    limit_malloc_arenas()  # before any thread starts (see the module)
+    stop = StopSignals().install()
+    runtime = None
+    try:
+        runtime = _runtime(
+            settings,
+            run_views=not no_projections,
+            views_in_process=False,
+            role="api" if no_projections else "serve",
+        )
+        _start_serving(runtime, settings, host, port, demo, no_projections, generated_token)
+        with stop.watched():  # uvicorn stops on the signal, then re-raises it into `stop`
+            server = web_server(runtime, settings, host, port)
+            server.run()
+            if not server.started:
+                sys.exit(3)  # uvicorn.run's "could not start" (the port taken, say)
+    except StopRequested:
+        pass  # stopped while starting: a requested stop, not a failure
+    finally:
+        stop.closing()
+        if runtime is not None:
+            runtime.close()
+    console.print("Threadline stopped")
+
+
+def _start_serving(  # type: ignore[no-untyped-def]
+    runtime,
+    settings: Settings,
+    host: str,
+    port: int,
+    demo: bool,
+    no_projections: bool,
+    generated_token: str | None,
+) -> None:
+    """Everything `serve` does before it listens: views, demo data, channels, triggers."""
     if not no_projections:
         _catch_up(runtime)
     if demo:
@@ -113,8 +147,8 @@ def serve(
     if settings.run_channels:
         runtime.channels.start()
     if settings.run_triggers and not no_projections:
-        # On a store's first start, rules apply from now on, not to the history before them.
-        runtime.start_triggers(from_now=True)
+        # A first start begins where the first rule was created (see TriggerRunner.start).
+        runtime.start_triggers()
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     console.print(
         f"\n[bold green]Threadline is running at {url}[/bold green]  (API docs: {url}/docs)"
@@ -130,17 +164,41 @@ def serve(
     if generated_token:
         console.print(f"  API admin token for this run: [bold]{generated_token}[/bold]")
         console.print(f"  try: curl -H 'Authorization: Bearer {generated_token}' {url}/api/inbox")
-    try:
-        uvicorn.run(
-            create_app(runtime),
-            host=host,
-            port=port,
-            log_level=settings.log_level.lower(),
-            proxy_headers=bool(settings.trusted_proxies),
-            forwarded_allow_ips=proxy_allow_list(settings),
-        )
-    finally:
-        runtime.close()
+
+
+GRACEFUL_SHUTDOWN_SECONDS = 3.0
+"""How long a stop waits for requests under way before uvicorn cancels them.
+
+The live streams (`/ui/events`) end by themselves as soon as uvicorn is told to exit,
+so this bounds only ordinary requests: a stop takes seconds, not as long as a browser
+keeps a page open, and stays well inside Docker's and Kubernetes' 10 s and 30 s.
+"""
+
+
+def web_server(runtime, settings: Settings, host: str, port: int):  # type: ignore[no-untyped-def]
+    """The uvicorn server `serve` runs: the app, its proxy trust, a bounded graceful stop.
+
+    Its open `/ui/events` streams end once the server is told to exit (`should_exit`,
+    which uvicorn sets on SIGTERM/SIGINT), so the stop does not wait for the browsers.
+    """
+    import uvicorn
+
+    from threadline.services.api.app import create_app
+    from threadline.services.web.routes_events import end_streams_when
+
+    web = create_app(runtime)
+    config = uvicorn.Config(
+        web,
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=proxy_allow_list(settings),
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+    server = uvicorn.Server(config)
+    end_streams_when(web, lambda: server.should_exit)
+    return server
 
 
 def proxy_allow_list(settings: Settings) -> list[str]:
@@ -192,6 +250,27 @@ def demo(
 
 
 @app.command()
+def migrate() -> None:
+    """Create or upgrade every table (log, views, state), then exit.
+
+    Deployments run it before the other roles (compose: a one-shot service they depend
+    on; Kubernetes: an init container). Safe beside running processes and against
+    itself: creating tables takes turns under a PostgreSQL advisory lock. A view whose
+    shape changed is emptied here and rebuilt by `threadline worker projections`.
+    """
+    from threadline.services.web.sessions import SessionStore
+
+    settings = _settings()
+    runtime = _runtime(settings, run_views=False, role="migrate")
+    try:
+        SessionStore(runtime.state_db)  # the web app's table, otherwise made on first use
+        position = runtime.app.recorder.max_notification_id() or 0
+    finally:
+        runtime.close()
+    console.print(f"schema ready at {settings.database_url} (log position {position})")
+
+
+@app.command()
 def replay() -> None:
     """Drop every view and rebuild it from the first event (stop the server first on SQLite)."""
     settings = _settings()
@@ -221,7 +300,8 @@ def worker(
 
     `projections` keeps every view current; `channels` runs the inbox pollers (IMAP,
     Telegram long polling) and the delivery worker; `delivery` only the delivery worker;
-    `triggers` the rule engine (rules, timers, schedules). Run `threadline serve` with
+    `triggers` the rule engine (rules, timers, schedules; its first start begins where the
+    first rule was created, later ones where it stopped). Run `threadline serve` with
     THREADLINE_CHANNELS=0 and THREADLINE_TRIGGERS=0 beside such workers.
     """
     roles = ("projections", "channels", "delivery", "triggers")
@@ -229,22 +309,26 @@ def worker(
         console.print(f"[red]unknown role {role!r}[/red]; available: {', '.join(roles)}")
         raise typer.Exit(2)
     settings = _settings()
-    runtime = _runtime(settings, run_views=role == "projections")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    limit_malloc_arenas()  # before any thread starts (see the module)
+    stop = StopSignals().install()
+    runtime = None
     try:
+        runtime = _runtime(settings, run_views=role == "projections", role=role)
         if role == "projections":
             _catch_up(runtime)
         elif role == "triggers":
-            runtime.start_triggers(from_now=True)
+            runtime.start_triggers()
         else:
             runtime.channels.start(pollers=role == "channels")
         console.print(f"{role} worker running; Ctrl-C to stop")
-        while not stop.wait(1.0):
-            pass
+        stop.wait()
+    except StopRequested:
+        pass  # stopped while starting: a requested stop, not a failure
     finally:
-        runtime.close()
+        stop.closing()
+        if runtime is not None:
+            runtime.close()
+    console.print(f"{role} worker stopped")
 
 
 @users_app.command("create")
@@ -371,14 +455,16 @@ def rules_import(
 
 @rules_app.command("defaults")
 def rules_defaults() -> None:
-    """Add the shipped rules and templates that are missing (edited ones stay as they are)."""
+    """Add the shipped rules and templates that are missing and update unedited shipped rules
+    (rules someone edited stay as they are)."""
     from threadline.triggers.defaults import seed_defaults
 
     runtime = _runtime(_settings())
     try:
         runtime.start()
         console.print(
-            f"added {seed_defaults(runtime.app, actor='cli')} default rules and templates"
+            f"added or updated {seed_defaults(runtime.app, actor='cli')} default rules and"
+            " templates"
         )
     finally:
         runtime.close()

@@ -75,6 +75,41 @@ SETTINGS: list[tuple[str, str, str]] = [
         "2.0",
         "Seconds a write request waits for the views to show its change before answering.",
     ),
+    (
+        "THREADLINE_READ_YOUR_WRITES_BEHIND_TIMEOUT",
+        "0.5",
+        "Seconds a write request waits instead while the views are known to be behind (the last "
+        "wait timed out) and do not move; an answer whose change is not visible yet carries "
+        "`Threadline-Views: behind`.",
+    ),
+    (
+        "THREADLINE_DB_POOL_SIZE",
+        "(per role)",
+        "PostgreSQL connections each of a process's two pools (log, views) keeps open. Default "
+        "by role: 2 for `serve`, 1 for the workers (see deploy/README.md for the budget).",
+    ),
+    (
+        "THREADLINE_DB_MAX_OVERFLOW",
+        "(per role)",
+        "Connections each pool may open beyond THREADLINE_DB_POOL_SIZE under load. Default by "
+        "role: 6 for `serve`, 4 `channels`, 3 `delivery`, 2 `triggers`, 1 `projections`.",
+    ),
+    (
+        "THREADLINE_DB_IDLE_SECONDS",
+        "60",
+        "An overflow connection unused for this long is closed (one per interval per pool).",
+    ),
+    (
+        "THREADLINE_HEALTH_VIEWS_LAG_SECONDS",
+        "10",
+        "`/healthz` says `degraded` when the oldest event the views have not applied is older.",
+    ),
+    (
+        "THREADLINE_HEALTH_TRIGGERS_LAG_SECONDS",
+        "60",
+        "`/healthz` says `degraded` when the oldest event the trigger runner has not handled is "
+        "older.",
+    ),
     ("THREADLINE_LOG_LEVEL", "INFO", "Python logging level."),
     (
         "THREADLINE_PUBLIC_URL",
@@ -178,6 +213,15 @@ class Settings:
     default_region: str | None = None
     timezone: str = "UTC"
     read_your_writes_timeout: float = 2.0
+    read_your_writes_behind_timeout: float = 0.5
+    db_pool_size: int | None = None
+    db_max_overflow: int | None = None
+    db_idle_seconds: float = 60.0
+    health_views_lag_seconds: float = 10.0
+    health_triggers_lag_seconds: float = 60.0
+    # The part this process plays (`serve`, `api`, a worker role, `cli`): set by the command,
+    # not the environment; it picks the pool sizes and names the database connections.
+    role: str = "serve"
     log_level: str = "INFO"
     public_url: str = "http://127.0.0.1:8000"
     inboxes_file: str | None = None
@@ -223,6 +267,19 @@ class Settings:
                 read_your_writes_timeout=float(
                     get("THREADLINE_READ_YOUR_WRITES_TIMEOUT") or cls.read_your_writes_timeout
                 ),
+                read_your_writes_behind_timeout=float(
+                    get("THREADLINE_READ_YOUR_WRITES_BEHIND_TIMEOUT")
+                    or cls.read_your_writes_behind_timeout
+                ),
+                db_pool_size=_optional_int(get("THREADLINE_DB_POOL_SIZE"), minimum=1),
+                db_max_overflow=_optional_int(get("THREADLINE_DB_MAX_OVERFLOW"), minimum=0),
+                db_idle_seconds=float(get("THREADLINE_DB_IDLE_SECONDS") or cls.db_idle_seconds),
+                health_views_lag_seconds=float(
+                    get("THREADLINE_HEALTH_VIEWS_LAG_SECONDS") or cls.health_views_lag_seconds
+                ),
+                health_triggers_lag_seconds=float(
+                    get("THREADLINE_HEALTH_TRIGGERS_LAG_SECONDS") or cls.health_triggers_lag_seconds
+                ),
                 log_level=(get("THREADLINE_LOG_LEVEL") or cls.log_level).upper(),
                 public_url=(get("THREADLINE_PUBLIC_URL") or cls.public_url).rstrip("/"),
                 inboxes_file=get("THREADLINE_INBOXES_FILE"),
@@ -261,6 +318,16 @@ class Settings:
 
 def project_root() -> Path:
     return Path.cwd()
+
+
+def _optional_int(value: str | None, minimum: int) -> int | None:
+    """An integer setting that may be left unset (then a default applies elsewhere)."""
+    if value is None:
+        return None
+    number = int(value)
+    if number < minimum:
+        raise ValueError(f"{value!r} is below {minimum}")
+    return number
 
 
 def _webhook_allow(value: str) -> tuple[str, ...]:

@@ -4,7 +4,9 @@ The loop reads due rows of the `outbox` view and, for each:
 1. records `MessageDeliveryAttempted` through the Message aggregate (the store's
    version check lets exactly one worker start a given attempt);
 2. calls the channel adapter's `send`;
-3. records `MessageDelivered` with the provider's id, or `MessageDeliveryFailed`:
+3. records `MessageDelivered` with the provider's id and its word on the message
+   (`sent`, or `queued` at Twilio: later reports move it on), or `MessageDeliveryFailed`
+   with the technical reason and its plain `DeliveryProblem` (what operators read):
    transient errors are retried with exponential backoff until
    `THREADLINE_DELIVERY_MAX_ATTEMPTS`; permanent or blocked ones stop.
 
@@ -30,12 +32,16 @@ from threadline.channels.base import (
     DeliveryErrorKind,
     InboxConfig,
     OutboundMessage,
+    ProviderStatus,
+    Sent,
     wait_or_stop,
 )
+from threadline.channels.problems import DeliveryProblem, problem_of
 from threadline.channels.registry import adapter_class
 from threadline.domain.contact import Contact
 from threadline.domain.conversation import Conversation
 from threadline.domain.message import Message
+from threadline.domain.reply_channels import REPLY_CHANNEL
 from threadline.projections.base import ts
 
 if TYPE_CHECKING:
@@ -51,13 +57,17 @@ IN_DOUBT_REASON = (
     "automatically; check with the client and resend if needed"
 )
 # Conversations whose own channel has no way out are answered through another one.
-FALLBACK_CHANNEL = {"web": "email", "api": "email"}
+FALLBACK_CHANNEL = REPLY_CHANNEL
 STOP_GRACE = 10.0
 """Seconds a stopping worker waits for the deliveries it began (the hub waits 15 s for it)."""
 
 
 class NoRoute(Exception):
     """Nothing can carry this message (no inbox for the channel, or no address)."""
+
+    def __init__(self, reason: str, problem: DeliveryProblem = DeliveryProblem.NOT_SET_UP):
+        super().__init__(reason)
+        self.problem = problem
 
 
 class DeliveryWorker:
@@ -127,7 +137,9 @@ class DeliveryWorker:
             message_id = UUID(row["message_id"])
             message = self.runtime.app.repository.get(message_id)
             if message.attempt_open:
-                self.runtime.app.record_delivery_failed(message_id, IN_DOUBT_REASON, True, ACTOR)
+                self.runtime.app.record_delivery_failed(
+                    message_id, IN_DOUBT_REASON, True, ACTOR, problem=DeliveryProblem.IN_DOUBT
+                )
                 log.warning("message %s: %s", message_id, IN_DOUBT_REASON)
                 settled += 1
         return settled
@@ -145,11 +157,13 @@ class DeliveryWorker:
                     self.prepare, message_id, attempt
                 )
             except NoRoute as error:
-                await asyncio.to_thread(self._fail, message_id, str(error), True, None)
+                await asyncio.to_thread(
+                    self._fail, message_id, str(error), True, None, error.problem
+                )
                 return
             started = time.monotonic()
             try:
-                provider_id = await asyncio.wait_for(
+                answer = await asyncio.wait_for(
                     adapter.send(outbound), timeout=adapter.services.options.send_timeout
                 )
             except DeliveryError as error:
@@ -159,23 +173,31 @@ class DeliveryWorker:
                 # The provider may have accepted it: do not risk a second copy.
                 timeout = adapter.services.options.send_timeout
                 reason = f"the provider did not answer within {timeout:.0f} s; not retried"
-                await asyncio.to_thread(self._fail, message_id, reason, True, None)
+                await asyncio.to_thread(
+                    self._fail, message_id, reason, True, None, DeliveryProblem.IN_DOUBT
+                )
                 return
             except Exception as error:  # a bug or an unclassified error: retry a few times
                 log.exception("message %s: the %s adapter raised", message_id, channel)
                 await self._handle_error(
                     message_id,
                     attempt,
-                    DeliveryError(DeliveryErrorKind.TRANSIENT, f"{type(error).__name__}: {error}"),
+                    DeliveryError(
+                        DeliveryErrorKind.TRANSIENT,
+                        f"{type(error).__name__}: {error}",
+                        problem=problem_of(error),
+                    ),
                 )
                 return
-            await asyncio.to_thread(self._delivered, message_id, provider_id, channel)
+            sent = answer if isinstance(answer, Sent) else Sent(str(answer))
+            await asyncio.to_thread(self._delivered, message_id, sent, channel)
             self.sent += 1
             log.info(
-                "message %s delivered through %s as %s in %.0f ms",
+                "message %s %s through %s as %s in %.0f ms",
                 message_id,
+                sent.status.value,
                 channel,
-                provider_id,
+                sent.provider_id,
                 (time.monotonic() - started) * 1000,
             )
         finally:
@@ -184,32 +206,43 @@ class DeliveryWorker:
     def _start_attempt(self, message_id: UUID) -> int | None:
         return self.runtime.app.start_delivery_attempt(message_id, ACTOR).value
 
-    def _delivered(self, message_id: UUID, provider_id: str, channel: str) -> None:
-        self.runtime.app.record_delivered(message_id, provider_id, ACTOR, channel)
+    def _delivered(self, message_id: UUID, sent: Sent, channel: str) -> None:
+        self.runtime.app.record_delivered(
+            message_id, sent.provider_id, ACTOR, channel, ProviderStatus(sent.status).value
+        )
 
     def _fail(
-        self, message_id: UUID, reason: str, permanent: bool, retry_at: datetime | None
+        self,
+        message_id: UUID,
+        reason: str,
+        permanent: bool,
+        retry_at: datetime | None,
+        problem: DeliveryProblem = DeliveryProblem.UNKNOWN,
     ) -> None:
-        self.runtime.app.record_delivery_failed(message_id, reason, permanent, ACTOR, retry_at)
+        """Record the failure: `reason` for admins and the log, `problem` for operators."""
+        self.runtime.app.record_delivery_failed(
+            message_id, reason, permanent, ACTOR, retry_at, problem.value
+        )
         if permanent:
             self.failed += 1
-            log.warning("message %s failed for good: %s", message_id, reason)
+            log.warning("message %s failed for good (%s): %s", message_id, problem, reason)
 
     async def _handle_error(self, message_id: UUID, attempt: int, error: DeliveryError) -> None:
+        problem = problem_of(error)
         if error.permanent or attempt >= self.settings.delivery_max_attempts:
             reason = error.reason
             if not error.permanent:
                 reason = f"{error.reason} (gave up after {attempt} attempts)"
             if error.kind is DeliveryErrorKind.BLOCKED:
                 reason = f"blocked by the recipient: {error.reason}"
-            await asyncio.to_thread(self._fail, message_id, reason, True, None)
+            await asyncio.to_thread(self._fail, message_id, reason, True, None, problem)
             return
         delay = self.settings.delivery_retry_seconds * (2 ** (attempt - 1))
         if error.retry_after is not None:
             delay = max(delay, error.retry_after)
         retry_at = datetime.now(UTC) + timedelta(seconds=delay)
         log.info("message %s: %s; retry %d in %.0f s", message_id, error.reason, attempt + 1, delay)
-        await asyncio.to_thread(self._fail, message_id, error.reason, False, retry_at)
+        await asyncio.to_thread(self._fail, message_id, error.reason, False, retry_at, problem)
 
     # -- building the outbound message ------------------------------------------------------
 
@@ -298,7 +331,10 @@ class DeliveryWorker:
         for identity in contact.identities:
             if identity["kind"] == kind:
                 return str(identity["value"])
-        raise NoRoute(f"the client has no {kind} to send this {channel} message to")
+        raise NoRoute(
+            f"the client has no {kind} to send this {channel} message to",
+            DeliveryProblem.NO_ADDRESS,
+        )
 
 
 def _log_failures(tasks: set[asyncio.Task[None]]) -> None:

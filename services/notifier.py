@@ -1,7 +1,8 @@
 """E-mail copies of operators' notifications (a rule's `notify` with `email: true`).
 
 Sent through the first enabled e-mail inbox that can send, to the operator's
-login address. Unlike replies to clients, a notification to a colleague is sent
+login address, naming the task, client and conversation with absolute links
+(`services.notification_mail`). Unlike replies to clients, a notification to a colleague is sent
 at least once: a crash between sending and recording may repeat one, which is
 better than an operator missing an overdue-task reminder.
 """
@@ -10,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from threadline.channels.base import DeliveryError, OutboundMessage, wait_or_stop
 from threadline.domain.automation import Notification
+from threadline.projections.notification_details import with_details
+from threadline.services.notification_mail import NotificationMail, compose
 
 if TYPE_CHECKING:
     from threadline.services.channel_hub import ChannelHub
@@ -23,28 +27,65 @@ log = logging.getLogger("threadline.notifier")
 
 ACTOR = "worker:notifier"
 POLL_SECONDS = 1.0
+PAGE = 20
+RETRY_SECONDS = 60.0  # how long a notification that could not be sent waits for a retry
+START = ("", "")  # the position before every notification
 
 
 class NotificationMailer:
+    """Sends each unsent notification in creation order from a position kept in memory.
+
+    A pass reads the next page after the position (an index range, however many wait),
+    so notifications that cannot be sent (no e-mail inbox, a mail server down, an
+    inactive operator) are not read and sorted again every second. The position goes
+    back to the start once every `RETRY_SECONDS`: that retries what failed and picks up
+    a notification that reached the views behind the position. Nothing is read while
+    no inbox can send e-mail.
+    """
+
     def __init__(self, hub: ChannelHub) -> None:
         self.hub = hub
         self.runtime = hub.runtime
+        self.after = START  # (created_at, id) of the last notification tried
+        self.retry_at = 0.0  # monotonic time of the next pass from the start
+        self.tried = 0  # sends attempted (for tests and the bench)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                rows = await asyncio.to_thread(self.due)
-                for row in rows:
-                    await self.send(row)
+                await self.run_once()
             except Exception:
                 log.warning("e-mailing notifications failed; retrying", exc_info=True)
             await wait_or_stop(stop, POLL_SECONDS)
 
+    async def run_once(self) -> int:
+        """One pass: send the next page of unsent notifications; how many were tried."""
+        if not await asyncio.to_thread(self._can_send):
+            return 0  # nothing can send e-mail yet; the notifications stay in the app
+        if self.after == START or time.monotonic() >= self.retry_at:
+            self.after, self.retry_at = START, time.monotonic() + RETRY_SECONDS
+        rows = await asyncio.to_thread(self.due)
+        tried = 0
+        for row in rows:
+            self.after = (str(row["created_at"]), str(row["id"]))
+            if row["active"]:
+                await self.send(row)
+                tried += 1
+        self.tried += tried
+        return tried
+
+    def _can_send(self) -> bool:
+        return any(i.setting("smtp_host") for i in self.hub.inboxes("email"))
+
     def due(self) -> list[dict[str, Any]]:
+        """The next page after the position (`notifications_unsent` serves the range)."""
+        created_at, notification_id = self.after
         return self.runtime.views.query(
-            "SELECT n.id, n.text, n.contact_id, n.conversation_id, u.email, u.name"
-            " FROM notifications n JOIN users u ON u.id = n.user_id"
-            " WHERE n.email = 1 AND n.emailed = 0 AND u.active = 1 ORDER BY n.created_at LIMIT 20"
+            "SELECT n.id, n.text, n.contact_id, n.conversation_id, n.created_at, u.email,"
+            " u.name, u.active FROM notifications n JOIN users u ON u.id = n.user_id"
+            " WHERE n.email = 1 AND n.emailed = 0 AND n.created_at >= ?"
+            " AND (n.created_at > ? OR n.id > ?) ORDER BY n.created_at, n.id LIMIT ?",
+            [created_at, created_at, notification_id, PAGE],
         )
 
     async def send(self, row: dict[str, Any]) -> None:
@@ -54,9 +95,9 @@ class NotificationMailer:
         if not inboxes:
             return  # nothing can send e-mail yet; the notification stays in the app
         notification_id = UUID(row["id"])
-        link = self.hub.options.public_url
-        if row.get("conversation_id"):
-            link = f"{link}/api/conversations/{row['conversation_id']}"
+        mail = await asyncio.to_thread(self.compose, notification_id)
+        if mail is None:
+            return  # read or gone meanwhile
         message = OutboundMessage(
             message_id=notification_id,
             conversation_id=UUID(row["conversation_id"])
@@ -66,9 +107,9 @@ class NotificationMailer:
             channel="email",
             recipient=row["email"],
             recipient_name=row.get("name") or "",
-            subject=f"[Threadline] {row['text'][:120]}",
+            subject=mail.subject,
             own_subject=True,
-            text=f"{row['text']}\n\n{link}\n",
+            text=mail.text,
         )
         try:
             provider_id = await self.hub.adapter(inboxes[0]).send(message)
@@ -78,6 +119,19 @@ class NotificationMailer:
                 await asyncio.to_thread(self._record, notification_id, f"failed: {error.reason}")
             return
         await asyncio.to_thread(self._record, notification_id, provider_id)
+
+    def compose(self, notification_id: UUID) -> NotificationMail | None:
+        """The mail in the operator's language and time zone, naming and linking what it is about."""
+        rows = self.runtime.views.query(
+            "SELECT n.*, u.locale, u.timezone FROM notifications n"
+            " JOIN users u ON u.id = n.user_id WHERE n.id = ?",
+            [str(notification_id)],
+        )
+        if not rows:
+            return None
+        [note] = with_details(self.runtime.views, rows)
+        time_zone = str(note.get("timezone") or self.runtime.settings.timezone or "UTC")
+        return compose(note, self.hub.options.public_url, note.get("locale"), time_zone)
 
     def _record(self, notification_id: UUID, provider_id: str) -> None:
         def command(unit: Any) -> None:

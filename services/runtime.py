@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import signal
 import time
+from contextlib import ExitStack
 from typing import Any
 
 from eventsourcing.persistence import InfrastructureFactory
@@ -26,7 +27,7 @@ from threadline.projections.forms import FormsProjection
 from threadline.projections.inbox import InboxProjection
 from threadline.projections.inboxes import InboxesProjection
 from threadline.projections.outbox import OutboxProjection
-from threadline.projections.process_runner import ProcessViewRunner
+from threadline.projections.process_runner import ProcessViewRunner, leave_stopping_to_parent
 from threadline.projections.queries import Queries
 from threadline.projections.runner import Progress, ViewRunner
 from threadline.projections.sql import ViewDatabase
@@ -36,12 +37,18 @@ from threadline.projections.users import UserProjection
 from threadline.services.config import Settings
 from threadline.services.credentials import CredentialStore
 from threadline.services.secret_box import open_secret_box
+from threadline.services.sqlite_pragmas import checkpoint, relax_view_durability
 from threadline.services.store import (
     default_views_url,
-    ensure_schema,
     library_env,
+    name_connections,
+    pool_budget,
+    pooled,
+    schema_lock,
     state_url_for,
+    tune_pool,
 )
+from threadline.services.visibility import ReadYourWrites, SharedPosition
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +73,10 @@ def _views_child_main(
     logging.basicConfig(level=getattr(logging, settings.log_level, logging.INFO))
     parent = multiprocessing.parent_process()
     parent_pid = parent.pid if parent is not None else os.getppid()
+    leave_stopping_to_parent()
     _die_with_parent()
-    runtime = Runtime(settings, run_views=True)
+    # Its own pool budget and connection name (`threadline-views`), apart from the parent's.
+    runtime = Runtime(settings.with_overrides(role="views"), run_views=True)
     runner = runtime.runner
 
     def report() -> None:
@@ -78,43 +87,6 @@ def _views_child_main(
         runner.follow(wake, stop, report, alive=lambda: os.getppid() == parent_pid)
     finally:
         runtime.close()
-
-
-VIEW_CACHE_KIB = 65536
-VIEW_CHECKPOINT_PAGES = 16384  # 64 MiB of 4 KiB pages
-
-
-def relax_view_durability(factory: Any) -> None:
-    """SQLite views commit without an fsync (``synchronous=NORMAL`` in WAL mode).
-
-    The views are derived data: a power cut can at worst roll back their last
-    transactions, and because each transaction holds the view rows together with
-    their tracking position, the runner then re-applies exactly those events. The
-    file is never left inconsistent (that is what WAL guarantees with NORMAL). The
-    log itself keeps the default FULL synchronisation.
-
-    Each view connection also gets a 64 MiB page cache instead of SQLite's 2 MiB,
-    and checkpoints the WAL every 64 MiB instead of every 4 MiB. Every event updates
-    rows by random UUID keys across a dozen indexes, so a page of a thousand events
-    dirties thousands of database pages: with the defaults each such commit re-read
-    evicted pages and set off a checkpoint (copy and fsync) of its own. Measured
-    with a catch-up of 20,000 messages: 543 µs of CPU per message with the defaults,
-    450 with the larger checkpoint interval alone.
-    """
-    pool = getattr(getattr(factory, "datastore", None), "pool", None)
-    create = getattr(pool, "_create_connection", None)
-    if create is None or type(pool).__module__ != "eventsourcing.sqlite":
-        return
-
-    def create_relaxed() -> Any:
-        connection = create()
-        connection._sqlite_conn.execute("PRAGMA synchronous=NORMAL")
-        connection._sqlite_conn.execute(f"PRAGMA cache_size=-{VIEW_CACHE_KIB}")
-        connection._sqlite_conn.execute(f"PRAGMA wal_autocheckpoint={VIEW_CHECKPOINT_PAGES}")
-        connection._sqlite_conn.execute(f"PRAGMA journal_size_limit={VIEW_CACHE_KIB * 1024}")
-        return connection
-
-    pool._create_connection = create_relaxed  # type: ignore[union-attr]
 
 
 def _die_with_parent() -> None:
@@ -140,18 +112,44 @@ class Runtime:
     def __init__(
         self, settings: Settings, run_views: bool = True, views_in_process: bool = True
     ) -> None:
-        self.settings = settings
         views_url = settings.views_url or default_views_url(settings.database_url)
-        ensure_schema(settings.database_url)
-        if views_url != settings.database_url:
-            ensure_schema(views_url)
-        self.app = Threadline(
-            env=library_env(settings.database_url), default_region=settings.default_region
+        name_connections(settings.role)
+        # Roles started together take turns creating and upgrading tables (`schema_lock`).
+        with ExitStack() as locks:
+            locks.enter_context(schema_lock(settings.database_url))
+            if views_url != settings.database_url:
+                locks.enter_context(schema_lock(views_url))
+            self._build(settings, views_url, run_views, views_in_process)
+
+    def _build(
+        self, settings: Settings, views_url: str, run_views: bool, views_in_process: bool
+    ) -> None:
+        self.settings = settings
+        self.read_your_writes = ReadYourWrites(
+            settings.read_your_writes_timeout,
+            settings.read_your_writes_behind_timeout,
+            self.views_position,
         )
-        factory: Any = InfrastructureFactory.construct(Environment("views", library_env(views_url)))
-        relax_view_durability(factory)
+        # Requests waiting for another process's views share one reader of their position.
+        self._stored_position = SharedPosition(self._read_views_position)
+        # Small pools per role, idle overflow returned (deploy/README.md has the budget).
+        budget = pool_budget(settings.role, settings.db_pool_size, settings.db_max_overflow)
+        self.pool_budget = budget
+        self.app = Threadline(
+            env={**pooled(library_env(settings.database_url), budget), "CREATE_TABLE": "no"},
+            default_region=settings.default_region,
+        )
+        tune_pool(settings.db_idle_seconds, self.app.recorder)
+        self.app.recorder.create_table()
+        factory: Any = InfrastructureFactory.construct(
+            Environment("views", {**pooled(library_env(views_url), budget), "CREATE_TABLE": "no"})
+        )
+        tune_pool(settings.db_idle_seconds, factory)
+        # The big page cache only where the views are written (see `ViewCache`).
+        self._view_cache = relax_view_durability(factory, writer=run_views)
         self._factory = factory
         recorder = factory.tracking_recorder()
+        recorder.create_table()
         self.views = ViewDatabase(recorder)
         state_url = state_url_for(views_url)
         if state_url == views_url:
@@ -192,28 +190,36 @@ class Runtime:
                 _views_child_main, self.settings, self.runner.position()
             )
             self.follower.start()
+            if self._view_cache is not None:
+                self._view_cache.stop_writing()  # the child writes them from now on
         self.app.commit_listeners.append(self.follower.notify)
         self._started = True
 
     def wait_for_views(self, notification_id: int | None, timeout: float | None = None) -> bool:
-        """Read-your-writes: block until the views show `notification_id` (True if they do)."""
+        """Read-your-writes: block until the views show `notification_id` (True if they do).
+
+        Without `timeout` (a request) the wait is short while the views are known to be
+        behind, and a request whose change is not visible in time is marked so
+        (`threadline.services.visibility`).
+        """
         if notification_id is None:
             return True
+        return self.read_your_writes.wait(
+            lambda seconds: self._wait_for_views(notification_id, seconds), timeout
+        )
+
+    def _wait_for_views(self, notification_id: int, timeout: float) -> bool:
         if self.run_views and not self._started:
             return self.views_position() >= notification_id
         if not self.run_views:
             # Another process keeps the views: poll their position.
-            deadline = time.monotonic() + (
-                self.settings.read_your_writes_timeout if timeout is None else timeout
-            )
+            deadline = time.monotonic() + timeout
             while self.views_position() < notification_id:
                 if time.monotonic() >= deadline:
                     return False
                 time.sleep(0.01)
             return True
-        return self.follower.wait(
-            notification_id, self.settings.read_your_writes_timeout if timeout is None else timeout
-        )
+        return self.follower.wait(notification_id, timeout)
 
     def views_position(self) -> int:
         """How far the views have applied the log (read from the database in API-only mode)."""
@@ -221,7 +227,22 @@ class Runtime:
             return self.follower.position()
         if self.run_views:
             return self.runner.position()
-        return min((p.position() for p in self.projections), default=0)
+        return self._stored_position.get()
+
+    def _read_views_position(self) -> int:
+        """The lowest tracked position of the views, in one query (not one per view)."""
+        names = [p.tracking_name for p in self.projections]
+        if not names:
+            return 0
+        rows = self.views.query(
+            f"SELECT application_name, MAX(notification_id) AS position"
+            f" FROM {self.views.tracking_table}"
+            f" WHERE application_name IN ({', '.join('?' for _ in names)})"
+            " GROUP BY application_name",
+            names,
+        )
+        found = {row["application_name"]: int(row["position"] or 0) for row in rows}
+        return min(found.get(name, 0) for name in names)
 
     def rebuild_views(self, progress: Progress | None = None) -> int:
         return self.runner.rebuild(progress)
@@ -263,17 +284,38 @@ class Runtime:
             )
         return self._triggers
 
-    def start_triggers(self, from_now: bool = False) -> None:
+    def start_triggers(self) -> None:
         """Run rules, timers and schedules in a background thread (the views must be running)."""
-        self.triggers.start(from_now=from_now)
+        self.triggers.start()
 
     def close(self) -> None:
+        """Stop every part in the order they depend on each other, then leave the files whole.
+
+        Rules first (they hand messages to the channels), then the channel hub (deliveries
+        already begun finish), then the views (the child ends its page), then the stores:
+        each SQLite write-ahead log is checkpointed into its file before the pools close.
+        """
+        stopped: list[str] = []
         if self._triggers is not None:
             self._triggers.stop()
+            stopped.append("trigger runner")
+        if getattr(self.channels, "_thread", None) is not None:
+            stopped.append("channel hub")
         self.channels.stop()
         if self.follower is not self.runner:
             self.follower.stop()
+            stopped.append("views process")
         self.runner.stop()
+        stores = [(self.app.recorder, "log"), (self._factory, "views")]
+        if self._state_factory is not None:
+            stores.append((self._state_factory, "state"))
+        checkpointed = []
+        for owner, name in stores:
+            datastore = getattr(owner, "datastore", None)
+            pool = getattr(datastore, "pool", None)
+            open_pool = pool is not None and not getattr(pool, "closed", True)
+            if open_pool and checkpoint(datastore, name):
+                checkpointed.append(name)
         self.app.close()
         try:
             if self._state_factory is not None:
@@ -281,6 +323,11 @@ class Runtime:
             self._factory.close()
         except Exception:
             log.debug("closing the views factory failed", exc_info=True)
+        log.info(
+            "runtime closed in order: %s stopped; SQLite checkpointed: %s",
+            ", ".join(stopped) or "nothing",
+            ", ".join(checkpointed) or "none",
+        )
 
     def __enter__(self) -> Runtime:
         return self

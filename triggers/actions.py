@@ -21,8 +21,16 @@ from threadline.domain.automation import Notification, WebhookCall
 from threadline.domain.contact import Contact, clean_tag
 from threadline.domain.conversation import Conversation, conversation_id_for
 from threadline.domain.message import Message
-from threadline.domain.rule import FiringOutcome, RuleFiring, Timer, firing_id, timer_id
-from threadline.domain.task import Task
+from threadline.domain.reply_channels import answers
+from threadline.domain.rule import (
+    FiringOutcome,
+    RuleFiring,
+    Timer,
+    cause_reference,
+    firing_id,
+    timer_id,
+)
+from threadline.domain.task import ReplyTaskMark, Task, reply_task_mark_id, task_type_for_channel
 from threadline.domain.unit_of_work import UnitOfWork
 from threadline.domain.user import User
 from threadline.triggers.evaluator import Decision
@@ -66,6 +74,11 @@ def cause_of(event: TriggerEvent) -> dict[str, Any]:
     }
 
 
+def timer_cause(event: TriggerEvent, depth: int) -> dict[str, Any]:
+    """What a timer keeps of its cause: a reference, not a copy (see `cause_reference`)."""
+    return cause_reference({**cause_of(event), "facts": event.facts, "depth": depth})
+
+
 def schedule_command(prepared: PreparedFiring) -> Any:
     """An `after` delay: a durable timer (once per rule and cause)."""
     decision, event = prepared.decision, prepared.event
@@ -79,7 +92,7 @@ def schedule_command(prepared: PreparedFiring) -> Any:
             Timer(
                 id=new_timer,
                 rule_id=decision.rule.id,
-                cause={**cause_of(event), "facts": event.facts, "depth": prepared.depth},
+                cause=timer_cause(event, prepared.depth),
                 due_at=decision.due_at,
                 contact_id=event.contact_id,
                 conversation_id=event.conversation_id,
@@ -188,21 +201,7 @@ def _apply(
         )
         return {**effect, "message_id": str(effect_id), "channel": action.channel}
     if action.kind == "create_task":
-        spec = action.spec
-        task = unit.add(
-            Task(
-                type=spec.get("type", "other"),
-                due_at=action.due_at,
-                assignee_id=action.assignee_id,
-                contact_id=contact.id if contact else None,
-                deal_id=None,
-                conversation_id=event.conversation_id,
-                personal={"title": action.rendered.get("title", spec["title"]), "notes": ""},
-                actor=actor,
-                correlation_id=correlation_id,
-            )
-        )
-        return {**effect, "task_id": str(task.id), "assignee_id": _s(action.assignee_id)}
+        return _create_task(unit, action, event, contact, actor, correlation_id)
     if action.kind == "assign_conversation":
         if event.conversation_id is None:
             return {**effect, "skipped": "the event has no conversation"}
@@ -226,7 +225,10 @@ def _apply(
         return {**effect, "key": action.spec["key"]}
     if action.kind == "notify":
         if action.assignee_id is None:
-            return {**effect, "skipped": "nobody to notify (no responsible operator)"}
+            why = "no responsible operator"
+            if action.spec.get("team"):
+                why += " and nobody active in the team"
+            return {**effect, "skipped": f"nobody to notify ({why})"}
         unit.get(action.assignee_id, User)
         unit.add(
             Notification(
@@ -238,6 +240,8 @@ def _apply(
                 personal={"text": action.rendered.get("text", "")},
                 actor=actor,
                 correlation_id=correlation_id,
+                # A task's events and reminders name the task: the notification links it.
+                task_id=_uuid(event.facts.get("task_id")),
             )
         )
         return {**effect, "notification_id": str(effect_id), "user_id": str(action.assignee_id)}
@@ -260,6 +264,102 @@ def _apply(
     return {**effect, "skipped": f"unknown action {action.kind}"}
 
 
+def _create_task(
+    unit: UnitOfWork,
+    action: PreparedAction,
+    event: TriggerEvent,
+    contact: Contact | None,
+    actor: str,
+    correlation_id: str,
+) -> dict[str, Any]:
+    """A task; with ``reply: true`` the conversation's reply task, of which one is open at most.
+
+    The check and the link to the conversation's `ReplyTaskMark` happen in this unit of
+    work, so neither a re-opened conversation nor a second firing in the same batch (or
+    another writer: the mark's id is the conversation's) can add a second open one.
+    ``type: channel`` takes the type from the conversation's channel (an SMS thread gets an
+    SMS task, a voice thread a call).
+    """
+    spec = action.spec
+    effect: dict[str, Any] = {"action": action.kind}
+    conversation = unit.find(event.conversation_id, Conversation) if event.conversation_id else None
+    task_type = str(spec.get("type", "other"))
+    if task_type == "channel":
+        task_type = task_type_for_channel(conversation.channel if conversation else None)
+    mark: ReplyTaskMark | None = None
+    if spec.get("reply"):
+        if conversation is None:
+            return {**effect, "skipped": "a reply task needs the event's conversation"}
+        mark = unit.find(reply_task_mark_id(conversation.id), ReplyTaskMark)
+        if mark is not None and mark.task_id is not None:
+            current = unit.find(mark.task_id, Task)
+            if current is not None and current.is_open:
+                return {
+                    **effect,
+                    "skipped": "the conversation already has an open reply task",
+                    "open_task_id": str(current.id),
+                }
+        if mark is None:
+            mark = unit.add(
+                ReplyTaskMark(
+                    id=reply_task_mark_id(conversation.id),
+                    conversation_id=conversation.id,
+                    actor=actor,
+                    correlation_id=correlation_id,
+                )
+            )
+    task = unit.add(
+        Task(
+            type=task_type,
+            due_at=action.due_at,
+            assignee_id=action.assignee_id,
+            contact_id=contact.id if contact else None,
+            deal_id=None,
+            conversation_id=event.conversation_id,
+            personal={"title": action.rendered.get("title", spec["title"]), "notes": ""},
+            actor=actor,
+            correlation_id=correlation_id,
+        )
+    )
+    if mark is not None:
+        mark.link(task.id, actor, correlation_id)
+    return {
+        **effect,
+        "task_id": str(task.id),
+        "type": task_type,
+        "assignee_id": _s(action.assignee_id),
+    }
+
+
+def complete_reply_task_command(
+    conversation_id: UUID | None, message_id: UUID | None, actor: str, correlation_id: str
+) -> Any:
+    """A reply was sent (or a call answered): complete the conversation's open reply task.
+
+    Recorded as `TaskCompleted` with reason ``answered``, by `actor` (who replied);
+    None when the conversation has no open reply task. A call's status event names only
+    its message, so the conversation is then read from the message.
+    """
+
+    def command(unit: UnitOfWork) -> UUID | None:
+        conversation = conversation_id
+        if conversation is None and message_id is not None:
+            message = unit.find(message_id, Message)
+            conversation = getattr(message, "conversation_id", None)
+        if conversation is None:
+            return None
+        mark = unit.find(reply_task_mark_id(conversation), ReplyTaskMark)
+        if mark is None or mark.task_id is None:
+            return None
+        task = unit.find(mark.task_id, Task)
+        if task is None or not task.is_open:
+            return None
+        task.complete(task.contact_id, actor, correlation_id, reason="answered")
+        return task.id
+
+    return command
+
+
 def _conversation_for(
     unit: UnitOfWork,
     contact: Contact,
@@ -268,10 +368,12 @@ def _conversation_for(
     actor: str,
     correlation_id: str,
 ) -> Conversation:
-    """The event's own conversation when it is on that channel, else the contact's thread there."""
+    """The event's own conversation when the message answers it (on its channel, or on the
+    channel that answers it: a form lead's e-mail welcome stays in the form's conversation),
+    else the contact's thread on that channel."""
     if event.conversation_id is not None:
         own = unit.find(event.conversation_id, Conversation)
-        if own is not None and own.channel == channel:
+        if own is not None and answers(own.channel, channel):
             return own
     wanted = conversation_id_for(contact.id, channel, "automatic")
     existing = unit.find(wanted, Conversation)
@@ -292,3 +394,10 @@ def _conversation_for(
 
 def _s(value: UUID | None) -> str | None:
     return None if value is None else str(value)
+
+
+def _uuid(value: Any) -> UUID | None:
+    try:
+        return None if value in (None, "") else UUID(str(value))
+    except ValueError:
+        return None

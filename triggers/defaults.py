@@ -1,11 +1,19 @@
 """The rules and templates Threadline ships with (seeded by `make run`, `threadline rules defaults`).
 
 Their ids come from stable keys, so seeding again changes nothing, and a rule a
-manager edited or disabled stays as they left it.
+manager edited or disabled stays as they left it. A shipped rule nobody edited
+(its definition is exactly one Threadline shipped before, see `SUPERSEDED`) is
+brought up to the current definition.
+
+Every shipped rule that tells or asks someone reaches a person: tasks and
+notifications go to the responsible operator, else the conversation's assignee,
+else the least busy active operator (``team: ["role:operator"]``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from threadline.domain.rule import rule_id_for
@@ -18,12 +26,13 @@ TEMPLATES: tuple[dict[str, Any], ...] = (
             "email": {
                 "subject": "Thank you for your request, {{ contact.first_name or 'and welcome' }}",
                 "text": (
-                    "Hello {{ contact.first_name or contact.display_name }},\n\n"
+                    # No first name (a contact known by a number or an address): "Hello,".
+                    "Hello{{ ' ' ~ contact.first_name if contact.first_name }},\n\n"
                     "thank you for writing to us. {{ operator.name or 'One of our team' }} will"
                     " answer you shortly.\n\nTo stop automatic e-mails: {{ unsubscribe_url }}"
                 ),
                 "html": (
-                    "<p>Hello {{ contact.first_name or contact.display_name }},</p>"
+                    "<p>Hello{{ ' ' ~ contact.first_name if contact.first_name }},</p>"
                     "<p>thank you for writing to us. {{ operator.name or 'One of our team' }}"
                     " will answer you shortly.</p>"
                     "<p style='font-size:small'><a href='{{ unsubscribe_url }}'>Unsubscribe"
@@ -40,21 +49,21 @@ TEMPLATES: tuple[dict[str, Any], ...] = (
         "name": "Birthday greeting",
         "variants": {
             "email": {
-                "subject": "Happy birthday, {{ contact.first_name or contact.display_name }}!",
+                "subject": "Happy birthday{{ ', ' ~ contact.first_name if contact.first_name }}!",
                 "text": (
-                    "Dear {{ contact.first_name or contact.display_name }},\n\n"
+                    "Hello{{ ' ' ~ contact.first_name if contact.first_name }},\n\n"
                     "all of us wish you a happy birthday!\n\n"
                     "To stop automatic e-mails: {{ unsubscribe_url }}"
                 ),
                 "html": (
-                    "<p>Dear {{ contact.first_name or contact.display_name }},</p>"
+                    "<p>Hello{{ ' ' ~ contact.first_name if contact.first_name }},</p>"
                     "<p>all of us wish you a happy birthday!</p>"
                     "<p style='font-size:small'><a href='{{ unsubscribe_url }}'>Unsubscribe"
                     "</a></p>"
                 ),
             },
             "default": {
-                "text": "Happy birthday, {{ contact.first_name or contact.display_name }}!",
+                "text": "Happy birthday{{ ', ' ~ contact.first_name if contact.first_name }}!",
             },
         },
     },
@@ -77,12 +86,20 @@ RULES: tuple[tuple[str, dict[str, Any]], ...] = (
             "name": "Reply to a new inquiry within 15 minutes",
             "priority": 20,
             "when": {"event": "conversation.opened"},
-            "if": {"field": "event.actor", "op": "starts_with", "value": "channel:"},
+            # A call is answered or missed, not replied to: a missed one gets "call back".
+            "if": {
+                "all": [
+                    {"field": "event.actor", "op": "starts_with", "value": "channel:"},
+                    {"field": "conversation.channel", "op": "ne", "value": "voice"},
+                ]
+            },
             "then": [
                 {
                     "create_task": {
                         "title": "Reply to {{ contact.display_name }}",
-                        "type": "email",
+                        # The conversation's reply task: one open at most, a reply completes it.
+                        "type": "channel",
+                        "reply": True,
                         "due_in": "15m",
                         "assignee": "responsible",
                         "team": ["role:operator"],
@@ -97,11 +114,13 @@ RULES: tuple[tuple[str, dict[str, Any]], ...] = (
             "name": "Nobody replied within 15 minutes",
             "priority": 30,
             "when": {"event": "message.received"},
+            "if": {"field": "conversation.channel", "op": "ne", "value": "voice"},
             "after": {"delay": "15m", "cancel_on": ["message.sent"]},
             "then": [
                 {
                     "notify": {
                         "user": "responsible",
+                        "team": ["role:operator"],
                         "text": "{{ contact.display_name }} has waited 15 minutes for a reply",
                         "email": True,
                     }
@@ -120,6 +139,9 @@ RULES: tuple[tuple[str, dict[str, Any]], ...] = (
                     "create_task": {
                         "title": "Call back {{ contact.display_name }}",
                         "type": "call",
+                        # One open call-back per thread however often they call; a reply or
+                        # an answered call completes it.
+                        "reply": True,
                         "due_in": "30m",
                         "assignee": "responsible",
                         "team": ["role:operator"],
@@ -133,7 +155,15 @@ RULES: tuple[tuple[str, dict[str, Any]], ...] = (
         {
             "name": "Remind of a task due within the hour",
             "when": {"event": "task.due_soon"},
-            "then": [{"notify": {"user": "responsible", "text": "A task is due within the hour"}}],
+            "then": [
+                {
+                    "notify": {
+                        "user": "responsible",
+                        "team": ["role:operator"],
+                        "text": "A task is due within the hour",
+                    }
+                }
+            ],
         },
     ),
     (
@@ -142,7 +172,14 @@ RULES: tuple[tuple[str, dict[str, Any]], ...] = (
             "name": "Remind of an overdue task",
             "when": {"event": "task.overdue"},
             "then": [
-                {"notify": {"user": "responsible", "text": "A task is overdue", "email": True}}
+                {
+                    "notify": {
+                        "user": "responsible",
+                        "team": ["role:operator"],
+                        "text": "A task is overdue",
+                        "email": True,
+                    }
+                }
             ],
         },
     ),
@@ -176,26 +213,49 @@ RULES: tuple[tuple[str, dict[str, Any]], ...] = (
             "name": "Every conversation waiting for us has an open task",
             "priority": 50,
             "when": {"event": "message.received"},
-            # A new conversation already got its task from "answer-new-inquiry".
+            # A new conversation already got its task from "answer-new-inquiry"; the runner
+            # lets the views show the tasks its earlier firings made before this is read.
             "if": {
                 "all": [
-                    {"field": "contact.open_task_count", "op": "eq", "value": 0},
+                    {"field": "conversation.open_task_count", "op": "eq", "value": 0},
                     {"field": "conversation.message_count", "op": "gt", "value": 1},
+                    {"field": "conversation.channel", "op": "ne", "value": "voice"},
                 ]
             },
             "then": [
                 {
                     "create_task": {
                         "title": "Answer {{ contact.display_name }}",
-                        "type": "email",
+                        "type": "channel",
+                        "reply": True,
                         "due_in": "1h",
                         "assignee": "responsible",
+                        "team": ["role:operator"],
                     }
                 }
             ],
         },
     ),
 )
+
+
+# Fingerprints (see `fingerprint`) of definitions shipped before, per rule key: a stored rule
+# that still has one of them was never edited, so seeding replaces it with today's.
+SUPERSEDED: dict[str, frozenset[str]] = {
+    # Before issue 11: tasks of type e-mail on every (re-)opening, notifications to nobody.
+    "answer-new-inquiry": frozenset({"3ebfbd990320e44482c48daf5dfbabd9"}),
+    "no-reply-escalation": frozenset({"58fdf33dc2db271881f3d34c8fb62123"}),
+    "call-back-missed-call": frozenset({"97253fbc9b5639a2915b4a1354492842"}),
+    "task-due-soon": frozenset({"d1efc4ab3df37dc929a76892b2c9c2a8"}),
+    "task-overdue": frozenset({"5930fdf8fc5536a7dc2df0e332ca5afb"}),
+    "open-task-for-waiting-conversation": frozenset({"dbc5e2be4b7800303f2fc8646bc2bce0"}),
+}
+
+
+def fingerprint(definition: dict[str, Any]) -> str:
+    """A stable digest of a normalised rule definition (key order does not matter)."""
+    text = json.dumps(definition, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def default_rule_ids() -> dict[str, Any]:
@@ -205,7 +265,8 @@ def default_rule_ids() -> dict[str, Any]:
 def seed_defaults(app: Any, actor: str = "defaults") -> int:
     """Add the shipped templates and rules that are not there yet; returns how many were added.
 
-    Existing ones are left alone, so a manager's edits and disabled rules survive.
+    Existing ones are left alone, so a manager's edits and disabled rules survive; a rule
+    still exactly as an earlier release shipped it is updated to today's definition (counted).
     """
     from threadline.domain.template import template_id_for
     from threadline.triggers.rules import validate_rule
@@ -219,11 +280,22 @@ def seed_defaults(app: Any, actor: str = "defaults") -> int:
             added += 1
     for key, definition in RULES:
         rule_id = rule_id_for(key)
-        if not _exists(app, rule_id):
-            normalised = validate_rule(definition, lambda slug: _exists(app, template_id_for(slug)))
+        stored = _stored_definition(app, rule_id)
+        if stored is not None and fingerprint(stored) not in SUPERSEDED.get(key, ()):
+            continue
+        normalised = validate_rule(definition, lambda slug: _exists(app, template_id_for(slug)))
+        if stored != normalised:
             app.save_rule(normalised, actor, rule_id=rule_id)
             added += 1
     return added
+
+
+def _stored_definition(app: Any, rule_id: Any) -> dict[str, Any] | None:
+    try:
+        rule = app.repository.get(rule_id)
+    except Exception:
+        return None
+    return dict(rule.definition)
 
 
 def _exists(app: Any, aggregate_id: Any) -> bool:

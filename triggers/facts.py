@@ -14,8 +14,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from threadline.domain.contact import first_name_of
 from threadline.projections.queries import Queries
 from threadline.projections.segments import build_contact_filter, pairs_of
+from threadline.projections.tasks import open_tasks_of_conversation
 from threadline.triggers.events import TriggerEvent
 
 ContactAsOf = Callable[[str, int], Any]
@@ -54,6 +56,10 @@ class FactReader:
                 [str(event.conversation_id)],
             )
             conversation = dict(row) if row else {}
+            if conversation:
+                conversation["open_task_count"] = open_tasks_of_conversation(
+                    self.queries.db, conversation["id"]
+                )
         operator: dict[str, Any] = {}
         owner = conversation.get("assignee_id") or contact.get("responsible_id")
         if owner:
@@ -83,7 +89,8 @@ class FactReader:
         own["responsible_id"] = str(own["responsible_id"]) if own["responsible_id"] else None
         own["attributes"] = dict(own["attributes"])
         own["tags"] = list(own["tags"])
-        return {**contact, **own, "first_name": _first_name(own["display_name"])}
+        values = [i["value"] for i in contact.get("identities", [])]
+        return {**contact, **own, "first_name": first_name_of(own["display_name"], values)}
 
     def contact(self, contact_id: str) -> dict[str, Any]:
         card = self.queries.contact(contact_id)
@@ -95,7 +102,9 @@ class FactReader:
             first.setdefault(identity["kind"], identity["value"])
         return {
             **card,
-            "first_name": _first_name(card.get("display_name", "")),
+            "first_name": first_name_of(
+                card.get("display_name", ""), [i["value"] for i in identities]
+            ),
             "email": first.get("email", ""),
             "phone": first.get("phone", ""),
             "telegram": first.get("telegram", ""),
@@ -108,8 +117,3 @@ class FactReader:
             f"SELECT 1 AS hit FROM contacts c WHERE c.id = ? AND ({where})", [contact_id, *params]
         )
         return row is not None
-
-
-def _first_name(display_name: Any) -> str:
-    words = str(display_name or "").split()
-    return words[0] if words else ""

@@ -29,13 +29,15 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from threadline.domain.task import TaskType
 from threadline.triggers.conditions import ConditionError, parse_duration, validate_condition
 from threadline.triggers.destinations import DestinationPolicy, DestinationRefused
 from threadline.triggers.events import DERIVED
 
 MAX_ACTIONS = 20
 ASSIGNEE_MODES = ("responsible", "round_robin", "least_busy", "user", "unassigned")
-TASK_TYPES = ("call", "email", "meeting", "proposal", "other")
+# `channel`: the type follows the conversation's channel (an SMS thread gets an SMS task).
+TASK_TYPES = (*(t.value for t in TaskType), "channel")
 _EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$")
 
 
@@ -207,7 +209,7 @@ def _at(at: Any) -> dict[str, Any] | None:
 # Every action names the keys it takes and the type of each: nothing else reaches the log.
 ACTION_KEYS: dict[str, frozenset[str]] = {
     "send_template": frozenset({"template", "channel"}),
-    "create_task": frozenset({"title", "type", "due_in", "assignee", "user_id", "team"}),
+    "create_task": frozenset({"title", "type", "due_in", "assignee", "user_id", "team", "reply"}),
     "assign_conversation": frozenset({"assignee", "user_id", "team"}),
     "set_attribute": frozenset({"key", "value"}),
     "move_deal": frozenset({"stage"}),
@@ -296,6 +298,8 @@ def _action(
             raise RuleError(f"{here}.type", f"one of {', '.join(TASK_TYPES)}")
         _optional(spec, "due_in", here)
         _duration(f"{here}.due_in", spec.get("due_in", "1d"))
+        if "reply" in spec and not isinstance(spec["reply"], bool):
+            raise RuleError(f"{here}.reply", "true or false")
         return {kind: {**spec, **_assignee(spec, here)}}
     if kind == "assign_conversation":
         spec = _spec(kind, spec, here, "an object with `assignee`")

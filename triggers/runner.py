@@ -19,13 +19,16 @@ import json
 import logging
 import threading
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures import wait as wait_all
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
+
+from eventsourcing.utils import get_topic
 
 from threadline.domain.application import Threadline
 from threadline.domain.calendar import Calendar
@@ -33,8 +36,11 @@ from threadline.domain.contact import Contact
 from threadline.domain.conversation import Conversation
 from threadline.domain.errors import DomainError
 from threadline.domain.inbox import Inbox
+from threadline.domain.message import CallOutcome
+from threadline.domain.reply_channels import REPLY_CHANNEL
 from threadline.domain.rule import Rule, RuleFiring, Timer
 from threadline.domain.template import Template, template_id_for
+from threadline.projections.base import ts
 from threadline.projections.campaigns import campaign_messages_since
 from threadline.projections.queries import Queries
 from threadline.projections.sql import ViewDatabase
@@ -42,6 +48,7 @@ from threadline.triggers.actions import (
     PreparedAction,
     PreparedFiring,
     cancel_timer_command,
+    complete_reply_task_command,
     firing_command,
     schedule_command,
 )
@@ -56,11 +63,19 @@ log = logging.getLogger("threadline.triggers")
 
 PAGE = 500
 IDLE_SECONDS = 0.25
-SCAN_SECONDS = 20.0
+SCAN_SECONDS = 5.0  # how often the date-driven triggers look for what crossed their edge
+SCAN_PAGE = 500  # tasks reminded per rule and scan; a full page scans again at once
+SCAN_KEY = "triggers:scan:"  # + rule id: the (due time, task id) a task-date rule swept to
+TASK_DATES = ("task.overdue", "task.due_soon")
+TASK_MOVES = frozenset({"task.created", "task.rescheduled"})  # events that set a due time
 POSITION_KEY = "triggers:position"
 STOP_WORDS = {"stop", "/stop", "unsubscribe", "стоп", "отписаться"}
 OPT_OUT_CHANNELS = {"sms", "whatsapp", "telegram"}
 AUTOMATIC = "rule:"
+# Actors whose outbound messages are not a person's reply (rules, campaigns, workers).
+NOT_A_REPLY = (AUTOMATIC, "worker:", "campaign:")
+# How many contacts' "own effects" positions the runner remembers (oldest forgotten first).
+EFFECTS_REMEMBERED = 10_000
 
 
 class StateStore(Protocol):
@@ -103,23 +118,44 @@ class TriggerRunner:
         self._in_flight: list[tuple[Decision, Future[Any], str]] = []
         self._recent_automatic: dict[str, deque[tuple[float, str]]] = defaultdict(deque)
         self._round_robin: dict[str, int] = {}
+        # Item: a rule's conditions see the effects of the firings before it. Per contact,
+        # the firings not yet committed and the log position of the last committed one.
+        self._effects_lock = threading.Lock()
+        self._unsettled: dict[str, list[Future[Any]]] = {}
+        self._effects_at: OrderedDict[str, int] = OrderedDict()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_scan = 0.0
+        # The loop and callers such as tests or `scan_dates` from another thread take turns.
+        self._lock = threading.RLock()
+        self._scan_marks: dict[UUID, tuple[str, str] | None] = {}
+        self._timers_tried: set[UUID] = set()
+        self._index_stale = False
         self.fired = 0
         self.last_error: str | None = None
 
     # -- life cycle -------------------------------------------------------------------------
 
-    def start(self, from_now: bool = False) -> None:
-        """Follow the log in a thread; `from_now` skips history on a first start."""
+    def start(self) -> None:
+        """Follow the log in a thread, from the stored position.
+
+        A first start (no position stored yet) begins just before the first rule was
+        created: what arrived before this runner first ran (a worker started after the API
+        took messages) still gets its rules, and the history from before any rule existed
+        is not fired. The rules then come from the log as it is read, so each applies from
+        its creation on, not to what happened before it.
+        """
         if self._thread is not None:
             return
         if self.state.get(POSITION_KEY) is None:
-            start = (self.app.recorder.max_notification_id() or 0) if from_now else 0
-            self.state.set(POSITION_KEY, str(start))
-        self.load_rules()
+            self.state.set(POSITION_KEY, str(self.first_position()))
+            self.load_calendars()
+        elif self.wait_for_views(self.position()):
+            self.load_rules()
+        else:  # the views are behind (their worker is down): the log has every rule
+            self.load_calendars()
+            self._load_rules_from_log()
         self.app.commit_listeners.append(lambda _n: self._wake.set())
         self._thread = threading.Thread(target=self._loop, name="triggers", daemon=True)
         self._thread.start()
@@ -134,14 +170,50 @@ class TriggerRunner:
     def position(self) -> int:
         return int(self.state.get(POSITION_KEY) or 0)
 
+    def first_position(self) -> int:
+        """Where a first start begins: just before the log's first `RuleCreated` (the head
+        of the log when there is no rule yet: nothing before it could have fired)."""
+        first = self.app.recorder.select_notifications(
+            start=1, limit=1, topics=[get_topic(Rule.RuleCreated)]
+        )
+        if first:
+            return first[0].id - 1
+        return self.app.recorder.max_notification_id() or 0
+
+    def _load_rules_from_log(self) -> None:
+        """The rules created up to the stored position, found by their `RuleCreated`."""
+        position, start = self.position(), 1
+        self.rules = {}
+        while start <= position:
+            page = self.app.recorder.select_notifications(
+                start=start, limit=PAGE, stop=position, topics=[get_topic(Rule.RuleCreated)]
+            )
+            if not page:
+                break
+            for notification in page:
+                self._reload_rule(notification.originator_id)
+            start = page[-1].id + 1
+        self._index()
+
+    def begin_after_history(self) -> None:
+        """Make what the log holds now history that rules never see (seeded demo data).
+
+        Only before the first start: once a position is stored, the runner owns it.
+        """
+        if self.state.get(POSITION_KEY) is None:
+            self.state.set(POSITION_KEY, str(self.app.recorder.max_notification_id() or 0))
+
     def _loop(self) -> None:
+        scan_more = False
         while not self._stop.is_set():
             try:
-                worked = self.step()
-                if time.monotonic() - self._last_scan > SCAN_SECONDS:
-                    self._last_scan = time.monotonic()
-                    self.scan_dates()
-                worked = self.fire_due_timers() or worked
+                with self._lock:
+                    worked = self.step()
+                    if scan_more or time.monotonic() - self._last_scan > SCAN_SECONDS:
+                        self._last_scan = time.monotonic()
+                        scan_more = self.scan_dates()
+                        worked = worked or scan_more
+                    worked = self.fire_due_timers() or worked
                 self.last_error = None
             except Exception as error:  # keep the loop alive; the page is retried
                 self.last_error = f"{type(error).__name__}: {error}"
@@ -218,6 +290,7 @@ class TriggerRunner:
         for rule in sorted(self.rules.values(), key=lambda r: (r.priority, r.name, str(r.id))):
             index[rule.definition["when"]["event"]].append(rule)
         self.by_event = dict(index)
+        self._index_stale = False
         self.cancelling = self._cancelling_names()
         # Which rules need business calendars (finding an inbox's costs two reads per event).
         self.using_calendars = {
@@ -239,6 +312,8 @@ class TriggerRunner:
         for notification in notifications:
             event = self.app.mapper.to_domain_event(notification)
             self.handle(event, notification.id)
+        if self._index_stale:
+            self._index()
         in_flight, self._in_flight = self._in_flight, []
         for decision, future, cause_key in in_flight:
             self._settle(decision, future, cause_key)
@@ -247,17 +322,23 @@ class TriggerRunner:
 
     def handle(self, domain_event: Any, notification_id: int) -> None:
         if isinstance(domain_event, Rule.Event):
+            # Indexed once before the next other event: a first start reads every rule's
+            # creation from the log, and re-indexing all rules for each made that quadratic.
             self._reload_rule(domain_event.originator_id)
-            self._index()
+            self._index_stale = True
             return
         if isinstance(domain_event, Calendar.Event):
             self._reload_calendar(domain_event.originator_id)
             return
+        if self._index_stale:
+            self._index()
         trigger = to_trigger_event(domain_event, notification_id)
         if trigger is None:
             return
         self._cancel_timers(trigger)
         self._record_opt_out(trigger)
+        self._complete_reply_task(trigger)
+        self._behind_the_mark(trigger)
         candidates = self._candidates(trigger)
         if not candidates:
             return
@@ -309,6 +390,8 @@ class TriggerRunner:
         depth: int | None = None,
         wait: bool = True,
     ) -> list[UUID]:
+        if any("if" in rule.definition for rule in rules):
+            self._see_own_effects(trigger)  # a rule without conditions need not wait for it
         facts = self.facts.facts(trigger)
         depth = self._depth(trigger) if depth is None else depth
         registry = None
@@ -352,7 +435,9 @@ class TriggerRunner:
                 if decision.outcome == "fire":
                     prepared.actions = self._prepare_actions(decision, trigger, facts)
                 command = firing_command(prepared)
-            waiting.append((decision, self.app.writer.submit_nowait(command)))
+            future = self.app.writer.submit_nowait(command)
+            self._track_effects(trigger, future)
+            waiting.append((decision, future))
         if not wait:
             # The page's firings commit together; `step` waits for all of them before it
             # moves the position, so a crash re-reads the page (and the ids dedupe).
@@ -363,6 +448,65 @@ class TriggerRunner:
             if result is not None:
                 done.append(result)
         return done
+
+    # -- seeing the runner's own effects -----------------------------------------------------
+
+    @staticmethod
+    def _effects_key(trigger: TriggerEvent) -> str | None:
+        """Whose facts a firing's effects change: the contact's (else the conversation's)."""
+        if trigger.contact_id is not None:
+            return f"contact:{trigger.contact_id}"
+        if trigger.conversation_id is not None:
+            return f"conversation:{trigger.conversation_id}"
+        return None
+
+    def _track_effects(self, trigger: TriggerEvent, future: Future[Any]) -> None:
+        key = self._effects_key(trigger)
+        if key is None:
+            return
+        with self._effects_lock:
+            self._unsettled.setdefault(key, []).append(future)
+        future.add_done_callback(lambda done: self._effects_committed(key, done))
+
+    def _effects_committed(self, key: str, future: Future[Any]) -> None:
+        """Note where a firing's effects landed in the log (runs when its commit resolves)."""
+        position = None
+        if not future.cancelled() and future.exception() is None:
+            position = future.result().notification_id
+        with self._effects_lock:
+            waiting = self._unsettled.get(key)
+            if waiting is not None and future in waiting:
+                waiting.remove(future)
+                if not waiting:
+                    del self._unsettled[key]
+            if position is not None and position > self._effects_at.get(key, 0):
+                self._effects_at[key] = position
+                self._effects_at.move_to_end(key)
+                while len(self._effects_at) > EFFECTS_REMEMBERED:
+                    self._effects_at.popitem(last=False)
+
+    def _see_own_effects(self, trigger: TriggerEvent) -> None:
+        """Before a rule reads facts, let the earlier firings for the same contact commit and
+        the views show them: a repeat message handled in the same page as the first one's
+        firing must see the task that firing created ("every waiting conversation has an open
+        task" would add a second). Raises if the views do not get there (the page is retried).
+        """
+        key = self._effects_key(trigger)
+        if key is None:
+            return
+        with self._effects_lock:
+            waiting = list(self._unsettled.get(key, ()))
+        wait_all(waiting, timeout=60)
+        position = 0
+        for future in waiting:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                position = max(position, future.result().notification_id or 0)
+        with self._effects_lock:
+            position = max(position, self._effects_at.get(key, 0))
+        if position and not self.wait_for_views(position):
+            raise RuntimeError(
+                f"the views have not reached this runner's own effects at {position}"
+            )
 
     def _settle(self, decision: Decision, future: Future[Any], cause_key: str) -> UUID | None:
         try:
@@ -386,6 +530,32 @@ class TriggerRunner:
             if isinstance(created, RuleFiring.RuleFired):
                 return int(created.depth) + 1
         return 1
+
+    # -- replies --------------------------------------------------------------------------
+
+    def _complete_reply_task(self, trigger: TriggerEvent) -> None:
+        """A person's reply (or an answered call) completes the conversation's reply task."""
+        if "message.sent" in trigger.names:
+            if trigger.conversation_id is None or trigger.actor.startswith(NOT_A_REPLY):
+                return
+            message_id = None
+        elif (
+            "call.updated" in trigger.names
+            and trigger.facts.get("outcome") == CallOutcome.ANSWERED.value
+        ):
+            message_id = UUID(str(trigger.extra["originator_id"]))
+        else:
+            return
+        future = self.app.writer.submit_nowait(
+            complete_reply_task_command(
+                trigger.conversation_id,
+                message_id,
+                trigger.actor,
+                trigger.correlation_id or trigger.cause_key,
+            )
+        )
+        self._track_effects(trigger, future)
+        future.result(timeout=60)
 
     # -- preparing actions ------------------------------------------------------------------
 
@@ -456,11 +626,15 @@ class TriggerRunner:
         self._recent_automatic[contact_id].append((time.time(), str(trigger.cause_key)))
 
     def _channel(self, wanted: str, trigger: TriggerEvent, facts: dict[str, Any]) -> str | None:
+        """The channel the message goes out on. "same" answers the conversation the way a
+        reply to it leaves: a web form's or the API's conversation by e-mail (the message
+        still belongs to that conversation; see `actions._conversation_for`)."""
         if wanted and wanted != "same":
             return wanted
         conversation = facts.get("conversation") or {}
         if conversation.get("channel"):
-            return str(conversation["channel"])
+            own = str(conversation["channel"])
+            return REPLY_CHANNEL.get(own, own)
         contact = facts.get("contact") or {}
         channels = sorted(
             contact.get("channels", []),
@@ -468,7 +642,8 @@ class TriggerRunner:
             reverse=True,
         )
         if channels:
-            return str(channels[0]["channel"])
+            last = str(channels[0]["channel"])
+            return REPLY_CHANNEL.get(last, last)
         if contact.get("email"):
             return "email"
         return None
@@ -609,15 +784,25 @@ class TriggerRunner:
         return None
 
     def fire_due_timers(self) -> bool:
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        rows = self.views.query(
-            "SELECT id FROM rule_timers WHERE state = 'scheduled' AND due_at <= ?"
-            " ORDER BY due_at LIMIT 100",
-            [now],
-        )
-        for row in rows:
-            self.fire_timer(UUID(row["id"]))
-        return bool(rows)
+        """Fire the timers that came due; True if any was tried.
+
+        A timer just fired or cancelled still shows as scheduled until the views apply
+        that: it is not tried again meanwhile (no do-nothing rounds while the views lag).
+        """
+        now = ts(datetime.now(UTC))
+        with self._lock:
+            rows = self.views.query(
+                "SELECT id FROM rule_timers WHERE state = 'scheduled' AND due_at <= ?"
+                " ORDER BY due_at LIMIT 100",
+                [now],
+            )
+            shown = [UUID(row["id"]) for row in rows]
+            fresh = [timer for timer in shown if timer not in self._timers_tried]
+            for timer in fresh:
+                self.fire_timer(timer)
+                self._timers_tried.add(timer)
+            self._timers_tried.intersection_update(shown)
+        return bool(fresh)
 
     def fire_timer(self, timer_id: UUID) -> None:
         timer: Timer = self.app.repository.get(timer_id)
@@ -634,17 +819,12 @@ class TriggerRunner:
             self.app.writer.submit(cancel_timer_command(timer_id, cancelled_by, "worker:triggers"))
             return
         cause = timer.cause
-        trigger = TriggerEvent(
-            names=tuple(cause.get("names", [])),
-            cause_key=str(cause.get("key")),
-            occurred_at=datetime.fromisoformat(cause["occurred_at"]),
-            facts=cause.get("facts", {}),
-            contact_id=timer.contact_id,
-            conversation_id=timer.conversation_id,
-            actor=str(cause.get("actor", "")),
-            correlation_id=str(cause.get("correlation_id", "")),
-            notification_id=int(cause.get("notification_id", 0)),
-        )
+        trigger = self._timer_cause(timer)
+        if trigger is None:
+            self.app.writer.submit(
+                cancel_timer_command(timer_id, "its cause cannot be read", "worker:triggers")
+            )
+            return
         done = self.run_rules(
             [rule],
             trigger,
@@ -656,6 +836,42 @@ class TriggerRunner:
             self.app.writer.submit(
                 cancel_timer_command(timer_id, "the conditions no longer hold", "worker:triggers")
             )
+
+    def _timer_cause(self, timer: Timer) -> TriggerEvent | None:
+        """The timer's cause as rules see it, with its facts read again from the log.
+
+        `TimerScheduled` keeps a reference to its cause (the event's id and version, its
+        log position), not a copy of its facts: copying every message's text and subject
+        into its timers made a third of the log's bytes. None if the event is gone.
+        """
+        cause = timer.cause
+        facts: dict[str, Any] = dict(cause.get("facts") or {})
+        originator = cause.get("originator_id")
+        if originator:
+            version = int(cause.get("version", 0))
+            found = self.app.repository.event_store.get(
+                UUID(str(originator)), gt=version - 1, lte=version
+            )
+            events = list(found)
+            described = (
+                to_trigger_event(events[0], int(cause.get("notification_id", 0)))
+                if events
+                else None
+            )
+            if described is None:
+                return None
+            facts = described.facts
+        return TriggerEvent(
+            names=tuple(cause.get("names", [])),
+            cause_key=str(cause.get("key")),
+            occurred_at=datetime.fromisoformat(cause["occurred_at"]),
+            facts=facts,
+            contact_id=timer.contact_id,
+            conversation_id=timer.conversation_id,
+            actor=str(cause.get("actor", "")),
+            correlation_id=str(cause.get("correlation_id", "")),
+            notification_id=int(cause.get("notification_id", 0)),
+        )
 
     # -- opt-out ----------------------------------------------------------------------------
 
@@ -670,14 +886,24 @@ class TriggerRunner:
 
     # -- date-driven triggers ---------------------------------------------------------------
 
-    def scan_dates(self, now: datetime | None = None) -> None:
+    def scan_dates(self, now: datetime | None = None) -> bool:
+        """Run the date-driven triggers due by `now`; True if a task scan has more pages."""
         now = now or datetime.now(UTC)
-        for rule in list(self.rules.values()):
-            event = rule.definition["when"]["event"]
-            if event == "birthday" or rule.definition.get("at"):
-                self._scheduled(rule, now)
-            elif event in ("task.overdue", "task.due_soon"):
-                self._task_dates(rule, event, now)
+        more = False
+        with self._lock:
+            rules = list(self.rules.values())
+            # The task scans read the views: they must show every task event this runner
+            # has passed, or a task changed just before its mark moves would be missed
+            # (`_behind_the_mark` covers only the events read after the scan).
+            dated = [r for r in rules if r.definition["when"]["event"] in TASK_DATES]
+            views_ready = not dated or self.wait_for_views(self.position())
+            for rule in rules:
+                event = rule.definition["when"]["event"]
+                if event == "birthday" or rule.definition.get("at"):
+                    self._scheduled(rule, now)
+                elif event in TASK_DATES and views_ready:
+                    more = self._task_dates(rule, event, now) or more
+        return more
 
     def _scheduled(self, rule: ActiveRule, now: datetime) -> None:
         """Run a scheduled rule once per occurrence; one missed while down runs at start."""
@@ -737,37 +963,112 @@ class TriggerRunner:
                 )
                 self.run_rules([rule], trigger)
 
-    def _task_dates(self, rule: ActiveRule, event: str, now: datetime) -> None:
-        stamp = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    def _task_dates(self, rule: ActiveRule, event: str, now: datetime) -> bool:
+        """Remind each open task once per due time: one page in due order from the mark.
+
+        `task.overdue` sweeps the tasks whose due time has passed; `task.due_soon` those
+        whose due time the window's leading edge (now + `within`) has reached, so a task
+        is reminded as it enters the window, not just before it is due. The mark is the
+        last task reminded, as (due time, id), kept in the state store: a scan reads only
+        what crossed the edge since the last one, never the same task twice, and a task
+        rescheduled past the mark is reminded again at its new time. A task that lands
+        behind the mark (created already overdue, or due inside the window already swept)
+        is reminded as its event is read (`_behind_the_mark`). True if the page was full.
+        """
+        after_due, after_id = self._scan_mark(rule) or ("", "")
         if event == "task.overdue":
-            rows = self.views.query(
-                "SELECT id, contact_id, conversation_id, due_at, assignee_id FROM tasks"
-                " WHERE status = 'open' AND due_at IS NOT NULL AND due_at < ? LIMIT 1000",
-                [stamp],
-            )
+            edge = ts(now)
         else:
-            within = rule.definition["when"].get("within", "1h")
-            horizon = due_in(str(within), now).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            rows = self.views.query(
-                "SELECT id, contact_id, conversation_id, due_at, assignee_id FROM tasks"
-                " WHERE status = 'open' AND due_at >= ? AND due_at < ? LIMIT 1000",
-                [stamp, horizon],
-            )
+            edge = ts(due_in(self._within(rule), now))
+            if after_due < ts(now):  # due before now is overdue, no longer "due soon"
+                after_due, after_id = ts(now), ""
+        rows = self.views.query(
+            "SELECT id, contact_id, conversation_id, due_at, assignee_id FROM tasks"
+            " WHERE status = 'open' AND due_at < ? AND (due_at > ? OR (due_at = ? AND id > ?))"
+            " ORDER BY due_at, id LIMIT ?",
+            [edge, after_due, after_due, after_id, SCAN_PAGE],
+        )
         for row in rows:
-            trigger = TriggerEvent(
-                names=(event,),
-                cause_key=f"{event}:{row['id']}:{row['due_at']}",
-                occurred_at=now,
-                facts={
-                    "type": event,
-                    "task_id": row["id"],
-                    "due_at": row["due_at"],
-                    "assignee_id": row["assignee_id"],
-                },
-                contact_id=UUID(row["contact_id"]) if row["contact_id"] else None,
-                conversation_id=UUID(row["conversation_id"]) if row["conversation_id"] else None,
-            )
-            self.run_rules([rule], trigger)
+            self.run_rules([rule], self._task_trigger(event, row, now), wait=False)
+        # The page's firings commit together; the mark moves only once they have.
+        self._settle_in_flight()
+        if rows:
+            self._set_scan_mark(rule, (str(rows[-1]["due_at"]), str(rows[-1]["id"])))
+        return len(rows) == SCAN_PAGE
+
+    def _behind_the_mark(self, trigger: TriggerEvent) -> None:
+        """A task created or rescheduled to a time a scan has already swept is reminded now.
+
+        Scans move forward only; without this, a task created already overdue, or due in
+        ten minutes when the due-soon window has swept an hour ahead, would never be.
+        """
+        if not TASK_MOVES.intersection(trigger.names):
+            return
+        rules = [
+            rule
+            for name in TASK_DATES
+            for rule in self.by_event.get(name, ())
+            if self._scan_mark(rule) is not None  # else the scan has not started: it will
+        ]
+        if not rules:
+            return
+        if not self.wait_for_views(trigger.notification_id):
+            raise RuntimeError("the views have not reached a task's new due time")  # retried
+        row = self.views.query_one(
+            "SELECT id, contact_id, conversation_id, due_at, assignee_id FROM tasks"
+            " WHERE id = ? AND status = 'open' AND due_at IS NOT NULL",
+            [str(trigger.facts.get("task_id", ""))],
+        )
+        if row is None:
+            return
+        now = datetime.now(UTC)
+        due = str(row["due_at"])
+        for rule in rules:
+            mark = self._scan_mark(rule)
+            if mark is None or due > mark[0]:
+                continue  # the scan will reach it
+            event = rule.definition["when"]["event"]
+            if (event == "task.overdue") != (due < ts(now)):
+                continue  # not yet overdue, or already past due (no longer "due soon")
+            self.run_rules([rule], self._task_trigger(event, row, now), wait=False)
+
+    @staticmethod
+    def _task_trigger(event: str, row: dict[str, Any], now: datetime) -> TriggerEvent:
+        """One reminder's cause: the task at one due time (a new due time, a new cause)."""
+        return TriggerEvent(
+            names=(event,),
+            cause_key=f"{event}:{row['id']}:{row['due_at']}",
+            occurred_at=now,
+            facts={
+                "type": event,
+                "task_id": row["id"],
+                "due_at": row["due_at"],
+                "assignee_id": row["assignee_id"],
+            },
+            contact_id=UUID(row["contact_id"]) if row["contact_id"] else None,
+            conversation_id=UUID(row["conversation_id"]) if row["conversation_id"] else None,
+        )
+
+    @staticmethod
+    def _within(rule: ActiveRule) -> str:
+        return str(rule.definition["when"].get("within", "1h"))
+
+    def _scan_mark(self, rule: ActiveRule) -> tuple[str, str] | None:
+        if rule.id not in self._scan_marks:
+            stored = self.state.get(f"{SCAN_KEY}{rule.id}")
+            due, task = json.loads(stored) if stored else (None, None)
+            self._scan_marks[rule.id] = (str(due), str(task)) if due is not None else None
+        return self._scan_marks[rule.id]
+
+    def _set_scan_mark(self, rule: ActiveRule, mark: tuple[str, str]) -> None:
+        self.state.set(f"{SCAN_KEY}{rule.id}", json.dumps(list(mark)))
+        self._scan_marks[rule.id] = mark
+
+    def _settle_in_flight(self) -> None:
+        """Wait for the firings submitted without waiting (`run_rules(wait=False)`)."""
+        in_flight, self._in_flight = self._in_flight, []
+        for decision, future, cause_key in in_flight:
+            self._settle(decision, future, cause_key)
 
 
 def opt_out(app: Threadline, contact_id: UUID, channel: str, reason: str) -> None:

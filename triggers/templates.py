@@ -64,7 +64,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace, _PassArg
 from jinja2.visitor import NodeTransformer
 
-from threadline.domain.contact import SOURCE_KEYS
+from threadline.domain.contact import SOURCE_KEYS, first_name_of
 from threadline.triggers.sms import sms_segments
 
 MAX_SOURCE = 100_000  # characters of one template field
@@ -1030,16 +1030,21 @@ def prepare_context(context: Mapping[str, Any]) -> dict[str, Any]:
     """The render context: every schema value present ("" / [] when absent), nothing else.
 
     Accepts the views' rows as they are: a contact card's ``identities`` fill
-    ``email`` / ``phone`` and its ``display_name`` gives ``first_name``.
+    ``email`` / ``phone`` and its ``display_name`` gives ``first_name`` (empty for a
+    contact named only by a number or an address: `first_name_of`).
     """
     given = context if isinstance(context, Mapping) else {}
     contact = dict(given.get("contact") or {}) if isinstance(given.get("contact"), Mapping) else {}
     for identity in contact.get("identities") or ():
         if isinstance(identity, Mapping) and identity.get("kind") in ("email", "phone"):
             contact.setdefault(str(identity["kind"]), identity.get("value"))
-    if not contact.get("first_name") and isinstance(contact.get("display_name"), str):
-        words = contact["display_name"].split()
-        contact["first_name"] = words[0] if words else ""
+    # A first name given (the rule facts) or derived is checked the same way, so a phone
+    # number or an address never greets anybody, whichever path built the contact.
+    named = contact.get("first_name") if "first_name" in contact else contact.get("display_name")
+    values = [
+        str(i.get("value", "")) for i in contact.get("identities") or () if isinstance(i, Mapping)
+    ]
+    contact["first_name"] = first_name_of(named, values) if isinstance(named, str) else ""
     values: dict[str, Any] = {}
     for root, spec in SCHEMA.items():
         value = contact if root == "contact" else given.get(root)

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from threadline.services.api import (
     health_details,
     routes_admin,
+    routes_attachments,
     routes_campaigns,
     routes_contacts,
     routes_conversations,
@@ -28,6 +29,7 @@ from threadline.services.api import (
 from threadline.services.api.errors import document_errors, install_error_handlers
 from threadline.services.api.limits import BodySizeLimit, StrictJsonBodies
 from threadline.services.api.timing import ServerTiming
+from threadline.services.api.visibility import ViewsVisibility
 from threadline.services.runtime import Runtime
 
 HEALTH_TIMEOUT = 3.0
@@ -58,6 +60,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         routes_rules,
         routes_unsubscribe,
         routes_campaigns,
+        routes_attachments,
     ):
         app.include_router(module.router)
 
@@ -93,24 +96,28 @@ def create_app(runtime: Runtime) -> FastAPI:
             rejected = await asyncio.wait_for(
                 run_in_threadpool(rt.channels.rejections.count), HEALTH_TIMEOUT
             )
+            # Views and triggers lag, from the log positions: seen by every serving process,
+            # whichever process keeps the views or runs the rules.
+            lags = await asyncio.wait_for(
+                run_in_threadpool(health_details.lag, rt, log_position), HEALTH_TIMEOUT
+            )
         except TimeoutError:
             error = f"the database did not answer within {HEALTH_TIMEOUT:.0f} s"
             return JSONResponse({"status": "unavailable", "error": error}, status_code=503)
         except Exception as error:  # the store is down: say so, with 503
             return JSONResponse({"status": "unavailable", "error": str(error)}, status_code=503)
-        views = rt.views_position()
         # A poller that keeps failing (or has stopped getting through) is a mailbox nobody
         # reads: `degraded`, with each inbox's last success and last error to say which.
         pollers = rt.channels.poller_health()
-        stuck = any(p["state"] != "ok" for p in pollers.values())
+        problems = health_details.problems(rt, lags, pollers)
         if not await health_details.admin_asking(request, rt, HEALTH_TIMEOUT):
             pollers = health_details.for_anyone(pollers)
         return JSONResponse(
             {
-                "status": "ok" if rt.views_healthy() and not stuck else "degraded",
+                "status": "degraded" if problems else "ok",
+                "problems": problems,
                 "log_position": log_position,
-                "views_position": views,
-                "views_lag": max(0, log_position - views),
+                **lags,
                 "views_restarts": rt.views_restarts(),
                 "pollers": pollers,
                 "rejected_messages": rejected,
@@ -126,4 +133,5 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_middleware(StrictJsonBodies, own_parsers=("/forms/",))
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
     app.add_middleware(ServerTiming)
+    app.add_middleware(ViewsVisibility)
     return app

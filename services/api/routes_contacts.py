@@ -1,4 +1,4 @@
-"""Contacts: the filtered list, the card, the timeline, create and change."""
+"""Contacts: the filtered list, the card, the timeline, create and change, opt back in."""
 
 from __future__ import annotations
 
@@ -129,6 +129,32 @@ def merge_contact(
     committed = runtime.app.merge_contacts(contact_id, body.other_id, principal.actor)
     runtime.wait_for_views(committed.notification_id)
     card = runtime.queries.contact(str(contact_id))
+    if card is None:
+        raise NotFound("contact", contact_id)
+    return card
+
+
+class OptInIn(BaseModel):
+    channel: str = Field(
+        min_length=1, max_length=40, description="the opted-out channel (`*` for every channel)"
+    )
+    reason: str = Field(
+        min_length=1, max_length=500, description="why the client may get automatic messages again"
+    )
+
+
+@router.post("/{contact_id}/opt-in")
+def opt_in_contact(
+    contact_id: UUID, body: OptInIn, runtime: RuntimeDep, principal: WriterDep
+) -> dict[str, Any]:
+    """Undo an opt-out (a STOP, an unsubscribe link); the reason is recorded in the log.
+
+    422 when the channel is not opted out or the reason is blank. Answers the card,
+    whose `opt_outs` lists the channels still opted out (channel, reason, when).
+    """
+    committed = runtime.app.opt_in_contact(contact_id, body.channel, body.reason, principal.actor)
+    runtime.wait_for_views(committed.notification_id)
+    card = runtime.queries.contact(str(committed.value))
     if card is None:
         raise NotFound("contact", contact_id)
     return card

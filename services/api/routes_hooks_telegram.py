@@ -77,6 +77,9 @@ async def telegram_webhook(inbox: str, request: Request, runtime: RuntimeDep) ->
         )
         if isinstance(result, telegram.Ignored):
             return JSONResponse({"ok": True, "ignored": result.reason})
+        result = await telegram.fetch_files(
+            result, config, runtime.channels.options, runtime.channels.attachments
+        )
         ingested = await run_in_threadpool(runtime.channels.ingest, result)
     except Rejected as error:
         log.warning(

@@ -33,11 +33,14 @@ from threadline.channels.base import (
     Rejected,
     describe_error,
 )
+from threadline.channels.problems import DeliveryProblem
 from threadline.channels.twilio import (
     DIAL_MISSED_STATUSES,
     FormParams,
     call_to_message,
     empty_twiml,
+    error_problem,
+    fetch_media,
     find_inbox,
     find_status_inbox,
     hangup_twiml,
@@ -71,7 +74,15 @@ router = APIRouter(
 
 ACTOR = "channel:twilio"
 FORM_TYPE = "application/x-www-form-urlencoded"
-PROVIDER_STATUSES = frozenset({"delivered", "failed", "undelivered"})
+# Twilio's MessageStatus values the log keeps, as our word for them: `read` (WhatsApp)
+# implies delivered; queued, accepted and sending say nothing the log does not know.
+PROVIDER_STATUSES = {
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "delivered",
+    "failed": "failed",
+    "undelivered": "undelivered",
+}
 SETTLED_OUTCOMES = frozenset({CallOutcome.MISSED.value, CallOutcome.VOICEMAIL.value})
 SIGNATURE_REFUSED = "the X-Twilio-Signature does not match this request"
 
@@ -199,6 +210,7 @@ def _sms(runtime: Runtime, inbox: InboxConfig, params: FormParams) -> Response:
     message = sms_to_message(
         params, inbox, runtime.channels.attachments, runtime.settings.default_region
     )
+    message = fetch_media(message, inbox, runtime.channels.options, runtime.channels.attachments)
     result = runtime.channels.ingest(message)
     log.info(
         "%s %s (%s) in inbox %s as message %s%s",
@@ -330,17 +342,33 @@ def _message_status(runtime: Runtime, inbox: InboxConfig, params: FormParams) ->
     if not status:
         raise Rejected("MessageStatus is missing")
     if status not in PROVIDER_STATUSES:
-        return twiml(empty_twiml())  # queued, sent, read...: nothing the log keeps
+        return twiml(empty_twiml())  # queued, accepted, sending: nothing the log keeps
     message_id = runtime.app.message_for_provider_id("twilio", sid)
     if message_id is None:
         log.info("status %s for message %s, which we did not send; ignored", status, sid)
         return twiml(empty_twiml())
     code, text = params.first("ErrorCode"), params.first("ErrorMessage")
     reason = " ".join(p for p in (f"Twilio error {code}:" if code else "", text) if p)
-    committed = runtime.app.record_provider_status(message_id, status, reason[:1000], ACTOR)
+    reason = reason or f"Twilio reported the message {status}"
+    committed = runtime.app.record_provider_status(
+        message_id,
+        PROVIDER_STATUSES[status],
+        reason[:1000],
+        ACTOR,
+        problem=_status_problem(status, code).value,
+    )
     runtime.wait_for_views(committed.notification_id)
     log.info("message %s (%s): %s", message_id, sid, status)
     return twiml(empty_twiml())
+
+
+def _status_problem(status: str, code: str) -> DeliveryProblem:
+    """A failed report's plain reason: its ErrorCode's, else "undelivered" means the carrier
+    could not hand it to the phone."""
+    problem = error_problem(code)
+    if problem is DeliveryProblem.UNKNOWN and status == "undelivered":
+        return DeliveryProblem.UNDELIVERABLE
+    return problem
 
 
 def _status(runtime: Runtime, inbox: InboxConfig, params: FormParams) -> Response:

@@ -130,7 +130,9 @@ class StatusIn(BaseModel):
 
 class TaskIn(BaseModel):
     title: str = Field(..., min_length=1, max_length=500)
-    type: Literal["call", "email", "meeting", "proposal", "other"] = "other"
+    type: Literal[
+        "call", "email", "sms", "whatsapp", "telegram", "web", "meeting", "proposal", "other"
+    ] = "other"
     due_at: Instant | None = None
     assignee_id: UUID | Literal["me"] | None = None
     contact_id: UUID | None = None

@@ -20,6 +20,7 @@ PAGE_MODULES: list[str] = [
     "threadline.services.web.routes_contacts",
     "threadline.services.web.routes_tasks",
     "threadline.services.web.routes_admin",
+    "threadline.services.web.routes_attachments",
 ]
 
 

@@ -56,10 +56,12 @@ KIND_LABELS = {
     "contact.tags_added": "Tags added",
     "contact.tags_removed": "Tags removed",
     "contact.attributes_changed": "Attributes changed",
-    "contact.lifecycle_changed": "Stage changed",
+    "contact.lifecycle_changed": "Lifecycle changed",
     "contact.merged": "Duplicate merged",
     "contact.absorbed": "Took over a duplicate",
     "contact.responsible_assigned": "Responsible changed",
+    "contact.opted_out": "Opted out of automatic messages",
+    "contact.opted_in": "Opted back in to automatic messages",
     "conversation.started": "Conversation started",
     "conversation.status_changed": "Conversation status",
     "conversation.assigned": "Conversation assigned",
@@ -77,6 +79,10 @@ KIND_LABELS = {
 TASK_TYPE_LABELS = {
     "call": "Call",
     "email": "E-mail",
+    "sms": "SMS",
+    "whatsapp": "WhatsApp",
+    "telegram": "Telegram",
+    "web": "Website",
     "meeting": "Meeting",
     "proposal": "Proposal",
     "other": "Other",
@@ -597,6 +603,22 @@ def change_responsible(contact_id: str, user: WebWriterDep, form: FormDep) -> Re
         )
     except COMMAND_ERRORS as error:
         return answer_card(user, known, error_key="responsible", error=error)
+    user.runtime.wait_for_views(committed.notification_id)
+    return answer_card(user, known)
+
+
+@router.post("/contacts/{contact_id}/opt-in", response_model=None)
+def opt_in(contact_id: str, user: WebWriterDep, form: FormDep) -> Response:
+    """Opt the client back in on one channel; the reason typed is required and recorded."""
+    known = parse_id(contact_id)
+    if known is None:
+        return not_found(user)
+    try:
+        committed = user.runtime.app.opt_in_contact(
+            UUID(known), field(form, "channel"), field(form, "reason"), user.actor
+        )
+    except COMMAND_ERRORS as error:
+        return answer_card(user, known, error_key="opt_in", error=error)
     user.runtime.wait_for_views(committed.notification_id)
     return answer_card(user, known)
 

@@ -30,6 +30,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from threadline.domain.errors import DomainError, InvalidInput, NotFound
 from threadline.domain.html import block_remote_content, sanitise_html
 from threadline.projections.queries import InboxFilter
+from threadline.services.attachment_access import describe as describe_attachments
 from threadline.services.web.deps import WebUser, WebUserDep, WebWriterDep
 from threadline.services.web.errors import message_of, status_of
 from threadline.services.web.local_time import parse_local
@@ -235,21 +236,6 @@ def _call(message: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def _attachments(message: dict[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    for item in message.get("attachments") or []:
-        size = int(item.get("size") or 0)
-        out.append(
-            {
-                "filename": str(item.get("filename") or item.get("content_type") or "?"),
-                "kb": max(0.1, round(size / 1024, 1)) if size else 0,
-                "size": size,
-                "content_type": str(item.get("content_type") or ""),
-            }
-        )
-    return out
-
-
 def thread_of(
     user: WebUser, conversation: dict[str, Any], names: dict[str, str]
 ) -> list[dict[str, Any]]:
@@ -286,7 +272,7 @@ def thread_of(
                     "remote_images": remote_images,
                     "sender": _sender(user, message, str(found["contact_name"]), names),
                     "call": _call(message),
-                    "files": _attachments(message),
+                    "files": describe_attachments(user.runtime, message),
                     "own": conversation_id == current,
                     "conversation_subject": found["subject"],
                 }

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from threadline.domain.errors import InvalidInput, NotFound
 from threadline.projections.base import ts
+from threadline.projections.notification_details import unread_for
 from threadline.services.web.deps import WebUser, WebUserDep, WebWriterDep
 from threadline.services.web.errors import message_of, status_of
 from threadline.services.web.local_time import local_input, parse_local
@@ -156,11 +157,8 @@ def render_lists(
 
 
 def notifications(user: WebUser) -> list[dict[str, Any]]:
-    return user.runtime.views.query(
-        "SELECT * FROM notifications WHERE user_id = ? AND read = 0"
-        " ORDER BY created_at DESC LIMIT ?",
-        [user.id, NOTIFICATION_LIMIT],
-    )
+    """Unread notifications with the task, client and conversation each one is about."""
+    return unread_for(user.runtime.views, user.id, NOTIFICATION_LIMIT)
 
 
 def render_notifications(user: WebUser, status_code: int = 200, error: str = "") -> HTMLResponse:

@@ -81,10 +81,12 @@ class StoredFile:
     name: str
     mime_type: str
     data: bytes
+    folder: str = "documents"
 
     @property
     def path(self) -> str:
-        return f"documents/{self.file_unique_id}_{self.name}"
+        """The `file_path` getFile answers, in Telegram's shape (`photos/file_3.jpg`)."""
+        return f"{self.folder}/{self.file_unique_id}_{self.name}"
 
 
 class FakeTelegram:
@@ -139,6 +141,31 @@ class FakeTelegram:
             self._updates.append(update)
             self._cond.notify_all()
         return update
+
+    def add_file(
+        self, data: bytes, mime_type: str, kind: str = "document", name: str = ""
+    ) -> StoredFile:
+        """A file a client sent (a photo, a voice message, a document): getFile finds it by
+        its `file_id` and `GET /file/bot<token>/<file_path>` serves its bytes."""
+        folder = {"photo": "photos", "voice": "voice", "audio": "music"}.get(kind, "documents")
+        number = next(self._file_ids)
+        extension = {"photo": ".jpg", "voice": ".oga"}.get(kind, "")
+        stored = StoredFile(
+            f"AgACAgI-{kind}-{number}",
+            f"AQAD{kind}{number}",
+            name or f"file_{number}{extension}",
+            mime_type,
+            data,
+            folder,
+        )
+        with self._cond:
+            self.files[stored.file_id] = stored
+        return stored
+
+    def file_downloads(self) -> list[str]:
+        """The file paths downloaded so far (`GET /file/bot<token>/<path>`)."""
+        with self._cond:
+            return [c.params["path"] for c in self.calls if c.method == "<file>"]
 
     def next_update_id(self) -> int:
         with self._cond:
@@ -378,6 +405,8 @@ def _handler_for(fake: FakeTelegram) -> type[BaseHTTPRequestHandler]:
             self._answer(200, {"ok": True, "result": result})
 
         def _serve_file(self, token: str, path: str) -> None:
+            with fake._cond:
+                fake.calls.append(Call("<file>", {"path": path}))
             data = fake.file_bytes(path) if token == fake.token else None
             if data is None:
                 self._answer(404, ApiError(404, "Not Found").body())

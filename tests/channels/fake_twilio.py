@@ -8,6 +8,12 @@ Twilio's JSON error shape for 400/401/404/5xx. Failures are configurable per
 recipient (`fail_recipient`, e.g. 21610 for a recipient who replied STOP) or
 for the next requests (`fail_next`, e.g. 503). Every request is recorded.
 
+MMS media work as at Twilio: `add_media` gives a MediaUrl under
+`/2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}/Media/{MediaSid}`, which
+answers only with the account's basic auth, by a 307 redirect to a short-lived
+URL of the media store (another origin: a second port, as Twilio's is another
+host) that serves the bytes without credentials.
+
 `signed_post` sends a webhook the way Twilio does, signed with the SDK's own
 `RequestValidator.compute_signature`, so the code under test never signs its
 own input. The `twilio_server` fixture is what other test modules reuse.
@@ -34,6 +40,11 @@ ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "fake-twilio-auth-token-0123456789"
 API_VERSION = "2010-04-01"
 _MESSAGES = re.compile(rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Messages\.json$")
+_MEDIA = re.compile(
+    rf"^/{API_VERSION}/Accounts/(?P<account>[^/]+)/Messages/(?P<message>MM[0-9a-f]+)"
+    r"/Media/(?P<media>ME[0-9a-f]+)$"
+)
+_MEDIA_STORE = re.compile(r"^/media-store/(?P<token>[0-9a-f]+)$")
 UNSUBSCRIBED = {
     "code": 21610,
     "message": "Attempt to send to unsubscribed recipient",
@@ -72,29 +83,45 @@ class FakeTwilio:
     recipient_failures: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     queued_failures: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
 
+    media: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # MediaSid -> file
+    media_tokens: dict[str, str] = field(default_factory=dict)  # store token -> MediaSid
+
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        # The media store is another origin, as Twilio's is another host: the same handler
+        # on a second port.
+        self._store = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._store.daemon_threads = True
+        self._threads: list[threading.Thread] = []
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
+    @property
+    def store_url(self) -> str:
+        host, port = self._store.server_address[:2]
+        return f"http://{host}:{port}"
+
     def start(self) -> FakeTwilio:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        for server in (self._server, self._store):
+            thread = threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
         return self
 
     def stop(self) -> None:
-        if self._thread is not None:  # shutdown() waits for serve_forever, so only if it runs
-            self._server.shutdown()
-            self._thread.join(timeout=5)
+        # shutdown() waits for serve_forever, so only for the servers that run.
+        for server, thread in zip((self._server, self._store), self._threads, strict=False):
+            server.shutdown()
+            thread.join(timeout=5)
         self._server.server_close()
+        self._store.server_close()
 
     # -- configuring failures -----------------------------------------------------------------
 
@@ -109,6 +136,21 @@ class FakeTwilio:
         with self._lock:
             self.queued_failures.extend([(status, body)] * times)
 
+    def add_media(self, data: bytes, content_type: str, message_sid: str = "") -> str:
+        """A media file of an incoming MMS; returns its MediaUrl (what the webhook carries)."""
+        message_sid = message_sid or "MM" + secrets.token_hex(16)
+        media_sid = "ME" + secrets.token_hex(16)
+        with self._lock:
+            self.media[media_sid] = (content_type, data)
+        account = next(iter(self.accounts))
+        return (
+            f"{self.url}/{API_VERSION}/Accounts/{account}/Messages/{message_sid}/Media/{media_sid}"
+        )
+
+    def media_requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return [r for r in self.requests if "/Media/" in r.path or "/media-store/" in r.path]
+
     # -- reading what happened ----------------------------------------------------------------
 
     def sent_to(self, number: str) -> list[dict[str, Any]]:
@@ -121,6 +163,35 @@ class FakeTwilio:
             return [r for r in self.requests if r.path.endswith("/Messages.json")]
 
     # -- the protocol -------------------------------------------------------------------------
+
+    def handle_media(self, request: RecordedRequest) -> tuple[int, dict[str, str], bytes] | None:
+        """A media request (status, headers, body), or None when the path is not one."""
+        stored = _MEDIA_STORE.match(request.path)
+        if stored is not None:
+            with self._lock:
+                media_sid = self.media_tokens.pop(stored.group("token"), "")
+                found = self.media.get(media_sid)
+            if found is None:
+                return 403, {"Content-Type": "application/xml"}, b"<Error>AccessDenied</Error>"
+            return 200, {"Content-Type": found[0]}, found[1]
+        match = _MEDIA.match(request.path)
+        if match is None:
+            return None
+        account = match.group("account")
+        if (
+            request.auth is None
+            or request.auth[0] != account
+            or self.accounts.get(account) != request.auth[1]
+        ):
+            body = json.dumps(twilio_error(401, 20003, "Authenticate")).encode()
+            return 401, {"Content-Type": "application/json"}, body
+        with self._lock:
+            if match.group("media") not in self.media:
+                body = json.dumps(twilio_error(404, 20404, "not found")).encode()
+                return 404, {"Content-Type": "application/json"}, body
+            token = secrets.token_hex(16)
+            self.media_tokens[token] = match.group("media")
+        return 307, {"Location": f"{self.store_url}/media-store/{token}"}, b""
 
     def handle(self, request: RecordedRequest) -> tuple[int, dict[str, Any]]:
         match = _MESSAGES.match(request.path)
@@ -198,6 +269,18 @@ def _handler_for(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
                 form=form,
                 headers={k.lower(): v for k, v in self.headers.items()},
             )
+            media = fake.handle_media(request)
+            if media is not None:
+                request.status = media[0]
+                with fake._lock:
+                    fake.requests.append(request)
+                self.send_response(media[0])
+                for name, value in media[1].items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(media[2])))
+                self.end_headers()
+                self.wfile.write(media[2])
+                return
             status, payload = fake.handle(request)
             request.status = status
             with fake._lock:

@@ -494,8 +494,10 @@ def outbound(recipient: str = CLIENT, channel: str = "sms", text: str = "Ready")
 
 
 def test_send_returns_the_sid_and_the_fake_saw_it(twilio_server: FakeTwilio) -> None:  # noqa: F811
-    sid = asyncio.run(adapter_for(twilio_server).send(outbound()))
+    sent = asyncio.run(adapter_for(twilio_server).send(outbound()))
+    sid = sent.provider_id
     assert sid.startswith("SM") and len(sid) == 34
+    assert sent.status == "queued"  # Twilio's answer: queued, not yet sent or delivered
     [request] = twilio_server.message_requests()
     assert request.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
     assert request.auth == (ACCOUNT_SID, AUTH_TOKEN)
@@ -539,7 +541,8 @@ def test_send_errors_are_classified(twilio_server: FakeTwilio) -> None:  # noqa:
     wrong_token = errors_of(adapter_for(twilio_server, token="wrong"), outbound(OPERATOR))
     assert wrong_token.kind is DeliveryErrorKind.PERMANENT and "401" in wrong_token.reason
     assert [r.status for r in twilio_server.message_requests()] == [400, 400, 503, 429, 401]
-    assert asyncio.run(adapter.send(outbound(OPERATOR))).startswith("SM")  # the outage is over
+    # the outage is over
+    assert asyncio.run(adapter.send(outbound(OPERATOR))).provider_id.startswith("SM")
 
 
 def test_send_to_an_unreachable_server_is_transient(twilio_server: FakeTwilio) -> None:  # noqa: F811
@@ -572,7 +575,7 @@ def test_reply_goes_out_as_sms_and_delivery_reports_confirm(env: Env) -> None:
         f"/api/conversations/{conversation_id}/messages", json={"text": "Tomorrow"}, headers=ADMIN
     )
     message_id = reply.json()["message_id"]
-    message = wait_for_state(env, conversation_id, message_id, "delivered")
+    message = wait_for_state(env, conversation_id, message_id, "queued")
     [sent] = env.fake.sent_to(CLIENT)
     assert (sent["from"], sent["body"]) == (OUR_NUMBER, "Tomorrow")
     assert message["provider_id"] == sent["sid"]
@@ -590,7 +593,7 @@ def test_reply_in_a_voice_conversation_is_an_sms_to_the_caller(env: Env) -> None
         json={"text": "Sorry we missed you"},
         headers=ADMIN,
     )
-    wait_for_state(env, conversation_id, reply.json()["message_id"], "delivered")
+    wait_for_state(env, conversation_id, reply.json()["message_id"], "queued")
     [sent] = env.fake.sent_to(CLIENT)
     assert (sent["to"], sent["from"], sent["body"]) == (CLIENT, OUR_NUMBER, "Sorry we missed you")
 

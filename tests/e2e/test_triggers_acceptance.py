@@ -51,7 +51,7 @@ def test_default_rules_answer_a_form_lead_and_a_missed_call(
         }
         assert server.api("POST", "/api/forms", json=form).status_code == 201
         runtime.wait_for_views(runtime.app.recorder.max_notification_id())
-        runtime.start_triggers(from_now=True)
+        runtime.start_triggers()
         runtime.channels.start(pollers=False)
 
         started = time.monotonic()

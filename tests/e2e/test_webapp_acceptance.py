@@ -63,7 +63,7 @@ def test_a_telegram_message_is_answered_from_the_open_inbox(
         [sent] = telegram_server.calls_of("sendMessage")
         assert int(sent["chat_id"]) == 7770001 and sent["text"] == "Yes, in two days."
         reply = page.locator("#thread article.message-outbound", has_text="Yes, in two days.")
-        reply.locator(".delivery", has_text="delivered").wait_for(timeout=15_000)
+        reply.locator(".delivery", has_text="sent").wait_for(timeout=15_000)
         screenshot(page, "inbox-telegram-delivered")
 
 

@@ -116,7 +116,7 @@ def test_reply_delivery_state_is_visible(runtime: Runtime) -> None:
     settle(runtime)
     messages = runtime.queries.conversation(str(thread.conversation_id))["messages"]
     sent = next(m for m in messages if m["id"] == str(message_id))
-    assert sent["state"] == "delivered" and sent["provider_id"] == "provider-1"
+    assert sent["state"] == "sent" and sent["provider_id"] == "provider-1"
 
 
 def test_each_event_applies_exactly_once(runtime: Runtime) -> None:

@@ -95,7 +95,7 @@ def test_a_reply_is_sent_once_with_thread_headers(delivery_runtime: Runtime) -> 
     conversation_id = conversation(runtime)
     reply = runtime.app.reply(conversation_id, "Tomorrow.", "user:test").value
     runtime.channels.start(pollers=False)
-    wait_for(lambda: message_state(runtime, reply)["state"] == "delivered")
+    wait_for(lambda: message_state(runtime, reply)["state"] == "sent")
     assert [m.message_id for m in ScriptedAdapter.sent] == [reply]
     sent = ScriptedAdapter.sent[0]
     assert sent.recipient == "client@example.com"
@@ -118,7 +118,7 @@ def test_transient_errors_are_retried_and_permanent_ones_stop(delivery_runtime: 
     ]
     retried = runtime.app.reply(conversation_id, "First", "user:test").value
     runtime.channels.start(pollers=False)
-    wait_for(lambda: message_state(runtime, retried)["state"] == "delivered")
+    wait_for(lambda: message_state(runtime, retried)["state"] == "sent")
     blocked = runtime.app.reply(conversation_id, "Second", "user:test").value
     wait_for(lambda: message_state(runtime, blocked)["state"] == "failed")
     assert "blocked" in message_state(runtime, blocked)["failure"]

@@ -9,13 +9,11 @@ back and saves back unchanged.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import uuid
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -24,6 +22,7 @@ from hypothesis import strategies as st
 
 from tests.channels.fake_telegram import TOKEN
 from tests.conftest import make_runtime
+from tests.run_apart import run_apart
 from threadline.channels.base import (
     ChannelServices,
     DeliveryError,
@@ -231,16 +230,6 @@ class _Unused:
 
     def set(self, key: str, value: str) -> None:
         return None
-
-
-T = TypeVar("T")
-
-
-def run_apart(coroutine: Coroutine[Any, Any, T]) -> T:
-    """`asyncio.run` on a thread of its own: the browser tests' session-wide Playwright keeps an
-    event loop running on the main thread, where `asyncio.run` refuses to start."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
 
 
 def test_a_link_made_after_saving_is_refused_at_send(escape_link: tuple[str, Path]) -> None:

@@ -286,7 +286,7 @@ def test_a_rule_made_in_the_screen_fires_and_its_firings_are_explained(runtime: 
     saved = client.post("/admin/rules/new", data=rule_form(csrf, "Screen rule", body))
     assert saved.status_code == 200 and "Screen rule" in saved.text
     rule = runtime.views.query_one("SELECT id FROM rules")
-    runtime.start_triggers(from_now=True)
+    runtime.start_triggers()
     contact_id = new_contact(client, "boris@example.com", "Boris", "fire-1")
 
     def tagged() -> bool:

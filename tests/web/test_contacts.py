@@ -110,7 +110,10 @@ def test_card_and_page_render_for_each_role_and_language(
     assert "<html" not in card.text  # a fragment, not a page
     recent = client.get(f"/contacts/{contact_id}/recent")
     assert recent.status_code == 200 and 'data-kind="contact.created"' in recent.text
-    assert 'data-kind="task.created"' in recent.text and 'hx-trigger="sse:changed"' in recent.text
+    assert (
+        'data-kind="task.created"' in recent.text
+        and f'data-live="contact:{contact_id}"' in recent.text
+    )
     assert "Possible duplicates" in page.text or "Возможные дубли" in page.text
 
 

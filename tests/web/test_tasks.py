@@ -105,7 +105,7 @@ def test_tasks_fall_into_the_right_sections(runtime: Runtime) -> None:
     assert ids["theirs"] in section(everyone.text, "today") and "Colleague" in everyone.text
     fragment = client.get("/tasks/lists?scope=all", headers=HX)
     assert fragment.status_code == 200 and "<html" not in fragment.text
-    assert 'hx-trigger="sse:changed' in fragment.text and ids["theirs"] in fragment.text
+    assert 'data-live="tasks"' in fragment.text and ids["theirs"] in fragment.text
 
 
 def test_complete_and_reschedule(runtime: Runtime) -> None:

@@ -46,7 +46,8 @@
   document.addEventListener("htmx:confirm", function (event) {
     var element = event.detail.elt;
     var trigger = event.detail.triggeringEvent;
-    if (!element || !element.getAttribute || !trigger || trigger.type !== "sse:changed") return;
+    if (!element || !element.getAttribute || !trigger) return;
+    if (trigger.type !== "sse:changed" && trigger.type !== "live") return;
     var busy = element.getAttribute("data-skip-while");
     var focused = element.getAttribute("data-skip-while-focused");
     var active = document.activeElement;
@@ -63,5 +64,74 @@
   document.addEventListener("click", function (event) {
     var target = event.target;
     if (target && target.matches && target.matches("[data-select-on-click]")) target.select();
+  });
+})();
+
+// Live updates (routes_events.py): the stream says which keys changed, e.g.
+// {"position": 812, "keys": ["inbox", "conversation:<id>", "contact:<id>"]}; "*" means anything.
+// A fragment marked data-live="key key" (with hx-trigger="live") reloads when one of its keys came.
+// It never has two reloads in flight: a change that comes during one reloads it once more after.
+// After a reconnect whose hello shows the views moved meanwhile, every live fragment reloads.
+(function () {
+  "use strict";
+  var wired = [];
+  var position = null;
+  // The log position the page has been told about, on <html data-live-position>: a test (or
+  // an operator in the developer tools) can see that the page has caught up with the server.
+  function shown(at) {
+    if (at !== null) document.documentElement.setAttribute("data-live-position", String(at));
+  }
+  function wanted(element, keys) {
+    if (keys.indexOf("*") >= 0) return true;
+    var own = (element.getAttribute("data-live") || "").split(/\s+/);
+    for (var i = 0; i < own.length; i++) {
+      if (own[i] && (own[i] === "*" || keys.indexOf(own[i]) >= 0)) return true;
+    }
+    return false;
+  }
+  function reload(element) {
+    if (!document.body.contains(element)) return;
+    if (element.classList.contains("htmx-request")) {
+      element.setAttribute("data-live-pending", "");
+      return;
+    }
+    htmx.trigger(element, "live");
+  }
+  function changed(keys) {
+    document.querySelectorAll("[data-live]").forEach(function (element) {
+      if (wanted(element, keys)) reload(element);
+    });
+  }
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var element = event.detail.elt;
+    if (!element || !element.hasAttribute || !element.hasAttribute("data-live-pending")) return;
+    element.removeAttribute("data-live-pending");
+    // after htmx has finished with this request (it clears htmx-request once the handlers ran);
+    // a fragment swapped with outerHTML is a new element by then: find it by its id
+    window.setTimeout(function () {
+      var current = document.body.contains(element) ? element : element.id && document.getElementById(element.id);
+      if (current) reload(current);
+    }, 0);
+  });
+  document.addEventListener("htmx:sseOpen", function (event) {
+    var source = event.detail && event.detail.source;
+    if (!source || wired.indexOf(source) >= 0) return;
+    wired = wired.filter(function (old) { return old.readyState !== 2; }).concat([source]);
+    source.addEventListener("hello", function (message) {
+      var now = parseInt(message.data, 10);
+      if (position !== null && now !== position) changed(["*"]);
+      position = now;
+      shown(position);
+    });
+    source.addEventListener("changed", function (message) {
+      var keys = ["*"];
+      try {
+        var data = JSON.parse(message.data);
+        if (data && Array.isArray(data.keys)) keys = data.keys;
+        if (data && typeof data.position === "number") position = data.position;
+      } catch (error) { /* an older server: reload everything */ }
+      shown(position);
+      changed(keys);
+    });
   });
 })();

@@ -1,0 +1,231 @@
+"""What changed in the views, said once per server for every open page.
+
+Each open page holds a Server-Sent Events stream (`routes_events`). Before, every
+stream read the views' position on its own and said only "something changed",
+so every page reloaded all of its live fragments for every event: five inbox
+tabs at 40 messages a second cost more than the ingest itself. This module does
+the reading once per process:
+
+- `ChangeFeed.position` reads the views' position at most once per poll for all
+  streams;
+- `ChangeFeed.changes` turns each new window of the log into *keys* once, and
+  keeps the last windows so that every stream can ask "what changed since my
+  last update" without reading the log again.
+
+Keys say which fragments may show something new (pages mark their fragments
+with the same keys in ``data-live``, see app.js):
+
+``inbox``                   the conversation list (any message, conversation or client event)
+``conversation:<id>``       that conversation (its thread, its state)
+``contact:<id>``            that client (their card, timeline, cross-channel thread)
+``tasks``                   task lists
+``notifications:<user id>`` that user's notifications (a stream keeps only its own user's,
+                            as ``notifications``)
+``campaigns``, ``rules``, ``templates``, ``forms``, ``inboxes``, ``contacts``
+                            the admin screens and lists of those things
+``*``                       anything: a window too large to read, or an event this module
+                            cannot place (a company, a user, an attribute definition, an
+                            aggregate added later); every live fragment reloads
+
+Reading only topics and originator ids keeps this cheap: no event is decoded
+(personal data stays encrypted); which conversation or client a message, task or
+notification belongs to is looked up in the views, which already hold the window.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("threadline.web.live")
+
+EVERYTHING = "*"
+POSITION_TTL = 0.1
+"""Seconds one reading of the views' position serves every stream."""
+MAX_WINDOW = 5000
+"""A window longer than this (a catch-up, an import, a replay) is not read: it says `*`."""
+MAX_KEYS = 500
+"""A window that touches more things than this says `*`: reloading everything is cheaper."""
+KEPT_WINDOWS = 512
+"""Windows remembered for streams that are behind; a stream older than all of them gets `*`."""
+LOOKUP_CHUNK = 400
+"""Ids per `IN (...)` lookup (SQLite's default limit on parameters is 999)."""
+
+# Aggregates whose events only the screens of that kind show, under one key each.
+FAMILY_KEYS: dict[str, str] = {
+    "Rule": "rules",
+    "RuleFiring": "rules",
+    "Timer": "rules",
+    "Calendar": "rules",
+    "WebhookCall": "rules",
+    "Template": "templates",
+    "Campaign": "campaigns",
+    "CampaignRecipient": "campaigns",
+    "Form": "forms",
+    "Inbox": "inboxes",
+    "IdentityClaim": "contacts",
+}
+
+
+def family_of(topic: str) -> str:
+    """The aggregate class of an event's topic (``pkg.module:Message.MessageReceived`` → Message)."""
+    qualname = topic.rsplit(":", 1)[-1]
+    return qualname.split(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class Window:
+    """The keys of the log positions `after` < p <= `upto`."""
+
+    after: int
+    upto: int
+    keys: frozenset[str]
+
+
+class ChangeFeed:
+    """The views' position and what changed, shared by every stream of one app."""
+
+    def __init__(self, runtime: Any, position_ttl: float = POSITION_TTL) -> None:
+        self.runtime = runtime
+        self.position_ttl = position_ttl
+        self._lock = threading.Lock()
+        self._windows: deque[Window] = deque(maxlen=KEPT_WINDOWS)
+        self._head: int | None = None  # the position classified so far
+        self._position = 0
+        self._read_at = float("-inf")
+
+    def position(self) -> int:
+        """The views' position, read at most once per `position_ttl` for all callers."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self._read_at >= self.position_ttl:
+                self._position = int(self.runtime.views_position())
+                self._read_at = now
+            return self._position
+
+    def changes(self, since: int) -> tuple[int, frozenset[str]]:
+        """The views' position now and the keys of what changed after `since` (blocking)."""
+        position = self.position()
+        with self._lock:
+            if self._head is None:
+                self._head = since
+            if position < self._head:  # the views were rebuilt: nothing before holds
+                self._windows.clear()
+                self._head = position
+                return position, frozenset({EVERYTHING})
+            if position > self._head:
+                keys = self._describe(self._head, position)
+                self._windows.append(Window(self._head, position, keys))
+                self._head = position
+            if position <= since:
+                return position, frozenset() if position == since else frozenset({EVERYTHING})
+            oldest = self._windows[0].after if self._windows else self._head
+            if since < oldest:
+                return position, frozenset({EVERYTHING})
+            found: set[str] = set()
+            for window in self._windows:
+                if window.upto > since:
+                    found |= window.keys
+            return position, frozenset(found)
+
+    def _describe(self, after: int, upto: int) -> frozenset[str]:
+        if upto - after > MAX_WINDOW:
+            return frozenset({EVERYTHING})
+        try:
+            notifications = self.runtime.app.recorder.select_notifications(
+                start=after + 1, limit=upto - after, stop=upto
+            )
+            keys = describe(
+                self.runtime.views, [(n.topic, str(n.originator_id)) for n in notifications]
+            )
+        except Exception:  # a view missing (API-only mode, before the worker), a lost connection
+            log.debug("could not say what changed in (%s, %s]", after, upto, exc_info=True)
+            return frozenset({EVERYTHING})
+        return frozenset({EVERYTHING}) if len(keys) > MAX_KEYS else keys
+
+
+def describe(views: Any, events: Sequence[tuple[str, str]]) -> frozenset[str]:
+    """The keys of events given as (topic, originator id), placed with the views' help."""
+    keys: set[str] = set()
+    messages: set[str] = set()
+    conversations: set[str] = set()
+    contacts: set[str] = set()
+    tasks: set[str] = set()
+    notifications: set[str] = set()
+    for topic, originator in events:
+        family = family_of(topic)
+        if family == "Message":
+            messages.add(originator)
+        elif family == "Conversation":
+            conversations.add(originator)
+        elif family == "Contact":
+            contacts.add(originator)
+            keys.add("inbox")  # names in the list; a merge moves threads
+            if "Merged" in topic or "Absorbed" in topic:
+                keys.add(EVERYTHING)
+        elif family == "Task":
+            tasks.add(originator)
+            keys.add("tasks")
+        elif family == "Notification":
+            notifications.add(originator)
+        elif family in FAMILY_KEYS:
+            keys.add(FAMILY_KEYS[family])
+        else:
+            keys.add(EVERYTHING)
+    if messages or conversations:
+        keys.add("inbox")
+    found = _rows(views, "SELECT id, conversation_id, contact_id FROM inbox_messages", messages)
+    if len(found) < len(messages):
+        keys.add(EVERYTHING)
+    for row in found:
+        conversations.add(row["conversation_id"])
+        contacts.add(row["contact_id"])
+    keys.update(f"conversation:{c}" for c in conversations)
+    found = _rows(views, "SELECT id, contact_id FROM inbox_conversations", conversations)
+    if len(found) < len(conversations):
+        keys.add(EVERYTHING)
+    contacts.update(row["contact_id"] for row in found)
+    for row in _rows(views, "SELECT id, contact_id, conversation_id FROM tasks", tasks):
+        if row["contact_id"]:
+            contacts.add(row["contact_id"])
+        if row["conversation_id"]:
+            keys.add(f"conversation:{row['conversation_id']}")
+    found = _rows(views, "SELECT id, user_id FROM notifications", notifications)
+    if len(found) < len(notifications):
+        keys.add(EVERYTHING)
+    keys.update(f"notifications:{row['user_id']}" for row in found)
+    # A merged client's threads show under the client they were merged into.
+    contacts.update(
+        row["survivor_id"]
+        for row in _rows(views, "SELECT id, survivor_id FROM inbox_contact_aliases", contacts)
+    )
+    keys.update(f"contact:{c}" for c in contacts)
+    return frozenset(keys)
+
+
+def _rows(views: Any, select: str, ids: Iterable[str]) -> list[dict[str, Any]]:
+    """`select ... WHERE id IN ids`, in chunks."""
+    wanted = sorted(ids)
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        chunk = wanted[start : start + LOOKUP_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        rows.extend(views.query(f"{select} WHERE id IN ({marks})", chunk))
+    return rows
+
+
+def for_user(keys: Iterable[str], user_id: str) -> frozenset[str]:
+    """The keys one user's stream sends: their own notifications as ``notifications``, no one else's."""
+    mine = f"notifications:{user_id}"
+    kept: set[str] = set()
+    for key in keys:
+        if key == mine:
+            kept.add("notifications")
+        elif not key.startswith("notifications:"):
+            kept.add(key)
+    return frozenset(kept)
