@@ -72,16 +72,7 @@ class AttachmentStore:
             )
         target = self.path_for(digest)
         if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # Write then rename: a crash never leaves a half file under the final name.
-            handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
-            try:
-                with os.fdopen(handle, "wb") as out:
-                    out.write(data)
-                os.replace(temporary, target)
-            except BaseException:
-                Path(temporary).unlink(missing_ok=True)
-                raise
+            _write_whole(target, data)
         return AttachmentMeta(filename, content_type, len(data), digest)
 
     def describe_remote(
@@ -134,16 +125,7 @@ class AttachmentStore:
     def remember(self, reference: str, sha256: str) -> None:
         """Note that `reference` (a file id, a media URL) is the file stored as `sha256`."""
         self.path_for(sha256)  # a digest, not a path
-        target = self._reference_path(reference)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
-        try:
-            with os.fdopen(handle, "w") as out:
-                out.write(sha256)
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        _write_whole(self._reference_path(reference), sha256.encode())
 
     def locate(self, item: Mapping[str, Any]) -> Path | None:
         """The stored file of one recorded attachment (its `public()` form), or None: by its
@@ -177,3 +159,16 @@ def read_limited(chunks: Iterable[bytes], max_bytes: int) -> bytes:
             raise TooLarge(max_bytes)
         parts.append(chunk)
     return b"".join(parts)
+
+
+def _write_whole(target: Path, data: bytes) -> None:
+    """Write then rename: a crash never leaves a half file under the final name."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

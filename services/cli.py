@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from threadline.services.config import Settings
 from threadline.services.malloc_arenas import limit_malloc_arenas
-from threadline.services.shutdown import StopRequested, StopSignals
+from threadline.services.shutdown import ClosedOnStop
 from threadline.services.store import StoreUrlError
 
 app = typer.Typer(
@@ -106,27 +106,19 @@ def serve(
         generated_token = "tl_admin_" + secrets.token_urlsafe(24)
         settings = settings.with_overrides(admin_token=generated_token)
     limit_malloc_arenas()  # before any thread starts (see the module)
-    stop = StopSignals().install()
-    runtime = None
-    try:
-        runtime = _runtime(
+    with ClosedOnStop() as life:
+        life.runtime = runtime = _runtime(
             settings,
             run_views=not no_projections,
             views_in_process=False,
             role="api" if no_projections else "serve",
         )
         _start_serving(runtime, settings, host, port, demo, no_projections, generated_token)
-        with stop.watched():  # uvicorn stops on the signal, then re-raises it into `stop`
+        with life.stop.watched():  # uvicorn stops on the signal, then re-raises it here
             server = web_server(runtime, settings, host, port)
             server.run()
             if not server.started:
                 sys.exit(3)  # uvicorn.run's "could not start" (the port taken, say)
-    except StopRequested:
-        pass  # stopped while starting: a requested stop, not a failure
-    finally:
-        stop.closing()
-        if runtime is not None:
-            runtime.close()
     console.print("Threadline stopped")
 
 
@@ -310,10 +302,8 @@ def worker(
         raise typer.Exit(2)
     settings = _settings()
     limit_malloc_arenas()  # before any thread starts (see the module)
-    stop = StopSignals().install()
-    runtime = None
-    try:
-        runtime = _runtime(settings, run_views=role == "projections", role=role)
+    with ClosedOnStop() as life:
+        life.runtime = runtime = _runtime(settings, run_views=role == "projections", role=role)
         if role == "projections":
             _catch_up(runtime)
         elif role == "triggers":
@@ -321,13 +311,7 @@ def worker(
         else:
             runtime.channels.start(pollers=role == "channels")
         console.print(f"{role} worker running; Ctrl-C to stop")
-        stop.wait()
-    except StopRequested:
-        pass  # stopped while starting: a requested stop, not a failure
-    finally:
-        stop.closing()
-        if runtime is not None:
-            runtime.close()
+        life.stop.wait()
     console.print(f"{role} worker stopped")
 
 

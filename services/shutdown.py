@@ -23,7 +23,8 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import FrameType
+from types import FrameType, TracebackType
+from typing import Protocol
 
 log = logging.getLogger("threadline.shutdown")
 
@@ -85,3 +86,36 @@ class StopSignals:
         with self.watched():
             while not self.stopped.wait(interval):
                 pass
+
+
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
+class ClosedOnStop:
+    """A process's life from its first step to its runtime's close, whatever ends it.
+
+    ``with ClosedOnStop() as life:`` installs the stop handlers; the body sets
+    ``life.runtime`` as soon as it has one. On the way out (the body ran to its end, a
+    signal arrived while starting, an error or `sys.exit`) signals are only recorded and
+    the runtime is closed in order; a stop requested while starting is not an error.
+    """
+
+    def __init__(self) -> None:
+        self.stop = StopSignals()
+        self.runtime: Closable | None = None
+
+    def __enter__(self) -> ClosedOnStop:
+        self.stop.install()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        self.stop.closing()
+        if self.runtime is not None:
+            self.runtime.close()
+        return kind is not None and issubclass(kind, StopRequested)

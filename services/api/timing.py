@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from starlette.datastructures import MutableHeaders
+
 Scope = dict[str, Any]
 
 
@@ -25,9 +27,7 @@ class ServerTiming:
         async def timed_send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 elapsed = (time.perf_counter() - started) * 1000
-                headers = list(message.get("headers", []))
-                headers.append((b"server-timing", f"app;dur={elapsed:.2f}".encode()))
-                message = {**message, "headers": headers}
+                MutableHeaders(scope=message).append("server-timing", f"app;dur={elapsed:.2f}")
             await send(message)
 
         await self.app(scope, receive, timed_send)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.datastructures import MutableHeaders
+
 from threadline.services.visibility import BEHIND, HEADER, begin_request, end_request
 
 Scope = dict[str, Any]
@@ -26,9 +28,7 @@ class ViewsVisibility:
 
         async def marked_send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start" and mark.behind:
-                headers = list(message.get("headers", []))
-                headers.append((HEADER.lower().encode(), BEHIND.encode()))
-                message = {**message, "headers": headers}
+                MutableHeaders(scope=message).append(HEADER, BEHIND)
             await send(message)
 
         try:

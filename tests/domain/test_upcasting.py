@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from uuid import uuid4
 
 from eventsourcing.application import Application
 
+from tests.older_events import as_version_1
 from threadline.domain.conversation import Conversation
 
 
@@ -17,17 +17,7 @@ def test_a_version_1_conversation_start_loads_without_an_inbox(tmp_path: object)
         actor="test", correlation_id="c",
     )  # fmt: skip
     [event] = conversation.collect_events()
-    stored = app.mapper.to_stored_event(event)
-    state = json.loads(stored.state)
-    assert state.pop("class_version") == 2
-    del state["inbox_id"]  # what the first release wrote
-    old = type(stored)(
-        originator_id=stored.originator_id,
-        originator_version=stored.originator_version,
-        topic=stored.topic,
-        state=json.dumps(state).encode(),
-    )
-    loaded = app.mapper.to_domain_event(old)
+    loaded = as_version_1(app, event, "inbox_id")
     assert loaded.inbox_id is None
     rebuilt = loaded.mutate(None)
     assert rebuilt.inbox_id is None and rebuilt.subject == "Hi"

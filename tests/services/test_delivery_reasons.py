@@ -21,6 +21,7 @@ from eventsourcing.application import Application
 
 from tests.channels.dovecot import free_port
 from tests.conftest import make_runtime
+from tests.older_events import as_version_1
 from tests.waiting import wait_for
 from tests.web.helpers import web_client
 from threadline.domain.inbound import InboundMessage
@@ -130,21 +131,6 @@ def test_no_route_no_address_and_a_crash_mid_send_have_their_reasons(runtime: Ru
     assert "may or may not have arrived" in thread
 
 
-def _as_version_1(app: Application, event: Any, drop: str) -> Any:
-    """The stored form the first release wrote: no class_version, no `drop` field."""
-    stored = app.mapper.to_stored_event(event)
-    state = json.loads(stored.state)
-    assert state.pop("class_version") == 2
-    del state[drop]
-    old = type(stored)(
-        originator_id=stored.originator_id,
-        originator_version=stored.originator_version,
-        topic=stored.topic,
-        state=json.dumps(state).encode(),
-    )
-    return app.mapper.to_domain_event(old)
-
-
 def test_delivery_events_stored_before_states_and_reasons_still_load() -> None:
     app: Application = Application(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
     message = Message.request_send(
@@ -157,9 +143,9 @@ def test_delivery_events_stored_before_states_and_reasons_still_load() -> None:
     message.mark_delivered("SM1", "test", "c", "queued")
     created, attempted, failed, retried, delivered = message.collect_events()
 
-    old_failure = _as_version_1(app, failed, "problem")
+    old_failure = as_version_1(app, failed, "problem")
     assert old_failure.problem == "" and old_failure.reason.startswith("Twilio 503")
-    old_delivery = _as_version_1(app, delivered, "status")
+    old_delivery = as_version_1(app, delivered, "status")
     assert old_delivery.status == "sent"  # the first release recorded only "the provider took it"
 
     rebuilt = created.mutate(None)

@@ -20,6 +20,7 @@ import pytest
 from tests.channels.conftest import smtp_capture  # noqa: F401  (fixture)
 from tests.channels.dovecot import SmtpCapture
 from tests.conftest import make_runtime
+from tests.older_events import as_version_1
 from tests.waiting import wait_for
 from tests.web.helpers import web_client
 from threadline.domain.inbound import InboundMessage
@@ -154,7 +155,6 @@ def test_a_notification_about_nothing_in_particular_links_the_notifications() ->
 
 def test_a_notification_of_version_1_loads_without_a_task() -> None:
     """Notifications stored before they named their task still load (upcast, task_id None)."""
-    import json
     from uuid import uuid4
 
     from eventsourcing.application import Application
@@ -168,17 +168,7 @@ def test_a_notification_of_version_1_loads_without_a_task() -> None:
         task_id=uuid4(),
     )  # fmt: skip
     [created] = note.collect_events()
-    stored = app.mapper.to_stored_event(created)
-    state = json.loads(stored.state)
-    assert state.pop("class_version") == 2
-    del state["task_id"]  # what version 1 wrote
-    old = type(stored)(
-        originator_id=stored.originator_id,
-        originator_version=stored.originator_version,
-        topic=stored.topic,
-        state=json.dumps(state).encode(),
-    )
-    loaded = app.mapper.to_domain_event(old)
+    loaded = as_version_1(app, created, "task_id")
     assert loaded.task_id is None
     rebuilt = loaded.mutate(None)
     assert rebuilt is not None and rebuilt.task_id is None and rebuilt.email

@@ -6,7 +6,6 @@ nobody could opt them back in.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from eventsourcing.application import Application
 from fastapi.testclient import TestClient
 
 from tests.conftest import make_runtime
+from tests.older_events import as_version_1
 from tests.waiting import wait_for
 from threadline.domain.contact import Contact
 from threadline.domain.inbound import InboundMessage
@@ -149,17 +149,7 @@ def test_a_contact_opted_in_event_of_version_1_loads_without_a_reason() -> None:
     contact.opt_out("sms", "stop", "test", "c")
     contact.opt_in("sms", "asked", "test", "c")
     created, opted_out, opted_in = contact.collect_events()
-    stored = app.mapper.to_stored_event(opted_in)
-    state = json.loads(stored.state)
-    assert state.pop("class_version") == 2
-    del state["reason"]  # what version 1 wrote
-    old = type(stored)(
-        originator_id=stored.originator_id,
-        originator_version=stored.originator_version,
-        topic=stored.topic,
-        state=json.dumps(state).encode(),
-    )
-    loaded = app.mapper.to_domain_event(old)
+    loaded = as_version_1(app, opted_in, "reason")
     assert loaded.reason == ""
     rebuilt = loaded.mutate(opted_out.mutate(created.mutate(None)))
     assert rebuilt is not None and rebuilt.opted_out == []

@@ -17,6 +17,7 @@ import pytest
 from eventsourcing.application import Application
 
 from tests.conftest import make_runtime
+from tests.older_events import as_version_1
 from tests.waiting import wait_for
 from threadline.domain.inbound import InboundMessage
 from threadline.domain.message import inbound_message_id
@@ -275,17 +276,7 @@ def test_a_task_completed_before_reasons_were_recorded_still_loads() -> None:
     )  # fmt: skip
     task.complete(None, "user:x", "c")
     created, completed = task.collect_events()
-    stored = app.mapper.to_stored_event(completed)
-    state = json.loads(stored.state)
-    assert state.pop("class_version") == 2
-    del state["reason"]  # what the first release wrote
-    old = type(stored)(
-        originator_id=stored.originator_id,
-        originator_version=stored.originator_version,
-        topic=stored.topic,
-        state=json.dumps(state).encode(),
-    )
-    loaded = app.mapper.to_domain_event(old)
+    loaded = as_version_1(app, completed, "reason")
     assert loaded.reason == ""
     rebuilt = loaded.mutate(created.mutate(None))
     assert rebuilt.status == "done"

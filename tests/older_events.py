@@ -1,0 +1,33 @@
+"""Events as an earlier release stored them, for the upcaster tests.
+
+An event class at version 2 writes ``class_version: 2``; the first release wrote none
+(which the library reads as version 1) and lacked the fields added since.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import StoredEvent
+
+
+def stored_as_version_1(app: Application, event: Any, *dropped: str) -> StoredEvent:
+    """`event` stored as version 1 wrote it: no class_version, none of the `dropped` fields."""
+    stored = app.mapper.to_stored_event(event)
+    state = json.loads(stored.state)
+    assert state.pop("class_version") == 2
+    for name in dropped:
+        del state[name]
+    return StoredEvent(
+        originator_id=stored.originator_id,
+        originator_version=stored.originator_version,
+        topic=stored.topic,
+        state=json.dumps(state).encode(),
+    )
+
+
+def as_version_1(app: Application, event: Any, *dropped: str) -> Any:
+    """`event` as version 1 stored it, read back through the mapper (and so the upcasters)."""
+    return app.mapper.to_domain_event(stored_as_version_1(app, event, *dropped))
