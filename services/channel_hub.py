@@ -261,12 +261,14 @@ class ChannelHub:
         self._thread.start()
         self._ready.wait(10)
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
+        """Stop the hub's thread; True if it was running."""
         if self._loop is None or self._stop is None or self._thread is None:
-            return
+            return False
         self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout=15)
         self._thread = None
+        return True
 
     def call_soon(self, callback: Callable[[], None]) -> None:
         if self._loop is not None:

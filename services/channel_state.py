@@ -12,7 +12,7 @@ records only which secrets an inbox has. Neither table is touched by
 from __future__ import annotations
 
 from threadline.projections.sql import ViewDatabase
-from threadline.services.secret_box import SecretBox, reencrypt_column
+from threadline.services.secret_box import EncryptedColumn, SecretBox
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS channel_state ( key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -47,7 +47,7 @@ class ChannelStateStore:
             )
 
 
-class SecretStore:
+class SecretStore(EncryptedColumn):
     """Inbox secrets by inbox slug and setting name; values never reach logs or responses.
 
     Values are encrypted with the installation's secret key (`services.secret_box`), so
@@ -56,8 +56,8 @@ class SecretStore:
     """
 
     def __init__(self, views: ViewDatabase, box: SecretBox) -> None:
+        super().__init__(views, box, "inbox_secrets", ("inbox_slug", "name"), "value")
         self.views = views
-        self.box = box
 
     def get_all(self, slug: str) -> dict[str, str]:
         rows = self.views.query(
@@ -73,19 +73,6 @@ class SecretStore:
                     " ON CONFLICT (inbox_slug, name) DO UPDATE SET value = excluded.value",
                     [slug, name, self.box.encrypt(value)],
                 )
-
-    def encrypt_plaintext(self) -> int:
-        """Encrypt the rows stored before encryption existed; returns how many."""
-        return self._rewrite(only_plaintext=True)
-
-    def rotate(self) -> int:
-        """Re-encrypt every value with the box's first key (`threadline secrets rotate`)."""
-        return self._rewrite(only_plaintext=False)
-
-    def _rewrite(self, only_plaintext: bool) -> int:
-        return reencrypt_column(
-            self.views, self.box, "inbox_secrets", ("inbox_slug", "name"), "value", only_plaintext
-        )
 
     def delete(self, slug: str, names: list[str]) -> None:
         with self.views.transaction() as cur:

@@ -22,7 +22,7 @@ from uuid import UUID
 
 from threadline.domain.user import User
 from threadline.projections.sql import ViewDatabase
-from threadline.services.secret_box import SecretBox, reencrypt_column
+from threadline.services.secret_box import EncryptedColumn, SecretBox
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,12 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class CredentialStore:
+class CredentialStore(EncryptedColumn):
     """Encrypted argon2 hashes by user id."""
 
     def __init__(self, db: ViewDatabase, box: SecretBox) -> None:
+        super().__init__(db, box, "user_credentials", ("user_id",), "password_hash")
         self.db = db
-        self.box = box
         with db.transaction() as cur:
             for statement in SCHEMA:
                 cur.execute(statement)
@@ -69,17 +69,6 @@ class CredentialStore:
             "SELECT password_hash FROM user_credentials WHERE user_id = ?", [str(user_id)]
         )
         return None if row is None else self.box.decrypt(str(row["password_hash"]))
-
-    def encrypt_plaintext(self) -> int:
-        return self._rewrite(only_plaintext=True)
-
-    def rotate(self) -> int:
-        return self._rewrite(only_plaintext=False)
-
-    def _rewrite(self, only_plaintext: bool) -> int:
-        return reencrypt_column(
-            self.db, self.box, "user_credentials", ("user_id",), "password_hash", only_plaintext
-        )
 
     def import_from_log(self, app: Any) -> int:
         """Copy hashes from version-1 user events into the store; returns how many."""

@@ -60,7 +60,7 @@ class NotificationMailer:
 
     async def run_once(self) -> int:
         """One pass: send the next page of unsent notifications; how many were tried."""
-        if not await asyncio.to_thread(self._can_send):
+        if not await asyncio.to_thread(self._senders):
             return 0  # nothing can send e-mail yet; the notifications stay in the app
         if self.after == START or time.monotonic() >= self.retry_at:
             self.after, self.retry_at = START, time.monotonic() + RETRY_SECONDS
@@ -74,8 +74,9 @@ class NotificationMailer:
         self.tried += tried
         return tried
 
-    def _can_send(self) -> bool:
-        return any(i.setting("smtp_host") for i in self.hub.inboxes("email"))
+    def _senders(self) -> list[Any]:
+        """The enabled e-mail inboxes that can send (an SMTP server is set)."""
+        return [i for i in self.hub.inboxes("email") if i.setting("smtp_host")]
 
     def due(self) -> list[dict[str, Any]]:
         """The next page after the position (`notifications_unsent` serves the range)."""
@@ -89,9 +90,7 @@ class NotificationMailer:
         )
 
     async def send(self, row: dict[str, Any]) -> None:
-        inboxes = [
-            i for i in await asyncio.to_thread(self.hub.inboxes, "email") if i.setting("smtp_host")
-        ]
+        inboxes = await asyncio.to_thread(self._senders)
         if not inboxes:
             return  # nothing can send e-mail yet; the notification stays in the app
         notification_id = UUID(row["id"])

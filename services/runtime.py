@@ -299,9 +299,8 @@ class Runtime:
         if self._triggers is not None:
             self._triggers.stop()
             stopped.append("trigger runner")
-        if getattr(self.channels, "_thread", None) is not None:
+        if self.channels.stop():
             stopped.append("channel hub")
-        self.channels.stop()
         if self.follower is not self.runner:
             self.follower.stop()
             stopped.append("views process")

@@ -80,36 +80,48 @@ class SecretBox:
             raise SecretKeyError(wrong_key_message(self.source)) from None
 
 
-def reencrypt_column(
-    db: ViewDatabase,
-    box: SecretBox,
-    table: str,
-    keys: tuple[str, ...],
-    column: str,
-    only_plaintext: bool,
-) -> int:
-    """Rewrite one table's encrypted column with the box's first key; returns how many rows.
+class EncryptedColumn:
+    """A table whose one column holds values encrypted with the box (a store's base class).
 
-    `only_plaintext` converts just the rows from before encryption (at start); otherwise
-    every row is re-encrypted (rotation). A row changed meanwhile is left alone: the update
-    matches the value it read. Table and column names come from the stores, never from input.
+    Table and column names come from the stores, never from input.
     """
-    selected = ", ".join((*keys, column))
-    rows = [
-        row
-        for row in db.query(f"SELECT {selected} FROM {table}")
-        if not (only_plaintext and str(row[column]).startswith(PREFIX))
-    ]
-    if not rows:  # the usual start: no write transaction at all
-        return 0
-    match = " AND ".join(f"{key} = ?" for key in keys)
-    with db.transaction() as cur:
-        for row in rows:
-            cur.execute(
-                f"UPDATE {table} SET {column} = ? WHERE {match} AND {column} = ?",
-                [box.rotate(str(row[column])), *(row[key] for key in keys), row[column]],
-            )
-    return len(rows)
+
+    def __init__(
+        self, db: ViewDatabase, box: SecretBox, table: str, keys: tuple[str, ...], column: str
+    ) -> None:
+        self.box = box
+        self._encrypted = (db, table, keys, column)
+
+    def encrypt_plaintext(self) -> int:
+        """Encrypt the rows stored before encryption existed (at start); returns how many."""
+        return self._rewrite(only_plaintext=True)
+
+    def rotate(self) -> int:
+        """Re-encrypt every value with the box's first key (`threadline secrets rotate`)."""
+        return self._rewrite(only_plaintext=False)
+
+    def _rewrite(self, only_plaintext: bool) -> int:
+        """Rewrite the column with the box's first key; returns how many rows.
+
+        A row changed meanwhile is left alone: the update matches the value it read.
+        """
+        db, table, keys, column = self._encrypted
+        selected = ", ".join((*keys, column))
+        rows = [
+            row
+            for row in db.query(f"SELECT {selected} FROM {table}")
+            if not (only_plaintext and str(row[column]).startswith(PREFIX))
+        ]
+        if not rows:  # the usual start: no write transaction at all
+            return 0
+        match = " AND ".join(f"{key} = ?" for key in keys)
+        with db.transaction() as cur:
+            for row in rows:
+                cur.execute(
+                    f"UPDATE {table} SET {column} = ? WHERE {match} AND {column} = ?",
+                    [self.box.rotate(str(row[column])), *(row[key] for key in keys), row[column]],
+                )
+        return len(rows)
 
 
 def wrong_key_message(source: str) -> str:

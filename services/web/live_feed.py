@@ -36,11 +36,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from threadline.services.visibility import SharedPosition
 
 log = logging.getLogger("threadline.web.live")
 
@@ -92,21 +93,14 @@ class ChangeFeed:
 
     def __init__(self, runtime: Any, position_ttl: float = POSITION_TTL) -> None:
         self.runtime = runtime
-        self.position_ttl = position_ttl
         self._lock = threading.Lock()
         self._windows: deque[Window] = deque(maxlen=KEPT_WINDOWS)
         self._head: int | None = None  # the position classified so far
-        self._position = 0
-        self._read_at = float("-inf")
+        self._position = SharedPosition(lambda: int(runtime.views_position()), position_ttl)
 
     def position(self) -> int:
         """The views' position, read at most once per `position_ttl` for all callers."""
-        with self._lock:
-            now = time.monotonic()
-            if now - self._read_at >= self.position_ttl:
-                self._position = int(self.runtime.views_position())
-                self._read_at = now
-            return self._position
+        return self._position.get()
 
     def changes(self, since: int) -> tuple[int, frozenset[str]]:
         """The views' position now and the keys of what changed after `since` (blocking)."""
