@@ -20,11 +20,11 @@ run: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/pytest
 
-## lint: ruff (lint + format check) and mypy on domain/
+## lint: ruff (lint + format check) and strict mypy on every package
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy -p threadline.domain
+	$(BIN)/mypy -p threadline
 
 ## bench: the library-save calibration, the ingest, channel, trigger, web-app and soak benchmarks (JSON lines)
 bench: $(STAMP)

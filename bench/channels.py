@@ -53,7 +53,7 @@ from urllib.parse import urlencode
 import httpx
 from twilio.request_validator import RequestValidator
 
-from threadline.domain.form import MAX_RATE_LIMIT
+from threadline.domain.model.form import MAX_RATE_LIMIT
 
 REPO = Path(__file__).resolve().parents[1]
 ADMIN_TOKEN = "tl-bench-admin-" + uuid.uuid4().hex

@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from threadline.domain.application import Threadline
-from threadline.domain.inbound import InboundMessage
+from threadline.domain.commands.application import Threadline
+from threadline.domain.model.inbound import InboundMessage
 from threadline.services.config import Settings
 from threadline.services.runtime import Runtime
 from threadline.services.store import library_env, sqlite_path

@@ -271,7 +271,7 @@ def seed(database_url: str, count: int) -> float:
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from threadline.domain.inbound import InboundMessage
+    from threadline.domain.model.inbound import InboundMessage
     from threadline.services.config import Settings
     from threadline.services.runtime import Runtime
 

@@ -60,9 +60,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from eventsourcing.utils import get_topic
 
-from threadline.domain.inbound import InboundMessage
-from threadline.domain.message import Message
-from threadline.domain.rule import RuleFiring
+from threadline.domain.model.inbound import InboundMessage
+from threadline.domain.model.message import Message
+from threadline.domain.model.rule import RuleFiring
 from threadline.services.config import Settings
 from threadline.services.runtime import Runtime
 from threadline.triggers import runner as runner_module

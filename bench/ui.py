@@ -44,7 +44,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def seed(runtime: Any, conversations: int) -> float:
-    from threadline.domain.inbound import InboundMessage
+    from threadline.domain.model.inbound import InboundMessage
 
     started = time.monotonic()
 
@@ -115,7 +115,7 @@ def live_burst(
     import httpx
     import uvicorn
 
-    from threadline.domain.inbound import InboundMessage
+    from threadline.domain.model.inbound import InboundMessage
     from threadline.services.api.app import create_app
 
     shown = runtime.app.ingest(

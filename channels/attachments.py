@@ -27,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from threadline.domain.inbound import AttachmentMeta
+from threadline.domain.model.inbound import AttachmentMeta
 
 DEFAULT_MAX_BYTES = 25 * 1024 * 1024
 FETCH_SECONDS = 10.0

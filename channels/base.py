@@ -24,9 +24,9 @@ from typing import Any, ClassVar, Protocol
 from uuid import UUID
 
 from threadline.channels.attachments import AttachmentStore, FetchFailed
-from threadline.domain.errors import Conflict, InvalidInput
-from threadline.domain.inbound import InboundMessage, IngestResult
-from threadline.domain.store_access import CONNECTION_ERRORS
+from threadline.domain.infrastructure.store_access import CONNECTION_ERRORS
+from threadline.domain.model.errors import Conflict, InvalidInput
+from threadline.domain.model.inbound import InboundMessage, IngestResult
 
 
 class FieldKind(StrEnum):

@@ -55,7 +55,7 @@ from threadline.channels.base import (
 from threadline.channels.email_mime import html_to_text, parse_email
 from threadline.channels.problems import DeliveryProblem
 from threadline.channels.settings import MAX_HOST_LENGTH, valid_host
-from threadline.domain.inbound import IngestResult
+from threadline.domain.model.inbound import IngestResult
 
 log = logging.getLogger("threadline.channels.email")
 

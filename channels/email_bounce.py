@@ -19,8 +19,8 @@ from email.parser import HeaderParser
 from email.utils import getaddresses
 
 from threadline.channels.email_charsets import decode_bytes, unfold
-from threadline.domain.errors import InvalidInput
-from threadline.domain.identities import normalise_email
+from threadline.domain.model.errors import InvalidInput
+from threadline.domain.model.identities import normalise_email
 
 _BOUNCE_SENDERS = ("mailer-daemon", "postmaster")
 _DAEMON_NAMES = ("mailer-daemon", "postmaster", "mail delivery")

@@ -20,7 +20,7 @@ import base64
 import codecs
 import re
 
-from threadline.domain.inbound import without_surrogates
+from threadline.domain.model.inbound import without_surrogates
 
 REPLACEMENT = "\ufffd"
 

@@ -44,9 +44,9 @@ from threadline.channels.attachments import AttachmentStore
 from threadline.channels.base import Rejected
 from threadline.channels.email_bounce import BounceReport, is_bounce, raw_header, read_bounce
 from threadline.channels.email_charsets import decode_bytes, header_text
-from threadline.domain.errors import InvalidInput
-from threadline.domain.identities import normalise_email
-from threadline.domain.inbound import (
+from threadline.domain.model.errors import InvalidInput
+from threadline.domain.model.identities import normalise_email
+from threadline.domain.model.inbound import (
     MAX_SUBJECT,
     MAX_TEXT,
     AttachmentMeta,

@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 import phonenumbers
 
 from threadline.channels.base import FieldKind, SettingField
-from threadline.domain.errors import InvalidInput
-from threadline.domain.identities import normalise_email
+from threadline.domain.model.errors import InvalidInput
+from threadline.domain.model.identities import normalise_email
 
 MAX_LIST_ITEMS = 50
 MAX_URL_LENGTH = 2000

@@ -86,9 +86,9 @@ from threadline.channels.base import (
     register,
     wait_or_stop,
 )
-from threadline.domain.errors import Conflict, InvalidInput
-from threadline.domain.identities import normalise_phone
-from threadline.domain.inbound import AttachmentMeta, InboundMessage, IngestResult
+from threadline.domain.model.errors import Conflict, InvalidInput
+from threadline.domain.model.identities import normalise_phone
+from threadline.domain.model.inbound import AttachmentMeta, InboundMessage, IngestResult
 
 log = logging.getLogger("threadline.channels.telegram")
 

@@ -29,9 +29,9 @@ from typing import Any
 from uuid import UUID
 
 from threadline.channels.base import ChannelAdapter, FieldKind, SettingField, register
-from threadline.domain.attributes import AttributeRegistry, AttributeType, coerce_value
-from threadline.domain.errors import InvalidInput
-from threadline.domain.form import (
+from threadline.domain.model.attributes import AttributeRegistry, AttributeType, coerce_value
+from threadline.domain.model.errors import InvalidInput
+from threadline.domain.model.form import (
     HONEYPOT_FIELD,
     REFERRER_FIELD,
     TOKEN_FIELD,
@@ -40,8 +40,8 @@ from threadline.domain.form import (
     FormField,
     clean_origin,
 )
-from threadline.domain.identities import normalise_email, normalise_phone
-from threadline.domain.inbound import AttachmentMeta, InboundMessage
+from threadline.domain.model.identities import normalise_email, normalise_phone
+from threadline.domain.model.inbound import AttachmentMeta, InboundMessage
 
 log = logging.getLogger("threadline.channels.webforms")
 

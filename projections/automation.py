@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from threadline.domain.automation import Notification, WebhookCall
-from threadline.domain.calendar import Calendar
-from threadline.domain.rule import Rule, RuleFiring, Timer
-from threadline.domain.template import Template
+from threadline.domain.model.automation import Notification, WebhookCall
+from threadline.domain.model.calendar import Calendar
+from threadline.domain.model.rule import Rule, RuleFiring, Timer
+from threadline.domain.model.template import Template
 from threadline.projections.base import ViewProjection, dumps, handles, sid, ts
 from threadline.projections.sql import ViewCursor
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from threadline.domain.campaign import Campaign, CampaignRecipient
-from threadline.domain.message import Message
+from threadline.domain.model.campaign import Campaign, CampaignRecipient
+from threadline.domain.model.message import Message
 from threadline.projections.base import ViewProjection, dumps, handles, sid, ts
 from threadline.projections.sql import ViewCursor, ViewDatabase
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from threadline.domain.contact import Contact
-from threadline.domain.conversation import Conversation
-from threadline.domain.message import Message
+from threadline.domain.model.contact import Contact
+from threadline.domain.model.conversation import Conversation
+from threadline.domain.model.message import Message
 from threadline.projections.base import (
     ContactAliases,
     ViewProjection,

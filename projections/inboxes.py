@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from threadline.domain.inbox import Inbox
+from threadline.domain.model.inbox import Inbox
 from threadline.projections.base import ViewProjection, dumps, handles, sid, ts
 from threadline.projections.sql import ViewCursor
 

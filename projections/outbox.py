@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from threadline.domain.message import Message
+from threadline.domain.model.message import Message
 from threadline.projections.base import ViewProjection, dumps, handles, sid, ts
 from threadline.projections.sql import ViewCursor
 

@@ -20,7 +20,7 @@ from typing import Any
 from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Tracking
 
-from threadline.domain.store_access import CONNECTION_ERRORS, recover_connections
+from threadline.domain.infrastructure.store_access import CONNECTION_ERRORS, recover_connections
 from threadline.projections.base import StalePosition, ViewProjection
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
-from threadline.domain.attributes import AttributeRegistry, AttributeType
-from threadline.domain.errors import InvalidInput
+from threadline.domain.model.attributes import AttributeRegistry, AttributeType
+from threadline.domain.model.errors import InvalidInput
 from threadline.projections.base import ts
 from threadline.projections.queries import COMPARATORS, AttributeCondition, ContactFilter
 

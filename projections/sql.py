@@ -18,7 +18,7 @@ from typing import Any
 
 from eventsourcing.persistence import Tracking, TrackingRecorder
 
-from threadline.domain.store_access import CONNECTION_ERRORS, recover_connections
+from threadline.domain.infrastructure.store_access import CONNECTION_ERRORS, recover_connections
 
 _PLACEHOLDER = re.compile(r"\?")
 _DDL = re.compile(r"\s*(CREATE|ALTER|DROP)\s", re.IGNORECASE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from threadline.domain.task import Task
+from threadline.domain.model.task import Task
 from threadline.projections.base import ViewProjection, handles, sid, ts
 from threadline.projections.sql import ViewCursor, ViewDatabase
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from threadline.domain.contact import Contact
-from threadline.domain.conversation import Conversation
-from threadline.domain.message import Message
-from threadline.domain.task import Task
+from threadline.domain.model.contact import Contact
+from threadline.domain.model.conversation import Conversation
+from threadline.domain.model.message import Message
+from threadline.domain.model.task import Task
 from threadline.projections.base import (
     ContactAliases,
     ViewProjection,

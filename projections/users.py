@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from threadline.domain.user import User
+from threadline.domain.model.user import User
 from threadline.projections.base import ViewProjection, handles, sid, ts
 from threadline.projections.sql import ViewCursor
 

@@ -36,16 +36,16 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from threadline.channels.base import wait_or_stop
-from threadline.domain.campaign import (
+from threadline.domain.model.campaign import (
     SENDABLE_CHANNELS,
     Campaign,
     CampaignSend,
     CampaignState,
     SendOutcome,
 )
-from threadline.domain.contact import Contact
-from threadline.domain.errors import Conflict, DomainError, InvalidInput
-from threadline.domain.template import Template
+from threadline.domain.model.contact import Contact
+from threadline.domain.model.errors import Conflict, DomainError, InvalidInput
+from threadline.domain.model.template import Template
 from threadline.projections.base import ts
 from threadline.projections.campaigns import campaign_messages_since
 from threadline.projections.queries import ContactFilter

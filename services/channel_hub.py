@@ -33,9 +33,9 @@ from threadline.channels.base import (
 )
 from threadline.channels.registry import adapter_class, load_adapters
 from threadline.channels.settings import validate_settings
-from threadline.domain.errors import Conflict, InvalidInput, NotFound
-from threadline.domain.inbound import InboundMessage, IngestResult
-from threadline.domain.inbox import Inbox, clean_slug, inbox_id_for
+from threadline.domain.model.errors import Conflict, InvalidInput, NotFound
+from threadline.domain.model.inbound import InboundMessage, IngestResult
+from threadline.domain.model.inbox import Inbox, clean_slug, inbox_id_for
 from threadline.services.channel_rejections import RejectionStore
 from threadline.services.channel_state import ChannelStateStore, SecretStore, ensure_tables
 from threadline.services.poller_health import PollerHealth

@@ -326,7 +326,7 @@ def users_create(
     locale: Annotated[str, typer.Option(help="en or ru")] = "en",
 ) -> None:
     """Create an account and print its API token (shown once)."""
-    from threadline.domain.errors import DomainError
+    from threadline.domain.model.errors import DomainError
 
     settings = _settings()
     runtime = _runtime(settings, run_views=False)

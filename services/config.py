@@ -340,7 +340,7 @@ def _webhook_allow(value: str) -> tuple[str, ...]:
 
 
 def _time_zone(name: str) -> str:
-    from threadline.domain.user import is_time_zone
+    from threadline.domain.model.user import is_time_zone
 
     if not is_time_zone(name):
         raise ValueError(

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from threadline.domain.user import User
+from threadline.domain.model.user import User
 from threadline.projections.sql import ViewDatabase
 from threadline.services.secret_box import EncryptedColumn, SecretBox
 

@@ -38,10 +38,10 @@ from threadline.channels.base import (
 )
 from threadline.channels.problems import DeliveryProblem, problem_of
 from threadline.channels.registry import adapter_class
-from threadline.domain.contact import Contact
-from threadline.domain.conversation import Conversation
-from threadline.domain.message import Message
-from threadline.domain.reply_channels import REPLY_CHANNEL
+from threadline.domain.model.contact import Contact
+from threadline.domain.model.conversation import Conversation
+from threadline.domain.model.message import Message
+from threadline.domain.model.reply_channels import REPLY_CHANNEL
 from threadline.projections.base import ts
 
 if TYPE_CHECKING:

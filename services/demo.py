@@ -35,10 +35,10 @@ from uuid import UUID
 
 import phonenumbers
 
-from threadline.domain.application import Threadline
-from threadline.domain.attributes import AttributeDefinition, AttributeType
-from threadline.domain.identities import normalise_phone
-from threadline.domain.inbound import InboundMessage
+from threadline.domain.commands.application import Threadline
+from threadline.domain.model.attributes import AttributeDefinition, AttributeType
+from threadline.domain.model.identities import normalise_phone
+from threadline.domain.model.inbound import InboundMessage
 from threadline.services.runtime import Runtime
 
 DEMO_PASSWORD = "threadline-demo"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from threadline.channels.base import DeliveryError, OutboundMessage, wait_or_stop
-from threadline.domain.automation import Notification
+from threadline.domain.model.automation import Notification
 from threadline.projections.notification_details import with_details
 from threadline.services.notification_mail import NotificationMail, compose
 

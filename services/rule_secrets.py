@@ -18,10 +18,10 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 from uuid import UUID, uuid4
 
-from threadline.domain.errors import InvalidInput
+from threadline.domain.model.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from threadline.domain.group_commit import Committed
+    from threadline.domain.infrastructure.group_commit import Committed
     from threadline.services.runtime import Runtime
 
 SECRET_MARK = "********"

@@ -19,7 +19,7 @@ from uuid import UUID, uuid4
 
 import yaml
 
-from threadline.domain.errors import InvalidInput
+from threadline.domain.model.errors import InvalidInput
 from threadline.services.rule_secrets import save_rule, store_secrets, with_stored_secrets
 from threadline.services.runtime import Runtime
 from threadline.services.webhooks import destination_policy

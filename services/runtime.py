@@ -17,8 +17,8 @@ from typing import Any
 from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
 
-from threadline.domain.application import Threadline
-from threadline.domain.store_access import recover_connections
+from threadline.domain.commands.application import Threadline
+from threadline.domain.infrastructure.store_access import recover_connections
 from threadline.projections.automation import AutomationProjection
 from threadline.projections.base import ViewProjection
 from threadline.projections.campaigns import CampaignProjection

@@ -178,7 +178,7 @@ def library_env(url: str) -> dict[str, str]:
             "POSTGRES_CONNECT_TIMEOUT": "10",
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
             # The library's recorder, sending a batch's rows as executemany (see the module).
-            "APPLICATION_RECORDER_TOPIC": "threadline.domain.postgres_recorder:BatchInsertRecorder",
+            "APPLICATION_RECORDER_TOPIC": "threadline.domain.infrastructure.postgres_recorder:BatchInsertRecorder",
         }
     raise StoreUrlError(
         f"unsupported database URL {url!r}: use sqlite:///path.db or postgresql://..."

@@ -30,8 +30,8 @@ from uuid import UUID
 import httpx
 
 from threadline.channels.base import wait_or_stop
-from threadline.domain.automation import WebhookCall
-from threadline.domain.rule import Rule
+from threadline.domain.model.automation import WebhookCall
+from threadline.domain.model.rule import Rule
 from threadline.services.rule_secrets import SECRET_MARK, stored_secret
 from threadline.triggers.destinations import DestinationPolicy, DestinationRefused
 

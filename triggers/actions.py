@@ -16,13 +16,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
 
-from threadline.domain.application import _set_attributes
-from threadline.domain.automation import Notification, WebhookCall
-from threadline.domain.contact import Contact, clean_tag
-from threadline.domain.conversation import Conversation, conversation_id_for
-from threadline.domain.message import Message
-from threadline.domain.reply_channels import answers
-from threadline.domain.rule import (
+from threadline.domain.commands.application import _set_attributes
+from threadline.domain.infrastructure.unit_of_work import UnitOfWork
+from threadline.domain.model.automation import Notification, WebhookCall
+from threadline.domain.model.contact import Contact, clean_tag
+from threadline.domain.model.conversation import Conversation, conversation_id_for
+from threadline.domain.model.message import Message
+from threadline.domain.model.reply_channels import answers
+from threadline.domain.model.rule import (
     FiringOutcome,
     RuleFiring,
     Timer,
@@ -30,9 +31,13 @@ from threadline.domain.rule import (
     firing_id,
     timer_id,
 )
-from threadline.domain.task import ReplyTaskMark, Task, reply_task_mark_id, task_type_for_channel
-from threadline.domain.unit_of_work import UnitOfWork
-from threadline.domain.user import User
+from threadline.domain.model.task import (
+    ReplyTaskMark,
+    Task,
+    reply_task_mark_id,
+    task_type_for_channel,
+)
+from threadline.domain.model.user import User
 from threadline.triggers.evaluator import Decision
 from threadline.triggers.events import TriggerEvent
 

@@ -50,7 +50,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from threadline.domain.errors import InvalidInput
+from threadline.domain.model.errors import InvalidInput
 from threadline.projections.segments import build_contact_filter
 from threadline.triggers.business_hours import DEFAULT_CALENDAR, BusinessCalendar
 

@@ -16,7 +16,7 @@ import hashlib
 import json
 from typing import Any
 
-from threadline.domain.rule import rule_id_for
+from threadline.domain.model.rule import rule_id_for
 
 TEMPLATES: tuple[dict[str, Any], ...] = (
     {
@@ -268,7 +268,7 @@ def seed_defaults(app: Any, actor: str = "defaults") -> int:
     Existing ones are left alone, so a manager's edits and disabled rules survive; a rule
     still exactly as an earlier release shipped it is updated to today's definition (counted).
     """
-    from threadline.domain.template import template_id_for
+    from threadline.domain.model.template import template_id_for
     from threadline.triggers.rules import validate_rule
     from threadline.triggers.templates import validate_template
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from threadline.domain.contact import first_name_of
+from threadline.domain.model.contact import first_name_of
 from threadline.projections.queries import Queries
 from threadline.projections.segments import build_contact_filter, pairs_of
 from threadline.projections.tasks import open_tasks_of_conversation

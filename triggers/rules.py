@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from threadline.domain.task import TaskType
+from threadline.domain.model.task import TaskType
 from threadline.triggers.conditions import ConditionError, parse_duration, validate_condition
 from threadline.triggers.destinations import DestinationPolicy, DestinationRefused
 from threadline.triggers.events import DERIVED

@@ -30,16 +30,16 @@ from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
-from threadline.domain.application import Threadline
-from threadline.domain.calendar import Calendar
-from threadline.domain.contact import Contact
-from threadline.domain.conversation import Conversation
-from threadline.domain.errors import DomainError
-from threadline.domain.inbox import Inbox
-from threadline.domain.message import CallOutcome
-from threadline.domain.reply_channels import REPLY_CHANNEL
-from threadline.domain.rule import Rule, RuleFiring, Timer
-from threadline.domain.template import Template, template_id_for
+from threadline.domain.commands.application import Threadline
+from threadline.domain.model.calendar import Calendar
+from threadline.domain.model.contact import Contact
+from threadline.domain.model.conversation import Conversation
+from threadline.domain.model.errors import DomainError
+from threadline.domain.model.inbox import Inbox
+from threadline.domain.model.message import CallOutcome
+from threadline.domain.model.reply_channels import REPLY_CHANNEL
+from threadline.domain.model.rule import Rule, RuleFiring, Timer
+from threadline.domain.model.template import Template, template_id_for
 from threadline.projections.base import ts
 from threadline.projections.campaigns import campaign_messages_since
 from threadline.projections.queries import Queries

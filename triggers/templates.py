@@ -64,7 +64,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace, _PassArg
 from jinja2.visitor import NodeTransformer
 
-from threadline.domain.contact import SOURCE_KEYS, first_name_of
+from threadline.domain.model.contact import SOURCE_KEYS, first_name_of
 from threadline.triggers.sms import sms_segments
 
 MAX_SOURCE = 100_000  # characters of one template field

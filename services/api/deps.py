@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from threadline.domain.user import Role, token_hash
+from threadline.domain.model.user import Role, token_hash
 from threadline.services.api.errors import ERROR_STATUSES_ATTR
 from threadline.services.runtime import Runtime
 

@@ -27,8 +27,8 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from threadline.domain.errors import Conflict, InvalidInput, NotFound
-from threadline.domain.inbound import without_surrogates
+from threadline.domain.model.errors import Conflict, InvalidInput, NotFound
+from threadline.domain.model.inbound import without_surrogates
 from threadline.services.api.schemas import ErrorOut, ValidationErrorOut
 
 log = logging.getLogger("threadline.api")

@@ -18,7 +18,7 @@ from fastapi import HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials
 from starlette.concurrency import run_in_threadpool
 
-from threadline.domain.user import Role
+from threadline.domain.model.user import Role
 from threadline.services.api.deps import current_principal
 from threadline.services.runtime import Runtime
 

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, status
 
-from threadline.domain.attributes import AttributeDefinition, AttributeScope, AttributeType
+from threadline.domain.model.attributes import AttributeDefinition, AttributeScope, AttributeType
 from threadline.services.api.deps import AdminDep, ManagerDep, PrincipalDep, RuntimeDep, WriterDep
 from threadline.services.api.schemas import (
     AttributeIn,

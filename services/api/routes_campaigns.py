@@ -17,9 +17,9 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from threadline.domain.campaign import MAX_PER_MINUTE, template_id_of
-from threadline.domain.errors import InvalidInput
-from threadline.domain.template import Template
+from threadline.domain.model.campaign import MAX_PER_MINUTE, template_id_of
+from threadline.domain.model.errors import InvalidInput
+from threadline.domain.model.template import Template
 from threadline.projections.campaigns import RECIPIENT_STATES, recipient_counts
 from threadline.services.api.deps import ManagerDep, PrincipalDep, RuntimeDep
 from threadline.services.api.schemas import ListOut, Offset

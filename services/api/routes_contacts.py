@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
-from threadline.domain.errors import NotFound
+from threadline.domain.model.errors import NotFound
 from threadline.projections.segments import build_contact_filter
 from threadline.services.api.deps import PrincipalDep, RuntimeDep, WriterDep
 from threadline.services.api.schemas import (

@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Query, status
 
 from threadline.channels.registry import load_adapters
-from threadline.domain.errors import InvalidInput
+from threadline.domain.model.errors import InvalidInput
 from threadline.projections.queries import InboxFilter
 from threadline.services.api.deps import Principal, PrincipalDep, RuntimeDep, WriterDep
 from threadline.services.api.schemas import (

@@ -45,8 +45,8 @@ from threadline.channels.webforms import (
     submission_from_json,
     submission_from_pairs,
 )
-from threadline.domain.errors import DomainError, InvalidInput
-from threadline.domain.form import (
+from threadline.domain.model.errors import DomainError, InvalidInput
+from threadline.domain.model.form import (
     HONEYPOT_FIELD,
     REFERRER_FIELD,
     TOKEN_FIELD,
@@ -54,7 +54,7 @@ from threadline.domain.form import (
     VISITOR_FIELD,
     FormDefinition,
 )
-from threadline.domain.inbound import IngestResult
+from threadline.domain.model.inbound import IngestResult
 from threadline.services.api.deps import RuntimeDep
 from threadline.services.runtime import Runtime
 

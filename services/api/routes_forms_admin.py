@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from threadline.domain.form import DEFAULT_RATE_LIMIT, Form, FormDefinition
+from threadline.domain.model.form import DEFAULT_RATE_LIMIT, Form, FormDefinition
 from threadline.projections.base import ts
 from threadline.services.api.deps import ManagerDep, PrincipalDep, RuntimeDep
 from threadline.services.runtime import Runtime

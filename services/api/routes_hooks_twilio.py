@@ -51,8 +51,8 @@ from threadline.channels.twilio import (
     voicemail_twiml,
     webhook_rejection,
 )
-from threadline.domain.errors import InvalidInput, NotFound
-from threadline.domain.message import CallOutcome, Message, inbound_message_id
+from threadline.domain.model.errors import InvalidInput, NotFound
+from threadline.domain.model.message import CallOutcome, Message, inbound_message_id
 from threadline.services.api.deps import RuntimeDep
 from threadline.services.api.errors import error_response
 from threadline.services.runtime import Runtime

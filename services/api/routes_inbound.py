@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from threadline.domain.inbound import InboundMessage
+from threadline.domain.model.inbound import InboundMessage
 from threadline.services.api.deps import RuntimeDep, WriterDep
 from threadline.services.api.schemas import InboundIn, InboundOut
 

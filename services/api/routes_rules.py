@@ -16,9 +16,9 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
-from threadline.domain.errors import InvalidInput
-from threadline.domain.rule import Rule
-from threadline.domain.template import template_id_for
+from threadline.domain.model.errors import InvalidInput
+from threadline.domain.model.rule import Rule
+from threadline.domain.model.template import template_id_for
 from threadline.services.api.deps import ManagerDep, PrincipalDep, RuntimeDep, WriterDep
 from threadline.services.api.schemas import ListOut
 from threadline.services.rule_secrets import save_rule
@@ -385,7 +385,7 @@ def my_notifications(runtime: RuntimeDep, principal: PrincipalDep, unread: bool 
 
 @router.post("/notifications/{notification_id}/read", status_code=status.HTTP_204_NO_CONTENT)
 def read_notification(notification_id: UUID, runtime: RuntimeDep, principal: WriterDep) -> None:
-    from threadline.domain.automation import Notification
+    from threadline.domain.model.automation import Notification
 
     def command(unit: Any) -> None:
         notification = unit.get(notification_id, Notification)

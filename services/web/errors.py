@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from eventsourcing.persistence import RecordConflictError
 
-from threadline.domain.errors import Conflict, InvalidInput, NotFound
+from threadline.domain.model.errors import Conflict, InvalidInput, NotFound
 from threadline.services.web.deps import WebUser
 
 

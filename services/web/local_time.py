@@ -11,7 +11,7 @@ from datetime import UTC, datetime, tzinfo
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from threadline.domain.errors import InvalidInput
+from threadline.domain.model.errors import InvalidInput
 
 
 @cache

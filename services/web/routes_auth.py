@@ -10,8 +10,8 @@ from uuid import UUID
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from threadline.domain.application import check_password
-from threadline.domain.errors import InvalidInput
+from threadline.domain.commands.application import check_password
+from threadline.domain.model.errors import InvalidInput
 from threadline.services.runtime import Runtime
 from threadline.services.web.deps import WebUserDep, sessions
 from threadline.services.web.i18n import environment, gettext, pick_locale

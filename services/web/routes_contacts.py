@@ -25,9 +25,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from threadline.domain.attributes import AttributeScope, AttributeType
-from threadline.domain.contact import Lifecycle
-from threadline.domain.errors import DomainError, InvalidInput
+from threadline.domain.model.attributes import AttributeScope, AttributeType
+from threadline.domain.model.contact import Lifecycle
+from threadline.domain.model.errors import DomainError, InvalidInput
 from threadline.projections.segments import build_contact_filter
 from threadline.services.web.deps import WebUser, WebUserDep, WebWriterDep
 from threadline.services.web.errors import message_of, status_of

@@ -27,8 +27,8 @@ from eventsourcing.persistence import RecordConflictError
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from threadline.domain.errors import DomainError, InvalidInput, NotFound
-from threadline.domain.html import block_remote_content, sanitise_html
+from threadline.domain.model.errors import DomainError, InvalidInput, NotFound
+from threadline.domain.model.html import block_remote_content, sanitise_html
 from threadline.projections.queries import InboxFilter
 from threadline.services.attachment_access import describe as describe_attachments
 from threadline.services.web.deps import WebUser, WebUserDep, WebWriterDep

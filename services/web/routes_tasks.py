@@ -18,7 +18,7 @@ from uuid import UUID
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
-from threadline.domain.errors import InvalidInput, NotFound
+from threadline.domain.model.errors import InvalidInput, NotFound
 from threadline.projections.base import ts
 from threadline.projections.notification_details import unread_for
 from threadline.services.web.deps import WebUser, WebUserDep, WebWriterDep
@@ -252,7 +252,7 @@ def reschedule(task_id: str, user: WebWriterDep, form: FormDep) -> Response:
 @router.post("/ui/notifications/{notification_id}/read", response_model=None)
 def read_notification(notification_id: str, user: WebWriterDep) -> Response:
     """Mark one of the user's notifications read (the same command as the JSON API)."""
-    from threadline.domain.automation import Notification
+    from threadline.domain.model.automation import Notification
 
     known = parse_id(notification_id)
     row = (

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from tests.channels.dovecot import Dovecot, SmtpMta, TlsCert
 from threadline.channels.email import cursor_key
-from threadline.domain.inbound import InboundMessage, IngestResult
+from threadline.domain.model.inbound import InboundMessage, IngestResult
 from threadline.services.api.app import create_app
 from threadline.services.runtime import Runtime
 

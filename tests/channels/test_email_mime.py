@@ -22,7 +22,7 @@ from threadline.channels.attachments import AttachmentStore
 from threadline.channels.base import Rejected
 from threadline.channels.email import imap_utf7
 from threadline.channels.email_mime import normalise_subject, parse_email
-from threadline.domain.inbound import InboundMessage
+from threadline.domain.model.inbound import InboundMessage
 
 
 @pytest.fixture

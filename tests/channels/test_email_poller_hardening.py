@@ -28,7 +28,7 @@ from tests.channels.dovecot import Dovecot, _quote
 from tests.channels.test_email_imap import ADMIN, configure, email_messages, mail
 from tests.waiting import wait_for
 from threadline.channels.email import cursor_key
-from threadline.domain.inbound import InboundMessage, IngestResult
+from threadline.domain.model.inbound import InboundMessage, IngestResult
 from threadline.services.api.app import create_app
 from threadline.services.runtime import Runtime
 

@@ -45,7 +45,7 @@ from threadline.channels.telegram import (
     split_text,
     update_to_message,
 )
-from threadline.domain.errors import InvalidInput
+from threadline.domain.model.errors import InvalidInput
 from threadline.services.api.app import create_app
 from threadline.services.runtime import Runtime
 

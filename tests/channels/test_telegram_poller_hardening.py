@@ -41,7 +41,7 @@ from tests.conftest import make_runtime
 from tests.waiting import wait_for
 from threadline.channels import telegram
 from threadline.channels.telegram import update_rejection
-from threadline.domain.inbound import InboundMessage, IngestResult
+from threadline.domain.model.inbound import InboundMessage, IngestResult
 from threadline.services.api.app import create_app
 from threadline.services.channel_rejections import MAX_RAW, RejectionStore
 from threadline.services.runtime import Runtime

@@ -41,7 +41,7 @@ from threadline.channels.base import (
     OutboundMessage,
 )
 from threadline.channels.twilio import TwilioAdapter, find_inbox, validate_signature
-from threadline.domain.message import inbound_message_id
+from threadline.domain.model.message import inbound_message_id
 from threadline.services.api.app import create_app
 from threadline.services.runtime import Runtime
 

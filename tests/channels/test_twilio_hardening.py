@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from tests.channels.fake_twilio import FakeTwilio, signed_post
 from tests.channels.test_twilio import ADMIN, SMS, VOICE, call, call_message, sms, twilio_env
-from threadline.domain.inbound import InboundMessage, IngestResult
+from threadline.domain.model.inbound import InboundMessage, IngestResult
 from threadline.services.api.app import create_app
 
 

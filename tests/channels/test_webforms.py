@@ -30,7 +30,7 @@ from threadline.channels.webforms import (
     dedup_key,
     origin_allowed,
 )
-from threadline.domain.form import FormDefinition, clean_origin
+from threadline.domain.model.form import FormDefinition, clean_origin
 from threadline.services.api.app import create_app
 from threadline.services.runtime import Runtime
 

@@ -9,10 +9,10 @@ from uuid import uuid4
 import pytest
 from eventsourcing.persistence import RecordConflictError
 
-from threadline.domain.attributes import AttributeDefinition, AttributeType
-from threadline.domain.errors import Conflict, InvalidInput, NotFound
-from threadline.domain.inbound import InboundMessage
-from threadline.domain.message import Message
+from threadline.domain.model.attributes import AttributeDefinition, AttributeType
+from threadline.domain.model.errors import Conflict, InvalidInput, NotFound
+from threadline.domain.model.inbound import InboundMessage
+from threadline.domain.model.message import Message
 from threadline.services.runtime import Runtime
 
 

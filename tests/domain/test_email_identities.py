@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from threadline.domain.errors import InvalidInput
-from threadline.domain.identities import normalise_email
+from threadline.domain.model.errors import InvalidInput
+from threadline.domain.model.identities import normalise_email
 
 
 @pytest.mark.parametrize(

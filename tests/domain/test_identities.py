@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from threadline.domain.errors import InvalidInput
-from threadline.domain.identities import (
+from threadline.domain.model.errors import InvalidInput
+from threadline.domain.model.identities import (
     IdentityKind,
     normalise_email,
     normalise_identity,

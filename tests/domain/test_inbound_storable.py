@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from threadline.domain.errors import InvalidInput
-from threadline.domain.inbound import AttachmentMeta, InboundMessage, storable
+from threadline.domain.model.errors import InvalidInput
+from threadline.domain.model.inbound import AttachmentMeta, InboundMessage, storable
 
 BAD = "caf\udce9 \ud800"
 

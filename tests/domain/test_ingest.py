@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from threadline.domain.contact import Contact
-from threadline.domain.conversation import Conversation
-from threadline.domain.errors import InvalidInput
-from threadline.domain.inbound import InboundMessage
-from threadline.domain.message import Message
+from threadline.domain.model.contact import Contact
+from threadline.domain.model.conversation import Conversation
+from threadline.domain.model.errors import InvalidInput
+from threadline.domain.model.inbound import InboundMessage
+from threadline.domain.model.message import Message
 from threadline.services.runtime import Runtime
 
 

@@ -7,7 +7,7 @@ from uuid import uuid4
 from eventsourcing.application import Application
 
 from tests.older_events import as_version_1
-from threadline.domain.conversation import Conversation
+from threadline.domain.model.conversation import Conversation
 
 
 def test_a_version_1_conversation_start_loads_without_an_inbox(tmp_path: object) -> None:

@@ -16,8 +16,8 @@ import pytest
 
 from tests.e2e.browser import LiveServer, screenshot
 from tests.web.helpers import PASSWORD, create_user
-from threadline.domain.attributes import AttributeDefinition, AttributeType
-from threadline.domain.inbound import InboundMessage
+from threadline.domain.model.attributes import AttributeDefinition, AttributeType
+from threadline.domain.model.inbound import InboundMessage
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ import pytest
 from tests.e2e.browser import LiveServer, screenshot
 from tests.waiting import wait_for
 from tests.web.helpers import PASSWORD, create_user
-from threadline.domain.inbound import InboundMessage
+from threadline.domain.model.inbound import InboundMessage
 from threadline.triggers.defaults import RULES
 from threadline.triggers.rules import validate_rule
 from threadline.triggers.runner import opt_out

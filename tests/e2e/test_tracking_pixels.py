@@ -21,7 +21,7 @@ from tests.e2e.browser import LiveServer, screenshot
 from tests.e2e.test_inbox_live import log_in
 from tests.waiting import wait_for
 from tests.web.helpers import create_user
-from threadline.domain.inbound import InboundMessage
+from threadline.domain.model.inbound import InboundMessage
 
 pytestmark = pytest.mark.slow
 

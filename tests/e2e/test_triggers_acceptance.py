@@ -103,7 +103,7 @@ def test_default_rules_answer_a_form_lead_and_a_missed_call(
             json={"channel": "voice", "external_id": "CA-missed-1",
                   "from": {"phone": "+79161112233"}, "text": "Incoming call"},
         ).json()  # fmt: skip
-        from threadline.domain.message import inbound_message_id
+        from threadline.domain.model.message import inbound_message_id
 
         runtime.app.record_call_status(
             inbound_message_id("voice", "CA-missed-1"), "no-answer", "channel:twilio"

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from threadline.domain.attributes import AttributeDefinition, AttributeType
-from threadline.domain.inbound import InboundMessage
+from threadline.domain.model.attributes import AttributeDefinition, AttributeType
+from threadline.domain.model.inbound import InboundMessage
 from threadline.projections.queries import AttributeCondition, ContactFilter
 from threadline.services.config import Settings
 from threadline.services.runtime import Runtime

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import IntegrityError, Tracking
 
-from threadline.domain.attributes import AttributeDefinition, AttributeType
-from threadline.domain.inbound import InboundMessage
+from threadline.domain.model.attributes import AttributeDefinition, AttributeType
+from threadline.domain.model.inbound import InboundMessage
 from threadline.projections.queries import AttributeCondition, ContactFilter, InboxFilter
 from threadline.services.config import Settings
 from threadline.services.runtime import Runtime

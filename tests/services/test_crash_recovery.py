@@ -28,8 +28,8 @@ import pytest
 from eventsourcing.utils import get_topic
 from server_process import ServerProcess, server_pool
 
-from threadline.domain.application import Threadline
-from threadline.domain.message import Message, inbound_message_id
+from threadline.domain.commands.application import Threadline
+from threadline.domain.model.message import Message, inbound_message_id
 from threadline.services.store import library_env
 
 TOTAL = 1000

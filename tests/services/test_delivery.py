@@ -22,7 +22,7 @@ from threadline.channels.base import (
     SettingField,
     register,
 )
-from threadline.domain.inbound import InboundMessage
+from threadline.domain.model.inbound import InboundMessage
 from threadline.services.runtime import Runtime
 
 

@@ -24,8 +24,8 @@ from tests.conftest import make_runtime
 from tests.older_events import as_version_1
 from tests.waiting import wait_for
 from tests.web.helpers import web_client
-from threadline.domain.inbound import InboundMessage
-from threadline.domain.message import Message
+from threadline.domain.model.inbound import InboundMessage
+from threadline.domain.model.message import Message
 from threadline.services.delivery import DeliveryWorker
 from threadline.services.runtime import Runtime
 

@@ -22,8 +22,8 @@ import pytest
 from tests.conftest import make_runtime
 from tests.waiting import wait_for
 from threadline.channels.base import ChannelAdapter, OutboundMessage, register
-from threadline.domain.inbound import InboundMessage
-from threadline.domain.message import Message
+from threadline.domain.model.inbound import InboundMessage
+from threadline.domain.model.message import Message
 from threadline.services import delivery
 from threadline.services.runtime import Runtime
 

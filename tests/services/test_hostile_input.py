@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from tests.channels.fake_telegram import TOKEN as BOT_TOKEN
 from tests.conftest import make_runtime
 from tests.web.helpers import login
-from threadline.domain.errors import InvalidInput
+from threadline.domain.model.errors import InvalidInput
 from threadline.services.api.app import create_app
 from threadline.services.api.errors import json_safe
 from threadline.services.api.limits import MAX_JSON_DEPTH, JsonRefused, strict_json_loads

@@ -101,7 +101,7 @@ def test_duplicates_are_suggested_and_a_merge_keeps_every_message(client: TestCl
 def test_a_merge_survives_a_rebuild_of_the_views(tmp_path: Path) -> None:
     runtime = make_runtime(f"sqlite:///{tmp_path}/t.db", attachments_dir=str(tmp_path / "a"))
     try:
-        from threadline.domain.inbound import InboundMessage
+        from threadline.domain.model.inbound import InboundMessage
 
         a = runtime.channels.ingest(
             InboundMessage.create(
@@ -125,7 +125,7 @@ def test_a_merge_survives_a_rebuild_of_the_views(tmp_path: Path) -> None:
 
 
 def test_after_two_merges_later_rows_land_on_the_last_survivor(tmp_path: Path) -> None:
-    from threadline.domain.inbound import InboundMessage
+    from threadline.domain.model.inbound import InboundMessage
 
     runtime = make_runtime(f"sqlite:///{tmp_path}/t.db", attachments_dir=str(tmp_path / "a"))
     try:

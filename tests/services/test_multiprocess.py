@@ -39,8 +39,8 @@ from tests.services.server_process import (
     threadline_executable,
 )
 from tests.waiting import wait_for
-from threadline.domain.application import Threadline
-from threadline.domain.rule import rule_id_for
+from threadline.domain.commands.application import Threadline
+from threadline.domain.model.rule import rule_id_for
 from threadline.services.store import application_name, library_env, pool_budget
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

@@ -147,18 +147,18 @@ def _legacy_event(
     """A version-1 user event as databases from before this change hold it (hash inside)."""
     body = {"timestamp": datetime.now(UTC), **state}
     if version == 1:
-        body["originator_topic"] = "threadline.domain.user:User"
+        body["originator_topic"] = "threadline.domain.model.user:User"
     return StoredEvent(
         originator_id=user_id,  # type: ignore[arg-type]
         originator_version=version,
-        topic=f"threadline.domain.user:User.{topic}",
+        topic=f"threadline.domain.model.user:User.{topic}",
         state=runtime.app.mapper.transcoder.encode(body),
     )
 
 
 def test_an_existing_database_keeps_working(tmp_path: Path) -> None:
     """Hashes in old events move to the credential store; plain secrets get encrypted."""
-    from threadline.domain.application import hash_password
+    from threadline.domain.commands.application import hash_password
 
     runtime = open_runtime(tmp_path)
     user_id = uuid4()

@@ -25,8 +25,8 @@ from tests.channels.fake_telegram import TOKEN
 from tests.channels.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, signed_post
 from tests.conftest import make_runtime
 from tests.services.test_api import token_for
-from threadline.domain.errors import InvalidInput
-from threadline.domain.identities import normalise_identity, raw_phone
+from threadline.domain.model.errors import InvalidInput
+from threadline.domain.model.identities import normalise_identity, raw_phone
 from threadline.services.api.app import create_app
 from threadline.services.runtime import Runtime
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from threadline.domain.inbound import InboundMessage
+from threadline.domain.model.inbound import InboundMessage
 from threadline.services.config import Settings
 from threadline.services.runtime import Runtime
 from threadline.services.sqlite_pragmas import VIEW_READER_CACHE_KIB, VIEW_WRITER_CACHE_KIB

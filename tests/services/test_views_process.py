@@ -7,7 +7,7 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.waiting import wait_for
-from threadline.domain.inbound import InboundMessage
+from threadline.domain.model.inbound import InboundMessage
 from threadline.projections.process_runner import ProcessViewRunner
 from threadline.projections.queries import InboxFilter
 from threadline.services.config import Settings

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import make_runtime
 from tests.services.test_api import ADMIN, token_for
-from threadline.domain.inbound import InboundMessage
+from threadline.domain.model.inbound import InboundMessage
 from threadline.services.api.app import create_app
 from threadline.services.runtime import Runtime
 

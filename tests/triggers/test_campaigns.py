@@ -19,8 +19,8 @@ from tests import waiting
 from tests.conftest import make_runtime
 from tests.services.test_api import ADMIN, token_for
 from threadline.channels.base import ChannelAdapter, OutboundMessage, register
-from threadline.domain.campaign import campaign_message_id, recipient_id_for
-from threadline.domain.inbound import InboundMessage
+from threadline.domain.model.campaign import campaign_message_id, recipient_id_for
+from threadline.domain.model.inbound import InboundMessage
 from threadline.services import campaigns
 from threadline.services.api.app import create_app
 from threadline.services.runtime import Runtime

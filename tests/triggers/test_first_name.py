@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import make_runtime
-from threadline.domain.contact import first_name_of
-from threadline.domain.inbound import InboundMessage
+from threadline.domain.model.contact import first_name_of
+from threadline.domain.model.inbound import InboundMessage
 from threadline.services.runtime import Runtime
 from threadline.triggers.defaults import TEMPLATES
 from threadline.triggers.events import TriggerEvent

@@ -14,7 +14,7 @@ from uuid import UUID
 
 from tests.conftest import make_runtime
 from tests.waiting import wait_for
-from threadline.domain.inbound import InboundMessage
+from threadline.domain.model.inbound import InboundMessage
 from threadline.services.runtime import Runtime
 from threadline.triggers.rules import validate_rule
 from threadline.triggers.runner import TriggerRunner

@@ -23,7 +23,7 @@ from tests.conftest import make_runtime
 from tests.older_events import as_version_1
 from tests.waiting import wait_for
 from tests.web.helpers import web_client
-from threadline.domain.inbound import InboundMessage
+from threadline.domain.model.inbound import InboundMessage
 from threadline.services.notification_mail import compose
 from threadline.services.runtime import Runtime
 from threadline.triggers.defaults import RULES
@@ -159,7 +159,7 @@ def test_a_notification_of_version_1_loads_without_a_task() -> None:
 
     from eventsourcing.application import Application
 
-    from threadline.domain.automation import Notification
+    from threadline.domain.model.automation import Notification
 
     app: Application[UUID] = Application(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
     note = Notification(

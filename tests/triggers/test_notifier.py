@@ -9,7 +9,7 @@ from pathlib import Path
 from tests.channels.conftest import smtp_capture  # noqa: F401  (fixture)
 from tests.channels.dovecot import SmtpCapture
 from tests.conftest import make_runtime
-from threadline.domain.inbound import InboundMessage
+from threadline.domain.model.inbound import InboundMessage
 from threadline.triggers.rules import validate_rule
 
 

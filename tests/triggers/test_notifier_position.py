@@ -14,7 +14,7 @@ from uuid import uuid4
 
 from tests.conftest import make_runtime
 from tests.run_apart import run_apart
-from threadline.domain.automation import Notification
+from threadline.domain.model.automation import Notification
 from threadline.services.notifier import PAGE, NotificationMailer
 
 ACTOR = "user:test"

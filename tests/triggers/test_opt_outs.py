@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 from tests.conftest import make_runtime
 from tests.older_events import as_version_1
 from tests.waiting import wait_for
-from threadline.domain.contact import Contact
-from threadline.domain.inbound import InboundMessage
+from threadline.domain.model.contact import Contact
+from threadline.domain.model.inbound import InboundMessage
 from threadline.services.api.app import create_app
 from threadline.services.runtime import Runtime
 
@@ -156,7 +156,7 @@ def test_a_contact_opted_in_event_of_version_1_loads_without_a_reason() -> None:
 
 
 def test_the_aggregate_refuses_an_opt_in_without_a_reason_or_an_opt_out() -> None:
-    from threadline.domain.errors import InvalidInput
+    from threadline.domain.model.errors import InvalidInput
 
     contact = Contact(
         personal={"display_name": "Anna"}, lifecycle="lead", source={}, responsible_id=None,

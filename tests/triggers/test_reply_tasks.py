@@ -19,10 +19,10 @@ from eventsourcing.application import Application
 from tests.conftest import make_runtime
 from tests.older_events import as_version_1
 from tests.waiting import wait_for
-from threadline.domain.inbound import InboundMessage
-from threadline.domain.message import inbound_message_id
-from threadline.domain.rule import rule_id_for
-from threadline.domain.task import Task
+from threadline.domain.model.inbound import InboundMessage
+from threadline.domain.model.message import inbound_message_id
+from threadline.domain.model.rule import rule_id_for
+from threadline.domain.model.task import Task
 from threadline.services.runtime import Runtime
 from threadline.triggers.defaults import RULES, seed_defaults
 from threadline.triggers.rules import validate_rule

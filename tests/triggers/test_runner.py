@@ -13,9 +13,9 @@ import pytest
 
 from tests.conftest import make_runtime
 from tests.waiting import wait_for
-from threadline.domain.attributes import AttributeDefinition
-from threadline.domain.inbound import InboundMessage
-from threadline.domain.rule import RuleFiring
+from threadline.domain.model.attributes import AttributeDefinition
+from threadline.domain.model.inbound import InboundMessage
+from threadline.domain.model.rule import RuleFiring
 from threadline.services.runtime import Runtime
 from threadline.triggers.rules import validate_rule
 
@@ -271,7 +271,7 @@ def test_firing_ids_are_deterministic(engine: Runtime) -> None:
     message = inbound(engine, "m1")
     wait_for(lambda: firings(engine, tagger))
     firing = firings(engine, tagger)[0]
-    from threadline.domain.rule import firing_id
+    from threadline.domain.model.rule import firing_id
 
     stored: RuleFiring = engine.app.repository.get(UUID(firing["id"]))
     assert stored.rule_id == tagger

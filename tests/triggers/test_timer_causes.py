@@ -15,8 +15,8 @@ from uuid import UUID
 
 from tests.conftest import make_runtime
 from tests.waiting import wait_for
-from threadline.domain.inbound import InboundMessage
-from threadline.domain.rule import Timer, timer_id
+from threadline.domain.model.inbound import InboundMessage
+from threadline.domain.model.rule import Timer, timer_id
 from threadline.services.runtime import Runtime
 from threadline.triggers.actions import cause_of
 from threadline.triggers.events import to_trigger_event

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import make_runtime
 from tests.web.helpers import web_client
-from threadline.domain.attributes import AttributeDefinition, AttributeType
+from threadline.domain.model.attributes import AttributeDefinition, AttributeType
 from threadline.services.runtime import Runtime
 from threadline.services.web import routes_contacts
 

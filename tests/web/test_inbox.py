@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import make_runtime
 from tests.web.helpers import create_user, web_client
-from threadline.domain.inbound import AttachmentMeta, InboundMessage
+from threadline.domain.model.inbound import AttachmentMeta, InboundMessage
 from threadline.services.runtime import Runtime
 from threadline.services.web.routes_inbox import Filters
 

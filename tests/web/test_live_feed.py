@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID, uuid4
 
-from threadline.domain.automation import Notification
-from threadline.domain.inbound import InboundMessage
+from threadline.domain.model.automation import Notification
+from threadline.domain.model.inbound import InboundMessage
 from threadline.services.runtime import Runtime
 from threadline.services.web.live_feed import EVERYTHING, ChangeFeed, for_user
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tests.conftest import make_runtime
 from tests.web.helpers import web_client
 from tests.web.test_inbox import HX, ingest
-from threadline.domain.html import block_remote_content
+from threadline.domain.model.html import block_remote_content
 from threadline.services.runtime import Runtime
 from threadline.services.web.security_headers import POLICY
 

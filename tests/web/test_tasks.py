@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import make_runtime
 from tests.web.helpers import create_user, web_client
-from threadline.domain.automation import Notification
+from threadline.domain.model.automation import Notification
 from threadline.services.runtime import Runtime
 
 HX = {"HX-Request": "true"}

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import make_runtime
 from tests.web.helpers import web_client
-from threadline.domain.inbound import InboundMessage
+from threadline.domain.model.inbound import InboundMessage
 from threadline.services.runtime import Runtime
 from threadline.services.web.i18n import environment
 from threadline.services.web.routes_tasks import Day

@@ -17,8 +17,8 @@ from uuid import UUID
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
-from threadline.domain.campaign import CAMPAIGN_CHANNELS, MAX_PER_MINUTE
-from threadline.domain.errors import InvalidInput
+from threadline.domain.model.campaign import CAMPAIGN_CHANNELS, MAX_PER_MINUTE
+from threadline.domain.model.errors import InvalidInput
 from threadline.services.api.routes_campaigns import _out, _template
 from threadline.services.campaigns import DEFAULT_PER_MINUTE, segment_filter, send_test
 from threadline.services.runtime import Runtime

@@ -18,8 +18,8 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.datastructures import FormData
 
-from threadline.domain.errors import DomainError, InvalidInput
-from threadline.domain.identities import normalise_identity
+from threadline.domain.model.errors import DomainError, InvalidInput
+from threadline.domain.model.identities import normalise_identity
 from threadline.services.runtime import Runtime
 from threadline.services.web.deps import Forbidden, WebUser, WebWriterDep
 

@@ -17,8 +17,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
-from threadline.domain.errors import InvalidInput
-from threadline.domain.form import DEFAULT_RATE_LIMIT, FIELD_TYPES, FormDefinition
+from threadline.domain.model.errors import InvalidInput
+from threadline.domain.model.form import DEFAULT_RATE_LIMIT, FIELD_TYPES, FormDefinition
 from threadline.services.api.routes_forms_admin import _describe
 from threadline.services.web.admin.common import (
     COMMAND_ERRORS,

@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from threadline.channels.base import ChannelAdapter, FieldKind, SettingField
 from threadline.channels.registry import adapter_class, load_adapters
-from threadline.domain.errors import Conflict, InvalidInput, NotFound
+from threadline.domain.model.errors import Conflict, InvalidInput, NotFound
 from threadline.services.web.admin.common import (
     ADMINS,
     COMMAND_ERRORS,

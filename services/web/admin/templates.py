@@ -18,7 +18,7 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse, Response
 
-from threadline.domain.user import Role
+from threadline.domain.model.user import Role
 from threadline.services.api.deps import Principal
 from threadline.services.api.routes_rules import PreviewIn, _attribute_keys, preview_template
 from threadline.services.web.admin.common import (

@@ -17,14 +17,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import UUID, uuid4
 
-from threadline.domain.contact import Contact, Lifecycle, clean_source
-from threadline.domain.conversation import Conversation, ConversationStatus, conversation_id_for
-from threadline.domain.errors import InvalidInput
-from threadline.domain.html import sanitise_html
-from threadline.domain.identities import Identity, normalise_identity
-from threadline.domain.identity_claim import IdentityClaim
-from threadline.domain.message import Message, inbound_message_id
-from threadline.domain.unit_of_work import UnitOfWork
+from threadline.domain.infrastructure.unit_of_work import UnitOfWork
+from threadline.domain.model.contact import Contact, Lifecycle, clean_source
+from threadline.domain.model.conversation import (
+    Conversation,
+    ConversationStatus,
+    conversation_id_for,
+)
+from threadline.domain.model.errors import InvalidInput
+from threadline.domain.model.html import sanitise_html
+from threadline.domain.model.identities import Identity, normalise_identity
+from threadline.domain.model.identity_claim import IdentityClaim
+from threadline.domain.model.message import Message, inbound_message_id
 
 MAX_TEXT = 200_000
 MAX_SUBJECT = 998

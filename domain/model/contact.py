@@ -14,7 +14,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from threadline.domain.errors import InvalidInput
+from threadline.domain.model.errors import InvalidInput
 
 
 class Lifecycle(StrEnum):

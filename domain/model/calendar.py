@@ -14,10 +14,10 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from threadline.domain.errors import InvalidInput
-from threadline.domain.group_commit import Committed, GroupCommitWriter
-from threadline.domain.inbox import clean_slug
-from threadline.domain.unit_of_work import UnitOfWork
+from threadline.domain.infrastructure.group_commit import Committed, GroupCommitWriter
+from threadline.domain.infrastructure.unit_of_work import UnitOfWork
+from threadline.domain.model.errors import InvalidInput
+from threadline.domain.model.inbox import clean_slug
 
 CALENDAR_NAMESPACE = uuid5(NAMESPACE_URL, "https://threadline.dev/calendar")
 

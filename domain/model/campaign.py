@@ -32,14 +32,18 @@ from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from threadline.domain.contact import Contact
-from threadline.domain.conversation import Conversation, ConversationStatus, conversation_id_for
-from threadline.domain.errors import Conflict, InvalidInput
-from threadline.domain.group_commit import Committed, GroupCommitWriter
-from threadline.domain.inbox import clean_slug
-from threadline.domain.message import Message
-from threadline.domain.template import Template, template_id_for
-from threadline.domain.unit_of_work import UnitOfWork
+from threadline.domain.infrastructure.group_commit import Committed, GroupCommitWriter
+from threadline.domain.infrastructure.unit_of_work import UnitOfWork
+from threadline.domain.model.contact import Contact
+from threadline.domain.model.conversation import (
+    Conversation,
+    ConversationStatus,
+    conversation_id_for,
+)
+from threadline.domain.model.errors import Conflict, InvalidInput
+from threadline.domain.model.inbox import clean_slug
+from threadline.domain.model.message import Message
+from threadline.domain.model.template import Template, template_id_for
 
 CAMPAIGN_CHANNELS = ("email", "sms", "telegram", "same")
 # The conversation channels a campaign message can go out on ("same" picks one of them).

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from threadline.domain.identities import identity_claim_id
+from threadline.domain.model.identities import identity_claim_id
 
 
 class IdentityClaim(Aggregate):

@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID, uuid4
 
-from threadline.domain.errors import Conflict, InvalidInput
-from threadline.domain.group_commit import Committed, GroupCommitWriter
-from threadline.domain.inbox import clean_slug
-from threadline.domain.rule import Rule
-from threadline.domain.template import Template, template_id_for
-from threadline.domain.unit_of_work import UnitOfWork
+from threadline.domain.infrastructure.group_commit import Committed, GroupCommitWriter
+from threadline.domain.infrastructure.unit_of_work import UnitOfWork
+from threadline.domain.model.errors import Conflict, InvalidInput
+from threadline.domain.model.inbox import clean_slug
+from threadline.domain.model.rule import Rule
+from threadline.domain.model.template import Template, template_id_for
 
 
 class RuleCommands:

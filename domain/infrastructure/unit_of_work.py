@@ -17,8 +17,8 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Mapper
 
-from threadline.domain.errors import NotFound
-from threadline.domain.store_access import read_session, select_events_of_many
+from threadline.domain.infrastructure.store_access import read_session, select_events_of_many
+from threadline.domain.model.errors import NotFound
 
 A = TypeVar("A", bound=Aggregate)
 

@@ -15,7 +15,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from threadline.domain.errors import InvalidInput
+from threadline.domain.model.errors import InvalidInput
 
 INBOX_NAMESPACE = uuid5(NAMESPACE_URL, "https://threadline.dev/inbox")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")

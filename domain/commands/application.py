@@ -17,31 +17,43 @@ from uuid import UUID, uuid4
 from argon2 import PasswordHasher
 from eventsourcing.application import Application
 
-from threadline.domain.attributes import (
+from threadline.domain.commands.channels import ChannelCommands
+from threadline.domain.commands.consent import ConsentCommands
+from threadline.domain.commands.rules import RuleCommands
+from threadline.domain.infrastructure.group_commit import Committed, GroupCommitWriter
+from threadline.domain.infrastructure.moved_topics import register_moved_modules
+from threadline.domain.infrastructure.unit_of_work import UnitOfWork
+from threadline.domain.model.attributes import (
     REGISTRY_ID,
     AttributeDefinition,
     AttributeRegistry,
     AttributeScope,
     coerce_value,
 )
-from threadline.domain.calendar import CalendarCommands
-from threadline.domain.campaign import CampaignCommands
-from threadline.domain.channel_commands import ChannelCommands
-from threadline.domain.company import Company
-from threadline.domain.consent import ConsentCommands
-from threadline.domain.contact import Contact, Lifecycle, clean_source, clean_tag
-from threadline.domain.conversation import Conversation, ConversationStatus
-from threadline.domain.errors import Conflict, InvalidInput
-from threadline.domain.form import FormCommands
-from threadline.domain.group_commit import Committed, GroupCommitWriter
-from threadline.domain.identities import identity_claim_id, normalise_email, normalise_identity
-from threadline.domain.identity_claim import IdentityClaim
-from threadline.domain.inbound import InboundMessage, IngestResult, ingest_command, ingest_plan
-from threadline.domain.message import Message
-from threadline.domain.rule_commands import RuleCommands
-from threadline.domain.task import Task, TaskType
-from threadline.domain.unit_of_work import UnitOfWork
-from threadline.domain.user import Role, User, is_time_zone, new_api_token, token_hash
+from threadline.domain.model.calendar import CalendarCommands
+from threadline.domain.model.campaign import CampaignCommands
+from threadline.domain.model.company import Company
+from threadline.domain.model.contact import Contact, Lifecycle, clean_source, clean_tag
+from threadline.domain.model.conversation import Conversation, ConversationStatus
+from threadline.domain.model.errors import Conflict, InvalidInput
+from threadline.domain.model.form import FormCommands
+from threadline.domain.model.identities import (
+    identity_claim_id,
+    normalise_email,
+    normalise_identity,
+)
+from threadline.domain.model.identity_claim import IdentityClaim
+from threadline.domain.model.inbound import (
+    InboundMessage,
+    IngestResult,
+    ingest_command,
+    ingest_plan,
+)
+from threadline.domain.model.message import Message
+from threadline.domain.model.task import Task, TaskType
+from threadline.domain.model.user import Role, User, is_time_zone, new_api_token, token_hash
+
+register_moved_modules()
 
 USER_EMAIL_KIND = "user-email"
 MAX_REPLY = 100_000

@@ -17,7 +17,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from threadline.domain.errors import InvalidInput
+from threadline.domain.model.errors import InvalidInput
 
 IDENTITY_NAMESPACE = uuid5(NAMESPACE_URL, "https://threadline.dev/identity")
 _WEB_VISITOR_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from uuid import UUID, uuid4
 
-from threadline.domain.contact import Contact
-from threadline.domain.group_commit import Committed, GroupCommitWriter
-from threadline.domain.unit_of_work import UnitOfWork
+from threadline.domain.infrastructure.group_commit import Committed, GroupCommitWriter
+from threadline.domain.infrastructure.unit_of_work import UnitOfWork
+from threadline.domain.model.contact import Contact
 
 MAX_MERGE_HOPS = 10
 

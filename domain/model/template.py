@@ -13,7 +13,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from threadline.domain.inbox import clean_slug
+from threadline.domain.model.inbox import clean_slug
 
 TEMPLATE_NAMESPACE = uuid5(NAMESPACE_URL, "https://threadline.dev/template")
 

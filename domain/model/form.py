@@ -22,11 +22,11 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from threadline.domain.attributes import REGISTRY_ID, AttributeRegistry, AttributeType
-from threadline.domain.errors import Conflict, InvalidInput, NotFound
-from threadline.domain.group_commit import Committed, GroupCommitWriter
-from threadline.domain.inbox import clean_slug
-from threadline.domain.unit_of_work import UnitOfWork
+from threadline.domain.infrastructure.group_commit import Committed, GroupCommitWriter
+from threadline.domain.infrastructure.unit_of_work import UnitOfWork
+from threadline.domain.model.attributes import REGISTRY_ID, AttributeRegistry, AttributeType
+from threadline.domain.model.errors import Conflict, InvalidInput, NotFound
+from threadline.domain.model.inbox import clean_slug
 
 FORM_NAMESPACE = uuid5(NAMESPACE_URL, "https://threadline.dev/form")
 FIELD_NAME = re.compile(r"^[a-z0-9_]{1,40}$")
@@ -518,7 +518,7 @@ class FormCommands:
             form_id = form_id_for(slug)
         except InvalidInput:
             return None
-        from threadline.domain.unit_of_work import IdentityMap
+        from threadline.domain.infrastructure.unit_of_work import IdentityMap
 
         unit = UnitOfWork(IdentityMap(self))  # type: ignore[arg-type]
         return unit.find(form_id, Form)

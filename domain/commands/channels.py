@@ -10,14 +10,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from threadline.domain.contact import Contact
-from threadline.domain.errors import Conflict, InvalidInput
-from threadline.domain.group_commit import Committed, GroupCommitWriter
-from threadline.domain.identities import identity_claim_id
-from threadline.domain.identity_claim import IdentityClaim
-from threadline.domain.inbox import Inbox, clean_slug, inbox_id_for
-from threadline.domain.message import CallOutcome, DeliveryState, Direction, Message
-from threadline.domain.unit_of_work import IdentityMap, UnitOfWork
+from threadline.domain.infrastructure.group_commit import Committed, GroupCommitWriter
+from threadline.domain.infrastructure.unit_of_work import IdentityMap, UnitOfWork
+from threadline.domain.model.contact import Contact
+from threadline.domain.model.errors import Conflict, InvalidInput
+from threadline.domain.model.identities import identity_claim_id
+from threadline.domain.model.identity_claim import IdentityClaim
+from threadline.domain.model.inbox import Inbox, clean_slug, inbox_id_for
+from threadline.domain.model.message import CallOutcome, DeliveryState, Direction, Message
 
 PROVIDER_REFERENCE_KIND = "provider"
 MISSED_CALL_STATUSES = frozenset({"busy", "no-answer", "canceled", "failed"})

@@ -17,7 +17,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from threadline.domain.errors import InvalidInput
+from threadline.domain.model.errors import InvalidInput
 
 REGISTRY_ID: UUID = uuid5(NAMESPACE_URL, "https://threadline.dev/attribute-registry")
 _KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")

@@ -30,9 +30,9 @@ from uuid import UUID
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, RecordConflictError, Recording
 
-from threadline.domain.errors import Conflict
-from threadline.domain.store_access import CONNECTION_ERRORS, recover_connections
-from threadline.domain.unit_of_work import IdentityMap, UnitOfWork
+from threadline.domain.infrastructure.store_access import CONNECTION_ERRORS, recover_connections
+from threadline.domain.infrastructure.unit_of_work import IdentityMap, UnitOfWork
+from threadline.domain.model.errors import Conflict
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -1,0 +1,1 @@
+"""The commands: load aggregates, let them decide, append what they decided (one module per use case)."""

@@ -1,0 +1,1 @@
+"""Persistence infrastructure: group commit, unit of work, store access and recorders."""

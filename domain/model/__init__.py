@@ -1,0 +1,1 @@
+"""The model: aggregates that guard their own invariants, their events, and value objects."""
