@@ -63,6 +63,7 @@ from eventsourcing.utils import get_topic
 from threadline.domain.model.inbound import InboundMessage
 from threadline.domain.model.message import Message
 from threadline.domain.model.rule import RuleFiring
+from threadline.projections.automation import fired_causes
 from threadline.services.config import Settings
 from threadline.services.runtime import Runtime
 from threadline.triggers import runner as runner_module
@@ -1163,11 +1164,9 @@ def create_due_tasks(runtime: Runtime, count: int, owner: uuid.UUID, deadline: f
 
 def reminded(runtime: Runtime, rule_id: uuid.UUID) -> tuple[int, int]:
     """(firings of the rule, distinct tasks among their causes), from the views."""
-    rows = runtime.views.query(
-        "SELECT cause FROM rule_firings WHERE rule_id = ? AND outcome = 'fired'", [str(rule_id)]
-    )
-    tasks = {json.loads(row["cause"])["key"].split(":")[1] for row in rows}
-    return len(rows), len(tasks)
+    causes = fired_causes(runtime.views, rule_id)
+    tasks = {cause["key"].split(":")[1] for cause in causes}
+    return len(causes), len(tasks)
 
 
 def run_reminders(

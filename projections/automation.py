@@ -7,14 +7,19 @@ the effect to the rule, the cause event and the conditions that held.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from threadline.domain.model.automation import Notification, WebhookCall
 from threadline.domain.model.calendar import Calendar
 from threadline.domain.model.rule import Rule, RuleFiring, Timer
 from threadline.domain.model.template import Template
 from threadline.projections.base import ViewProjection, dumps, handles, sid, ts
-from threadline.projections.sql import ViewCursor
+from threadline.projections.sql import ViewCursor, ViewReader, rows_with_ids
 
 EFFECT_KEYS = ("message_id", "task_id", "notification_id", "webhook_id")
 
@@ -262,3 +267,423 @@ class AutomationProjection(ViewProjection):
             " last_error = ?, updated_at = ? WHERE id = ?",
             [state, event.status, event.error, ts(event.timestamp), sid(event.originator_id)],
         )
+
+
+# -- readers: what the trigger runner, the rules API and the admin read ------------------------
+
+
+@dataclass(frozen=True)
+class RuleRow:
+    """One rule as the view keeps it (the definition decoded)."""
+
+    id: str
+    name: str
+    enabled: bool
+    version: int
+    definition: dict[str, Any]
+    event: str
+    created_at: str
+    updated_at: str
+    firing_count: int
+    last_fired_at: str | None
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> RuleRow:
+        return cls(
+            id=str(row["id"]),
+            name=str(row["name"]),
+            enabled=bool(row["enabled"]),
+            version=int(row["version"]),
+            definition=json.loads(row["definition"]),
+            event=str(row["event"]),
+            created_at=str(row["created_at"]),
+            updated_at=str(row["updated_at"]),
+            firing_count=int(row["firing_count"]),
+            last_fired_at=row["last_fired_at"],
+        )
+
+
+@dataclass(frozen=True)
+class TemplateRow:
+    """One message template (its variants by channel decoded)."""
+
+    id: str
+    slug: str
+    name: str
+    variants: dict[str, Any]
+    updated_at: str
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> TemplateRow:
+        return cls(
+            id=str(row["id"]),
+            slug=str(row["slug"]),
+            name=str(row["name"]),
+            variants=json.loads(row["variants"]),
+            updated_at=str(row["updated_at"]),
+        )
+
+
+@dataclass(frozen=True)
+class FiringRow:
+    """One firing of a rule: its cause, the conditions' trace and the effects (decoded)."""
+
+    id: str
+    rule_id: str
+    rule_version: int
+    contact_id: str | None
+    cause: dict[str, Any]
+    outcome: str
+    reason: str
+    trace: Any
+    effects: list[dict[str, Any]]
+    depth: int
+    occurred_at: str
+    position: int
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> FiringRow:
+        return cls(
+            id=str(row["id"]),
+            rule_id=str(row["rule_id"]),
+            rule_version=int(row["rule_version"]),
+            contact_id=row["contact_id"],
+            cause=json.loads(row["cause"]),
+            outcome=str(row["outcome"]),
+            reason=str(row["reason"]),
+            trace=json.loads(row["trace"]),
+            effects=json.loads(row["effects"]),
+            depth=int(row["depth"]),
+            occurred_at=str(row["occurred_at"]),
+            position=int(row["position"]),
+        )
+
+
+@dataclass(frozen=True)
+class EffectRow:
+    """What a rule produced (a message, task, notification or webhook call) and its firing."""
+
+    effect_id: str
+    kind: str
+    firing_id: str
+    rule_id: str
+    contact_id: str | None
+    occurred_at: str
+
+
+@dataclass(frozen=True)
+class CalendarRow:
+    name: str
+    definition: dict[str, Any]
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class ScheduledTimer:
+    """A timer still waiting, with the trigger names that cancel it."""
+
+    id: str
+    cancel_on: frozenset[str]
+
+
+@dataclass(frozen=True)
+class TimerRow:
+    id: str
+    rule_id: str
+    contact_id: str | None
+    conversation_id: str | None
+    due_at: str
+    state: str
+    cancel_on: list[str]
+    reason: str | None
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class NotificationRow:
+    id: str
+    user_id: str
+    contact_id: str | None
+    conversation_id: str | None
+    text: str
+    email: bool
+    read: bool
+    emailed: bool
+    task_id: str | None
+    created_at: str
+    actor: str
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> NotificationRow:
+        return cls(
+            id=str(row["id"]),
+            user_id=str(row["user_id"]),
+            contact_id=row["contact_id"],
+            conversation_id=row["conversation_id"],
+            text=str(row["text"]),
+            email=bool(row["email"]),
+            read=bool(row["read"]),
+            emailed=bool(row["emailed"]),
+            task_id=row["task_id"],
+            created_at=str(row["created_at"]),
+            actor=str(row["actor"]),
+        )
+
+
+@dataclass(frozen=True)
+class WebhookCallRow:
+    id: str
+    url: str
+    state: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    actor: str
+    created_at: str
+    updated_at: str
+
+
+def rules(db: ViewReader) -> list[RuleRow]:
+    """Every rule, by name."""
+    return [RuleRow.of(r) for r in db.query("SELECT * FROM rules ORDER BY name, id")]
+
+
+def rules_page(db: ViewReader, limit: int, offset: int) -> list[RuleRow]:
+    rows = db.query("SELECT * FROM rules ORDER BY name, id LIMIT ? OFFSET ?", [limit, offset])
+    return [RuleRow.of(r) for r in rows]
+
+
+def rule(db: ViewReader, rule_id: UUID | str) -> RuleRow | None:
+    row = db.query_one("SELECT * FROM rules WHERE id = ?", [str(rule_id)])
+    return None if row is None else RuleRow.of(row)
+
+
+def rule_named(db: ViewReader, name: str) -> RuleRow | None:
+    row = db.query_one("SELECT * FROM rules WHERE name = ? ORDER BY id", [name])
+    return None if row is None else RuleRow.of(row)
+
+
+def rule_ids(db: ViewReader) -> list[str]:
+    """The ids of every rule (the runner loads each from the log)."""
+    return [str(r["id"]) for r in db.query("SELECT id FROM rules")]
+
+
+def rule_count(db: ViewReader) -> int:
+    row = db.query_one("SELECT COUNT(*) AS n FROM rules")
+    return int(row["n"]) if row else 0
+
+
+def firings_of_rule(
+    db: ViewReader, rule_id: UUID | str, limit: int | None = None, newest_first: bool = True
+) -> list[FiringRow]:
+    """The rule's firings in log order, newest first unless asked otherwise (all of them
+    without `limit`)."""
+    sql = "SELECT * FROM rule_firings WHERE rule_id = ? ORDER BY position"
+    params: list[Any] = [str(rule_id)]
+    if newest_first:
+        sql += " DESC"
+    if limit is not None:
+        sql, params = sql + " LIMIT ?", [*params, limit]
+    return [FiringRow.of(r) for r in db.query(sql, params)]
+
+
+def firing(db: ViewReader, firing_id: str) -> FiringRow | None:
+    row = db.query_one("SELECT * FROM rule_firings WHERE id = ?", [firing_id])
+    return None if row is None else FiringRow.of(row)
+
+
+def firing_count(db: ViewReader, rule_id: UUID | str | None = None) -> int:
+    """Firings of one rule (or of all), whatever their outcome."""
+    if rule_id is None:
+        row = db.query_one("SELECT COUNT(*) AS n FROM rule_firings")
+    else:
+        row = db.query_one(
+            "SELECT COUNT(*) AS n FROM rule_firings WHERE rule_id = ?", [str(rule_id)]
+        )
+    return int(row["n"]) if row else 0
+
+
+def effect(db: ViewReader, effect_id: UUID | str) -> EffectRow | None:
+    """The firing that produced a message, task, notification or webhook call, if a rule did."""
+    row = db.query_one("SELECT * FROM rule_effects WHERE effect_id = ?", [str(effect_id)])
+    return None if row is None else EffectRow(**row)
+
+
+def rule_message_ids_since(db: ViewReader, contact_id: str, since: datetime) -> frozenset[str]:
+    """The ids of the messages rules sent a contact since `since` (the outbound composer's
+    daily limit counts them by id, so a message it has a slot for is never counted twice)."""
+    rows = db.query(
+        "SELECT effect_id FROM rule_effects WHERE contact_id = ? AND kind = 'message'"
+        " AND occurred_at >= ?",
+        [contact_id, ts(since)],
+    )
+    return frozenset(str(row["effect_id"]) for row in rows)
+
+
+def templates(db: ViewReader) -> list[TemplateRow]:
+    """Every template, by slug."""
+    return [TemplateRow.of(r) for r in db.query("SELECT * FROM templates ORDER BY slug")]
+
+
+def templates_page(db: ViewReader, limit: int, offset: int = 0) -> list[TemplateRow]:
+    rows = db.query("SELECT * FROM templates ORDER BY slug LIMIT ? OFFSET ?", [limit, offset])
+    return [TemplateRow.of(r) for r in rows]
+
+
+def template(db: ViewReader, slug: str) -> TemplateRow | None:
+    row = db.query_one("SELECT * FROM templates WHERE slug = ?", [slug])
+    return None if row is None else TemplateRow.of(row)
+
+
+def template_exists(db: ViewReader, slug: str) -> bool:
+    return db.query_one("SELECT 1 AS hit FROM templates WHERE slug = ?", [slug]) is not None
+
+
+@dataclass(frozen=True)
+class TemplateName:
+    """What a template picker lists."""
+
+    slug: str
+    name: str
+
+
+def template_names(
+    db: ViewReader, by_name: bool = False, limit: int | None = None
+) -> list[TemplateName]:
+    """Each template's slug and name, by slug (or by name, then slug)."""
+    sql = "SELECT slug, name FROM templates ORDER BY " + ("name, slug" if by_name else "slug")
+    params: list[Any] = []
+    if limit is not None:
+        sql, params = sql + " LIMIT ?", [limit]
+    return [TemplateName(str(r["slug"]), str(r["name"])) for r in db.query(sql, params)]
+
+
+def calendars(db: ViewReader) -> list[CalendarRow]:
+    """Every named business calendar, by name."""
+    rows = db.query("SELECT name, definition, updated_at FROM calendars ORDER BY name")
+    return [
+        CalendarRow(str(r["name"]), json.loads(r["definition"]), str(r["updated_at"])) for r in rows
+    ]
+
+
+def scheduled_timers(
+    db: ViewReader,
+    *,
+    conversation_id: UUID | str | None = None,
+    contact_id: UUID | str | None = None,
+) -> list[ScheduledTimer]:
+    """The timers still waiting on a conversation (if given), else on a contact."""
+    if conversation_id is not None:
+        column, value = "conversation_id", str(conversation_id)
+    else:
+        column, value = "contact_id", str(contact_id)
+    rows = db.query(
+        f"SELECT id, cancel_on FROM rule_timers WHERE state = 'scheduled' AND {column} = ?",
+        [value],
+    )
+    return [
+        ScheduledTimer(str(r["id"]), frozenset(json.loads(r["cancel_on"] or "[]"))) for r in rows
+    ]
+
+
+def due_timer_ids(db: ViewReader, now: datetime, limit: int = 100) -> list[str]:
+    """Scheduled timers due at `now`, soonest first."""
+    rows = db.query(
+        "SELECT id FROM rule_timers WHERE state = 'scheduled' AND due_at <= ?"
+        " ORDER BY due_at LIMIT ?",
+        [ts(now), limit],
+    )
+    return [str(r["id"]) for r in rows]
+
+
+def timers(
+    db: ViewReader,
+    rule_id: UUID | str | None = None,
+    conversation_id: UUID | str | None = None,
+    state: str | None = None,
+    contact_id: UUID | str | None = None,
+) -> list[TimerRow]:
+    """Every timer (of one rule, conversation or contact, in one state, as given), by due time."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (
+        ("rule_id", rule_id),
+        ("conversation_id", conversation_id),
+        ("state", state),
+        ("contact_id", contact_id),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(str(value))
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = db.query(f"SELECT * FROM rule_timers{where} ORDER BY due_at, id", params)
+    return [TimerRow(**{**r, "cancel_on": json.loads(r["cancel_on"] or "[]")}) for r in rows]
+
+
+def notifications_of(
+    db: ViewReader, user_id: str, unread_only: bool = False
+) -> list[NotificationRow]:
+    """A user's notifications, newest first (at most 200)."""
+    sql = "SELECT * FROM notifications WHERE user_id = ?"
+    if unread_only:
+        sql += " AND read = 0"
+    rows = db.query(sql + " ORDER BY created_at DESC LIMIT 200", [user_id])
+    return [NotificationRow.of(r) for r in rows]
+
+
+def notifications(db: ViewReader) -> list[NotificationRow]:
+    """Every notification, oldest first."""
+    rows = db.query("SELECT * FROM notifications ORDER BY created_at, id")
+    return [NotificationRow.of(r) for r in rows]
+
+
+def notification(db: ViewReader, notification_id: UUID | str) -> NotificationRow | None:
+    row = db.query_one("SELECT * FROM notifications WHERE id = ?", [str(notification_id)])
+    return None if row is None else NotificationRow.of(row)
+
+
+def unsent_notification_count(db: ViewReader) -> int:
+    """Notifications whose e-mail copy is not sent yet (whether or not one is wanted)."""
+    row = db.query_one("SELECT COUNT(*) AS n FROM notifications WHERE emailed = 0")
+    return int(row["n"]) if row else 0
+
+
+def webhook_calls(
+    db: ViewReader, state: str | None = None, limit: int | None = None
+) -> list[WebhookCallRow]:
+    """Webhook calls (of one state, if given), oldest first."""
+    sql = "SELECT * FROM webhook_calls"
+    params: list[Any] = []
+    if state is not None:
+        sql, params = sql + " WHERE state = ?", [state]
+    sql += " ORDER BY created_at"
+    if limit is not None:
+        sql, params = sql + " LIMIT ?", [*params, limit]
+    return [WebhookCallRow(**r) for r in db.query(sql, params)]
+
+
+def notification_users(db: ViewReader, notification_ids: Iterable[str]) -> dict[str, str]:
+    """The user of each notification the view knows, by notification id."""
+    select = "SELECT id, user_id FROM notifications"
+    return {str(r["id"]): str(r["user_id"]) for r in rows_with_ids(db, select, notification_ids)}
+
+
+def fired_causes(db: ViewReader, rule_id: UUID | str) -> list[dict[str, Any]]:
+    """The cause of each firing of the rule that fired (not skipped), decoded."""
+    rows = db.query(
+        "SELECT cause FROM rule_firings WHERE rule_id = ? AND outcome = 'fired'", [str(rule_id)]
+    )
+    return [json.loads(r["cause"]) for r in rows]
+
+
+def firing_causes(db: ViewReader, rule_id: UUID | str) -> list[dict[str, Any]]:
+    """The cause of each firing of the rule, whatever its outcome, decoded."""
+    rows = db.query("SELECT cause FROM rule_firings WHERE rule_id = ?", [str(rule_id)])
+    return [json.loads(r["cause"]) for r in rows]
+
+
+def timer(db: ViewReader, timer_id: UUID | str) -> TimerRow | None:
+    rows = db.query("SELECT * FROM rule_timers WHERE id = ?", [str(timer_id)])
+    return next(
+        (TimerRow(**{**r, "cancel_on": json.loads(r["cancel_on"] or "[]")}) for r in rows), None
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 from uuid import UUID
 
 from eventsourcing.persistence import Tracking, TrackingRecorder
@@ -18,6 +18,18 @@ from eventsourcing.projection import Projection
 from eventsourcing.utils import get_topic
 
 from threadline.projections.sql import ViewCursor, ViewDatabase
+
+
+@overload
+def ts(value: datetime) -> str: ...
+
+
+@overload
+def ts(value: None) -> None: ...
+
+
+@overload
+def ts(value: datetime | None) -> str | None: ...
 
 
 def ts(value: datetime | None) -> str | None:
@@ -28,6 +40,15 @@ def ts(value: datetime | None) -> str | None:
         value = value.astimezone(UTC)
     # isoformat is twice as fast as strftime and views call this for every row they write.
     return value.isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+"""The text form `ts` writes, for the few places that need the format itself."""
+
+
+def parse_ts(text: str) -> datetime:
+    """The aware UTC datetime of a `ts` text: the one inverse of the one format."""
+    return datetime.strptime(text, TS_FORMAT).replace(tzinfo=UTC)
 
 
 def sid(value: UUID | str | None) -> str | None:
@@ -129,9 +150,7 @@ class ViewProjection(Projection[TrackingRecorder]):
         return frozenset(get_topic(t) for t in cls._handlers)
 
     def create_tables(self) -> None:
-        with self.db.transaction() as cur:
-            for statement in self.schema:
-                cur.execute(statement)
+        self.db.create_schema(self.schema)
 
     def drop_tables(self) -> None:
         """Drop the view and its tracking position, so the next run rebuilds it from zero."""

@@ -10,13 +10,17 @@ the total. `campaign_tests` keeps the trial sends apart from the audience.
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from threadline.domain.model.campaign import Campaign, CampaignRecipient
 from threadline.domain.model.message import Message
 from threadline.projections.base import ViewProjection, dumps, handles, sid, ts
-from threadline.projections.sql import ViewCursor, ViewDatabase
+from threadline.projections.queries import ContactFilter
+from threadline.projections.sql import ViewCursor, ViewReader
 
 RECIPIENT_STATES = ("queued", "sent", "delivered", "failed", "skipped")
 
@@ -229,7 +233,7 @@ class CampaignProjection(ViewProjection):
 # -- queries the sender and the API share -------------------------------------------------------
 
 
-def recipient_counts(db: ViewDatabase, campaign_id: str) -> dict[str, int]:
+def recipient_counts(db: ViewReader, campaign_id: str) -> dict[str, int]:
     """Recipients per state (every state present, zero when none)."""
     counts = dict.fromkeys(RECIPIENT_STATES, 0)
     rows = db.query(
@@ -241,10 +245,176 @@ def recipient_counts(db: ViewDatabase, campaign_id: str) -> dict[str, int]:
     return counts
 
 
-def campaign_messages_since(db: ViewDatabase, contact_id: str, since: datetime) -> int:
-    """Campaign messages a contact was sent since `since` (the daily automatic limit)."""
-    row = db.query_one(
-        "SELECT COUNT(*) AS n FROM campaign_recipients WHERE sent_to = ? AND sent_at >= ?",
+def campaign_message_ids_since(db: ViewReader, contact_id: str, since: datetime) -> frozenset[str]:
+    """The ids of the campaign messages a contact was sent since `since` (the outbound
+    composer's daily limit counts them by id, with the rules' messages)."""
+    rows = db.query(
+        "SELECT message_id FROM campaign_recipients WHERE sent_to = ? AND sent_at >= ?",
         [contact_id, ts(since)],
     )
+    return frozenset(str(row["message_id"]) for row in rows)
+
+
+@dataclass(frozen=True)
+class CampaignRow:
+    """One campaign's state (the segment decoded; `total` is None until the audience is read)."""
+
+    id: str
+    name: str
+    template: str
+    template_version: int | None
+    segment: dict[str, Any]
+    channel: str
+    per_minute: int | None
+    state: str
+    paused: bool
+    queued: int
+    total: int | None
+    test_sends: int
+    finish_reason: str | None
+    created_by: str
+    created_at: str
+    started_at: str | None
+    started_position: int | None
+    resolved_at: str | None
+    paused_at: str | None
+    finished_at: str | None
+    updated_at: str
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> CampaignRow:
+        return cls(
+            **{
+                **row,
+                "segment": json.loads(row["segment"]),
+                "paused": bool(row["paused"]),
+                "queued": int(row["queued"]),
+                "test_sends": int(row["test_sends"]),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class ActiveCampaign:
+    """A campaign the sender works on: reading its audience or sending (not paused)."""
+
+    id: str
+    state: str
+    started_position: int | None
+
+
+@dataclass(frozen=True)
+class QueuedRecipient:
+    id: str
+    contact_id: str
+    position: int
+
+
+@dataclass(frozen=True)
+class RecipientRow:
+    """One recipient as the API lists it, with the reason of a skip or a failure."""
+
+    id: str
+    contact_id: str
+    channel: str
+    state: str
+    reason: str | None
+    message_id: str | None
+    sent_to: str | None
+    queued_at: str
+    sent_at: str | None
+    delivered_at: str | None
+    failed_at: str | None
+    last_error: str | None
+
+
+def campaign(db: ViewReader, campaign_id: UUID | str) -> CampaignRow | None:
+    row = db.query_one("SELECT * FROM campaigns WHERE id = ?", [str(campaign_id)])
+    return None if row is None else CampaignRow.of(row)
+
+
+def campaigns_page(db: ViewReader, limit: int, offset: int = 0) -> list[CampaignRow]:
+    """Campaigns, newest first."""
+    rows = db.query(
+        "SELECT * FROM campaigns ORDER BY created_at DESC, id LIMIT ? OFFSET ?", [limit, offset]
+    )
+    return [CampaignRow.of(r) for r in rows]
+
+
+def campaign_count(db: ViewReader) -> int:
+    row = db.query_one("SELECT COUNT(*) AS n FROM campaigns")
     return int(row["n"]) if row else 0
+
+
+def active_campaigns(db: ViewReader) -> list[ActiveCampaign]:
+    """Campaigns reading their audience or sending (not paused), oldest start first."""
+    rows = db.query(
+        "SELECT id, state, started_position FROM campaigns"
+        " WHERE state = 'resolving' OR (state = 'sending' AND paused = 0)"
+        " ORDER BY started_at, id"
+    )
+    return [ActiveCampaign(**r) for r in rows]
+
+
+def queued_channels(db: ViewReader, campaign_id: str) -> list[str]:
+    """The channels a campaign still has queued recipients on, sorted."""
+    rows = db.query(
+        "SELECT DISTINCT channel FROM campaign_recipients WHERE campaign_id = ? AND state = 'queued'",
+        [campaign_id],
+    )
+    return sorted(str(row["channel"]) for row in rows)
+
+
+def queued_count(db: ViewReader, campaign_id: str) -> int:
+    row = db.query_one(
+        "SELECT COUNT(*) AS n FROM campaign_recipients WHERE campaign_id = ? AND state = 'queued'",
+        [campaign_id],
+    )
+    return int(row["n"]) if row else 0
+
+
+def queued_recipients(
+    db: ViewReader, campaign_id: str, channel: str, after: int, limit: int
+) -> list[QueuedRecipient]:
+    """A page of a lane: the queued recipients of one channel after a queue position."""
+    rows = db.query(
+        "SELECT id, contact_id, position FROM campaign_recipients WHERE campaign_id = ?"
+        " AND state = 'queued' AND channel = ? AND position > ? ORDER BY position LIMIT ?",
+        [campaign_id, channel, after, limit],
+    )
+    return [QueuedRecipient(**r) for r in rows]
+
+
+def recipients_page(
+    db: ViewReader, campaign_id: str, state: str | None, limit: int, offset: int = 0
+) -> tuple[list[RecipientRow], int]:
+    """The recipients in queue order (of one state, if given) and how many there are."""
+    where, params = "campaign_id = ?", [campaign_id]
+    if state is not None:
+        where += " AND state = ?"
+        params.append(state)
+    total = db.query_one(f"SELECT COUNT(*) AS n FROM campaign_recipients WHERE {where}", params)
+    rows = db.query(
+        "SELECT id, contact_id, channel, state, reason, message_id, sent_to, queued_at, sent_at,"
+        f" delivered_at, failed_at, last_error FROM campaign_recipients WHERE {where}"
+        " ORDER BY position LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    )
+    return [RecipientRow(**r) for r in rows], int(total["n"]) if total else 0
+
+
+def audience_page(
+    db: ViewReader, flt: ContactFilter, created_by: str, after: str, limit: int
+) -> list[str]:
+    """Ids of the segment's live contacts that existed at `created_by`, after `after`, in id order.
+
+    A campaign reads its audience in such pages, so a contact created after the
+    start is not in it and a restart goes on from the recorded cursor.
+    """
+    where, params = flt.where()
+    rows = db.query(
+        "SELECT c.id FROM contacts c WHERE c.merged_into IS NULL AND c.created_at <= ?"
+        f" AND c.id > ? AND ({where}) ORDER BY c.id LIMIT ?",
+        [created_by, after, *params, limit],
+    )
+    return [str(r["id"]) for r in rows]

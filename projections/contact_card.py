@@ -8,7 +8,10 @@ comparison on both databases.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from threadline.domain.model.company import Company
 from threadline.domain.model.contact import Contact
@@ -16,7 +19,7 @@ from threadline.domain.model.conversation import Conversation
 from threadline.domain.model.message import Message
 from threadline.domain.model.task import Task
 from threadline.projections.base import ViewProjection, dumps, handles, sid, ts
-from threadline.projections.sql import ViewCursor, ViewDatabase
+from threadline.projections.sql import ViewCursor, ViewReader
 
 COUNT_COLUMNS = ("inbound_count", "outbound_count", "note_count", "conversation_count")
 
@@ -408,7 +411,7 @@ class ContactCardProjection(ViewProjection):
         )
 
 
-def opt_outs_of(db: ViewDatabase, contact_id: str) -> list[dict[str, Any]]:
+def opt_outs_of(db: ViewReader, contact_id: str) -> list[dict[str, Any]]:
     """The channels a contact opted out of, oldest first: channel, reason, actor, opted_out_at."""
     return db.query(
         "SELECT channel, reason, actor, opted_out_at FROM contact_opt_outs"
@@ -442,3 +445,114 @@ def _text_form(value: Any) -> str:
 # The counters a contact created in the batch collects before its row is written, in the
 # order of the INSERT's columns (last_contact_at follows them).
 _FRESH_COUNTERS = ("conversation_count", "inbound_count", "outbound_count", "note_count")
+
+
+# -- readers ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChannelActivity:
+    """When a contact last wrote on a channel."""
+
+    contact_id: str
+    channel: str
+    last_inbound_at: str
+
+
+@dataclass(frozen=True)
+class CompanyFacts:
+    """What a rule sees of a contact's company."""
+
+    id: str
+    name: str
+    attributes: dict[str, Any]
+
+
+def contact_exists(db: ViewReader, contact_id: UUID | str) -> bool:
+    return db.query_one("SELECT id FROM contacts WHERE id = ?", [str(contact_id)]) is not None
+
+
+def contact_of_identity(db: ViewReader, kind: str, value: str) -> str | None:
+    """The contact an identity (kind, normalised value) belongs to."""
+    row = db.query_one(
+        "SELECT contact_id FROM contact_identities WHERE kind = ? AND value = ?", [kind, value]
+    )
+    return None if row is None else str(row["contact_id"])
+
+
+def contacts_with_attribute_ending(db: ViewReader, key: str, ending: str) -> list[str]:
+    """Contacts whose text attribute `key` ends with `ending` (a birthday's "-MM-DD")."""
+    rows = db.query(
+        "SELECT DISTINCT contact_id FROM contact_attributes WHERE key = ? AND text_value LIKE ?",
+        [key, f"%{ending}"],
+    )
+    return [str(r["contact_id"]) for r in rows]
+
+
+def inbound_channels(db: ViewReader, contact_ids: Sequence[str]) -> list[ChannelActivity]:
+    """The channels each of the contacts has written on, with the time of the last message."""
+    if not contact_ids:
+        return []
+    marks = ",".join("?" for _ in contact_ids)
+    rows = db.query(
+        "SELECT contact_id, channel, last_inbound_at FROM contact_channels"
+        f" WHERE contact_id IN ({marks}) AND last_inbound_at IS NOT NULL",
+        list(contact_ids),
+    )
+    return [ChannelActivity(**r) for r in rows]
+
+
+def identity_kinds(db: ViewReader, contact_ids: Sequence[str]) -> dict[str, set[str]]:
+    """The kinds of identity (email, phone, telegram, ...) each of the contacts has."""
+    kinds: dict[str, set[str]] = {}
+    if not contact_ids:
+        return kinds
+    marks = ",".join("?" for _ in contact_ids)
+    for row in db.query(
+        f"SELECT contact_id, kind FROM contact_identities WHERE contact_id IN ({marks})",
+        list(contact_ids),
+    ):
+        kinds.setdefault(str(row["contact_id"]), set()).add(str(row["kind"]))
+    return kinds
+
+
+def company_facts(db: ViewReader, company_id: str) -> CompanyFacts | None:
+    row = db.query_one("SELECT id, name, attributes FROM companies WHERE id = ?", [company_id])
+    if row is None:
+        return None
+    return CompanyFacts(str(row["id"]), str(row["name"]), json.loads(row["attributes"] or "{}"))
+
+
+def display_names(db: ViewReader, contact_ids: Sequence[str]) -> dict[str, str]:
+    """The display name of each of the contacts the view knows."""
+    if not contact_ids:
+        return {}
+    marks = ",".join("?" for _ in contact_ids)
+    rows = db.query(
+        f"SELECT id, display_name FROM contacts WHERE id IN ({marks})", list(contact_ids)
+    )
+    return {str(r["id"]): str(r["display_name"]) for r in rows}
+
+
+@dataclass(frozen=True)
+class Identity:
+    """One way to reach a contact: an e-mail address, a phone number, a Telegram id..."""
+
+    kind: str
+    value: str
+
+
+def identities_of(db: ViewReader, contact_ids: Sequence[str]) -> dict[str, list[Identity]]:
+    """The identities of each of the contacts (one query for a page), by kind and value."""
+    found: dict[str, list[Identity]] = {cid: [] for cid in contact_ids}
+    if not contact_ids:
+        return found
+    marks = ",".join("?" for _ in contact_ids)
+    rows = db.query(
+        "SELECT contact_id, kind, value FROM contact_identities"
+        f" WHERE contact_id IN ({marks}) ORDER BY kind, value",
+        list(contact_ids),
+    )
+    for row in rows:
+        found[str(row["contact_id"])].append(Identity(str(row["kind"]), str(row["value"])))
+    return found

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
 from threadline.domain.model.form import Form
 from threadline.projections.base import ViewProjection, dumps, handles, sid, ts
-from threadline.projections.sql import ViewCursor
+from threadline.projections.sql import ViewCursor, ViewReader
 
 
 class FormsProjection(ViewProjection):
@@ -52,3 +54,39 @@ class FormsProjection(ViewProjection):
             "UPDATE forms SET enabled = ?, updated_at = ? WHERE id = ?",
             [int(event.enabled), ts(event.timestamp), sid(event.originator_id)],
         )
+
+
+# -- readers ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FormRow:
+    """One defined web form (its definition decoded)."""
+
+    id: str
+    slug: str
+    name: str
+    definition: dict[str, Any]
+    enabled: bool
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> FormRow:
+        return cls(
+            **{**row, "definition": json.loads(row["definition"]), "enabled": bool(row["enabled"])}
+        )
+
+
+def form(db: ViewReader, slug: str) -> FormRow | None:
+    row = db.query_one("SELECT * FROM forms WHERE slug = ?", [slug])
+    return None if row is None else FormRow.of(row)
+
+
+def forms(db: ViewReader, limit: int | None = None, offset: int = 0) -> list[FormRow]:
+    """The forms by slug (a page of them with `limit`)."""
+    sql = "SELECT * FROM forms ORDER BY slug"
+    params: list[Any] = []
+    if limit is not None:
+        sql, params = sql + " LIMIT ? OFFSET ?", [limit, offset]
+    return [FormRow.of(r) for r in db.query(sql, params)]

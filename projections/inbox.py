@@ -8,7 +8,10 @@ so the list is one indexed query, however many conversations there are.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from threadline.domain.model.contact import Contact
 from threadline.domain.model.conversation import Conversation
@@ -23,7 +26,7 @@ from threadline.projections.base import (
     sid,
     ts,
 )
-from threadline.projections.sql import ViewCursor
+from threadline.projections.sql import ViewCursor, ViewReader, rows_with_ids
 
 
 class InboxProjection(ViewProjection):
@@ -291,3 +294,107 @@ def _attachments(event: Any) -> list[dict[str, Any]]:
     return [
         {**item, "filename": names[i] if i < len(names) else ""} for i, item in enumerate(items)
     ]
+
+
+# -- readers ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConversationFacts:
+    """What a rule sees of a conversation (`open_task_count` comes from the task list)."""
+
+    id: str
+    channel: str
+    subject: str
+    status: str
+    assignee_id: str | None
+    thread_key: str
+    message_count: int
+    unread_count: int
+    last_direction: str | None
+
+
+@dataclass(frozen=True)
+class InboxMessageRow:
+    """One message of a thread (attachments, metadata and failure decoded)."""
+
+    id: str
+    conversation_id: str
+    contact_id: str
+    position: int
+    direction: str
+    channel: str
+    state: str
+    text: str
+    html: str
+    subject: str
+    sender_name: str
+    attachments: list[dict[str, Any]]
+    metadata: dict[str, Any]
+    actor: str
+    provider_id: str | None
+    failure: dict[str, Any] | None
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> InboxMessageRow:
+        values = {k: v for k, v in row.items() if k != "search"}
+        values["attachments"] = json.loads(row["attachments"] or "[]")
+        values["metadata"] = json.loads(row["metadata"] or "{}")
+        values["failure"] = json.loads(row["failure"]) if row.get("failure") else None
+        return cls(**values)
+
+
+def conversation_facts(db: ViewReader, conversation_id: UUID | str) -> ConversationFacts | None:
+    row = db.query_one(
+        "SELECT id, channel, subject, status, assignee_id, thread_key, message_count,"
+        " unread_count, last_direction FROM inbox_conversations WHERE id = ?",
+        [str(conversation_id)],
+    )
+    return None if row is None else ConversationFacts(**row)
+
+
+def channel_messages(
+    db: ViewReader, channel: str, direction: str | None = None
+) -> list[InboxMessageRow]:
+    """Every message of one channel (inbound or outbound only, if given), by position in
+    its thread (tests and tools; the screens read a conversation at a time)."""
+    sql, params = "SELECT * FROM inbox_messages WHERE channel = ?", [channel]
+    if direction is not None:
+        sql, params = sql + " AND direction = ?", [channel, direction]
+    rows = db.query(sql + " ORDER BY position, created_at, id", params)
+    return [InboxMessageRow.of(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class MessagePlace:
+    """Which conversation and contact a message belongs to."""
+
+    id: str
+    conversation_id: str
+    contact_id: str
+
+
+def message_places(db: ViewReader, message_ids: Iterable[str]) -> list[MessagePlace]:
+    """The place of each message the view knows (unknown ids are left out)."""
+    select = "SELECT id, conversation_id, contact_id FROM inbox_messages"
+    return [MessagePlace(**r) for r in rows_with_ids(db, select, message_ids)]
+
+
+def conversation_contacts(db: ViewReader, conversation_ids: Iterable[str]) -> dict[str, str]:
+    """The contact of each conversation the view knows, by conversation id."""
+    select = "SELECT id, contact_id FROM inbox_conversations"
+    return {str(r["id"]): str(r["contact_id"]) for r in rows_with_ids(db, select, conversation_ids)}
+
+
+def merged_survivors(db: ViewReader, contact_ids: Iterable[str]) -> dict[str, str]:
+    """The survivor of each of the contacts that was merged, by merged contact id."""
+    select = "SELECT id, survivor_id FROM inbox_contact_aliases"
+    return {str(r["id"]): str(r["survivor_id"]) for r in rows_with_ids(db, select, contact_ids)}
+
+
+def inbox_message(db: ViewReader, message_id: UUID | str) -> InboxMessageRow | None:
+    """One message of the inbox view, if the view has it yet."""
+    row = db.query_one("SELECT * FROM inbox_messages WHERE id = ?", [str(message_id)])
+    return None if row is None else InboxMessageRow.of(row)

@@ -13,11 +13,15 @@ replay` like every other view, in log order.
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from threadline.domain.model.message import Message
 from threadline.projections.base import ViewProjection, dumps, handles, sid, ts
-from threadline.projections.sql import ViewCursor
+from threadline.projections.sql import ViewCursor, ViewReader
 
 
 class OutboxProjection(ViewProjection):
@@ -92,3 +96,53 @@ class OutboxProjection(ViewProjection):
             " refs = excluded.refs",
             [sid(event.conversation_id), str(header), dumps(refs)],
         )
+
+
+# -- readers ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DueDelivery:
+    """A message waiting for its next delivery attempt."""
+
+    message_id: str
+    channel: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class ThreadHeaders:
+    """The last inbound e-mail's Message-ID and References of a conversation."""
+
+    message_header: str
+    refs: tuple[str, ...]
+
+
+def due_deliveries(db: ViewReader, now: datetime, limit: int) -> list[DueDelivery]:
+    """Requested messages whose next attempt is due at `now`, in queue order."""
+    rows = db.query(
+        "SELECT message_id, channel, attempts FROM outbox"
+        " WHERE state = 'requested' AND next_attempt_at <= ? ORDER BY position LIMIT ?",
+        [ts(now), limit],
+    )
+    return [DueDelivery(str(r["message_id"]), str(r["channel"]), int(r["attempts"])) for r in rows]
+
+
+def sending_message_ids(db: ViewReader) -> list[str]:
+    """Messages whose attempt began and did not finish (in doubt after a restart)."""
+    return [
+        str(r["message_id"])
+        for r in db.query("SELECT message_id FROM outbox WHERE state = 'sending'")
+    ]
+
+
+def thread_headers(db: ViewReader, conversation_id: UUID | str) -> ThreadHeaders | None:
+    row = db.query_one(
+        "SELECT message_header, refs FROM thread_headers WHERE conversation_id = ?",
+        [str(conversation_id)],
+    )
+    return (
+        None
+        if row is None
+        else ThreadHeaders(str(row["message_header"]), tuple(json.loads(row["refs"])))
+    )

@@ -136,7 +136,8 @@ class ProcessViewRunner:
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid
+        pid: int | None = self._process.pid
+        return pid
 
     def start(self) -> None:
         self._process.start()

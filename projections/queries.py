@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from threadline.projections.contact_card import opt_outs_of
-from threadline.projections.sql import ViewDatabase
+from threadline.projections.sql import ViewReader
 
 COMPARATORS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
@@ -120,7 +120,7 @@ def _contact_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 class Queries:
-    def __init__(self, db: ViewDatabase) -> None:
+    def __init__(self, db: ViewReader) -> None:
         self.db = db
 
     # -- contacts -----------------------------------------------------------------------------
@@ -362,7 +362,9 @@ class Queries:
         due_after: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        undated: bool = False,
     ) -> list[dict[str, Any]]:
+        """Tasks in due order (undated last, then by creation); `undated`: only those without."""
         clauses: list[str] = []
         params: list[Any] = []
         for column, value in (
@@ -379,6 +381,8 @@ class Queries:
         if due_after:
             clauses.append("due_at >= ?")
             params.append(due_after)
+        if undated:
+            clauses.append("due_at IS NULL")
         where = " AND ".join(clauses) or "1=1"
         return self.db.query(
             f"SELECT * FROM tasks WHERE {where} ORDER BY due_at IS NULL, due_at, created_at LIMIT ? OFFSET ?",
@@ -404,3 +408,12 @@ class Queries:
         return self.db.query(
             "SELECT id, email, name, role, locale, active, created_at FROM users ORDER BY email"
         )
+
+
+def contact_in_filter(db: ViewReader, contact_id: str, flt: ContactFilter) -> bool:
+    """Whether one contact matches a filter (a rule's segment condition)."""
+    where, params = flt.where()
+    row = db.query_one(
+        f"SELECT 1 AS hit FROM contacts c WHERE c.id = ? AND ({where})", [contact_id, *params]
+    )
+    return row is not None

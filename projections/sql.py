@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from eventsourcing.persistence import Tracking, TrackingRecorder
 
@@ -37,6 +37,47 @@ def ddl_lock_statement(schema: str) -> str:
     """
     key = zlib.crc32(schema.encode()) & 0x7FFFFFFF
     return f"SELECT pg_advisory_xact_lock({DDL_LOCK_CLASS}, {key})"
+
+
+class ViewReader(Protocol):
+    """What a typed reader needs of the view database: reads, nothing else.
+
+    Every reader in `threadline.projections` takes one of these as its first
+    argument, so a caller passes `runtime.views` (a `ViewDatabase`) or anything
+    narrower and never writes SQL against a view table itself.
+    """
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]: ...
+
+    def query_one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None: ...
+
+
+def row_count(db: ViewReader, table: str) -> int:
+    """How many rows a view table has (a pager's total); `table` is a name the caller owns."""
+    row = db.query_one(f"SELECT COUNT(*) AS n FROM {table}")
+    return int(row["n"]) if row else 0
+
+
+def table_rows(db: ViewReader, table: str, order_by: str) -> list[dict[str, Any]]:
+    """Every row of a view table, every column, in `order_by` order: to compare two builds of
+    a view (a rebuild page by page against one in a single page). Readers for the app are
+    typed, one per question; this one is for checks that must see everything."""
+    return db.query(f"SELECT * FROM {table} ORDER BY {order_by}")
+
+
+ID_CHUNK = 400
+"""Ids per `IN (...)` list (SQLite's default limit on parameters is 999)."""
+
+
+def rows_with_ids(db: ViewReader, select: str, ids: Iterable[str]) -> list[dict[str, Any]]:
+    """`select ... WHERE id IN ids`, in chunks (for the readers of this package)."""
+    wanted = sorted(ids)
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(wanted), ID_CHUNK):
+        chunk = wanted[start : start + ID_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        rows.extend(db.query(f"{select} WHERE id IN ({marks})", chunk))
+    return rows
 
 
 class ViewCursor:
@@ -131,11 +172,43 @@ class ViewDatabase:
         rows = self.query(sql, params)
         return rows[0] if rows else None
 
+    def create_schema(self, statements: Sequence[str]) -> None:
+        """Run `CREATE ... IF NOT EXISTS` statements in one transaction.
+
+        On PostgreSQL the transaction takes the schema's DDL lock first (see
+        `ddl_lock_statement`), so processes creating the same tables at once take turns.
+        """
+        with self.transaction() as cur:
+            for statement in statements:
+                cur.execute(statement)
+
+    def setting(self, name: str) -> str | None:
+        """A PostgreSQL run-time setting as this database's connections see it
+        (``application_name``...); None on SQLite, which has none."""
+        if not self.postgres:
+            return None
+        row = self.query_one("SELECT current_setting(?) AS value", [name])
+        return None if row is None else str(row["value"])
+
     def insert_tracking(self, cur: ViewCursor, tracking: Tracking) -> None:
         self.recorder._insert_tracking(cur.raw, tracking)
 
     def position(self, name: str) -> int:
         return int(self.recorder.max_tracking_id(name) or 0)
+
+    def lowest_position(self, names: Sequence[str]) -> int:
+        """The lowest tracked position of the named views, in one query (not one per view)."""
+        if not names:
+            return 0
+        rows = self.query(
+            f"SELECT application_name, MAX(notification_id) AS position"
+            f" FROM {self.tracking_table}"
+            f" WHERE application_name IN ({', '.join('?' for _ in names)})"
+            " GROUP BY application_name",
+            list(names),
+        )
+        found = {row["application_name"]: int(row["position"] or 0) for row in rows}
+        return min(found.get(name, 0) for name in names)
 
     def locked_position(self, cur: ViewCursor, name: str) -> int:
         """The view's tracked position, read inside the batch's transaction (and locked)."""

@@ -307,6 +307,7 @@ class TimelineProjection(ViewProjection):
             [sid(event.originator_id)],
         ).fetchone()
         title = created["title"] if created else ""
+        data: dict[str, str | None]
         if isinstance(event, Task.TaskCompleted):
             kind, data = "task.completed", {}
         elif isinstance(event, Task.TaskCancelled):

@@ -6,11 +6,13 @@ events of version 1 that still carry one are upcast without it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from threadline.domain.model.user import User
 from threadline.projections.base import ViewProjection, handles, sid, ts
-from threadline.projections.sql import ViewCursor
+from threadline.projections.sql import ViewCursor, ViewReader
 
 
 class UserProjection(ViewProjection):
@@ -76,3 +78,40 @@ class UserProjection(ViewProjection):
     def _deactivated(self, event: Any, cur: ViewCursor) -> None:
         cur.execute("UPDATE users SET active = 0 WHERE id = ?", [sid(event.originator_id)])
         cur.execute("DELETE FROM user_tokens WHERE user_id = ?", [sid(event.originator_id)])
+
+
+# -- readers ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserRow:
+    """One account (no secrets: those live in the credential store)."""
+
+    id: str
+    email: str
+    name: str
+    role: str
+    locale: str
+    active: bool
+    created_at: str
+    timezone: str
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> UserRow:
+        return cls(**{**row, "active": bool(row["active"])})
+
+
+def user(db: ViewReader, user_id: UUID | str) -> UserRow | None:
+    row = db.query_one("SELECT * FROM users WHERE id = ?", [str(user_id)])
+    return None if row is None else UserRow.of(row)
+
+
+def user_by_email(db: ViewReader, email: str) -> UserRow | None:
+    row = db.query_one("SELECT * FROM users WHERE email = ?", [email])
+    return None if row is None else UserRow.of(row)
+
+
+def active_user_ids_with_role(db: ViewReader, role: str) -> list[str]:
+    """The active users of a role, by e-mail address (a rule's ``role:<role>`` team)."""
+    rows = db.query("SELECT id FROM users WHERE role = ? AND active = 1 ORDER BY email", [role])
+    return [str(r["id"]) for r in rows]

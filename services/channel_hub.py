@@ -1,8 +1,9 @@
-"""The channels of one process: inbox configuration, adapters, pollers and the delivery worker.
+"""The channels of one process: inbox configuration, adapters, pollers and background workers.
 
 Webhook routes use `inbox`, `adapter` and `ingest`; `threadline serve` (and
 `threadline worker channels`) call `start`, which runs every enabled inbox's
-poller and the delivery worker on one asyncio loop in a background thread. The
+poller and the workers it was built with (delivery, webhooks, notification
+mail, campaigns: `services.components`) on one asyncio loop in a background thread. The
 loop re-reads the inbox list every few seconds, so an inbox configured through
 the API starts polling without a restart.
 """
@@ -16,9 +17,10 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from threadline.channels.attachments import AttachmentStore
@@ -33,15 +35,17 @@ from threadline.channels.base import (
 )
 from threadline.channels.registry import adapter_class, load_adapters
 from threadline.channels.settings import validate_settings
+from threadline.domain.infrastructure.group_commit import Committed
 from threadline.domain.model.errors import Conflict, InvalidInput, NotFound
 from threadline.domain.model.inbound import InboundMessage, IngestResult
 from threadline.domain.model.inbox import Inbox, clean_slug, inbox_id_for
+from threadline.projections.inboxes import inbox_ids
+from threadline.projections.sql import ViewDatabase, ViewReader
 from threadline.services.channel_rejections import RejectionStore
 from threadline.services.channel_state import ChannelStateStore, SecretStore, ensure_tables
+from threadline.services.config import Settings
 from threadline.services.poller_health import PollerHealth
-
-if TYPE_CHECKING:
-    from threadline.services.runtime import Runtime
+from threadline.services.secret_box import SecretBox
 
 log = logging.getLogger("threadline.channels")
 
@@ -50,14 +54,87 @@ POLLER_RESTART_SECONDS = 5.0
 _ENV_REFERENCE = re.compile(r"^\$\{([A-Z0-9_]+)\}$")
 
 
+class InboxLog(Protocol):
+    """What the hub writes to the log: inbound messages and inbox configurations."""
+
+    def ingest(self, message: InboundMessage) -> Committed[IngestResult]: ...
+
+    def configure_inbox(
+        self,
+        slug: str,
+        channel: str,
+        name: str,
+        settings: dict[str, Any],
+        secret_names: list[str],
+        actor: str,
+        enabled: bool | None = None,
+        create_only: bool = False,
+    ) -> Committed[UUID]: ...
+
+
+class AggregateReader(Protocol):
+    """Aggregates by id (the application's repository): the hub reads `Inbox` aggregates."""
+
+    def get(self, aggregate_id: UUID, *, version: int | None = None) -> Any: ...
+
+
+class Worker(Protocol):
+    """A background loop the hub runs beside the pollers (delivery, webhooks, ...)."""
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+WaitForViews = Callable[[int | None], bool]
+"""Read-your-writes: block until the views show a position (True if they do in time)."""
+
+
+@dataclass(frozen=True)
+class ChannelStores:
+    """The hub's tables in the state database: channel state, secrets, rejected messages."""
+
+    state: ChannelStateStore
+    secrets: SecretStore
+    rejections: RejectionStore
+
+    @classmethod
+    def open(cls, state_db: ViewDatabase, box: SecretBox) -> ChannelStores:
+        """Create the tables if need be; secrets still stored in plain text get encrypted."""
+        ensure_tables(state_db)
+        secrets = SecretStore(state_db, box)
+        secrets.encrypt_plaintext()
+        rejections = RejectionStore(state_db)
+        rejections.ensure_table()
+        return cls(state=ChannelStateStore(state_db), secrets=secrets, rejections=rejections)
+
+
 class ChannelHub:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        settings = runtime.settings
-        ensure_tables(runtime.state_db)
-        self.state = ChannelStateStore(runtime.state_db)
-        self.secrets = SecretStore(runtime.state_db, runtime.secret_box)
-        self.secrets.encrypt_plaintext()
+    """Inboxes, their adapters and pollers, and the background workers of one process.
+
+    Built by `threadline.services.components.build_components` from narrow parts: the
+    log it writes inboxes and inbound messages to, the aggregates it reads inboxes from, the
+    views it lists inboxes from, its stores, read-your-writes waiting and the workers
+    to run (a factory: each `start` runs fresh ones).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        writer: InboxLog,
+        aggregates: AggregateReader,
+        views: ViewReader,
+        stores: ChannelStores,
+        wait_for_views: WaitForViews,
+        workers: Callable[[], Sequence[Worker]] = tuple,
+    ) -> None:
+        self.settings = settings
+        self.writer = writer
+        self.aggregates = aggregates
+        self.views = views
+        self.wait_for_views = wait_for_views
+        self.workers = workers
+        self.state = stores.state
+        self.secrets = stores.secrets
+        self.rejections = stores.rejections
         self.attachments = AttachmentStore(settings.attachments_dir, settings.max_attachment_bytes)
         self.options = ChannelOptions(
             public_url=settings.public_url,
@@ -66,8 +143,6 @@ class ChannelHub:
             default_region=settings.default_region,
             poll_interval=settings.channel_poll_interval,
         )
-        self.rejections = RejectionStore(runtime.state_db)
-        self.rejections.ensure_table()
         self.health = PollerHealth(settings.channel_poll_interval)
         self.services = ChannelServices(
             ingest=self._ingest_async,
@@ -83,7 +158,6 @@ class ChannelHub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
-        self.delivery: Any = None
 
     # -- inboxes ----------------------------------------------------------------------------
 
@@ -97,7 +171,7 @@ class ChannelHub:
 
     def inbox_by_id(self, inbox_id: UUID) -> InboxConfig | None:
         try:
-            aggregate: Inbox = self.runtime.app.repository.get(inbox_id)
+            aggregate = self.aggregates.get(inbox_id)
         except Exception:  # AggregateNotFoundError, or an id of something else
             return None
         if not isinstance(aggregate, Inbox):
@@ -115,17 +189,7 @@ class ChannelHub:
 
     def inboxes(self, channel: str | None = None, enabled_only: bool = True) -> list[InboxConfig]:
         """Configured inboxes, read from the `inboxes` view, in slug order."""
-        sql = "SELECT id FROM inboxes"
-        conditions, params = [], []
-        if channel:
-            conditions.append("channel = ?")
-            params.append(channel)
-        if enabled_only:
-            conditions.append("enabled = 1")
-        if conditions:
-            sql += " WHERE " + " AND ".join(conditions)
-        rows = self.runtime.views.query(sql + " ORDER BY slug", params)
-        found = [self.inbox_by_id(UUID(row["id"])) for row in rows]
+        found = [self.inbox_by_id(UUID(i)) for i in inbox_ids(self.views, channel, enabled_only)]
         return [inbox for inbox in found if inbox is not None]
 
     def configure(
@@ -158,7 +222,7 @@ class ChannelHub:
         secret_names = sorted({*secret_values, *kept})
         if secret_values:
             self.secrets.put(slug, secret_values)
-        committed = self.runtime.app.configure_inbox(
+        committed = self.writer.configure_inbox(
             slug,
             channel,
             name,
@@ -168,7 +232,7 @@ class ChannelHub:
             enabled=enabled,
             create_only=create_only,
         )
-        self.runtime.wait_for_views(committed.notification_id)
+        self.wait_for_views(committed.notification_id)
         configured = self.inbox(slug)
         assert configured is not None
         log.info("inbox %s (%s) configured by %s", slug, channel, actor)
@@ -231,8 +295,8 @@ class ChannelHub:
 
     def ingest(self, message: InboundMessage) -> IngestResult:
         """Append one inbound message and wait until the views show it (webhooks use this)."""
-        committed = self.runtime.app.ingest(message)
-        self.runtime.wait_for_views(committed.notification_id)
+        committed = self.writer.ingest(message)
+        self.wait_for_views(committed.notification_id)
         return committed.value
 
     async def _ingest_async(self, message: InboundMessage) -> IngestResult:
@@ -244,7 +308,7 @@ class ChannelHub:
         return await asyncio.to_thread(self.ingest, message)
 
     def _ingest_commit_only(self, message: InboundMessage) -> IngestResult:
-        return self.runtime.app.ingest(message).value
+        return self.writer.ingest(message).value
 
     # -- the background loop ----------------------------------------------------------------
 
@@ -252,9 +316,9 @@ class ChannelHub:
         """Run pollers and the delivery worker in a background thread until `stop`."""
         if self._thread is not None:
             return
-        if self.runtime.settings.inboxes_file:
-            count = self.apply_inboxes_file(self.runtime.settings.inboxes_file)
-            log.info("applied %d inboxes from %s", count, self.runtime.settings.inboxes_file)
+        if self.settings.inboxes_file:
+            count = self.apply_inboxes_file(self.settings.inboxes_file)
+            log.info("applied %d inboxes from %s", count, self.settings.inboxes_file)
         self._thread = threading.Thread(
             target=self._thread_main, args=(delivery, pollers), name="channels", daemon=True
         )
@@ -278,22 +342,13 @@ class ChannelHub:
         asyncio.run(self._main(delivery, pollers))
 
     async def _main(self, delivery: bool, pollers: bool) -> None:
-        from threadline.services.delivery import DeliveryWorker
-
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self._ready.set()
         tasks: list[asyncio.Task[None]] = []
         if delivery:
-            from threadline.services.campaigns import CampaignSender
-            from threadline.services.notifier import NotificationMailer
-            from threadline.services.webhooks import WebhookWorker
-
-            self.delivery = DeliveryWorker(self)
-            tasks.append(asyncio.create_task(self.delivery.run(self._stop)))
-            tasks.append(asyncio.create_task(WebhookWorker(self.runtime).run(self._stop)))
-            tasks.append(asyncio.create_task(NotificationMailer(self).run(self._stop)))
-            tasks.append(asyncio.create_task(CampaignSender(self.runtime).run(self._stop)))
+            for worker in self.workers():
+                tasks.append(asyncio.create_task(worker.run(self._stop)))
         if pollers:
             tasks.append(asyncio.create_task(self._supervise_pollers(self._stop)))
         await self._stop.wait()

@@ -171,11 +171,11 @@ def _now() -> str:
 class RejectionStore:
     """`channels.base.RejectionLog` on the state database, plus what admins need."""
 
-    def __init__(self, views: ViewDatabase) -> None:
-        self.views = views
+    def __init__(self, db: ViewDatabase) -> None:
+        self.db = db  # the state database (not a view: `threadline replay` leaves it alone)
 
     def ensure_table(self) -> None:
-        with self.views.transaction() as cur:
+        with self.db.transaction() as cur:
             for statement in SCHEMA:
                 cur.execute(statement)
         self._add_columns()
@@ -193,7 +193,7 @@ class RejectionStore:
             rejection.key,
         )
         raw = rejection.raw if len(rejection.raw) <= MAX_RAW else ""
-        with self.views.transaction() as cur:
+        with self.db.transaction() as cur:
             cur.execute(
                 f"INSERT INTO channel_rejections ({COLUMNS})"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -224,7 +224,7 @@ class RejectionStore:
 
     def page(self, slug: str, limit: int = 50, offset: int = 0) -> list[StoredRejection]:
         """One inbox's rejections, newest first."""
-        rows = self.views.query(
+        rows = self.db.query(
             f"SELECT {COLUMNS} FROM channel_rejections WHERE inbox_slug = ?"
             " ORDER BY rejected_at DESC, uid DESC, update_id DESC LIMIT ? OFFSET ?",
             [slug, limit, offset],
@@ -233,9 +233,9 @@ class RejectionStore:
 
     def count(self, slug: str | None = None) -> int:
         if slug is None:
-            row = self.views.query_one("SELECT COUNT(*) AS n FROM channel_rejections")
+            row = self.db.query_one("SELECT COUNT(*) AS n FROM channel_rejections")
         else:
-            row = self.views.query_one(
+            row = self.db.query_one(
                 "SELECT COUNT(*) AS n FROM channel_rejections WHERE inbox_slug = ?", [slug]
             )
         return int(row["n"]) if row else 0
@@ -245,7 +245,7 @@ class RejectionStore:
             key = str(UUID(ident))
         except ValueError:
             return None
-        row = self.views.query_one(
+        row = self.db.query_one(
             f"SELECT {COLUMNS} FROM channel_rejections WHERE inbox_slug = ? AND id = ?",
             [slug, key],
         )
@@ -253,7 +253,7 @@ class RejectionStore:
 
     def delete(self, slug: str, ident: str) -> bool:
         where = "FROM channel_rejections WHERE inbox_slug = ? AND id = ?"
-        with self.views.transaction() as cur:
+        with self.db.transaction() as cur:
             found = cur.execute(f"SELECT id {where}", [slug, ident]).fetchone()
             cur.execute(f"DELETE {where}", [slug, ident])
         return found is not None
@@ -264,7 +264,7 @@ class RejectionStore:
             if self._has_column(name):
                 continue
             try:
-                with self.views.transaction() as cur:
+                with self.db.transaction() as cur:
                     cur.execute(f"ALTER TABLE channel_rejections ADD COLUMN {name} {kind}")
             except Exception:
                 if not self._has_column(name):  # not another process that added it first
@@ -272,7 +272,7 @@ class RejectionStore:
 
     def _has_column(self, name: str) -> bool:
         try:
-            with self.views.transaction(commit=False) as cur:
+            with self.db.transaction(commit=False) as cur:
                 cur.execute(f"SELECT {name} FROM channel_rejections WHERE 1 = 0")
         except Exception:  # no such column (the database says so in its own words)
             return False
@@ -280,7 +280,7 @@ class RejectionStore:
 
     def _adopt_legacy_rows(self) -> None:
         """Move rejections kept as `channel_state` rows by earlier versions into the table."""
-        rows = self.views.query(
+        rows = self.db.query(
             "SELECT key, value FROM channel_state WHERE key LIKE ?", [LEGACY_PREFIX + "%"]
         )
         for row in rows:
@@ -301,5 +301,5 @@ class RejectionStore:
                 log.warning("an unreadable rejection row %r is left as it is", key)
                 continue
             self.add(rejection)
-            with self.views.transaction() as cur:
+            with self.db.transaction() as cur:
                 cur.execute("DELETE FROM channel_state WHERE key = ?", [key])

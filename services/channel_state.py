@@ -22,8 +22,8 @@ SCHEMA = (
 )
 
 
-def ensure_tables(views: ViewDatabase) -> None:
-    with views.transaction() as cur:
+def ensure_tables(db: ViewDatabase) -> None:
+    with db.transaction() as cur:
         for statement in SCHEMA:
             cur.execute(statement)
 
@@ -31,15 +31,15 @@ def ensure_tables(views: ViewDatabase) -> None:
 class ChannelStateStore:
     """`channels.base.StateStore` on the state database (see `services.store.state_url_for`)."""
 
-    def __init__(self, views: ViewDatabase) -> None:
-        self.views = views
+    def __init__(self, db: ViewDatabase) -> None:
+        self.db = db
 
     def get(self, key: str) -> str | None:
-        row = self.views.query_one("SELECT value FROM channel_state WHERE key = ?", [key])
+        row = self.db.query_one("SELECT value FROM channel_state WHERE key = ?", [key])
         return None if row is None else str(row["value"])
 
     def set(self, key: str, value: str) -> None:
-        with self.views.transaction() as cur:
+        with self.db.transaction() as cur:
             cur.execute(
                 "INSERT INTO channel_state (key, value) VALUES (?, ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -55,18 +55,16 @@ class SecretStore(EncryptedColumn):
     encrypted by `encrypt_plaintext` at start.
     """
 
-    def __init__(self, views: ViewDatabase, box: SecretBox) -> None:
-        super().__init__(views, box, "inbox_secrets", ("inbox_slug", "name"), "value")
-        self.views = views
+    def __init__(self, db: ViewDatabase, box: SecretBox) -> None:
+        super().__init__(db, box, "inbox_secrets", ("inbox_slug", "name"), "value")
+        self.db = db
 
     def get_all(self, slug: str) -> dict[str, str]:
-        rows = self.views.query(
-            "SELECT name, value FROM inbox_secrets WHERE inbox_slug = ?", [slug]
-        )
+        rows = self.db.query("SELECT name, value FROM inbox_secrets WHERE inbox_slug = ?", [slug])
         return {str(row["name"]): self.box.decrypt(str(row["value"])) for row in rows}
 
     def put(self, slug: str, values: dict[str, str]) -> None:
-        with self.views.transaction() as cur:
+        with self.db.transaction() as cur:
             for name, value in values.items():
                 cur.execute(
                     "INSERT INTO inbox_secrets (inbox_slug, name, value) VALUES (?, ?, ?)"
@@ -75,7 +73,7 @@ class SecretStore(EncryptedColumn):
                 )
 
     def delete(self, slug: str, names: list[str]) -> None:
-        with self.views.transaction() as cur:
+        with self.db.transaction() as cur:
             for name in names:
                 cur.execute(
                     "DELETE FROM inbox_secrets WHERE inbox_slug = ? AND name = ?", [slug, name]

@@ -7,7 +7,7 @@ import secrets
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,6 +17,11 @@ from threadline.services.config import Settings
 from threadline.services.malloc_arenas import limit_malloc_arenas
 from threadline.services.shutdown import ClosedOnStop
 from threadline.services.store import StoreUrlError
+
+if TYPE_CHECKING:  # imported where used: `threadline --help` stays quick
+    import uvicorn
+
+    from threadline.services.runtime import Runtime
 
 app = typer.Typer(
     help="Threadline: one log for every conversation with your clients.", no_args_is_help=True
@@ -41,9 +46,9 @@ def _settings() -> Settings:
     return settings
 
 
-def _runtime(  # type: ignore[no-untyped-def]
+def _runtime(
     settings: Settings, run_views: bool = True, views_in_process: bool = True, role: str = "cli"
-):
+) -> Runtime:
     """The process's runtime; `role` picks its connection budget and names its connections."""
     from threadline.services.runtime import Runtime
     from threadline.services.secret_box import SecretKeyError
@@ -75,7 +80,7 @@ def _progress(label: str) -> Progress:
     )
 
 
-def _catch_up(runtime, label: str = "views") -> None:  # type: ignore[no-untyped-def]
+def _catch_up(runtime: Runtime, label: str = "views") -> None:
     with _progress(f"catching up {label}") as bar:
         task = bar.add_task(label, total=None)
 
@@ -122,8 +127,8 @@ def serve(
     console.print("Threadline stopped")
 
 
-def _start_serving(  # type: ignore[no-untyped-def]
-    runtime,
+def _start_serving(
+    runtime: Runtime,
     settings: Settings,
     host: str,
     port: int,
@@ -158,7 +163,7 @@ def _start_serving(  # type: ignore[no-untyped-def]
         console.print(f"  try: curl -H 'Authorization: Bearer {generated_token}' {url}/api/inbox")
 
 
-GRACEFUL_SHUTDOWN_SECONDS = 3.0
+GRACEFUL_SHUTDOWN_SECONDS = 3
 """How long a stop waits for requests under way before uvicorn cancels them.
 
 The live streams (`/ui/events`) end by themselves as soon as uvicorn is told to exit,
@@ -167,7 +172,7 @@ keeps a page open, and stays well inside Docker's and Kubernetes' 10 s and 30 s.
 """
 
 
-def web_server(runtime, settings: Settings, host: str, port: int):  # type: ignore[no-untyped-def]
+def web_server(runtime: Runtime, settings: Settings, host: str, port: int) -> uvicorn.Server:
     """The uvicorn server `serve` runs: the app, its proxy trust, a bounded graceful stop.
 
     Its open `/ui/events` streams end once the server is told to exit (`should_exit`,
@@ -204,7 +209,7 @@ def proxy_allow_list(settings: Settings) -> list[str]:
     return list(settings.trusted_proxies)
 
 
-def _seed(runtime) -> None:  # type: ignore[no-untyped-def]
+def _seed(runtime: Runtime) -> None:
     from threadline.services.demo import seed_demo
 
     with _progress("seeding demo data") as bar:

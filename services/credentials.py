@@ -21,6 +21,7 @@ from typing import Any
 from uuid import UUID
 
 from threadline.domain.model.user import User
+from threadline.projections.base import ts
 from threadline.projections.sql import ViewDatabase
 from threadline.services.secret_box import EncryptedColumn, SecretBox
 
@@ -41,7 +42,7 @@ _PAGE = 500
 
 
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return ts(datetime.now(UTC))
 
 
 class CredentialStore(EncryptedColumn):

@@ -19,11 +19,11 @@ the price of "a restart never sends the same message twice".
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from threadline.channels.base import (
@@ -38,14 +38,19 @@ from threadline.channels.base import (
 )
 from threadline.channels.problems import DeliveryProblem, problem_of
 from threadline.channels.registry import adapter_class
-from threadline.domain.model.contact import Contact
+from threadline.domain.infrastructure.group_commit import Committed
+from threadline.domain.model.contact import Contact, survivor
 from threadline.domain.model.conversation import Conversation
 from threadline.domain.model.message import Message
 from threadline.domain.model.reply_channels import REPLY_CHANNEL
-from threadline.projections.base import ts
-
-if TYPE_CHECKING:
-    from threadline.services.channel_hub import ChannelHub
+from threadline.projections.outbox import (
+    DueDelivery,
+    due_deliveries,
+    sending_message_ids,
+    thread_headers,
+)
+from threadline.projections.sql import ViewReader
+from threadline.services.config import Settings
 
 log = logging.getLogger("threadline.delivery")
 
@@ -70,11 +75,77 @@ class NoRoute(Exception):
         self.problem = problem
 
 
+class InboxDirectory(Protocol):
+    """The configured inboxes and their adapters (the channel hub)."""
+
+    def inbox_by_id(self, inbox_id: UUID) -> InboxConfig | None: ...
+
+    def inboxes(
+        self, channel: str | None = None, enabled_only: bool = True
+    ) -> list[InboxConfig]: ...
+
+    def adapter(self, inbox: InboxConfig) -> ChannelAdapter: ...
+
+
+class EventReader(Protocol):
+    def get(
+        self,
+        originator_id: UUID,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[Any]: ...
+
+
+class AggregateStore(Protocol):
+    """Aggregates by id, and the events they were made of (the application's repository)."""
+
+    @property
+    def event_store(self) -> EventReader: ...
+
+    def get(self, aggregate_id: UUID, *, version: int | None = None) -> Any: ...
+
+
+class DeliveryLog(Protocol):
+    """Where the worker reads messages and records each attempt's outcome (the application)."""
+
+    @property
+    def repository(self) -> AggregateStore: ...
+
+    def start_delivery_attempt(self, message_id: UUID, actor: str) -> Committed[int | None]: ...
+
+    def record_delivered(
+        self,
+        message_id: UUID,
+        provider_id: str,
+        actor: str,
+        channel: str = "",
+        status: str = "sent",
+    ) -> Committed[None]: ...
+
+    def record_delivery_failed(
+        self,
+        message_id: UUID,
+        reason: str,
+        permanent: bool,
+        actor: str,
+        retry_at: datetime | None = None,
+        problem: str = "",
+    ) -> Committed[None]: ...
+
+
 class DeliveryWorker:
-    def __init__(self, hub: ChannelHub) -> None:
-        self.hub = hub
-        self.runtime = hub.runtime
-        self.settings = hub.runtime.settings
+    """Delivers requested messages: `channels` carries them, `app` records what happened."""
+
+    def __init__(
+        self, channels: InboxDirectory, app: DeliveryLog, views: ViewReader, settings: Settings
+    ) -> None:
+        self.channels = channels
+        self.app = app
+        self.views = views
+        self.settings = settings
         self.sent = 0
         self.failed = 0
         self._in_flight: set[str] = set()
@@ -92,7 +163,7 @@ class DeliveryWorker:
                 tasks = {
                     asyncio.create_task(self.deliver(row))
                     for row in rows
-                    if row["message_id"] not in self._in_flight
+                    if row.message_id not in self._in_flight
                 }
                 if tasks:
                     # `wait`, not `gather`: cancelling this loop must not cancel the deliveries
@@ -121,32 +192,26 @@ class DeliveryWorker:
             await asyncio.wait(tasks)
         _log_failures(tasks)
 
-    def due(self) -> list[dict[str, Any]]:
-        now = ts(datetime.now(UTC))
-        return self.runtime.views.query(
-            "SELECT message_id, channel, attempts FROM outbox"
-            " WHERE state = 'requested' AND next_attempt_at <= ? ORDER BY position LIMIT ?",
-            [now, BATCH],
-        )
+    def due(self) -> list[DueDelivery]:
+        return due_deliveries(self.views, datetime.now(UTC), BATCH)
 
     def settle_interrupted_attempts(self) -> int:
         """At start: attempts that a previous process began and never finished are in doubt."""
-        rows = self.runtime.views.query("SELECT message_id FROM outbox WHERE state = 'sending'")
         settled = 0
-        for row in rows:
-            message_id = UUID(row["message_id"])
-            message = self.runtime.app.repository.get(message_id)
+        for key in sending_message_ids(self.views):
+            message_id = UUID(key)
+            message: Message = self.app.repository.get(message_id)
             if message.attempt_open:
-                self.runtime.app.record_delivery_failed(
+                self.app.record_delivery_failed(
                     message_id, IN_DOUBT_REASON, True, ACTOR, problem=DeliveryProblem.IN_DOUBT
                 )
                 log.warning("message %s: %s", message_id, IN_DOUBT_REASON)
                 settled += 1
         return settled
 
-    async def deliver(self, row: dict[str, Any]) -> None:
-        message_id = UUID(row["message_id"])
-        key = row["message_id"]
+    async def deliver(self, row: DueDelivery) -> None:
+        message_id = UUID(row.message_id)
+        key = row.message_id
         self._in_flight.add(key)
         try:
             attempt = await asyncio.to_thread(self._start_attempt, message_id)
@@ -204,10 +269,10 @@ class DeliveryWorker:
             self._in_flight.discard(key)
 
     def _start_attempt(self, message_id: UUID) -> int | None:
-        return self.runtime.app.start_delivery_attempt(message_id, ACTOR).value
+        return self.app.start_delivery_attempt(message_id, ACTOR).value
 
     def _delivered(self, message_id: UUID, sent: Sent, channel: str) -> None:
-        self.runtime.app.record_delivered(
+        self.app.record_delivered(
             message_id, sent.provider_id, ACTOR, channel, ProviderStatus(sent.status).value
         )
 
@@ -220,7 +285,7 @@ class DeliveryWorker:
         problem: DeliveryProblem = DeliveryProblem.UNKNOWN,
     ) -> None:
         """Record the failure: `reason` for admins and the log, `problem` for operators."""
-        self.runtime.app.record_delivery_failed(
+        self.app.record_delivery_failed(
             message_id, reason, permanent, ACTOR, retry_at, problem.value
         )
         if permanent:
@@ -250,9 +315,9 @@ class DeliveryWorker:
         self, message_id: UUID, attempt: int
     ) -> tuple[ChannelAdapter, OutboundMessage, str]:
         """Load the message, its conversation and contact; choose the inbox and the address."""
-        app = self.runtime.app
-        message: Message = app.repository.get(message_id)
-        conversation: Conversation = app.repository.get(message.conversation_id)
+        repository = self.app.repository
+        message: Message = repository.get(message_id)
+        conversation: Conversation = repository.get(message.conversation_id)
         contact = self._survivor(message.contact_id)
         channel = message.channel
         inbox, adapter_type = self._route(conversation, channel)
@@ -263,10 +328,7 @@ class DeliveryWorker:
             raise NoRoute(f"the {inbox.channel} inbox {inbox.slug} cannot send {channel} messages")
         recipient = self._address(conversation, contact, kind, message.channel)
         personal = self._personal(message)
-        headers = self.runtime.views.query_one(
-            "SELECT message_header, refs FROM thread_headers WHERE conversation_id = ?",
-            [str(conversation.id)],
-        )
+        headers = thread_headers(self.views, conversation.id)
         outbound = OutboundMessage(
             message_id=message_id,
             conversation_id=conversation.id,
@@ -279,25 +341,25 @@ class DeliveryWorker:
             text=personal.get("text", ""),
             html=personal.get("html", ""),
             thread_key=conversation.thread_key,
-            in_reply_to=headers["message_header"] if headers else "",
-            references=tuple(json.loads(headers["refs"])) if headers else (),
+            in_reply_to=headers.message_header if headers else "",
+            references=headers.refs if headers else (),
             attachments=tuple(personal.get("attachments", ())),
             attempt=attempt,
         )
-        return self.hub.adapter(inbox), outbound, inbox.channel
+        return self.channels.adapter(inbox), outbound, inbox.channel
 
     def _personal(self, message: Message) -> dict[str, Any]:
         """The body of the send request, read from its creation event."""
-        for stored in self.runtime.app.repository.event_store.get(message.id, lte=1):
+        for stored in self.app.repository.event_store.get(message.id, lte=1):
             return dict(getattr(stored, "personal", {}) or {})
         return {}
 
     def _survivor(self, contact_id: UUID) -> Contact:
-        contact: Contact = self.runtime.app.repository.get(contact_id)
-        hops = 0
-        while contact.merged_into is not None and hops < 10:
-            contact = self.runtime.app.repository.get(contact.merged_into)
-            hops += 1
+        """The message's contact, or the one it was merged into (the address lives there)."""
+        return survivor(self._contact(contact_id), self._contact)
+
+    def _contact(self, contact_id: UUID) -> Contact:
+        contact: Contact = self.app.repository.get(contact_id)
         return contact
 
     def _route(
@@ -306,7 +368,7 @@ class DeliveryWorker:
         """The conversation's own inbox when it can send; only then every enabled inbox."""
         own: list[InboxConfig] = []
         if conversation.inbox_id is not None:
-            inbox = self.hub.inbox_by_id(conversation.inbox_id)
+            inbox = self.channels.inbox_by_id(conversation.inbox_id)
             if inbox is not None and inbox.enabled:
                 own.append(inbox)
         everyone: list[InboxConfig] | None = None
@@ -315,7 +377,7 @@ class DeliveryWorker:
                 continue
             found = _serving(own, wanted)
             if found is None:
-                everyone = self.hub.inboxes() if everyone is None else everyone
+                everyone = self.channels.inboxes() if everyone is None else everyone
                 found = _serving(everyone, wanted)
             if found is not None:
                 return found

@@ -40,6 +40,7 @@ from threadline.domain.model.attributes import AttributeDefinition, AttributeTyp
 from threadline.domain.model.identities import normalise_phone
 from threadline.domain.model.inbound import InboundMessage
 from threadline.services.runtime import Runtime
+from threadline.triggers.defaults import seed_defaults
 
 DEMO_PASSWORD = "threadline-demo"
 SEED = 42
@@ -876,8 +877,6 @@ def seed_demo(
     staff = ensure_demo_users(runtime.app, summary)
     ensure_demo_attributes(runtime.app)
     ensure_demo_inbox(runtime)
-    from threadline.triggers.defaults import seed_defaults
-
     seed_defaults(runtime.app, actor="demo")
     sync_views(runtime)  # so that companies made by an earlier run are found by name
     seeder = _Seeder(runtime.app, staff, datetime.now(UTC), existing_companies(runtime))

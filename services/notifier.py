@@ -12,16 +12,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 from uuid import UUID
 
-from threadline.channels.base import DeliveryError, OutboundMessage, wait_or_stop
+from threadline.channels.base import (
+    ChannelAdapter,
+    DeliveryError,
+    InboxConfig,
+    OutboundMessage,
+    Sent,
+    wait_or_stop,
+)
+from threadline.domain.infrastructure.group_commit import Command, Committed
+from threadline.domain.infrastructure.unit_of_work import UnitOfWork
 from threadline.domain.model.automation import Notification
-from threadline.projections.notification_details import with_details
+from threadline.projections.notification_details import (
+    UnsentNotification,
+    for_mail,
+    unsent_after,
+)
+from threadline.projections.sql import ViewReader
 from threadline.services.notification_mail import NotificationMail, compose
-
-if TYPE_CHECKING:
-    from threadline.services.channel_hub import ChannelHub
 
 log = logging.getLogger("threadline.notifier")
 
@@ -30,6 +41,22 @@ POLL_SECONDS = 1.0
 PAGE = 20
 RETRY_SECONDS = 60.0  # how long a notification that could not be sent waits for a retry
 START = ("", "")  # the position before every notification
+
+
+class MailChannels(Protocol):
+    """The inboxes to send through (the channel hub)."""
+
+    def inboxes(
+        self, channel: str | None = None, enabled_only: bool = True
+    ) -> list[InboxConfig]: ...
+
+    def adapter(self, inbox: InboxConfig) -> ChannelAdapter: ...
+
+
+class CommandWriter(Protocol):
+    """Runs a command in the log's next batch (the application's group-commit writer)."""
+
+    def submit(self, command: Command[None]) -> Committed[None]: ...
 
 
 class NotificationMailer:
@@ -43,9 +70,19 @@ class NotificationMailer:
     no inbox can send e-mail.
     """
 
-    def __init__(self, hub: ChannelHub) -> None:
-        self.hub = hub
-        self.runtime = hub.runtime
+    def __init__(
+        self,
+        channels: MailChannels,
+        views: ViewReader,
+        writer: CommandWriter,
+        public_url: str,
+        time_zone: str,
+    ) -> None:
+        self.channels = channels
+        self.views = views
+        self.writer = writer
+        self.public_url = public_url
+        self.time_zone = time_zone
         self.after = START  # (created_at, id) of the last notification tried
         self.retry_at = 0.0  # monotonic time of the next pass from the start
         self.tried = 0  # sends attempted (for tests and the bench)
@@ -67,75 +104,62 @@ class NotificationMailer:
         rows = await asyncio.to_thread(self.due)
         tried = 0
         for row in rows:
-            self.after = (str(row["created_at"]), str(row["id"]))
-            if row["active"]:
+            self.after = (row.created_at, row.id)
+            if row.active:
                 await self.send(row)
                 tried += 1
         self.tried += tried
         return tried
 
-    def _senders(self) -> list[Any]:
+    def _senders(self) -> list[InboxConfig]:
         """The enabled e-mail inboxes that can send (an SMTP server is set)."""
-        return [i for i in self.hub.inboxes("email") if i.setting("smtp_host")]
+        return [i for i in self.channels.inboxes("email") if i.setting("smtp_host")]
 
-    def due(self) -> list[dict[str, Any]]:
+    def due(self) -> list[UnsentNotification]:
         """The next page after the position (`notifications_unsent` serves the range)."""
-        created_at, notification_id = self.after
-        return self.runtime.views.query(
-            "SELECT n.id, n.text, n.contact_id, n.conversation_id, n.created_at, u.email,"
-            " u.name, u.active FROM notifications n JOIN users u ON u.id = n.user_id"
-            " WHERE n.email = 1 AND n.emailed = 0 AND n.created_at >= ?"
-            " AND (n.created_at > ? OR n.id > ?) ORDER BY n.created_at, n.id LIMIT ?",
-            [created_at, created_at, notification_id, PAGE],
-        )
+        return unsent_after(self.views, self.after, PAGE)
 
-    async def send(self, row: dict[str, Any]) -> None:
+    async def send(self, row: UnsentNotification) -> None:
         inboxes = await asyncio.to_thread(self._senders)
         if not inboxes:
             return  # nothing can send e-mail yet; the notification stays in the app
-        notification_id = UUID(row["id"])
+        notification_id = UUID(row.id)
         mail = await asyncio.to_thread(self.compose, notification_id)
         if mail is None:
             return  # read or gone meanwhile
         message = OutboundMessage(
             message_id=notification_id,
-            conversation_id=UUID(row["conversation_id"])
-            if row.get("conversation_id")
-            else notification_id,
-            contact_id=UUID(row["contact_id"]) if row.get("contact_id") else notification_id,
+            conversation_id=UUID(row.conversation_id) if row.conversation_id else notification_id,
+            contact_id=UUID(row.contact_id) if row.contact_id else notification_id,
             channel="email",
-            recipient=row["email"],
-            recipient_name=row.get("name") or "",
+            recipient=row.email,
+            recipient_name=row.name or "",
             subject=mail.subject,
             own_subject=True,
             text=mail.text,
         )
         try:
-            provider_id = await self.hub.adapter(inboxes[0]).send(message)
+            answer = await self.channels.adapter(inboxes[0]).send(message)
         except DeliveryError as error:
             log.warning("notification %s not e-mailed: %s", notification_id, error)
             if error.permanent:
                 await asyncio.to_thread(self._record, notification_id, f"failed: {error.reason}")
             return
+        provider_id = answer.provider_id if isinstance(answer, Sent) else answer
         await asyncio.to_thread(self._record, notification_id, provider_id)
 
     def compose(self, notification_id: UUID) -> NotificationMail | None:
         """The mail in the operator's language and time zone, naming and linking what it is about."""
-        rows = self.runtime.views.query(
-            "SELECT n.*, u.locale, u.timezone FROM notifications n"
-            " JOIN users u ON u.id = n.user_id WHERE n.id = ?",
-            [str(notification_id)],
-        )
-        if not rows:
+        note = for_mail(self.views, notification_id)
+        if note is None:
             return None
-        [note] = with_details(self.runtime.views, rows)
-        time_zone = str(note.get("timezone") or self.runtime.settings.timezone or "UTC")
-        return compose(note, self.hub.options.public_url, note.get("locale"), time_zone)
+        time_zone = str(note.get("timezone") or self.time_zone or "UTC")
+        return compose(note, self.public_url, note.get("locale"), time_zone)
 
     def _record(self, notification_id: UUID, provider_id: str) -> None:
-        def command(unit: Any) -> None:
+        def command(unit: UnitOfWork) -> None:
             notification = unit.get(notification_id, Notification)
             if not notification.emailed:
                 notification.mark_emailed(provider_id, ACTOR, str(notification_id))
 
-        self.runtime.app.writer.submit(command)
+        self.writer.submit(command)

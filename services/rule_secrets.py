@@ -15,16 +15,29 @@ the secret with `stored_secret` at call time.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from uuid import UUID, uuid4
 
+from threadline.domain.infrastructure.group_commit import Committed
 from threadline.domain.model.errors import InvalidInput
 
-if TYPE_CHECKING:
-    from threadline.domain.infrastructure.group_commit import Committed
-    from threadline.services.runtime import Runtime
-
 SECRET_MARK = "********"
+
+
+class SecretsStore(Protocol):
+    """The secret store (`channel_state.SecretStore`): secrets by slug and name."""
+
+    def get_all(self, slug: str) -> dict[str, str]: ...
+
+    def put(self, slug: str, values: dict[str, str]) -> None: ...
+
+
+class RuleLog(Protocol):
+    """Saves a rule definition to the log (`Threadline.save_rule`)."""
+
+    def save_rule(
+        self, definition: dict[str, Any], actor: str, rule_id: UUID | None = None
+    ) -> Committed[UUID]: ...
 
 
 def _slug(rule_id: UUID) -> str:
@@ -41,12 +54,13 @@ def is_reference(secret: str) -> bool:
     return secret.strip().startswith("${")
 
 
-def stored_secret(runtime: Runtime, rule_id: UUID, url: str) -> str | None:
-    secrets: dict[str, str] = runtime.channels.secrets.get_all(_slug(rule_id))
-    return secrets.get(_name(url))
+def stored_secret(secrets: SecretsStore, rule_id: UUID, url: str) -> str | None:
+    return secrets.get_all(_slug(rule_id)).get(_name(url))
 
 
-def store_secrets(runtime: Runtime, rule_id: UUID, definition: dict[str, Any]) -> dict[str, Any]:
+def store_secrets(
+    secrets: SecretsStore, rule_id: UUID, definition: dict[str, Any]
+) -> dict[str, Any]:
     """The definition to record: literal webhook secrets stored aside, `SECRET_MARK` instead."""
     actions: list[Any] = []
     to_store: dict[str, str] = {}
@@ -58,7 +72,7 @@ def store_secrets(runtime: Runtime, rule_id: UUID, definition: dict[str, Any]) -
             continue
         url = str(spec["url"])
         if secret == SECRET_MARK:
-            if _name(url) not in to_store and stored_secret(runtime, rule_id, url) is None:
+            if _name(url) not in to_store and stored_secret(secrets, rule_id, url) is None:
                 raise InvalidInput(
                     f"then[{index}].webhook.secret",
                     "no secret is stored for this URL; write the secret itself",
@@ -67,12 +81,13 @@ def store_secrets(runtime: Runtime, rule_id: UUID, definition: dict[str, Any]) -
             to_store[_name(url)] = secret
         actions.append({"webhook": {**spec, "secret": SECRET_MARK}})
     if to_store:
-        runtime.channels.secrets.put(_slug(rule_id), to_store)
+        secrets.put(_slug(rule_id), to_store)
     return {**definition, "then": actions}
 
 
 def save_rule(
-    runtime: Runtime,
+    secrets: SecretsStore,
+    rules: RuleLog,
     definition: dict[str, Any],
     actor: str,
     rule_id: UUID | None = None,
@@ -80,20 +95,19 @@ def save_rule(
     """`Application.save_rule` with the secrets kept out of the log (stored first: a crash
     between the two leaves an unused secret, never a rule whose secret is missing)."""
     wanted = rule_id or uuid4()
-    recorded = store_secrets(runtime, wanted, definition)
-    committed: Committed[UUID] = runtime.app.save_rule(recorded, actor, rule_id=wanted)
-    return committed
+    recorded = store_secrets(secrets, wanted, definition)
+    return rules.save_rule(recorded, actor, rule_id=wanted)
 
 
 def with_stored_secrets(
-    runtime: Runtime, rule_id: UUID, definition: dict[str, Any]
+    secrets: SecretsStore, rule_id: UUID, definition: dict[str, Any]
 ) -> dict[str, Any]:
     """The definition with `SECRET_MARK` replaced by the stored secret (the CLI export)."""
     actions = []
     for action in definition.get("then", []):
         spec = action.get("webhook") if isinstance(action, dict) else None
         if isinstance(spec, dict) and spec.get("secret") == SECRET_MARK:
-            secret = stored_secret(runtime, rule_id, str(spec.get("url")))
+            secret = stored_secret(secrets, rule_id, str(spec.get("url")))
             action = {"webhook": {**spec, "secret": secret or ""}}
         actions.append(action)
     return {**definition, "then": actions}

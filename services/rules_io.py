@@ -12,7 +12,6 @@ most `MAX_EXPANDED` characters and items once aliases are expanded — a 419-byt
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 from uuid import UUID, uuid4
@@ -20,6 +19,7 @@ from uuid import UUID, uuid4
 import yaml
 
 from threadline.domain.model.errors import InvalidInput
+from threadline.projections import automation
 from threadline.services.rule_secrets import save_rule, store_secrets, with_stored_secrets
 from threadline.services.runtime import Runtime
 from threadline.services.webhooks import destination_policy
@@ -90,17 +90,17 @@ def _expanded_size(document: Any) -> int:
 
 def export_rules(runtime: Runtime) -> tuple[str, tuple[int, int]]:
     templates = [
-        {"slug": row["slug"], "name": row["name"], "variants": json.loads(row["variants"])}
-        for row in runtime.views.query("SELECT * FROM templates ORDER BY slug")
+        {"slug": row.slug, "name": row.name, "variants": row.variants}
+        for row in automation.templates(runtime.views)
     ]
     rules = [
         {
-            "id": row["id"],
-            "enabled": bool(row["enabled"]),
+            "id": row.id,
+            "enabled": row.enabled,
             # The CLI file carries literal secrets again (the web export masks them).
-            **with_stored_secrets(runtime, UUID(row["id"]), json.loads(row["definition"])),
+            **with_stored_secrets(runtime.channels.secrets, UUID(row.id), row.definition),
         }
-        for row in runtime.views.query("SELECT * FROM rules ORDER BY name, id")
+        for row in automation.rules(runtime.views)
     ]
     document = {"templates": templates, "rules": rules}
     text = yaml.safe_dump(document, allow_unicode=True, sort_keys=False, width=100)
@@ -155,7 +155,7 @@ def import_rules(runtime: Runtime, text: str, actor: str) -> tuple[int, int]:
         prepared.append((rule_id or uuid4(), enabled, definition))
     for rule_id, _, definition in prepared:  # before anything is appended
         try:
-            store_secrets(runtime, rule_id, definition)
+            store_secrets(runtime.channels.secrets, rule_id, definition)
         except InvalidInput as error:
             raise RulesFileError(f"rules ({definition['name']}): {error}") from None
     for template in templates:
@@ -163,13 +163,13 @@ def import_rules(runtime: Runtime, text: str, actor: str) -> tuple[int, int]:
             template["slug"], template.get("name") or template["slug"], template["variants"], actor
         )
     for rule_id, enabled, definition in prepared:
-        saved = save_rule(runtime, definition, actor, rule_id=rule_id).value
+        saved = save_rule(
+            runtime.channels.secrets, runtime.app, definition, actor, rule_id=rule_id
+        ).value
         runtime.app.set_rule_enabled(saved, enabled, actor)
     runtime.wait_for_views(runtime.app.recorder.max_notification_id())
     return len(prepared), len(templates)
 
 
 def _template_known(runtime: Runtime, slug: str) -> bool:
-    return (
-        runtime.views.query_one("SELECT 1 AS hit FROM templates WHERE slug = ?", [slug]) is not None
-    )
+    return automation.template_exists(runtime.views, slug)

@@ -97,7 +97,7 @@ def relax_view_durability(factory: Any, writer: bool = True) -> ViewCache | None
 
     Returns the cache policy of the pool (None for PostgreSQL views).
     """
-    pool = getattr(getattr(factory, "datastore", None), "pool", None)
+    pool: Any = getattr(getattr(factory, "datastore", None), "pool", None)
     create = getattr(pool, "_create_connection", None)
     if create is None or type(pool).__module__ != "eventsourcing.sqlite":
         return None
@@ -124,7 +124,7 @@ def checkpoint(datastore: Any, name: str) -> bool:
     process; an explicit TRUNCATE checkpoint at a clean stop leaves the file whole and the
     `-wal` empty even when a reader elsewhere still has the database open.
     """
-    pool = getattr(datastore, "pool", None)
+    pool: Any = getattr(datastore, "pool", None)
     if type(pool).__module__ != "eventsourcing.sqlite" or pool.is_sqlite_memory_mode:
         return False
     try:

@@ -24,20 +24,23 @@ import logging
 import os
 import re
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import httpx
+from eventsourcing.application import Repository
 
 from threadline.channels.base import wait_or_stop
+from threadline.domain.infrastructure.group_commit import Command, Committed
+from threadline.domain.infrastructure.unit_of_work import UnitOfWork
 from threadline.domain.model.automation import WebhookCall
 from threadline.domain.model.rule import Rule
-from threadline.services.rule_secrets import SECRET_MARK, stored_secret
+from threadline.projections.automation import webhook_calls
+from threadline.projections.base import parse_ts
+from threadline.projections.sql import ViewReader
+from threadline.services.config import Settings
+from threadline.services.rule_secrets import SECRET_MARK, SecretsStore, stored_secret
 from threadline.triggers.destinations import DestinationPolicy, DestinationRefused
-
-if TYPE_CHECKING:
-    from threadline.services.config import Settings
-    from threadline.services.runtime import Runtime
 
 log = logging.getLogger("threadline.webhooks")
 
@@ -63,11 +66,30 @@ def resolve_secret(secret: str) -> str:
     return os.environ.get(match.group(1), "") if match else secret
 
 
+class CommandWriter(Protocol):
+    """Runs a command in the log's next batch (the application's group-commit writer)."""
+
+    def submit(self, command: Command[None]) -> Committed[None]: ...
+
+
 class WebhookWorker:
-    def __init__(self, runtime: Runtime, retry_seconds: float = FIRST_RETRY_SECONDS) -> None:
-        self.runtime = runtime
+    """Calls each requested webhook, records each attempt; reads rules and calls from the log."""
+
+    def __init__(
+        self,
+        repository: Repository[UUID],
+        writer: CommandWriter,
+        views: ViewReader,
+        secrets: SecretsStore,
+        policy: DestinationPolicy,
+        retry_seconds: float = FIRST_RETRY_SECONDS,
+    ) -> None:
+        self.repository = repository
+        self.writer = writer
+        self.views = views
+        self.secrets = secrets
         self.retry_seconds = retry_seconds
-        self.policy = destination_policy(runtime.settings)
+        self.policy = policy
 
     async def run(self, stop: asyncio.Event) -> None:
         async with httpx.AsyncClient(
@@ -85,25 +107,21 @@ class WebhookWorker:
                     await wait_or_stop(stop, POLL_SECONDS)
 
     def due(self) -> list[UUID]:
-        rows = self.runtime.views.query(
-            "SELECT id, attempts, updated_at FROM webhook_calls WHERE state = 'requested'"
-            " ORDER BY created_at LIMIT 50"
-        )
+        calls = webhook_calls(self.views, "requested", limit=50)
         now = datetime.now(UTC)
         ready = []
-        for row in rows:
-            attempts = int(row["attempts"])
+        for row in calls:
+            attempts = row.attempts
             if attempts:
-                last = datetime.strptime(row["updated_at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+                last = parse_ts(row.updated_at)
                 wait = timedelta(seconds=self.retry_seconds * 2 ** (attempts - 1))
-                if last.replace(tzinfo=UTC) + wait > now:
+                if last + wait > now:
                     continue
-            ready.append(UUID(row["id"]))
+            ready.append(UUID(row.id))
         return ready
 
     async def call(self, client: httpx.AsyncClient, call_id: UUID) -> None:
-        app = self.runtime.app
-        webhook: WebhookCall = await asyncio.to_thread(app.repository.get, call_id)
+        webhook: WebhookCall = await asyncio.to_thread(self.repository.get, call_id)
         if webhook.state != "requested":
             return
         created = await asyncio.to_thread(self._created_event, call_id)
@@ -159,7 +177,7 @@ class WebhookWorker:
         return target.copy_with(host=str(address)), extensions
 
     def _created_event(self, call_id: UUID) -> Any:
-        for event in self.runtime.app.repository.event_store.get(call_id, lte=1):
+        for event in self.repository.event_store.get(call_id, lte=1):
             return event
         raise LookupError(call_id)
 
@@ -167,19 +185,19 @@ class WebhookWorker:
         """The rule's secret for this call (the rule is the actor of the request)."""
         if not created.secret_set or not str(created.actor).startswith("rule:"):
             return ""
-        rule: Rule = self.runtime.app.repository.get(UUID(created.actor.split(":", 1)[1]))
+        rule: Rule = self.repository.get(UUID(created.actor.split(":", 1)[1]))
         for action in rule.definition.get("then", []):
             spec = action.get("webhook")
             if spec and spec.get("url") == created.url and spec.get("secret"):
                 if spec["secret"] == SECRET_MARK:
-                    return stored_secret(self.runtime, rule.id, created.url) or ""
+                    return stored_secret(self.secrets, rule.id, created.url) or ""
                 return resolve_secret(str(spec["secret"]))  # ${NAME}, or a rule saved before
         return ""
 
     def _record(self, call_id: UUID, status: int | None, error: str, done: bool) -> None:
-        def command(unit: Any) -> None:
+        def command(unit: UnitOfWork) -> None:
             webhook = unit.get(call_id, WebhookCall)
             if webhook.state == "requested":
                 webhook.attempted(status, error, done, ACTOR, str(call_id))
 
-        self.runtime.app.writer.submit(command)
+        self.writer.submit(command)

@@ -18,25 +18,31 @@ from uuid import UUID
 
 from threadline.triggers.business_hours import BusinessCalendar
 from threadline.triggers.conditions import ConditionError, evaluate, parse_duration
+from threadline.triggers.definition import RuleDefinition
 from threadline.triggers.events import TriggerEvent
-from threadline.triggers.rules import when_matches
 
 DEFAULT_MAX_DEPTH = 3
 
 
 @dataclass(frozen=True)
 class ActiveRule:
+    """A loaded rule: its stored definition and, parsed from it once, its typed `spec`."""
+
     id: UUID
     version: int
-    definition: dict[str, Any]
+    definition: Mapping[str, Any]
+    spec: RuleDefinition = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "spec", RuleDefinition.parse(self.definition))
 
     @property
     def priority(self) -> int:
-        return int(self.definition.get("priority", 100))
+        return self.spec.priority
 
     @property
     def name(self) -> str:
-        return str(self.definition.get("name", ""))
+        return self.spec.name
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,8 @@ def decide(
     channel = facts.get("event", {}).get("channel")
     decisions: list[Decision] = []
     for rule in sorted(rules, key=lambda r: (r.priority, r.name, str(r.id))):
-        if not when_matches(rule.definition, event.names, channel):
+        spec = rule.spec
+        if not spec.when.matches(event.names, channel):
             continue
         if event.actor == f"rule:{rule.id}":
             continue  # a rule's own output never sets the same rule off again
@@ -73,7 +80,7 @@ def decide(
         if depth >= max_depth:
             decisions.append(Decision(rule, "skip", f"rule chain deeper than {max_depth}: stopped"))
             continue
-        condition = rule.definition.get("if")
+        condition = spec.condition
         trace: list[Any] = []
         if condition is not None:
             try:
@@ -92,16 +99,16 @@ def decide(
             trace = list(result.explain())
             if not result.matched:
                 continue
-        after = rule.definition.get("after")
+        after = spec.after
         if after and not from_timer:
-            due = event.occurred_at + parse_duration(str(after["delay"]))
-            calendar_name = after.get("business_hours")
+            due = event.occurred_at + parse_duration(after.delay)
+            calendar_name = after.business_hours
             if calendar_name and calendars and calendar_name in calendars:
                 due = calendars[calendar_name].next_open(due)
             decisions.append(Decision(rule, "schedule", "", trace, due))
         else:
             decisions.append(Decision(rule, "fire", "", trace))
-        if any("stop" in action for action in rule.definition.get("then", [])):
+        if spec.stops:
             break
     return decisions
 

@@ -1,51 +1,22 @@
 """What a rule's `when` can name: the log's events, turned into trigger events with facts.
 
-Most names come straight from the event class (`DealStageChanged` is
-``deal.stage_changed``), so event types added by later issues (deals,
-contracts, payments) are usable in rules without a change here or in the
-evaluator. A few names are derived, because they are what people ask for:
-``lead.created`` (a contact created as a lead), ``form.submitted`` and
+Which event class answers to which names, and the facts each carries, is the table in
+`trigger_names`. A few names depend on the event's state, because they are what people
+ask for: ``lead.created`` (a contact created as a lead), ``form.submitted`` and
 ``call.received`` (special inbound messages), ``conversation.opened`` and
-``conversation.resolved`` (status changes), ``task.overdue``, ``birthday`` and
-``schedule`` (made by the timer loop, not by a single event).
+``conversation.resolved`` (status changes); `to_trigger_event` picks those.
+``task.overdue``, ``birthday`` and ``schedule`` are made by the timer loop, not by a
+single event.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-_WORDS = re.compile(r"[A-Z][a-z0-9]*")
-
-# The trigger names a rule may use beside the generated ones (checked when a rule is saved).
-DERIVED = (
-    "message.received",
-    "message.sent",
-    "lead.created",
-    "form.submitted",
-    "call.received",
-    "call.missed",
-    "conversation.opened",
-    "conversation.resolved",
-    "conversation.unanswered",
-    "task.created",
-    "task.due_soon",
-    "task.overdue",
-    "contact.attribute_changed",
-    "tag.added",
-    "birthday",
-    "schedule",
-    "deal.created",
-    "deal.stage_changed",
-    "deal.won",
-    "deal.lost",
-    "contract.expiring",
-    "payment.due",
-    "payment.overdue",
-)
+from threadline.triggers.trigger_names import EventTriggers, event_triggers
 
 
 @dataclass(frozen=True)
@@ -72,63 +43,32 @@ class TriggerEvent:
         )
 
 
-def generated_name(event: Any) -> str:
-    """`DealStageChanged` -> ``deal.stage_changed``; `MessageReceived` -> ``message.received``."""
-    words = [w.lower() for w in _WORDS.findall(type(event).__name__)]
-    if not words:
-        return "unknown"
-    return words[0] + ("." + "_".join(words[1:]) if len(words) > 1 else "")
-
-
 def to_trigger_event(event: Any, notification_id: int = 0) -> TriggerEvent | None:
     """Describe one domain event for the rules, or None for events rules never see."""
-    name = generated_name(event)
-    if name.startswith(
-        ("rule.", "timer.", "inbox.", "user.", "identity.", "attribute.", "calendar.", "template.")
-    ):
+    kind = type(event).__name__
+    triggers = event_triggers(kind)
+    if triggers is None:
         return None
     state = {k: _plain(v) for k, v in vars(event).items() if not k.startswith("_")}
     personal = state.pop("personal", None) or {}
-    facts: dict[str, Any] = {"type": name, **state, **_personal_facts(personal)}
-    names = [name]
+    facts: dict[str, Any] = {"type": triggers.name, **state, **_personal_facts(personal)}
     contact_id = _uuid(state.get("contact_id"))
     conversation_id = _uuid(state.get("conversation_id"))
-    kind = type(event).__name__
-    if kind == "ContactCreated":
+    specific = _specific_name(kind, triggers, state)
+    if kind in (
+        "ContactCreated",
+        "ContactAttributesChanged",
+        "ContactTagsAdded",
+        "ContactLifecycleChanged",
+    ):
         contact_id = event.originator_id
-        if state.get("lifecycle") == "lead":
-            names.insert(0, "lead.created")
-    elif kind in ("ContactAttributesChanged", "ContactTagsAdded", "ContactLifecycleChanged"):
-        contact_id = event.originator_id
-        if kind == "ContactAttributesChanged":
-            names.insert(0, "contact.attribute_changed")
-            facts["changed"] = sorted({**state.get("values", {}), **personal})
-        elif kind == "ContactTagsAdded":
-            names.insert(0, "tag.added")
-    elif kind == "MessageReceived":
-        metadata = state.get("metadata") or {}
-        if metadata.get("kind") == "form":
-            names.insert(0, "form.submitted")
-        elif metadata.get("kind") == "call":
-            names.insert(0, "call.received")
-    elif kind == "MessageSendRequested":
-        names.insert(0, "message.sent")
-    elif kind == "CallMissed":
-        names.insert(0, "call.missed")
-    elif kind == "ConversationStarted":
+    if kind == "ContactAttributesChanged":
+        facts["changed"] = sorted({**state.get("values", {}), **personal})
+    elif kind in ("ConversationStarted", "ConversationStatusChanged"):
         conversation_id = event.originator_id
-        names.insert(0, "conversation.opened")
-    elif kind == "ConversationStatusChanged":
-        conversation_id = event.originator_id
-        if state.get("status") == "open":
-            names.insert(0, "conversation.opened")
-        elif state.get("status") == "resolved":
-            names.insert(0, "conversation.resolved")
     elif kind.startswith("Task"):
-        contact_id = _uuid(state.get("contact_id"))
         facts["task_id"] = str(event.originator_id)
-    elif kind.startswith("Deal") and state.get("stage") in ("won", "lost"):
-        names.insert(0, f"deal.{state['stage']}")
+    names = [specific, triggers.name] if specific else [triggers.name]
     return TriggerEvent(
         names=tuple(dict.fromkeys(names)),
         cause_key=f"{event.originator_id}:{event.originator_version}",
@@ -141,6 +81,28 @@ def to_trigger_event(event: Any, notification_id: int = 0) -> TriggerEvent | Non
         notification_id=notification_id,
         extra={"originator_id": str(event.originator_id), "version": event.originator_version},
     )
+
+
+def _specific_name(kind: str, triggers: EventTriggers, state: dict[str, Any]) -> str | None:
+    """The more specific name (of the entry's `also`) this event answers to first, if any."""
+    name: str | None = None
+    if kind == "ContactCreated" and state.get("lifecycle") == "lead":
+        name = "lead.created"
+    elif kind == "ContactAttributesChanged":
+        name = "contact.attribute_changed"
+    elif kind == "ContactTagsAdded":
+        name = "tag.added"
+    elif kind == "MessageReceived":
+        name = {"form": "form.submitted", "call": "call.received"}.get(
+            str((state.get("metadata") or {}).get("kind"))
+        )
+    elif kind == "MessageSendRequested":
+        name = "message.sent"
+    elif kind in ("ConversationStarted", "ConversationStatusChanged"):
+        status = state.get("status", "open")
+        name = {"open": "conversation.opened", "resolved": "conversation.resolved"}.get(str(status))
+    assert name is None or name in triggers.also, f"{name} is not in the table for {kind}"
+    return name
 
 
 def _personal_facts(personal: dict[str, Any]) -> dict[str, Any]:

@@ -9,15 +9,19 @@ so `contact.attribute_changed` with `staff >= 500` sees the value that change se
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
 from threadline.domain.model.contact import first_name_of
-from threadline.projections.queries import Queries
+from threadline.projections.contact_card import company_facts
+from threadline.projections.inbox import conversation_facts
+from threadline.projections.queries import Queries, contact_in_filter
 from threadline.projections.segments import build_contact_filter, pairs_of
+from threadline.projections.sql import ViewReader
 from threadline.projections.tasks import open_tasks_of_conversation
+from threadline.projections.users import user
 from threadline.triggers.events import TriggerEvent
 
 ContactAsOf = Callable[[str, int], Any]
@@ -30,6 +34,7 @@ OWN_FIELDS = ("display_name", "lifecycle", "attributes", "tags", "responsible_id
 class FactReader:
     def __init__(self, queries: Queries, contact_as_of: ContactAsOf | None = None) -> None:
         self.queries = queries
+        self.views: ViewReader = queries.db
         self.contact_as_of = contact_as_of
 
     def facts(self, event: TriggerEvent, now: datetime | None = None) -> dict[str, Any]:
@@ -38,35 +43,21 @@ class FactReader:
             contact = self._as_of_event(contact, event)
         company: dict[str, Any] = {}
         if contact.get("company_id"):
-            row = self.queries.db.query_one(
-                "SELECT id, name, attributes FROM companies WHERE id = ?", [contact["company_id"]]
-            )
-            if row is not None:
-                company = {
-                    "id": row["id"],
-                    "name": row["name"],
-                    "attributes": json.loads(row["attributes"] or "{}"),
-                }
+            found = company_facts(self.views, str(contact["company_id"]))
+            if found is not None:
+                company = asdict(found)
         conversation: dict[str, Any] = {}
         if event.conversation_id:
-            row = self.queries.db.query_one(
-                "SELECT id, channel, subject, status, assignee_id, thread_key, message_count,"
-                " unread_count, last_direction"
-                " FROM inbox_conversations WHERE id = ?",
-                [str(event.conversation_id)],
-            )
-            conversation = dict(row) if row else {}
-            if conversation:
-                conversation["open_task_count"] = open_tasks_of_conversation(
-                    self.queries.db, conversation["id"]
-                )
+            shown = conversation_facts(self.views, event.conversation_id)
+            if shown is not None:
+                conversation = asdict(shown)
+                conversation["open_task_count"] = open_tasks_of_conversation(self.views, shown.id)
         operator: dict[str, Any] = {}
         owner = conversation.get("assignee_id") or contact.get("responsible_id")
         if owner:
-            row = self.queries.db.query_one(
-                "SELECT id, name, email FROM users WHERE id = ?", [owner]
-            )
-            operator = dict(row) if row else {}
+            account = user(self.views, str(owner))
+            if account is not None:
+                operator = {"id": account.id, "name": account.name, "email": account.email}
         return {
             "event": event.facts,
             "contact": contact,
@@ -97,7 +88,7 @@ class FactReader:
         if card is None:
             return {}
         identities = card.get("identities", [])
-        first = {}
+        first: dict[str, str] = {}
         for identity in identities:
             first.setdefault(identity["kind"], identity["value"])
         return {
@@ -112,8 +103,4 @@ class FactReader:
 
     def in_segment(self, contact_id: str, segment: dict[str, Any], registry: Any) -> bool:
         flt = build_contact_filter(pairs_of(segment), registry, field_prefix="segment")
-        where, params = flt.where()
-        row = self.queries.db.query_one(
-            f"SELECT 1 AS hit FROM contacts c WHERE c.id = ? AND ({where})", [contact_id, *params]
-        )
-        return row is not None
+        return contact_in_filter(self.views, contact_id, flt)

@@ -1041,10 +1041,10 @@ def prepare_context(context: Mapping[str, Any]) -> dict[str, Any]:
     # A first name given (the rule facts) or derived is checked the same way, so a phone
     # number or an address never greets anybody, whichever path built the contact.
     named = contact.get("first_name") if "first_name" in contact else contact.get("display_name")
-    values = [
+    identity_values = [
         str(i.get("value", "")) for i in contact.get("identities") or () if isinstance(i, Mapping)
     ]
-    contact["first_name"] = first_name_of(named, values) if isinstance(named, str) else ""
+    contact["first_name"] = first_name_of(named, identity_values) if isinstance(named, str) else ""
     values: dict[str, Any] = {}
     for root, spec in SCHEMA.items():
         value = contact if root == "contact" else given.get(root)

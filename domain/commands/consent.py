@@ -3,23 +3,20 @@
 Opt-outs are recorded by the system when a client writes STOP or follows an
 unsubscribe link (`ContactOptedOut`); only a person may undo one, and the reason
 they give travels in the `ContactOptedIn` event, so an auditor sees who overrode
-a client's STOP and why. A mixin of `Threadline`, like the other command modules.
+a client's STOP and why. A mixin of `Threadline`, like every command module.
 """
 
 from __future__ import annotations
 
 from uuid import UUID, uuid4
 
-from threadline.domain.infrastructure.group_commit import Committed, GroupCommitWriter
+from threadline.domain.commands.base import Commands
+from threadline.domain.infrastructure.group_commit import Committed
 from threadline.domain.infrastructure.unit_of_work import UnitOfWork
-from threadline.domain.model.contact import Contact
-
-MAX_MERGE_HOPS = 10
+from threadline.domain.model.contact import Contact, survivor
 
 
-class ConsentCommands:
-    writer: GroupCommitWriter
-
+class ConsentCommands(Commands):
     def opt_in_contact(
         self, contact_id: UUID, channel: str, reason: str, actor: str
     ) -> Committed[UUID]:
@@ -31,11 +28,7 @@ class ConsentCommands:
         correlation_id = str(uuid4())
 
         def command(unit: UnitOfWork) -> UUID:
-            contact = unit.get(contact_id, Contact)
-            hops = 0
-            while contact.merged_into is not None and hops < MAX_MERGE_HOPS:
-                contact = unit.get(contact.merged_into, Contact)
-                hops += 1
+            contact = survivor(unit.get(contact_id, Contact), lambda i: unit.get(i, Contact))
             contact.opt_in(channel, reason, actor, correlation_id)
             return UUID(str(contact.id))
 

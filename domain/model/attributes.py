@@ -145,7 +145,11 @@ class AttributeRegistry(Aggregate):
     def create_id(**_: Any) -> UUID:
         return REGISTRY_ID
 
-    @event("AttributeRegistryCreated")
+    class AttributeRegistryCreated(Aggregate.Created):
+        actor: str
+        correlation_id: str
+
+    @event(AttributeRegistryCreated)
     def __init__(self, actor: str, correlation_id: str) -> None:
         self.definitions: dict[str, dict[str, Any]] = {}
 
@@ -169,7 +173,12 @@ class AttributeRegistry(Aggregate):
             )
         self._attribute_defined(definition.as_dict(), actor, correlation_id)
 
-    @event("AttributeDefined")
+    class AttributeDefined(Aggregate.Event):
+        definition: dict[str, Any]
+        actor: str
+        correlation_id: str
+
+    @event(AttributeDefined)
     def _attribute_defined(
         self, definition: dict[str, Any], actor: str, correlation_id: str
     ) -> None:

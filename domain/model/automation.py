@@ -52,12 +52,21 @@ class Notification(Aggregate):
         self.read = False
         self.emailed = False
 
-    @event("NotificationEmailed")
+    class NotificationEmailed(Aggregate.Event):
+        provider_id: str
+        actor: str
+        correlation_id: str
+
+    @event(NotificationEmailed)
     def mark_emailed(self, provider_id: str, actor: str, correlation_id: str) -> None:
         """The e-mail copy went out (operators' notifications are sent at least once)."""
         self.emailed = True
 
-    @event("NotificationRead")
+    class NotificationRead(Aggregate.Event):
+        actor: str
+        correlation_id: str
+
+    @event(NotificationRead)
     def mark_read(self, actor: str, correlation_id: str) -> None:
         self.read = True
 
@@ -65,7 +74,14 @@ class Notification(Aggregate):
 class WebhookCall(Aggregate):
     """A rule's call to an outside URL; the webhook worker makes it and records the answer."""
 
-    @event("WebhookRequested")
+    class WebhookRequested(Aggregate.Created):
+        url: str
+        payload: dict[str, Any]
+        secret_set: bool
+        actor: str
+        correlation_id: str
+
+    @event(WebhookRequested)
     def __init__(
         self,
         id: UUID,
@@ -79,7 +95,14 @@ class WebhookCall(Aggregate):
         self.state = "requested"
         self.attempts = 0
 
-    @event("WebhookAttempted")
+    class WebhookAttempted(Aggregate.Event):
+        status: int | None
+        error: str
+        done: bool
+        actor: str
+        correlation_id: str
+
+    @event(WebhookAttempted)
     def attempted(
         self, status: int | None, error: str, done: bool, actor: str, correlation_id: str
     ) -> None:

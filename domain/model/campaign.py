@@ -28,22 +28,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
-from uuid import UUID, uuid4, uuid5
+from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from threadline.domain.infrastructure.group_commit import Committed, GroupCommitWriter
-from threadline.domain.infrastructure.unit_of_work import UnitOfWork
-from threadline.domain.model.contact import Contact
-from threadline.domain.model.conversation import (
-    Conversation,
-    ConversationStatus,
-    conversation_id_for,
-)
 from threadline.domain.model.errors import Conflict, InvalidInput
 from threadline.domain.model.inbox import clean_slug
-from threadline.domain.model.message import Message
-from threadline.domain.model.template import Template, template_id_for
+from threadline.domain.model.template import template_id_for
 
 CAMPAIGN_CHANNELS = ("email", "sms", "telegram", "same")
 # The conversation channels a campaign message can go out on ("same" picks one of them).
@@ -86,7 +77,17 @@ def campaign_message_id(recipient_id: UUID) -> UUID:
 class Campaign(Aggregate):
     """A template, a segment, a channel and a throttle; started, paused, resumed, finished."""
 
-    @event("CampaignCreated")
+    class CampaignCreated(Aggregate.Created):
+        name: str
+        template_slug: str
+        template_id: UUID
+        segment: dict[str, Any]
+        channel: str
+        per_minute: int | None
+        actor: str
+        correlation_id: str
+
+    @event(CampaignCreated)
     def __init__(
         self,
         id: UUID,
@@ -112,13 +113,31 @@ class Campaign(Aggregate):
         self.cursor = ""
         self.total: int | None = None
 
-    @event("CampaignStarted")
     def start(self, template_version: int, actor: str, correlation_id: str) -> None:
+        """Start reading the audience; only a draft starts (`Conflict` otherwise)."""
+        if self.state != CampaignState.DRAFT.value:
+            raise Conflict(f"campaign {self.id} is already {self.state}")
+        self._started(template_version, actor, correlation_id)
+
+    class CampaignStarted(Aggregate.Event):
+        template_version: int
+        actor: str
+        correlation_id: str
+
+    @event(CampaignStarted)
+    def _started(self, template_version: int, actor: str, correlation_id: str) -> None:
         """The template version is fixed here, so every recipient gets the same text."""
         self.state = CampaignState.RESOLVING.value
         self.template_version = template_version
 
-    @event("CampaignAudienceQueued")
+    class CampaignAudienceQueued(Aggregate.Event):
+        count: int
+        queued: int
+        cursor: str
+        actor: str
+        correlation_id: str
+
+    @event(CampaignAudienceQueued)
     def audience_queued(
         self, count: int, queued: int, cursor: str, actor: str, correlation_id: str
     ) -> None:
@@ -126,25 +145,64 @@ class Campaign(Aggregate):
         self.queued = queued
         self.cursor = cursor
 
-    @event("CampaignAudienceResolved")
+    class CampaignAudienceResolved(Aggregate.Event):
+        total: int
+        actor: str
+        correlation_id: str
+
+    @event(CampaignAudienceResolved)
     def audience_resolved(self, total: int, actor: str, correlation_id: str) -> None:
         self.state = CampaignState.SENDING.value
         self.total = total
 
-    @event("CampaignPaused")
     def pause(self, actor: str, correlation_id: str) -> None:
+        """Hold the sending (nothing recorded if paused already); `Conflict` unless running."""
+        if not self.running:
+            raise Conflict(f"campaign {self.id} is {self.state}: nothing to pause")
+        if not self.paused:
+            self._paused(actor, correlation_id)
+
+    class CampaignPaused(Aggregate.Event):
+        actor: str
+        correlation_id: str
+
+    @event(CampaignPaused)
+    def _paused(self, actor: str, correlation_id: str) -> None:
         self.paused = True
 
-    @event("CampaignResumed")
     def resume(self, actor: str, correlation_id: str) -> None:
+        """Go on sending (nothing recorded if not paused); `Conflict` unless running."""
+        if not self.running:
+            raise Conflict(f"campaign {self.id} is {self.state}: nothing to resume")
+        if self.paused:
+            self._resumed(actor, correlation_id)
+
+    class CampaignResumed(Aggregate.Event):
+        actor: str
+        correlation_id: str
+
+    @event(CampaignResumed)
+    def _resumed(self, actor: str, correlation_id: str) -> None:
         self.paused = False
 
-    @event("CampaignFinished")
+    class CampaignFinished(Aggregate.Event):
+        reason: str
+        actor: str
+        correlation_id: str
+
+    @event(CampaignFinished)
     def finish(self, reason: str, actor: str, correlation_id: str) -> None:
         """Every recipient was handled (`reason` is empty), or the campaign cannot go on."""
         self.state = CampaignState.FINISHED.value
 
-    @event("CampaignTestSent")
+    class CampaignTestSent(Aggregate.Event):
+        contact_id: UUID
+        message_id: UUID
+        channel: str
+        actor: str
+        correlation_id: str
+
+    @event(CampaignTestSent)
     def test_sent(
         self, contact_id: UUID, message_id: UUID, channel: str, actor: str, correlation_id: str
     ) -> None:
@@ -154,11 +212,26 @@ class Campaign(Aggregate):
     def running(self) -> bool:
         return self.state in (CampaignState.RESOLVING.value, CampaignState.SENDING.value)
 
+    def hold(self) -> SendOutcome | None:
+        """Why no recipient may be sent to or skipped now (stopped, paused), or None."""
+        if self.state != CampaignState.SENDING.value:
+            return SendOutcome.STOPPED
+        if self.paused:
+            return SendOutcome.PAUSED
+        return None
+
 
 class CampaignRecipient(Aggregate):
     """One contact of a campaign's audience: queued, then sent or skipped (with the reason)."""
 
-    @event("CampaignRecipientQueued")
+    class CampaignRecipientQueued(Aggregate.Created):
+        campaign_id: UUID
+        contact_id: UUID
+        channel: str
+        actor: str
+        correlation_id: str
+
+    @event(CampaignRecipientQueued)
     def __init__(
         self,
         id: UUID,
@@ -174,7 +247,14 @@ class CampaignRecipient(Aggregate):
         self.state = RecipientState.QUEUED.value
         self.message_id: UUID | None = None
 
-    @event("CampaignRecipientSent")
+    class CampaignRecipientSent(Aggregate.Event):
+        message_id: UUID
+        channel: str
+        contact_id: UUID
+        actor: str
+        correlation_id: str
+
+    @event(CampaignRecipientSent)
     def mark_sent(
         self,
         message_id: UUID,
@@ -188,7 +268,12 @@ class CampaignRecipient(Aggregate):
         self.state = RecipientState.SENT.value
         self.message_id = message_id
 
-    @event("CampaignRecipientSkipped")
+    class CampaignRecipientSkipped(Aggregate.Event):
+        reason: str
+        actor: str
+        correlation_id: str
+
+    @event(CampaignRecipientSkipped)
     def skip(self, reason: str, actor: str, correlation_id: str) -> None:
         self.state = RecipientState.SKIPPED.value
 
@@ -223,271 +308,3 @@ def template_id_of(slug: str) -> tuple[str, UUID]:
     except InvalidInput:
         raise InvalidInput("template", "not a template slug") from None
     return cleaned, template_id_for(cleaned)
-
-
-def survivor(unit: UnitOfWork, contact: Contact) -> Contact:
-    """The contact a merged duplicate now lives on (a few hops at most)."""
-    hops = 0
-    while contact.merged_into is not None and hops < 10:
-        contact = unit.get(contact.merged_into, Contact)
-        hops += 1
-    return contact
-
-
-def automatic_conversation(
-    unit: UnitOfWork, contact: Contact, channel: str, actor: str, correlation_id: str
-) -> Conversation:
-    """The contact's automatic thread on `channel` (shared with rules), started if missing.
-
-    A thread a campaign starts is marked pending (written to, waiting for the client), as
-    an operator's reply marks it, so a large campaign does not fill the open inbox; the
-    client's answer reopens it.
-    """
-    wanted = conversation_id_for(contact.id, channel, AUTOMATIC_THREAD)
-    existing = unit.find(wanted, Conversation)
-    if existing is not None:
-        return existing
-    conversation = unit.add(
-        Conversation(
-            id=wanted,
-            contact_id=contact.id,
-            channel=channel,
-            thread_key=AUTOMATIC_THREAD,
-            personal={"subject": ""},
-            actor=actor,
-            correlation_id=correlation_id,
-        )
-    )
-    conversation.change_status(ConversationStatus.PENDING.value, None, actor, correlation_id)
-    return conversation
-
-
-class CampaignCommands:
-    """The campaign commands of the application (the sender in services/ submits most)."""
-
-    writer: GroupCommitWriter
-
-    def create_campaign(
-        self,
-        name: str,
-        template: str,
-        segment: dict[str, Any],
-        channel: str,
-        per_minute: int | None,
-        actor: str,
-    ) -> Committed[UUID]:
-        """Record a draft; the segment is checked by the caller (it is the views' language)."""
-        cleaned = check_campaign_input(name, channel, per_minute)
-        slug, template_id = template_id_of(template)
-        new_id = uuid4()
-        correlation_id = str(new_id)
-
-        def command(unit: UnitOfWork) -> UUID:
-            if unit.find(template_id, Template) is None:
-                raise InvalidInput("template", f"no template with the slug {slug!r}")
-            unit.add(
-                Campaign(
-                    id=new_id,
-                    name=cleaned,
-                    template_slug=slug,
-                    template_id=template_id,
-                    segment=dict(segment),
-                    channel=channel,
-                    per_minute=per_minute,
-                    actor=actor,
-                    correlation_id=correlation_id,
-                )
-            )
-            return new_id
-
-        return self.writer.submit(command)
-
-    def start_campaign(self, campaign_id: UUID, actor: str) -> Committed[None]:
-        def command(unit: UnitOfWork) -> None:
-            campaign = unit.get(campaign_id, Campaign)
-            if campaign.state != CampaignState.DRAFT.value:
-                raise Conflict(f"campaign {campaign_id} is already {campaign.state}")
-            template = unit.get(campaign.template_id, Template)
-            campaign.start(template.version, actor, str(campaign_id))
-
-        return self.writer.submit(command)
-
-    def pause_campaign(self, campaign_id: UUID, actor: str) -> Committed[None]:
-        def command(unit: UnitOfWork) -> None:
-            campaign = unit.get(campaign_id, Campaign)
-            if not campaign.running:
-                raise Conflict(f"campaign {campaign_id} is {campaign.state}: nothing to pause")
-            if not campaign.paused:
-                campaign.pause(actor, str(campaign_id))
-
-        return self.writer.submit(command)
-
-    def resume_campaign(self, campaign_id: UUID, actor: str) -> Committed[None]:
-        def command(unit: UnitOfWork) -> None:
-            campaign = unit.get(campaign_id, Campaign)
-            if not campaign.running:
-                raise Conflict(f"campaign {campaign_id} is {campaign.state}: nothing to resume")
-            if campaign.paused:
-                campaign.resume(actor, str(campaign_id))
-
-        return self.writer.submit(command)
-
-    def queue_campaign_recipients(
-        self, campaign_id: UUID, entries: list[tuple[UUID, str]], cursor: str, actor: str
-    ) -> Committed[int]:
-        """Queue one batch of the audience (contact id, channel); contacts queued before are
-        left alone, so reading the segment again after a restart adds nobody twice."""
-
-        def command(unit: UnitOfWork) -> int:
-            campaign = unit.get(campaign_id, Campaign)
-            if campaign.state != CampaignState.RESOLVING.value:
-                return 0
-            ids = [recipient_id_for(campaign_id, contact_id) for contact_id, _ in entries]
-            unit.prefetch(ids)
-            added = 0
-            for (contact_id, channel), recipient_id in zip(entries, ids, strict=True):
-                if unit.exists(recipient_id):
-                    continue
-                unit.add(
-                    CampaignRecipient(
-                        id=recipient_id,
-                        campaign_id=campaign_id,
-                        contact_id=contact_id,
-                        channel=channel,
-                        actor=actor,
-                        correlation_id=str(campaign_id),
-                    )
-                )
-                added += 1
-            campaign.audience_queued(
-                added, campaign.queued + added, cursor, actor, str(campaign_id)
-            )
-            return added
-
-        return self.writer.submit(command)
-
-    def complete_campaign_audience(self, campaign_id: UUID, actor: str) -> Committed[int]:
-        def command(unit: UnitOfWork) -> int:
-            campaign = unit.get(campaign_id, Campaign)
-            if campaign.state == CampaignState.RESOLVING.value:
-                campaign.audience_resolved(campaign.queued, actor, str(campaign_id))
-            return campaign.queued
-
-        return self.writer.submit(command)
-
-    def send_campaign_message(self, send: CampaignSend, actor: str) -> Committed[SendOutcome]:
-        """Record the message and mark the recipient sent, in one transaction, or say why not."""
-
-        def command(unit: UnitOfWork) -> SendOutcome:
-            recipient = unit.get(send.recipient_id, CampaignRecipient)
-            if recipient.state != RecipientState.QUEUED.value:
-                return SendOutcome.ALREADY
-            campaign = unit.get(recipient.campaign_id, Campaign)
-            correlation_id = str(campaign.id)
-            if campaign.state != CampaignState.SENDING.value:
-                return SendOutcome.STOPPED
-            if campaign.paused:
-                return SendOutcome.PAUSED
-            contact = survivor(unit, unit.get(recipient.contact_id, Contact))
-            if contact.id != send.contact_id:
-                return SendOutcome.STALE
-            if contact.id != recipient.contact_id and unit.exists(
-                recipient_id_for(campaign.id, contact.id)
-            ):
-                recipient.skip(
-                    f"merged into contact {contact.id}, a recipient of this campaign too",
-                    actor,
-                    correlation_id,
-                )
-                return SendOutcome.SKIPPED
-            if contact.has_opted_out(send.channel):
-                recipient.skip(
-                    f"opted out of automatic messages on {send.channel}", actor, correlation_id
-                )
-                return SendOutcome.SKIPPED
-            message_id = campaign_message_id(recipient.id)
-            if unit.exists(message_id):
-                return SendOutcome.ALREADY
-            conversation = automatic_conversation(
-                unit, contact, send.channel, actor, correlation_id
-            )
-            unit.add(
-                Message.request_send(
-                    id=message_id,
-                    conversation_id=conversation.id,
-                    contact_id=contact.id,
-                    channel=send.channel,
-                    personal=dict(send.personal),
-                    attachments=[],
-                    actor=actor,
-                    correlation_id=correlation_id,
-                )
-            )
-            recipient.mark_sent(message_id, send.channel, contact.id, actor, correlation_id)
-            return SendOutcome.SENT
-
-        return self.writer.submit(command)
-
-    def skip_campaign_recipient(
-        self, recipient_id: UUID, reason: str, actor: str
-    ) -> Committed[SendOutcome]:
-        """Record why a recipient gets nothing (only while the campaign runs unpaused)."""
-
-        def command(unit: UnitOfWork) -> SendOutcome:
-            recipient = unit.get(recipient_id, CampaignRecipient)
-            if recipient.state != RecipientState.QUEUED.value:
-                return SendOutcome.ALREADY
-            campaign = unit.get(recipient.campaign_id, Campaign)
-            if campaign.state != CampaignState.SENDING.value:
-                return SendOutcome.STOPPED
-            if campaign.paused:
-                return SendOutcome.PAUSED
-            recipient.skip(reason, actor, str(recipient.campaign_id))
-            return SendOutcome.SKIPPED
-
-        return self.writer.submit(command)
-
-    def finish_campaign(self, campaign_id: UUID, reason: str, actor: str) -> Committed[bool]:
-        def command(unit: UnitOfWork) -> bool:
-            campaign = unit.get(campaign_id, Campaign)
-            if campaign.state == CampaignState.FINISHED.value:
-                return False
-            campaign.finish(reason, actor, str(campaign_id))
-            return True
-
-        return self.writer.submit(command)
-
-    def send_campaign_test(
-        self,
-        campaign_id: UUID,
-        contact_id: UUID,
-        channel: str,
-        personal: dict[str, Any],
-        actor: str,
-    ) -> Committed[UUID]:
-        """One trial message to one contact, recorded on the campaign, not as a recipient."""
-        message_id = uuid4()
-        correlation_id = str(campaign_id)
-
-        def command(unit: UnitOfWork) -> UUID:
-            campaign = unit.get(campaign_id, Campaign)
-            contact = survivor(unit, unit.get(contact_id, Contact))
-            if contact.has_opted_out(channel):
-                raise Conflict(f"the contact opted out of automatic messages on {channel}")
-            conversation = automatic_conversation(unit, contact, channel, actor, correlation_id)
-            unit.add(
-                Message.request_send(
-                    id=message_id,
-                    conversation_id=conversation.id,
-                    contact_id=contact.id,
-                    channel=channel,
-                    personal=dict(personal),
-                    attachments=[],
-                    actor=actor,
-                    correlation_id=correlation_id,
-                )
-            )
-            campaign.test_sent(contact.id, message_id, channel, actor, correlation_id)
-            return message_id
-
-        return self.writer.submit(command)

@@ -7,14 +7,14 @@ can encrypt exactly that part and forgetting a client never breaks the log.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from threadline.domain.model.errors import InvalidInput
+from threadline.domain.model.errors import Conflict, InvalidInput
 
 
 class Lifecycle(StrEnum):
@@ -34,6 +34,8 @@ SOURCE_KEYS = (
 )
 MAX_TAG_LENGTH = 64
 MAX_REASON_LENGTH = 500
+# A merge chain longer than this is a bug (merges refuse merged contacts); stop rather than loop.
+MAX_MERGE_HOPS = 10
 
 
 def clean_source(source: dict[str, Any] | None) -> dict[str, Any]:
@@ -78,6 +80,14 @@ def first_name_of(display_name: str, identities: Iterable[str] = ()) -> str:
     return first
 
 
+def clean_lifecycle(value: str) -> Lifecycle:
+    """The lifecycle stage named `value`; `InvalidInput` names the stages otherwise."""
+    try:
+        return Lifecycle(value)
+    except ValueError:
+        raise InvalidInput("lifecycle", f"one of {[v.value for v in Lifecycle]}") from None
+
+
 def clean_tag(tag: str) -> str:
     cleaned = " ".join(str(tag).split()).lower()
     if not cleaned or len(cleaned) > MAX_TAG_LENGTH:
@@ -88,7 +98,15 @@ def clean_tag(tag: str) -> str:
 class Contact(Aggregate):
     """A client or lead, with identities, typed attributes, tags, owner and source."""
 
-    @event("ContactCreated")
+    class ContactCreated(Aggregate.Created):
+        personal: dict[str, Any]
+        lifecycle: str
+        source: dict[str, Any]
+        responsible_id: UUID | None
+        actor: str
+        correlation_id: str
+
+    @event(ContactCreated)
     def __init__(
         self,
         personal: dict[str, Any],
@@ -113,17 +131,34 @@ class Contact(Aggregate):
     def has_identity(self, kind: str, value: str) -> bool:
         return any(i["kind"] == kind and i["value"] == value for i in self.identities)
 
-    @event("ContactIdentityAdded")
+    class ContactIdentityAdded(Aggregate.Event):
+        kind: str
+        personal: dict[str, Any]
+        actor: str
+        correlation_id: str
+
+    @event(ContactIdentityAdded)
     def add_identity(
         self, kind: str, personal: dict[str, Any], actor: str, correlation_id: str
     ) -> None:
         self.identities.append({"kind": kind, "value": personal["value"]})
 
-    @event("ContactRenamed")
+    class ContactRenamed(Aggregate.Event):
+        personal: dict[str, Any]
+        actor: str
+        correlation_id: str
+
+    @event(ContactRenamed)
     def rename(self, personal: dict[str, Any], actor: str, correlation_id: str) -> None:
         self.display_name = personal["display_name"]
 
-    @event("ContactAttributesChanged")
+    class ContactAttributesChanged(Aggregate.Event):
+        values: dict[str, Any]
+        personal: dict[str, Any]
+        actor: str
+        correlation_id: str
+
+    @event(ContactAttributesChanged)
     def change_attributes(
         self,
         values: dict[str, Any],
@@ -137,29 +172,87 @@ class Contact(Aggregate):
             else:
                 self.attributes[key] = value
 
-    @event("ContactTagsAdded")
+    class ContactTagsAdded(Aggregate.Event):
+        tags: list[str]
+        actor: str
+        correlation_id: str
+
+    @event(ContactTagsAdded)
     def add_tags(self, tags: list[str], actor: str, correlation_id: str) -> None:
         self.tags = sorted(set(self.tags) | set(tags))
 
-    @event("ContactTagsRemoved")
+    class ContactTagsRemoved(Aggregate.Event):
+        tags: list[str]
+        actor: str
+        correlation_id: str
+
+    @event(ContactTagsRemoved)
     def remove_tags(self, tags: list[str], actor: str, correlation_id: str) -> None:
         self.tags = sorted(set(self.tags) - set(tags))
 
-    @event("ContactResponsibleAssigned")
+    class ContactResponsibleAssigned(Aggregate.Event):
+        responsible_id: UUID | None
+        actor: str
+        correlation_id: str
+
+    @event(ContactResponsibleAssigned)
     def assign_responsible(
         self, responsible_id: UUID | None, actor: str, correlation_id: str
     ) -> None:
         self.responsible_id = responsible_id
 
-    @event("ContactLifecycleChanged")
+    class ContactLifecycleChanged(Aggregate.Event):
+        lifecycle: str
+        actor: str
+        correlation_id: str
+
+    @event(ContactLifecycleChanged)
     def change_lifecycle(self, lifecycle: str, actor: str, correlation_id: str) -> None:
         self.lifecycle = lifecycle
 
-    @event("ContactCompanyLinked")
+    class ContactCompanyLinked(Aggregate.Event):
+        company_id: UUID | None
+        actor: str
+        correlation_id: str
+
+    @event(ContactCompanyLinked)
     def link_company(self, company_id: UUID | None, actor: str, correlation_id: str) -> None:
         self.company_id = company_id
 
-    @event("ContactMerged")
+    def absorb_duplicate(self, duplicate: Contact, actor: str, correlation_id: str) -> None:
+        """Merge `duplicate` into this contact: this one takes over what the duplicate has
+        and it does not (identities, tags, attribute values, responsible, source), and the
+        duplicate points here from then on. A contact already merged takes part in no merge.
+        """
+        for contact in (self, duplicate):
+            if contact.merged_into is not None:
+                raise Conflict(
+                    f"contact {contact.id} was already merged into {contact.merged_into}"
+                )
+        new_identities = [
+            i for i in duplicate.identities if not self.has_identity(i["kind"], i["value"])
+        ]
+        missing = {k: v for k, v in duplicate.attributes.items() if k not in self.attributes}
+        self.absorb(
+            duplicate.id,
+            [t for t in duplicate.tags if t not in self.tags],
+            {},
+            # Which attributes are personal is the registry's business; all taken-over
+            # values travel as personal so nothing personal can leak outside that field.
+            {"identities": new_identities, "attributes": missing},
+            duplicate.responsible_id if self.responsible_id is None else None,
+            duplicate.source if not self.source else {},
+            actor,
+            correlation_id,
+        )
+        duplicate.merge_into(self.id, actor, correlation_id)
+
+    class ContactMerged(Aggregate.Event):
+        survivor_id: UUID
+        actor: str
+        correlation_id: str
+
+    @event(ContactMerged)
     def merge_into(self, survivor_id: UUID, actor: str, correlation_id: str) -> None:
         """This contact was a duplicate; from now on everything of it belongs to the survivor.
 
@@ -168,7 +261,17 @@ class Contact(Aggregate):
         """
         self.merged_into = survivor_id
 
-    @event("ContactAbsorbed")
+    class ContactAbsorbed(Aggregate.Event):
+        duplicate_id: UUID
+        tags: list[str]
+        values: dict[str, Any]
+        personal: dict[str, Any]
+        responsible_id: UUID | None
+        source: dict[str, Any]
+        actor: str
+        correlation_id: str
+
+    @event(ContactAbsorbed)
     def absorb(
         self,
         duplicate_id: UUID,
@@ -196,7 +299,13 @@ class Contact(Aggregate):
         if source:
             self.source = source
 
-    @event("ContactOptedOut")
+    class ContactOptedOut(Aggregate.Event):
+        channel: str
+        reason: str
+        actor: str
+        correlation_id: str
+
+    @event(ContactOptedOut)
     def opt_out(self, channel: str, reason: str, actor: str, correlation_id: str) -> None:
         """No automatic message goes to this contact on `channel` (``*``: on any channel)."""
         self.opted_out = sorted({*self.opted_out, channel})
@@ -239,3 +348,21 @@ class Contact(Aggregate):
 
     def has_opted_out(self, channel: str) -> bool:
         return "*" in self.opted_out or channel in self.opted_out
+
+
+def survivor(
+    contact: Contact, load: Callable[[UUID], Contact], max_hops: int = MAX_MERGE_HOPS
+) -> Contact:
+    """The contact that `contact` now lives on: itself, or where its merges lead.
+
+    A merged duplicate keeps its id (identity claims and old threads point at it), so
+    whoever acts for a contact follows `merged_into` first. `load` reads a contact by
+    id (``lambda i: unit.get(i, Contact)`` in a command, ``repository.get`` outside
+    one). At most `max_hops` merges are followed: a chain that long (or a cycle) can
+    only come from a bug, and stopping there beats looping forever.
+    """
+    hops = 0
+    while contact.merged_into is not None and hops < max_hops:
+        contact = load(contact.merged_into)
+        hops += 1
+    return contact

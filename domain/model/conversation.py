@@ -66,11 +66,22 @@ class Conversation(Aggregate):
         self.assignee_id: UUID | None = None
         self.snoozed_until: datetime | None = None
 
-    @event("ConversationAssigned")
+    class ConversationAssigned(Aggregate.Event):
+        assignee_id: UUID | None
+        actor: str
+        correlation_id: str
+
+    @event(ConversationAssigned)
     def assign(self, assignee_id: UUID | None, actor: str, correlation_id: str) -> None:
         self.assignee_id = assignee_id
 
-    @event("ConversationStatusChanged")
+    class ConversationStatusChanged(Aggregate.Event):
+        status: str
+        snoozed_until: datetime | None
+        actor: str
+        correlation_id: str
+
+    @event(ConversationStatusChanged)
     def change_status(
         self,
         status: str,
@@ -81,6 +92,10 @@ class Conversation(Aggregate):
         self.status = status
         self.snoozed_until = snoozed_until
 
-    @event("ConversationRead")
+    class ConversationRead(Aggregate.Event):
+        actor: str
+        correlation_id: str
+
+    @event(ConversationRead)
     def mark_read(self, actor: str, correlation_id: str) -> None:
         """An operator has seen the thread; the inbox resets its unread count."""

@@ -7,7 +7,7 @@ so every change is audited and a submission can always be read against the
 definition that was in force.
 
 `FormDefinition.create` validates a definition on its own (names, types,
-options, URLs, origins); `FormCommands` adds what needs the store: that a
+options, URLs, origins); `threadline.domain.commands.forms` adds what needs the store: that a
 mapping to ``attributes.<key>`` names an attribute the registry defines.
 """
 
@@ -18,14 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
-from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from threadline.domain.infrastructure.group_commit import Committed, GroupCommitWriter
-from threadline.domain.infrastructure.unit_of_work import UnitOfWork
-from threadline.domain.model.attributes import REGISTRY_ID, AttributeRegistry, AttributeType
-from threadline.domain.model.errors import Conflict, InvalidInput, NotFound
+from threadline.domain.model.errors import InvalidInput
 from threadline.domain.model.inbox import clean_slug
 
 FORM_NAMESPACE = uuid5(NAMESPACE_URL, "https://threadline.dev/form")
@@ -396,7 +393,13 @@ def _rate_limit(value: Any) -> int:
 class Form(Aggregate):
     """A form's definition (as `FormDefinition.as_dict`) and whether it accepts submissions."""
 
-    @event("FormDefined")
+    class FormDefined(Aggregate.Created):
+        slug: str
+        definition: dict[str, Any]
+        actor: str
+        correlation_id: str
+
+    @event(FormDefined)
     def __init__(
         self,
         id: UUID,
@@ -409,116 +412,24 @@ class Form(Aggregate):
         self.definition = dict(definition)
         self.enabled = True
 
-    @event("FormChanged")
+    class FormChanged(Aggregate.Event):
+        definition: dict[str, Any]
+        actor: str
+        correlation_id: str
+
+    @event(FormChanged)
     def change(self, definition: dict[str, Any], actor: str, correlation_id: str) -> None:
         self.definition = dict(definition)
 
-    @event("FormEnabledChanged")
+    class FormEnabledChanged(Aggregate.Event):
+        enabled: bool
+        actor: str
+        correlation_id: str
+
+    @event(FormEnabledChanged)
     def set_enabled(self, enabled: bool, actor: str, correlation_id: str) -> None:
         self.enabled = enabled
 
     @property
     def spec(self) -> FormDefinition:
         return FormDefinition.from_dict(self.definition)
-
-
-def check_attribute_mapping(unit: UnitOfWork, definition: FormDefinition) -> None:
-    """Every ``attributes.<key>`` target must be a defined contact attribute the field can feed."""
-    mapped = definition.attribute_mapping()
-    if not mapped:
-        return
-    registry = unit.find(REGISTRY_ID, AttributeRegistry)
-    for name, key in mapped.items():
-        where = f"mapping.{name}"
-        try:
-            if registry is None:
-                raise InvalidInput(where, "")
-            attribute = registry.definition(key)
-        except InvalidInput:
-            raise InvalidInput(
-                where,
-                f"no contact attribute {key!r} is defined; define it first (POST /api/attributes)",
-            ) from None
-        form_field = definition.field(name)
-        if form_field is None:  # _clean_mapping already refused this
-            raise InvalidInput(where, "the form has no such field")
-        choices = (AttributeType.CHOICE, AttributeType.MULTI_CHOICE)
-        if form_field.type == "select" and attribute.type in choices:
-            unknown = [o for o in form_field.options if o not in attribute.options]
-            if unknown:
-                raise InvalidInput(
-                    where,
-                    f"options {unknown} are not among the attribute's {list(attribute.options)}",
-                )
-        if form_field.type == "checkbox" and attribute.type not in (
-            AttributeType.BOOLEAN,
-            AttributeType.TEXT,
-        ):
-            raise InvalidInput(where, "a checkbox feeds a boolean or text attribute")
-
-
-class FormCommands:
-    """Commands of web forms; a mixin of `Threadline`, submitted through the group-commit writer."""
-
-    writer: GroupCommitWriter
-
-    def define_form(self, definition: FormDefinition, actor: str) -> Committed[UUID]:
-        """Record a new form; `Conflict` when the slug is taken."""
-        form_id = form_id_for(definition.slug)
-        correlation_id = str(uuid4())
-
-        def command(unit: UnitOfWork) -> UUID:
-            if unit.exists(form_id):
-                raise Conflict(f"a form with slug {definition.slug!r} exists")
-            check_attribute_mapping(unit, definition)
-            unit.add(
-                Form(
-                    id=form_id,
-                    slug=definition.slug,
-                    definition=definition.as_dict(),
-                    actor=actor,
-                    correlation_id=correlation_id,
-                )
-            )
-            return form_id
-
-        return self.writer.submit(command)
-
-    def change_form(
-        self,
-        slug: str,
-        actor: str,
-        definition: FormDefinition | None = None,
-        enabled: bool | None = None,
-    ) -> Committed[UUID]:
-        """Replace the definition and/or switch the form on or off; records nothing unchanged."""
-        form_id = form_id_for(slug)
-        if definition is not None and definition.slug != clean_slug(slug):
-            raise InvalidInput("slug", "the slug of a form cannot change")
-        correlation_id = str(uuid4())
-
-        def command(unit: UnitOfWork) -> UUID:
-            form = unit.find(form_id, Form)
-            if form is None:
-                raise NotFound("form", slug)
-            if definition is not None:
-                check_attribute_mapping(unit, definition)
-                wanted = definition.as_dict()
-                if wanted != form.definition:
-                    form.change(wanted, actor, correlation_id)
-            if enabled is not None and enabled != form.enabled:
-                form.set_enabled(enabled, actor, correlation_id)
-            return form_id
-
-        return self.writer.submit(command)
-
-    def form(self, slug: str) -> Form | None:
-        """The form with this slug, read now (not through the writer); None if there is none."""
-        try:
-            form_id = form_id_for(slug)
-        except InvalidInput:
-            return None
-        from threadline.domain.infrastructure.unit_of_work import IdentityMap
-
-        unit = UnitOfWork(IdentityMap(self))  # type: ignore[arg-type]
-        return unit.find(form_id, Form)

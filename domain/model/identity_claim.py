@@ -31,13 +31,24 @@ class IdentityClaim(Aggregate):
             correlation_id=correlation_id,
         )
 
-    @event("IdentityClaimed")
+    class IdentityClaimed(Aggregate.Created):
+        kind: str
+        owner_id: UUID
+        actor: str
+        correlation_id: str
+
+    @event(IdentityClaimed)
     def __init__(
         self, id: UUID, kind: str, owner_id: UUID, actor: str, correlation_id: str
     ) -> None:
         self.kind = kind
         self.owner_id = owner_id
 
-    @event("IdentityClaimTransferred")
+    class IdentityClaimTransferred(Aggregate.Event):
+        owner_id: UUID
+        actor: str
+        correlation_id: str
+
+    @event(IdentityClaimTransferred)
     def transfer(self, owner_id: UUID, actor: str, correlation_id: str) -> None:
         self.owner_id = owner_id

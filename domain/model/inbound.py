@@ -1,7 +1,7 @@
-"""The normalised inbound message every channel produces, and its ingestion.
+"""The normalised inbound message every channel produces, and what its ingestion answers.
 
 Channels differ in everything but this: a sender with some identities, a
-provider dedup key, a thread, a body. `ingest_command` turns one such message
+provider dedup key, a thread, a body. `threadline.domain.commands.ingest` turns one such message
 into events: the contact is found by any identity it carries (or created as a
 lead with the channel as source), the conversation is found by thread (or
 started, or reopened), and the message is appended under an id derived from
@@ -11,24 +11,17 @@ the channel and dedup key, so a second delivery is reported as a duplicate.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
-from threadline.domain.infrastructure.unit_of_work import UnitOfWork
-from threadline.domain.model.contact import Contact, Lifecycle, clean_source
-from threadline.domain.model.conversation import (
-    Conversation,
-    ConversationStatus,
-    conversation_id_for,
-)
+from threadline.domain.model.contact import clean_source
 from threadline.domain.model.errors import InvalidInput
 from threadline.domain.model.html import sanitise_html
 from threadline.domain.model.identities import Identity, normalise_identity
-from threadline.domain.model.identity_claim import IdentityClaim
-from threadline.domain.model.message import Message, inbound_message_id
+from threadline.domain.model.message import inbound_message_id
 
 MAX_TEXT = 200_000
 MAX_SUBJECT = 998
@@ -230,166 +223,3 @@ class IngestResult:
     conversation_id: UUID
     duplicate: bool
     contact_created: bool = False
-
-
-def ingest_plan(message: InboundMessage) -> Any:
-    """The prefetch plan: first the message and claims, then the owners' contacts and threads."""
-
-    def plan(unit: UnitOfWork) -> Iterator[Iterable[UUID]]:
-        replied = message.replied_message_ids()
-        yield [message.message_id, *(i.claim_id for i in message.identities), *replied]
-        owners = []
-        for identity in message.identities:
-            claim = unit.find(identity.claim_id, IdentityClaim)
-            if claim is not None:
-                owners.append(claim.owner_id)
-        answered = [m.conversation_id for m in (unit.find(r, Message) for r in replied) if m]
-        yield [*owners, *answered]
-        contacts = [unit.find(owner, Contact) for owner in owners]
-        merged = [c.merged_into for c in contacts if c is not None and c.merged_into]
-        yield merged
-        threads = [
-            conversation_id_for(c.id, message.channel, message.thread_key)
-            for c in (unit.find(o, Contact) for o in [*owners, *merged])
-            if c is not None
-        ]
-        yield threads
-
-    return plan
-
-
-def _resolve_contact(unit: UnitOfWork, claim_owner: UUID) -> Contact | None:
-    contact = unit.find(claim_owner, Contact)
-    hops = 0
-    while contact is not None and contact.merged_into is not None and hops < 10:
-        contact = unit.find(contact.merged_into, Contact)
-        hops += 1
-    return contact
-
-
-def ingest_command(message: InboundMessage) -> Any:
-    """The command that appends one inbound message; see the module docstring."""
-
-    def command(unit: UnitOfWork) -> IngestResult:
-        message_id = message.message_id
-        existing = unit.find(message_id, Message)
-        if existing is not None:
-            return IngestResult(
-                message_id, existing.contact_id, existing.conversation_id, duplicate=True
-            )
-        actor = f"channel:{message.channel}"
-        correlation_id = message.correlation_id or str(message_id)
-        contact: Contact | None = None
-        unclaimed: list[Identity] = []
-        for identity in message.identities:
-            claim = unit.find(identity.claim_id, IdentityClaim)
-            if claim is None:
-                unclaimed.append(identity)
-            elif contact is None:
-                contact = _resolve_contact(unit, claim.owner_id)
-        created = contact is None
-        if contact is None:
-            contact = unit.add(
-                Contact(
-                    personal={
-                        "display_name": message.sender_name or message.identities[0].value,
-                        "identities": [i.as_dict() for i in unclaimed],
-                    },
-                    lifecycle=Lifecycle.LEAD.value,
-                    source=message.source,
-                    responsible_id=None,
-                    actor=actor,
-                    correlation_id=correlation_id,
-                )
-            )
-        elif message.sender_name and contact.display_name in ("", *_identity_values(contact)):
-            contact.rename({"display_name": message.sender_name}, actor, correlation_id)
-        for identity in unclaimed:
-            unit.add(
-                IdentityClaim.claim(
-                    str(identity.kind), identity.value, contact.id, actor, correlation_id
-                )
-            )
-            if not contact.has_identity(str(identity.kind), identity.value):
-                contact.add_identity(
-                    str(identity.kind), {"value": identity.value}, actor, correlation_id
-                )
-        conversation_id = conversation_id_for(contact.id, message.channel, message.thread_key)
-        conversation: Conversation | None = None
-        if not created:  # a contact created just now has no conversations to ask for
-            conversation = _answered_conversation(unit, message, contact) or unit.find(
-                conversation_id, Conversation
-            )
-        if conversation is None:
-            conversation = unit.add(
-                Conversation(
-                    id=conversation_id,
-                    contact_id=contact.id,
-                    channel=message.channel,
-                    thread_key=message.thread_key,
-                    personal={
-                        "subject": message.subject,
-                        "address": message.identities[0].as_dict(),
-                    },
-                    actor=actor,
-                    correlation_id=correlation_id,
-                    inbox_id=message.inbox_id,
-                )
-            )
-        elif conversation.status != ConversationStatus.OPEN.value:
-            conversation.change_status(ConversationStatus.OPEN.value, None, actor, correlation_id)
-        personal: dict[str, Any] = {
-            "text": message.text,
-            "html": message.html,
-            "subject": message.subject,
-            "sender_name": message.sender_name,
-            "attachment_names": [a.filename for a in message.attachments],
-        }
-        unit.add(
-            Message.receive(
-                id=message_id,
-                conversation_id=conversation.id,
-                contact_id=contact.id,
-                channel=message.channel,
-                dedup_key=message.dedup_key,
-                personal=personal,
-                attachments=[a.public() for a in message.attachments],
-                metadata=message.metadata,
-                actor=actor,
-                correlation_id=correlation_id,
-            )
-        )
-        return IngestResult(message_id, contact.id, conversation.id, False, created)
-
-    return command
-
-
-def _answered_conversation(
-    unit: UnitOfWork, message: InboundMessage, contact: Contact
-) -> Conversation | None:
-    """The conversation of the nearest message this one answers, if it is this contact's.
-
-    A reply whose headers name only its parent (In-Reply-To, no References) would
-    otherwise get the parent's id as thread key and start a second conversation.
-    Someone else's thread (a colleague in copy answering) is not joined: the
-    sender gets a conversation of their own.
-    """
-    for replied_id in message.replied_message_ids():
-        replied = unit.find(replied_id, Message)
-        if replied is None:
-            continue
-        conversation = unit.find(replied.conversation_id, Conversation)
-        if conversation is None:
-            continue
-        owner = _resolve_contact(unit, conversation.contact_id)
-        if owner is not None and owner.id == contact.id:
-            return conversation
-    return None
-
-
-def _identity_values(contact: Contact) -> list[str]:
-    return [identity["value"] for identity in contact.identities]
-
-
-def new_id() -> UUID:
-    return uuid4()

@@ -35,7 +35,16 @@ def clean_slug(slug: str) -> str:
 class Inbox(Aggregate):
     """Channel, name, plain settings and the names of the secrets that are set."""
 
-    @event("InboxCreated")
+    class InboxCreated(Aggregate.Created):
+        slug: str
+        channel: str
+        name: str
+        settings: dict[str, Any]
+        secret_names: list[str]
+        actor: str
+        correlation_id: str
+
+    @event(InboxCreated)
     def __init__(
         self,
         id: UUID,
@@ -54,7 +63,14 @@ class Inbox(Aggregate):
         self.secret_names = sorted(secret_names)
         self.enabled = True
 
-    @event("InboxReconfigured")
+    class InboxReconfigured(Aggregate.Event):
+        name: str
+        settings: dict[str, Any]
+        secret_names: list[str]
+        actor: str
+        correlation_id: str
+
+    @event(InboxReconfigured)
     def reconfigure(
         self,
         name: str,
@@ -67,6 +83,11 @@ class Inbox(Aggregate):
         self.settings = dict(settings)
         self.secret_names = sorted(secret_names)
 
-    @event("InboxEnabledChanged")
+    class InboxEnabledChanged(Aggregate.Event):
+        enabled: bool
+        actor: str
+        correlation_id: str
+
+    @event(InboxEnabledChanged)
     def set_enabled(self, enabled: bool, actor: str, correlation_id: str) -> None:
         self.enabled = enabled

@@ -202,7 +202,12 @@ class Message(Aggregate):
             correlation_id=correlation_id,
         )
 
-    @event("MessageDeliveryAttempted")
+    class MessageDeliveryAttempted(Aggregate.Event):
+        attempt: int
+        actor: str
+        correlation_id: str
+
+    @event(MessageDeliveryAttempted)
     def start_attempt(self, attempt: int, actor: str, correlation_id: str) -> None:
         """Recorded *before* the provider is called: after a crash, an attempt with no
         outcome means "maybe sent", and the worker does not send it again."""
@@ -265,14 +270,27 @@ class Message(Aggregate):
         self.state = DeliveryState.FAILED.value if permanent else DeliveryState.REQUESTED.value
         self.attempt_open = False
 
-    @event("MessageDeliveryConfirmed")
+    class MessageDeliveryConfirmed(Aggregate.Event):
+        status: str
+        actor: str
+        correlation_id: str
+
+    @event(MessageDeliveryConfirmed)
     def confirm_delivery(self, status: str, actor: str, correlation_id: str) -> None:
         """The provider reported progress after it took the message: `sent` (handed to the
         carrier) or `delivered` (it reached the handset), as Twilio's status callbacks say."""
         self.confirmed_status = status
         self.provider_status = status
 
-    @event("CallUpdated")
+    class CallUpdated(Aggregate.Event):
+        status: str
+        outcome: str
+        duration: int | None
+        recording_url: str | None
+        actor: str
+        correlation_id: str
+
+    @event(CallUpdated)
     def update_call(
         self,
         status: str,
@@ -286,7 +304,12 @@ class Message(Aggregate):
         self.call_status = status
         self.call_outcome = outcome
 
-    @event("CallMissed")
+    class CallMissed(Aggregate.Event):
+        status: str
+        actor: str
+        correlation_id: str
+
+    @event(CallMissed)
     def miss_call(self, status: str, actor: str, correlation_id: str) -> None:
         """Nobody answered (busy, no answer, cancelled): a rule can plan a call-back."""
         self.call_status = status

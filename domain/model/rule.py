@@ -44,7 +44,13 @@ def timer_id(rule_id: UUID, cause_key: str) -> UUID:
 class Rule(Aggregate):
     """A named automation: its definition and whether it is active."""
 
-    @event("RuleCreated")
+    class RuleCreated(Aggregate.Created):
+        name: str
+        definition: dict[str, Any]
+        actor: str
+        correlation_id: str
+
+    @event(RuleCreated)
     def __init__(
         self,
         id: UUID,
@@ -57,14 +63,25 @@ class Rule(Aggregate):
         self.definition = definition
         self.enabled = True
 
-    @event("RuleChanged")
+    class RuleChanged(Aggregate.Event):
+        name: str
+        definition: dict[str, Any]
+        actor: str
+        correlation_id: str
+
+    @event(RuleChanged)
     def change(
         self, name: str, definition: dict[str, Any], actor: str, correlation_id: str
     ) -> None:
         self.name = name
         self.definition = definition
 
-    @event("RuleEnabledChanged")
+    class RuleEnabledChanged(Aggregate.Event):
+        enabled: bool
+        actor: str
+        correlation_id: str
+
+    @event(RuleEnabledChanged)
     def set_enabled(self, enabled: bool, actor: str, correlation_id: str) -> None:
         self.enabled = enabled
 
@@ -78,7 +95,20 @@ class FiringOutcome(StrEnum):
 class RuleFiring(Aggregate):
     """One rule applied to one cause: the trace of its conditions and what its actions did."""
 
-    @event("RuleFired")
+    class RuleFired(Aggregate.Created):
+        rule_id: UUID
+        rule_version: int
+        cause: dict[str, Any]
+        contact_id: UUID | None
+        outcome: str
+        reason: str
+        trace: list[Any]
+        effects: list[dict[str, Any]]
+        depth: int
+        actor: str
+        correlation_id: str
+
+    @event(RuleFired)
     def __init__(
         self,
         id: UUID,
@@ -168,10 +198,19 @@ class Timer(Aggregate):
         self.conversation_id = conversation_id
         self.state = TimerState.SCHEDULED.value
 
-    @event("TimerFired")
+    class TimerFired(Aggregate.Event):
+        actor: str
+        correlation_id: str
+
+    @event(TimerFired)
     def fire(self, actor: str, correlation_id: str) -> None:
         self.state = TimerState.FIRED.value
 
-    @event("TimerCancelled")
+    class TimerCancelled(Aggregate.Event):
+        reason: str
+        actor: str
+        correlation_id: str
+
+    @event(TimerCancelled)
     def cancel(self, reason: str, actor: str, correlation_id: str) -> None:
         self.state = TimerState.CANCELLED.value

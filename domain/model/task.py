@@ -14,6 +14,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from threadline.domain.model.errors import Conflict
+
 REPLY_TASK_NAMESPACE = uuid5(NAMESPACE_URL, "https://threadline.dev/reply-task")
 
 
@@ -54,9 +56,24 @@ class TaskStatus(StrEnum):
 
 
 class Task(Aggregate):
-    """A to-do with type, due time, assignee and links; its title and notes are personal."""
+    """A to-do with type, due time, assignee and links; its title and notes are personal.
 
-    @event("TaskCreated")
+    A closed task (done or cancelled) refuses to be completed, cancelled or
+    rescheduled again: `Conflict`, whoever asks.
+    """
+
+    class TaskCreated(Aggregate.Created):
+        type: str
+        due_at: datetime | None
+        assignee_id: UUID | None
+        contact_id: UUID | None
+        deal_id: UUID | None
+        conversation_id: UUID | None
+        personal: dict[str, Any]
+        actor: str
+        correlation_id: str
+
+    @event(TaskCreated)
     def __init__(
         self,
         type: str,
@@ -82,6 +99,10 @@ class Task(Aggregate):
     def is_open(self) -> bool:
         return self.status == TaskStatus.OPEN.value
 
+    def _refuse_if_closed(self) -> None:
+        if not self.is_open:
+            raise Conflict(f"task {self.id} is already {self.status}")
+
     class TaskCompleted(Aggregate.Event):
         """The work is done. Version 2 says why (``answered``: a reply in its conversation
         completed the conversation's reply task; empty when a person ticked it off)."""
@@ -96,23 +117,56 @@ class Task(Aggregate):
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["reason"] = ""
 
-    @event(TaskCompleted)
     def complete(
         self, contact_id: UUID | None, actor: str, correlation_id: str, reason: str = ""
     ) -> None:
+        self._refuse_if_closed()
+        self._completed(contact_id, actor, correlation_id, reason)
+
+    @event(TaskCompleted)
+    def _completed(
+        self, contact_id: UUID | None, actor: str, correlation_id: str, reason: str
+    ) -> None:
         self.status = TaskStatus.DONE.value
 
-    @event("TaskCancelled")
+    class TaskCancelled(Aggregate.Event):
+        contact_id: UUID | None
+        actor: str
+        correlation_id: str
+
     def cancel(self, contact_id: UUID | None, actor: str, correlation_id: str) -> None:
+        self._refuse_if_closed()
+        self._cancelled(contact_id, actor, correlation_id)
+
+    @event(TaskCancelled)
+    def _cancelled(self, contact_id: UUID | None, actor: str, correlation_id: str) -> None:
         self.status = TaskStatus.CANCELLED.value
 
-    @event("TaskRescheduled")
+    class TaskRescheduled(Aggregate.Event):
+        due_at: datetime
+        contact_id: UUID | None
+        actor: str
+        correlation_id: str
+
     def reschedule(
+        self, due_at: datetime, contact_id: UUID | None, actor: str, correlation_id: str
+    ) -> None:
+        self._refuse_if_closed()
+        self._rescheduled(due_at, contact_id, actor, correlation_id)
+
+    @event(TaskRescheduled)
+    def _rescheduled(
         self, due_at: datetime, contact_id: UUID | None, actor: str, correlation_id: str
     ) -> None:
         self.due_at = due_at
 
-    @event("TaskReassigned")
+    class TaskReassigned(Aggregate.Event):
+        assignee_id: UUID | None
+        contact_id: UUID | None
+        actor: str
+        correlation_id: str
+
+    @event(TaskReassigned)
     def reassign(
         self, assignee_id: UUID | None, contact_id: UUID | None, actor: str, correlation_id: str
     ) -> None:
@@ -133,11 +187,21 @@ class ReplyTaskMark(Aggregate):
     so two writers that both try conflict in the store instead of both succeeding.
     """
 
-    @event("ReplyTaskMarkCreated")
+    class ReplyTaskMarkCreated(Aggregate.Created):
+        conversation_id: UUID
+        actor: str
+        correlation_id: str
+
+    @event(ReplyTaskMarkCreated)
     def __init__(self, id: UUID, conversation_id: UUID, actor: str, correlation_id: str) -> None:
         self.conversation_id = conversation_id
         self.task_id: UUID | None = None
 
-    @event("ReplyTaskLinked")
+    class ReplyTaskLinked(Aggregate.Event):
+        task_id: UUID
+        actor: str
+        correlation_id: str
+
+    @event(ReplyTaskLinked)
     def link(self, task_id: UUID, actor: str, correlation_id: str) -> None:
         self.task_id = task_id

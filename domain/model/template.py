@@ -25,7 +25,14 @@ def template_id_for(slug: str) -> UUID:
 class Template(Aggregate):
     """Name and variants (``{"email": {"subject", "html", "text"}, "sms": {"text"}, ...}``)."""
 
-    @event("TemplateSaved")
+    class TemplateSaved(Aggregate.Created):
+        slug: str
+        name: str
+        variants: dict[str, Any]
+        actor: str
+        correlation_id: str
+
+    @event(TemplateSaved)
     def __init__(
         self,
         id: UUID,
@@ -39,7 +46,13 @@ class Template(Aggregate):
         self.name = name
         self.variants = variants
 
-    @event("TemplateChanged")
+    class TemplateChanged(Aggregate.Event):
+        name: str
+        variants: dict[str, Any]
+        actor: str
+        correlation_id: str
+
+    @event(TemplateChanged)
     def change(self, name: str, variants: dict[str, Any], actor: str, correlation_id: str) -> None:
         self.name = name
         self.variants = variants

@@ -101,11 +101,22 @@ class User(Aggregate):
         self.active = True
         self.token_hashes: list[str] = []
 
-    @event("UserTokenIssued")
+    class UserTokenIssued(Aggregate.Event):
+        token_hash: str
+        label: str
+        actor: str
+        correlation_id: str
+
+    @event(UserTokenIssued)
     def issue_token(self, token_hash: str, label: str, actor: str, correlation_id: str) -> None:
         self.token_hashes.append(token_hash)
 
-    @event("UserTokenRevoked")
+    class UserTokenRevoked(Aggregate.Event):
+        token_hash: str
+        actor: str
+        correlation_id: str
+
+    @event(UserTokenRevoked)
     def revoke_token(self, token_hash: str, actor: str, correlation_id: str) -> None:
         self.token_hashes = [h for h in self.token_hashes if h != token_hash]
 
@@ -113,20 +124,39 @@ class User(Aggregate):
     def change_password(self, actor: str, correlation_id: str) -> None:
         self.has_password = True
 
-    @event("UserRoleChanged")
+    class UserRoleChanged(Aggregate.Event):
+        role: str
+        actor: str
+        correlation_id: str
+
+    @event(UserRoleChanged)
     def change_role(self, role: str, actor: str, correlation_id: str) -> None:
         self.role = role
 
-    @event("UserLocaleChanged")
+    class UserLocaleChanged(Aggregate.Event):
+        locale: str
+        actor: str
+        correlation_id: str
+
+    @event(UserLocaleChanged)
     def change_locale(self, locale: str, actor: str, correlation_id: str) -> None:
         """The language of the web app for this user (en, ru)."""
         self.locale = locale
 
-    @event("UserTimezoneChanged")
+    class UserTimezoneChanged(Aggregate.Event):
+        timezone: str
+        actor: str
+        correlation_id: str
+
+    @event(UserTimezoneChanged)
     def change_timezone(self, timezone: str, actor: str, correlation_id: str) -> None:
         """The time zone the web app shows this user's times in ("" for the default)."""
         self.timezone = timezone
 
-    @event("UserDeactivated")
+    class UserDeactivated(Aggregate.Event):
+        actor: str
+        correlation_id: str
+
+    @event(UserDeactivated)
     def deactivate(self, actor: str, correlation_id: str) -> None:
         self.active = False

@@ -31,6 +31,7 @@ from threadline.services.api.limits import BodySizeLimit, StrictJsonBodies
 from threadline.services.api.timing import ServerTiming
 from threadline.services.api.visibility import ViewsVisibility
 from threadline.services.runtime import Runtime
+from threadline.services.web.app import install_web
 
 HEALTH_TIMEOUT = 3.0
 """Seconds `/healthz` waits for the database before it answers 503."""
@@ -123,8 +124,6 @@ def create_app(runtime: Runtime) -> FastAPI:
                 "rejected_messages": rejected,
             }
         )
-
-    from threadline.services.web.app import install_web
 
     install_web(app)
     document_errors(app)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
+from uuid import UUID
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -83,6 +84,16 @@ def current_principal(
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
+def assignee_of(principal: Principal, value: UUID | Literal["me"] | None) -> UUID | None:
+    """An assignee as a request gives it: a user id, or `me` for the caller (422 for the
+    admin token, which is no user)."""
+    if value == "me":
+        if principal.user_id is None:
+            raise HTTPException(422, "the admin token is not a user; give an assignee id")
+        return UUID(principal.user_id)
+    return value
+
+
 @refuses_with(403)
 def writer(principal: PrincipalDep) -> Principal:
     """Any role but the auditor, who sees everything and changes nothing."""
@@ -94,7 +105,7 @@ def writer(principal: PrincipalDep) -> Principal:
 WriterDep = Annotated[Principal, Depends(writer)]
 
 
-def require_roles(*roles: Role):  # type: ignore[no-untyped-def]
+def require_roles(*roles: Role) -> Callable[[Principal], Principal]:
     @refuses_with(403)
     def check(principal: PrincipalDep) -> Principal:
         if principal.role not in roles:

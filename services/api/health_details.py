@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from threadline.domain.model.user import Role
 from threadline.services.api.deps import current_principal
 from threadline.services.runtime import Runtime
+from threadline.triggers.runner import POSITION_KEY
 
 
 async def admin_asking(request: Request, runtime: Runtime, timeout: float) -> bool:
@@ -58,8 +59,6 @@ def lag(runtime: Runtime, log_position: int) -> dict[str, Any]:
     that misses a steady trickle is behind by more seconds every second. The trigger
     runner's position is the one it stores after each page; `None` before it first ran.
     """
-    from threadline.triggers.runner import POSITION_KEY
-
     views = runtime.views_position()
     stored = runtime.channels.state.get(POSITION_KEY)
     triggers = None if stored is None else int(stored)

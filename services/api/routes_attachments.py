@@ -20,7 +20,6 @@ from threadline.services.attachment_access import (
     AttachmentMissing,
     AttachmentUnavailable,
     file_response,
-    open_attachment,
 )
 
 router = APIRouter(prefix="/api", tags=["attachments"])
@@ -54,7 +53,7 @@ def get_attachment(
     or a reply's file. A file that was not downloaded when the message came in is fetched
     from the provider now (and kept)."""
     try:
-        found = open_attachment(runtime, str(message_id), index)
+        found = runtime.attachment_access.open(str(message_id), index)
     except AttachmentMissing:
         return error_response(404, NOT_FOUND)
     except AttachmentUnavailable as error:

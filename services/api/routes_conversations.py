@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from threadline.channels.registry import load_adapters
 from threadline.domain.model.errors import InvalidInput
 from threadline.projections.queries import InboxFilter
-from threadline.services.api.deps import Principal, PrincipalDep, RuntimeDep, WriterDep
+from threadline.services.api.deps import PrincipalDep, RuntimeDep, WriterDep, assignee_of
 from threadline.services.api.schemas import (
     AssignIn,
     ListOut,
@@ -27,14 +27,6 @@ router = APIRouter(prefix="/api", tags=["inbox"])
 
 def _inbox_item(row: dict[str, Any]) -> dict[str, Any]:
     return {"conversation_id": row["id"], **row}
-
-
-def _me(principal: Principal, value: Any) -> UUID | None:
-    if value == "me":
-        if principal.user_id is None:
-            raise HTTPException(422, "the admin token is not a user; give an assignee id")
-        return UUID(principal.user_id)
-    return value  # type: ignore[no-any-return]
 
 
 @router.get("/inbox", response_model=ListOut)
@@ -147,7 +139,7 @@ def assign(
     conversation_id: UUID, body: AssignIn, runtime: RuntimeDep, principal: WriterDep
 ) -> dict[str, Any]:
     committed = runtime.app.assign_conversation(
-        conversation_id, _me(principal, body.assignee_id), principal.actor
+        conversation_id, assignee_of(principal, body.assignee_id), principal.actor
     )
     runtime.wait_for_views(committed.notification_id)
     return get_conversation(conversation_id, runtime, principal)

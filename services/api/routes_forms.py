@@ -97,7 +97,7 @@ def _limiter(request: Request) -> SlidingWindowLimiter:
             limiter = getattr(state, "webform_limiter", None)
             if limiter is None:
                 limiter = state.webform_limiter = SlidingWindowLimiter()
-    return limiter  # type: ignore[no-any-return]
+    return limiter
 
 
 def _wants_html(request: Request, content_type: str) -> bool:

@@ -8,7 +8,6 @@ a mapping to ``attributes.<key>`` must name an attribute defined beforehand
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, status
@@ -16,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from threadline.domain.model.form import DEFAULT_RATE_LIMIT, Form, FormDefinition
 from threadline.projections.base import ts
+from threadline.projections.forms import forms
 from threadline.services.api.deps import ManagerDep, PrincipalDep, RuntimeDep
+from threadline.services.form_links import form_links
 from threadline.services.runtime import Runtime
 
 router = APIRouter(prefix="/api/forms", tags=["forms"])
@@ -112,16 +113,14 @@ def _describe(
     created_at: str | None,
     updated_at: str | None,
 ) -> FormOut:
-    base = runtime.settings.public_url.rstrip("/")
-    slug = definition["slug"]
-    embed_url = f"{base}/forms/{slug}/embed.js"
+    links = form_links(runtime.settings.public_url, definition["slug"])
     return FormOut(
         id=form_id,
         **FormDefinition.from_dict(definition).as_dict(),
         enabled=enabled,
-        page_url=f"{base}/forms/{slug}",
-        embed_url=embed_url,
-        embed_snippet=f'<script src="{embed_url}" data-threadline-form="{slug}" async></script>',
+        page_url=links.page_url,
+        embed_url=links.embed_url,
+        embed_snippet=links.embed_snippet,
         created_at=created_at,
         updated_at=updated_at,
     )
@@ -162,19 +161,9 @@ def define_form(body: FormIn, runtime: RuntimeDep, principal: ManagerDep) -> For
 
 @router.get("", response_model=FormListOut)
 def list_forms(runtime: RuntimeDep, principal: PrincipalDep) -> FormListOut:
-    rows = runtime.views.query(
-        "SELECT id, definition, enabled, created_at, updated_at FROM forms ORDER BY slug"
-    )
     items = [
-        _describe(
-            runtime,
-            str(row["id"]),
-            json.loads(row["definition"]),
-            bool(row["enabled"]),
-            row["created_at"],
-            row["updated_at"],
-        )
-        for row in rows
+        _describe(runtime, row.id, row.definition, row.enabled, row.created_at, row.updated_at)
+        for row in forms(runtime.views)
     ]
     return FormListOut(items=items, total=len(items))
 

@@ -9,7 +9,7 @@ this?": the rule, the cause event and the conditions that held.
 
 from __future__ import annotations
 
-import json
+from dataclasses import asdict
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -18,14 +18,17 @@ from pydantic import BaseModel, Field
 
 from threadline.domain.model.errors import InvalidInput
 from threadline.domain.model.rule import Rule
-from threadline.domain.model.template import template_id_for
+from threadline.projections import automation
+from threadline.projections.automation import FiringRow, RuleRow, TemplateRow
+from threadline.services import template_preview
 from threadline.services.api.deps import ManagerDep, PrincipalDep, RuntimeDep, WriterDep
 from threadline.services.api.schemas import ListOut
 from threadline.services.rule_secrets import save_rule
+from threadline.services.rules_service import check_rule, keep_secrets, redacted
 from threadline.services.runtime import Runtime
-from threadline.services.webhooks import destination_policy
-from threadline.triggers.rules import RuleError, validate_rule
-from threadline.triggers.templates import TemplateError, render, validate_template
+from threadline.services.template_preview import attribute_keys
+from threadline.triggers.rules import RuleError
+from threadline.triggers.templates import TemplateError, validate_template
 
 router = APIRouter(prefix="/api", tags=["automation"])
 
@@ -51,66 +54,28 @@ class PreviewIn(BaseModel):
     channel: str = "email"
 
 
-def _template_exists(runtime: Runtime, slug: str) -> bool:
-    try:
-        return runtime.app.repository.get(template_id_for(slug)) is not None
-    except Exception:
-        return False
-
-
 def _valid_rule(runtime: Runtime, definition: dict[str, Any]) -> dict[str, Any]:
     try:
-        return validate_rule(
-            definition,
-            lambda slug: _template_exists(runtime, slug),
-            destinations=destination_policy(runtime.settings),
-        )
+        return check_rule(definition, runtime.app.repository, runtime.settings)
     except RuleError as error:
         raise InvalidInput(error.path, error.message) from None
 
 
-def _redacted(definition: dict[str, Any]) -> dict[str, Any]:
-    """Webhook secrets written into a rule are not shown back (``${NAME}`` references are)."""
-    actions = []
-    for action in definition.get("then", []):
-        spec = action.get("webhook")
-        if spec and spec.get("secret") and not str(spec["secret"]).startswith("${"):
-            action = {"webhook": {**spec, "secret": "********"}}
-        actions.append(action)
-    return {**definition, "then": actions}
-
-
-def _keep_secrets(given: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
-    """A redacted secret sent back unchanged keeps the stored one (same URL, same action)."""
-    stored = {
-        a["webhook"]["url"]: a["webhook"].get("secret")
-        for a in current.get("then", [])
-        if isinstance(a, dict) and "webhook" in a
-    }
-    actions = []
-    for action in given.get("then", []) or []:
-        spec = action.get("webhook") if isinstance(action, dict) else None
-        if spec and spec.get("secret") == "********":
-            action = {"webhook": {**spec, "secret": stored.get(spec.get("url"), "")}}
-        actions.append(action)
-    return {**given, "then": actions}
-
-
-def _rule_out(row: dict[str, Any]) -> dict[str, Any]:
+def _rule_out(row: RuleRow) -> dict[str, Any]:
     return {
-        "id": row["id"],
-        "name": row["name"],
-        "enabled": bool(row["enabled"]),
-        "version": row["version"],
-        "definition": _redacted(json.loads(row["definition"])),
-        "firing_count": row["firing_count"],
-        "last_fired_at": row["last_fired_at"],
-        "updated_at": row["updated_at"],
+        "id": row.id,
+        "name": row.name,
+        "enabled": row.enabled,
+        "version": row.version,
+        "definition": redacted(row.definition),
+        "firing_count": row.firing_count,
+        "last_fired_at": row.last_fired_at,
+        "updated_at": row.updated_at,
     }
 
 
-def _rule_row(runtime: Runtime, rule_id: UUID) -> dict[str, Any]:
-    row = runtime.views.query_one("SELECT * FROM rules WHERE id = ?", [str(rule_id)])
+def _rule_row(runtime: Runtime, rule_id: UUID) -> RuleRow:
+    row = automation.rule(runtime.views, rule_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"rule {rule_id} not found")
     return row
@@ -119,17 +84,18 @@ def _rule_row(runtime: Runtime, rule_id: UUID) -> dict[str, Any]:
 @router.post("/rules", status_code=status.HTTP_201_CREATED)
 def create_rule(body: RuleIn, runtime: RuntimeDep, principal: ManagerDep) -> dict[str, Any]:
     definition = _valid_rule(runtime, body.model_dump(exclude={"enabled"}))
-    committed = save_rule(runtime, definition, principal.actor)
-    rule_id = committed.value
+    saved = save_rule(runtime.channels.secrets, runtime.app, definition, principal.actor)
+    rule_id = saved.value
+    position = saved.notification_id
     if not body.enabled:
-        committed = runtime.app.set_rule_enabled(rule_id, False, principal.actor)
-    runtime.wait_for_views(committed.notification_id)
+        position = runtime.app.set_rule_enabled(rule_id, False, principal.actor).notification_id
+    runtime.wait_for_views(position)
     return _rule_out(_rule_row(runtime, rule_id))
 
 
 @router.get("/rules", response_model=ListOut)
 def list_rules(runtime: RuntimeDep, principal: PrincipalDep) -> ListOut:
-    rows = runtime.views.query("SELECT * FROM rules ORDER BY name, id")
+    rows = automation.rules(runtime.views)
     return ListOut(items=[_rule_out(r) for r in rows], total=len(rows))
 
 
@@ -142,10 +108,12 @@ def get_rule(rule_id: UUID, runtime: RuntimeDep, principal: PrincipalDep) -> dic
 def change_rule(
     rule_id: UUID, body: RuleIn, runtime: RuntimeDep, principal: ManagerDep
 ) -> dict[str, Any]:
-    current = json.loads(_rule_row(runtime, rule_id)["definition"])
-    given = _keep_secrets(body.model_dump(exclude={"enabled"}), current)
+    current = _rule_row(runtime, rule_id).definition
+    given = keep_secrets(body.model_dump(exclude={"enabled"}), current)
     definition = _valid_rule(runtime, given)
-    saved = save_rule(runtime, definition, principal.actor, rule_id=rule_id)
+    saved = save_rule(
+        runtime.channels.secrets, runtime.app, definition, principal.actor, rule_id=rule_id
+    )
     enabled = runtime.app.set_rule_enabled(rule_id, body.enabled, principal.actor)
     runtime.wait_for_views(max(saved.notification_id or 0, enabled.notification_id or 0))
     return _rule_out(_rule_row(runtime, rule_id))
@@ -166,19 +134,19 @@ def enable_rule(
     return _rule_out(_rule_row(runtime, rule_id))
 
 
-def _firing_out(row: dict[str, Any]) -> dict[str, Any]:
+def _firing_out(row: FiringRow) -> dict[str, Any]:
     return {
-        "firing_id": row["id"],
-        "rule_id": row["rule_id"],
-        "rule_version": row["rule_version"],
-        "contact_id": row["contact_id"],
-        "outcome": row["outcome"],
-        "reason": row["reason"],
-        "cause": json.loads(row["cause"]),
-        "conditions": json.loads(row["trace"]),
-        "effects": json.loads(row["effects"]),
-        "depth": row["depth"],
-        "occurred_at": row["occurred_at"],
+        "firing_id": row.id,
+        "rule_id": row.rule_id,
+        "rule_version": row.rule_version,
+        "contact_id": row.contact_id,
+        "outcome": row.outcome,
+        "reason": row.reason,
+        "cause": row.cause,
+        "conditions": row.trace,
+        "effects": row.effects,
+        "depth": row.depth,
+        "occurred_at": row.occurred_at,
     }
 
 
@@ -191,37 +159,30 @@ def rule_firings(
 ) -> ListOut:
     """What the rule did, newest first: each cause, the conditions that held, the effects."""
     _rule_row(runtime, rule_id)
-    rows = runtime.views.query(
-        "SELECT * FROM rule_firings WHERE rule_id = ? ORDER BY position DESC LIMIT ?",
-        [str(rule_id), limit],
-    )
+    rows = automation.firings_of_rule(runtime.views, rule_id, limit)
     return ListOut(items=[_firing_out(r) for r in rows], total=None)
 
 
 @router.get("/automation/explain/{effect_id}")
 def explain(effect_id: UUID, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
     """Why an automatic message, task, notification or webhook call exists."""
-    effect = runtime.views.query_one(
-        "SELECT * FROM rule_effects WHERE effect_id = ?", [str(effect_id)]
-    )
+    effect = automation.effect(runtime.views, effect_id)
     if effect is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"{effect_id} was not made by a rule (or is not known)"
         )
-    firing = runtime.views.query_one(
-        "SELECT * FROM rule_firings WHERE id = ?", [effect["firing_id"]]
-    )
-    rule = runtime.views.query_one("SELECT * FROM rules WHERE id = ?", [effect["rule_id"]])
+    firing = automation.firing(runtime.views, effect.firing_id)
+    rule = automation.rule(runtime.views, effect.rule_id)
     assert firing is not None
-    rule_version = firing["rule_version"]
-    definition_then = _definition_at(runtime, UUID(effect["rule_id"]), rule_version)
+    rule_version = firing.rule_version
+    definition_then = _definition_at(runtime, UUID(effect.rule_id), rule_version)
     return {
-        "effect": {"id": effect["effect_id"], "kind": effect["kind"]},
+        "effect": {"id": effect.effect_id, "kind": effect.kind},
         "rule": {
-            "id": effect["rule_id"],
-            "name": rule["name"] if rule else None,
+            "id": effect.rule_id,
+            "name": rule.name if rule else None,
             "version": rule_version,
-            "definition": _redacted(definition_then) if definition_then else None,
+            "definition": redacted(definition_then) if definition_then else None,
         },
         **_firing_out(firing),
     }
@@ -239,27 +200,22 @@ def _definition_at(runtime: Runtime, rule_id: UUID, version: int) -> dict[str, A
 # -- templates --------------------------------------------------------------------------------
 
 
-def _attribute_keys(runtime: Runtime) -> set[str]:
-    registry = runtime.app.attribute_registry()
-    return {d.key for d in registry.all()} if registry is not None else set()
-
-
 def _validated(runtime: Runtime, variants: dict[str, Any]) -> None:
     try:
-        validate_template(variants, _attribute_keys(runtime))
+        validate_template(variants, attribute_keys(runtime.app.attribute_registry()))
     except TemplateError as error:
         field = ".".join(str(p) for p in ("variants", error.variant, error.field) if p)
         line = f" (line {error.line})" if getattr(error, "line", None) else ""
         raise InvalidInput(field, f"{error.message}{line}") from None
 
 
-def _template_out(row: dict[str, Any]) -> dict[str, Any]:
+def _template_out(row: TemplateRow) -> dict[str, Any]:
     return {
-        "id": row["id"],
-        "slug": row["slug"],
-        "name": row["name"],
-        "variants": json.loads(row["variants"]),
-        "updated_at": row["updated_at"],
+        "id": row.id,
+        "slug": row.slug,
+        "name": row.name,
+        "variants": row.variants,
+        "updated_at": row.updated_at,
     }
 
 
@@ -287,13 +243,13 @@ def change_template(
 
 @router.get("/templates", response_model=ListOut)
 def list_templates(runtime: RuntimeDep, principal: PrincipalDep) -> ListOut:
-    rows = runtime.views.query("SELECT * FROM templates ORDER BY slug")
+    rows = automation.templates(runtime.views)
     return ListOut(items=[_template_out(r) for r in rows], total=len(rows))
 
 
 @router.get("/templates/{slug}")
 def get_template(slug: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
-    row = runtime.views.query_one("SELECT * FROM templates WHERE slug = ?", [slug])
+    row = automation.template(runtime.views, slug)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"template {slug} not found")
     return _template_out(row)
@@ -304,34 +260,9 @@ def preview_template(
     slug: str, body: PreviewIn, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
     """Render the template for one contact as the rule would send it (nothing is sent)."""
-    template = get_template(slug, runtime, principal)
-    from threadline.triggers.events import TriggerEvent
-    from threadline.triggers.facts import FactReader
-
-    if runtime.queries.contact(str(body.contact_id)) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"contact {body.contact_id} not found")
-    from datetime import UTC, datetime
-
-    trigger = TriggerEvent(
-        names=("preview",),
-        cause_key="preview",
-        occurred_at=datetime.now(UTC),
-        facts={"type": "preview"},
-        contact_id=body.contact_id,
-    )
-    facts = FactReader(runtime.queries).facts(trigger)
-    facts["unsubscribe_url"] = runtime.triggers.settings.unsubscribe_url(str(body.contact_id))
-    try:
-        rendered = render(template["variants"], body.channel, facts)
-    except TemplateError as error:
-        raise InvalidInput("variants", str(error)) from None
-    return {
-        "channel": body.channel,
-        "subject": rendered.subject,
-        "text": rendered.text,
-        "html": rendered.html,
-        "sms_segments": rendered.sms_segments,
-    }
+    return template_preview.preview_template(
+        runtime.views, runtime.composer, slug, body.contact_id, body.channel
+    ).as_dict()
 
 
 # -- business calendars -----------------------------------------------------------------------
@@ -348,8 +279,7 @@ class CalendarIn(BaseModel):
 
 @router.get("/calendars", response_model=ListOut)
 def list_calendars(runtime: RuntimeDep, principal: PrincipalDep) -> ListOut:
-    rows = runtime.views.query("SELECT name, definition, updated_at FROM calendars ORDER BY name")
-    items = [{**r, "definition": json.loads(r["definition"])} for r in rows]
+    items = [asdict(row) for row in automation.calendars(runtime.views)]
     return ListOut(items=items, total=len(items))
 
 
@@ -376,11 +306,13 @@ def save_calendar(
 def my_notifications(runtime: RuntimeDep, principal: PrincipalDep, unread: bool = True) -> ListOut:
     if principal.user_id is None:
         return ListOut(items=[], total=0)
-    sql = "SELECT * FROM notifications WHERE user_id = ?"
-    if unread:
-        sql += " AND read = 0"
-    rows = runtime.views.query(sql + " ORDER BY created_at DESC LIMIT 200", [principal.user_id])
-    return ListOut(items=rows, total=len(rows))
+    rows = automation.notifications_of(runtime.views, principal.user_id, unread_only=unread)
+    # As the view stores them: the flags as 0/1.
+    items = [
+        {**asdict(r), "email": int(r.email), "read": int(r.read), "emailed": int(r.emailed)}
+        for r in rows
+    ]
+    return ListOut(items=items, total=len(items))
 
 
 @router.post("/notifications/{notification_id}/read", status_code=status.HTTP_204_NO_CONTENT)

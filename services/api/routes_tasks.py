@@ -8,8 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Query, status
 
 from threadline.projections.base import ts
-from threadline.services.api.deps import PrincipalDep, RuntimeDep, WriterDep
-from threadline.services.api.routes_conversations import _me
+from threadline.services.api.deps import PrincipalDep, RuntimeDep, WriterDep, assignee_of
 from threadline.services.api.schemas import (
     AssignIn,
     IdOut,
@@ -64,7 +63,7 @@ def create_task(body: TaskIn, runtime: RuntimeDep, principal: WriterDep) -> IdOu
         title=body.title,
         type=body.type,
         due_at=body.due_at,
-        assignee_id=_me(principal, body.assignee_id),
+        assignee_id=assignee_of(principal, body.assignee_id),
         contact_id=body.contact_id,
         deal_id=body.deal_id,
         conversation_id=body.conversation_id,
@@ -110,7 +109,7 @@ def assign_task(
     task_id: UUID, body: AssignIn, runtime: RuntimeDep, principal: WriterDep
 ) -> dict[str, Any]:
     committed = runtime.app.reassign_task(
-        task_id, _me(principal, body.assignee_id), principal.actor
+        task_id, assignee_of(principal, body.assignee_id), principal.actor
     )
     runtime.wait_for_views(committed.notification_id)
     return get_task(task_id, runtime, principal)

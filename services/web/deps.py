@@ -18,6 +18,7 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
+from threadline.projections.users import user as user_row
 from threadline.services.runtime import Runtime
 from threadline.services.web.i18n import environment, gettext, pick_locale
 from threadline.services.web.local_time import zone
@@ -90,22 +91,19 @@ async def web_user(request: Request) -> WebUser:
     session = sessions(request).load(request.cookies.get(COOKIE))
     if session is None:
         raise LoginRequired(str(request.url.path))
-    row = runtime.views.query_one(
-        "SELECT id, email, name, role, locale, timezone, active FROM users WHERE id = ?",
-        [session.user_id],
-    )
-    if row is None or not row["active"]:
+    row = user_row(runtime.views, session.user_id)
+    if row is None or not row.active:
         raise LoginRequired(str(request.url.path))
     user = WebUser(
         request=request,
         runtime=runtime,
         session=session,
-        id=str(row["id"]),
-        email=str(row["email"]),
-        name=str(row["name"]),
-        role=str(row["role"]),
-        locale=pick_locale(row["locale"]),
-        timezone=str(row["timezone"] or runtime.settings.timezone),
+        id=str(row.id),
+        email=str(row.email),
+        name=str(row.name),
+        role=str(row.role),
+        locale=pick_locale(row.locale),
+        timezone=str(row.timezone or runtime.settings.timezone),
     )
     if request.method in UNSAFE:
         await check_csrf(request, session)

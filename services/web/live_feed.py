@@ -41,6 +41,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from threadline.projections.automation import notification_users
+from threadline.projections.inbox import conversation_contacts, merged_survivors, message_places
+from threadline.projections.tasks import task_places
 from threadline.services.visibility import SharedPosition
 
 log = logging.getLogger("threadline.web.live")
@@ -54,8 +57,6 @@ MAX_KEYS = 500
 """A window that touches more things than this says `*`: reloading everything is cheaper."""
 KEPT_WINDOWS = 512
 """Windows remembered for streams that are behind; a stream older than all of them gets `*`."""
-LOOKUP_CHUNK = 400
-"""Ids per `IN (...)` lookup (SQLite's default limit on parameters is 999)."""
 
 # Aggregates whose events only the screens of that kind show, under one key each.
 FAMILY_KEYS: dict[str, str] = {
@@ -173,44 +174,30 @@ def describe(views: Any, events: Sequence[tuple[str, str]]) -> frozenset[str]:
             keys.add(EVERYTHING)
     if messages or conversations:
         keys.add("inbox")
-    found = _rows(views, "SELECT id, conversation_id, contact_id FROM inbox_messages", messages)
-    if len(found) < len(messages):
+    places = message_places(views, messages)
+    if len(places) < len(messages):
         keys.add(EVERYTHING)
-    for row in found:
-        conversations.add(row["conversation_id"])
-        contacts.add(row["contact_id"])
+    for place in places:
+        conversations.add(place.conversation_id)
+        contacts.add(place.contact_id)
     keys.update(f"conversation:{c}" for c in conversations)
-    found = _rows(views, "SELECT id, contact_id FROM inbox_conversations", conversations)
-    if len(found) < len(conversations):
+    owners = conversation_contacts(views, conversations)
+    if len(owners) < len(conversations):
         keys.add(EVERYTHING)
-    contacts.update(row["contact_id"] for row in found)
-    for row in _rows(views, "SELECT id, contact_id, conversation_id FROM tasks", tasks):
-        if row["contact_id"]:
-            contacts.add(row["contact_id"])
-        if row["conversation_id"]:
-            keys.add(f"conversation:{row['conversation_id']}")
-    found = _rows(views, "SELECT id, user_id FROM notifications", notifications)
-    if len(found) < len(notifications):
+    contacts.update(owners.values())
+    for task in task_places(views, tasks):
+        if task.contact_id:
+            contacts.add(task.contact_id)
+        if task.conversation_id:
+            keys.add(f"conversation:{task.conversation_id}")
+    users = notification_users(views, notifications)
+    if len(users) < len(notifications):
         keys.add(EVERYTHING)
-    keys.update(f"notifications:{row['user_id']}" for row in found)
+    keys.update(f"notifications:{user_id}" for user_id in users.values())
     # A merged client's threads show under the client they were merged into.
-    contacts.update(
-        row["survivor_id"]
-        for row in _rows(views, "SELECT id, survivor_id FROM inbox_contact_aliases", contacts)
-    )
+    contacts.update(merged_survivors(views, contacts).values())
     keys.update(f"contact:{c}" for c in contacts)
     return frozenset(keys)
-
-
-def _rows(views: Any, select: str, ids: Iterable[str]) -> list[dict[str, Any]]:
-    """`select ... WHERE id IN ids`, in chunks."""
-    wanted = sorted(ids)
-    rows: list[dict[str, Any]] = []
-    for start in range(0, len(wanted), LOOKUP_CHUNK):
-        chunk = wanted[start : start + LOOKUP_CHUNK]
-        marks = ",".join("?" * len(chunk))
-        rows.extend(views.query(f"{select} WHERE id IN ({marks})", chunk))
-    return rows
 
 
 def for_user(keys: Iterable[str], user_id: str) -> frozenset[str]:

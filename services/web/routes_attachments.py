@@ -17,7 +17,6 @@ from threadline.services.attachment_access import (
     AttachmentMissing,
     AttachmentUnavailable,
     file_response,
-    open_attachment,
 )
 from threadline.services.web.deps import WebUser, WebUserDep
 
@@ -42,7 +41,7 @@ def attachment(message_id: str, index: str, user: WebUserDep) -> Response:
     if not 0 <= number <= MAX_INDEX:
         return _page(user, 404, user._("No such attachment."))
     try:
-        found = open_attachment(user.runtime, str(parsed), number)
+        found = user.runtime.attachment_access.open(str(parsed), number)
     except AttachmentMissing:
         return _page(user, 404, user._("No such attachment."))
     except AttachmentUnavailable as error:

@@ -10,8 +10,9 @@ from uuid import UUID
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from threadline.domain.commands.application import check_password
+from threadline.domain.commands.passwords import check_password
 from threadline.domain.model.errors import InvalidInput
+from threadline.projections.users import user_by_email
 from threadline.services.runtime import Runtime
 from threadline.services.web.deps import WebUserDep, sessions
 from threadline.services.web.i18n import environment, gettext, pick_locale
@@ -73,23 +74,21 @@ def login(
     address = request.client.host if request.client else "unknown"
     wait = limiter.retry_after(address, email)
     if wait > 0:
-        response = _login_page(
+        refused = _login_page(
             request, next_url, "Too many attempts; wait a minute and try again.", email, 429
         )
-        response.headers["Retry-After"] = str(int(wait) + 1)
-        return response
+        refused.headers["Retry-After"] = str(int(wait) + 1)
+        return refused
     runtime: Runtime = request.app.state.runtime
-    row = runtime.views.query_one(
-        "SELECT id, active FROM users WHERE email = ?", [email.strip().lower()]
-    )
-    stored = runtime.credentials.password_hash(str(row["id"])) if row and row["active"] else None
+    row = user_by_email(runtime.views, email.strip().lower())
+    stored = runtime.credentials.password_hash(row.id) if row and row.active else None
     # `check_password` runs argon2 even without a stored hash, so an unknown, inactive or
     # password-less account answers as slowly as a wrong password: timing tells nothing.
     if not check_password(stored, password) or row is None:
         limiter.failed(address, email)
         return _login_page(request, next_url, "Wrong e-mail or password.", email, 401)
     limiter.succeeded(address, email)
-    session_id, _ = sessions(request).create(str(row["id"]))
+    session_id, _ = sessions(request).create(row.id)
     response = RedirectResponse(next_url, status_code=303)
     response.set_cookie(
         COOKIE,

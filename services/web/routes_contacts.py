@@ -28,6 +28,8 @@ from starlette.datastructures import FormData
 from threadline.domain.model.attributes import AttributeScope, AttributeType
 from threadline.domain.model.contact import Lifecycle
 from threadline.domain.model.errors import DomainError, InvalidInput
+from threadline.projections.contact_card import Identity
+from threadline.projections.contact_card import identities_of as identities_of_contacts
 from threadline.projections.segments import build_contact_filter
 from threadline.services.web.deps import WebUser, WebUserDep, WebWriterDep
 from threadline.services.web.errors import message_of, status_of
@@ -323,20 +325,9 @@ def page_number(request: Request) -> int:
     return max(1, min(int(given[:8]), MAX_PAGE))  # eight digits are past MAX_PAGE already
 
 
-def identities_of(user: WebUser, contact_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+def identities_of(user: WebUser, contact_ids: list[str]) -> dict[str, list[Identity]]:
     """The identities of one page of clients in one query."""
-    found: dict[str, list[dict[str, Any]]] = {cid: [] for cid in contact_ids}
-    if not contact_ids:
-        return found
-    marks = ",".join("?" * len(contact_ids))
-    rows = user.runtime.views.query(
-        "SELECT contact_id, kind, value FROM contact_identities"
-        f" WHERE contact_id IN ({marks}) ORDER BY kind, value",
-        contact_ids,
-    )
-    for row in rows:
-        found[str(row["contact_id"])].append(row)
-    return found
+    return identities_of_contacts(user.runtime.views, contact_ids)
 
 
 @router.get("/contacts")

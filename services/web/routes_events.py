@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Callable
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
+from threadline.projections.notification_details import unread_count
 from threadline.services.web.deps import WebUserDep
 from threadline.services.web.live_feed import ChangeFeed, for_user
 
@@ -130,10 +131,7 @@ async def events(request: Request, user: WebUserDep) -> StreamingResponse:
 @router.get("/ui/notifications/count")
 def notification_count(user: WebUserDep) -> HTMLResponse:
     """The unread-notifications badge in the top bar (reloaded on every change)."""
-    row = user.runtime.views.query_one(
-        "SELECT COUNT(*) AS n FROM notifications WHERE user_id = ? AND read = 0", [user.id]
-    )
-    count = int(row["n"]) if row else 0
+    count = unread_count(user.runtime.views, user.id)
     if not count:
         return HTMLResponse("")
     label = user._("unread notifications")

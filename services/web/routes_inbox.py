@@ -27,23 +27,22 @@ from eventsourcing.persistence import RecordConflictError
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from threadline.domain.model.errors import DomainError, InvalidInput, NotFound
+from threadline.domain.model.errors import DomainError, InvalidInput
 from threadline.domain.model.html import block_remote_content, sanitise_html
+from threadline.projections.automation import TemplateName, template_names
 from threadline.projections.queries import InboxFilter
 from threadline.services.attachment_access import describe as describe_attachments
+from threadline.services.template_preview import reply_text
 from threadline.services.web.deps import WebUser, WebUserDep, WebWriterDep
 from threadline.services.web.errors import message_of, status_of
 from threadline.services.web.local_time import parse_local
+from threadline.triggers.outbound import reply_options
 
 router = APIRouter(include_in_schema=False)
 
 VIEWS = ("mine", "unassigned", "all")
 STATUSES = ("open", "pending", "resolved", "snoozed")
 CHANNELS = ("email", "telegram", "sms", "whatsapp", "voice", "web", "api")
-# Channels a reply can leave through (web and api conversations fall back to e-mail in delivery).
-SENDABLE = ("email", "telegram", "sms", "whatsapp")
-# Which reply channel each kind of client identity opens.
-IDENTITY_CHANNELS = {"email": "email", "phone": "sms", "telegram": "telegram"}
 CHANNEL_ICONS = {
     "email": "✉",
     "telegram": "✈",
@@ -193,17 +192,12 @@ def _list_context(user: WebUser, filters: Filters, open_id: str | None) -> dict[
 
 def reply_channels(conversation: dict[str, Any], contact: dict[str, Any] | None) -> list[str]:
     """The conversation's own channel first, then every other channel the client can be reached on."""
-    options = [str(conversation["channel"])]
-    found = [row["channel"] for row in (contact or {}).get("channels", [])]
-    found += [
-        IDENTITY_CHANNELS[i["kind"]]
-        for i in (contact or {}).get("identities", [])
-        if i["kind"] in IDENTITY_CHANNELS
-    ]
-    for channel in found:
-        if channel in SENDABLE and channel not in options:
-            options.append(channel)
-    return options
+    card = contact or {}
+    return reply_options(
+        str(conversation["channel"]),
+        [str(row["channel"]) for row in card.get("channels", [])],
+        [str(identity["kind"]) for identity in card.get("identities", [])],
+    )
 
 
 def _sender(user: WebUser, message: dict[str, Any], contact: str, names: dict[str, str]) -> str:
@@ -272,7 +266,7 @@ def thread_of(
                     "remote_images": remote_images,
                     "sender": _sender(user, message, str(found["contact_name"]), names),
                     "call": _call(message),
-                    "files": describe_attachments(user.runtime, message),
+                    "files": describe_attachments(user.runtime.channels.attachments, message),
                     "own": conversation_id == current,
                     "conversation_subject": found["subject"],
                 }
@@ -290,8 +284,8 @@ def _assignees(user: WebUser) -> list[dict[str, Any]]:
     return [u for u in user.runtime.queries.users() if u["active"] and u["role"] != "auditor"]
 
 
-def _templates(user: WebUser) -> list[dict[str, Any]]:
-    return user.runtime.views.query("SELECT slug, name FROM templates ORDER BY name, slug")
+def _templates(user: WebUser) -> list[TemplateName]:
+    return template_names(user.runtime.views, by_name=True)
 
 
 @dataclass
@@ -475,32 +469,15 @@ def template_text(conversation_id: str, request: Request, user: WebUserDep) -> H
 
 def render_template(user: WebUser, conversation: dict[str, Any], slug: str, channel: str) -> str:
     """The template's text for this contact, rendered as POST /api/templates/{slug}/preview does."""
-    import json
-
-    from threadline.triggers.events import TriggerEvent
-    from threadline.triggers.facts import FactReader
-    from threadline.triggers.templates import TemplateError, render
-
     runtime = user.runtime
-    row = runtime.views.query_one("SELECT variants FROM templates WHERE slug = ?", [slug])
-    if row is None:
-        raise NotFound("template", slug)
-    contact_id = UUID(str(conversation["contact_id"]))
-    trigger = TriggerEvent(
-        names=("preview",),
-        cause_key="preview",
-        occurred_at=datetime.now(UTC),
-        facts={"type": "preview"},
-        contact_id=contact_id,
-        conversation_id=UUID(str(conversation["id"])),
+    return reply_text(
+        runtime.views,
+        runtime.composer,
+        slug,
+        UUID(str(conversation["contact_id"])),
+        UUID(str(conversation["id"])),
+        channel,
     )
-    facts = FactReader(runtime.queries).facts(trigger)
-    facts["unsubscribe_url"] = runtime.triggers.settings.unsubscribe_url(str(contact_id))
-    try:
-        rendered = render(json.loads(row["variants"]), channel, facts)
-    except TemplateError as error:
-        raise InvalidInput("variants", str(error)) from None
-    return rendered.text
 
 
 # -- actions ----------------------------------------------------------------------------------

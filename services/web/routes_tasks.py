@@ -19,7 +19,9 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
 from threadline.domain.model.errors import InvalidInput, NotFound
+from threadline.projections.automation import notification
 from threadline.projections.base import ts
+from threadline.projections.contact_card import display_names
 from threadline.projections.notification_details import unread_for
 from threadline.services.web.deps import WebUser, WebUserDep, WebWriterDep
 from threadline.services.web.errors import message_of, status_of
@@ -81,13 +83,7 @@ def parse_due(raw: str, where: tzinfo = UTC) -> datetime:
 def _decorate(user: WebUser, tasks: list[dict[str, Any]], day: Day) -> list[dict[str, Any]]:
     """Add the contact's name, the assignee's name and the reschedule input's value."""
     contact_ids = sorted({str(t["contact_id"]) for t in tasks if t.get("contact_id")})
-    names: dict[str, str] = {}
-    if contact_ids:
-        marks = ",".join("?" * len(contact_ids))
-        for row in user.runtime.views.query(
-            f"SELECT id, display_name FROM contacts WHERE id IN ({marks})", contact_ids
-        ):
-            names[str(row["id"])] = row["display_name"]
+    names = display_names(user.runtime.views, contact_ids)
     people = {str(u["id"]): u["name"] or u["email"] for u in user.runtime.queries.users()}
     now = ts(day.now) or ""
     out = []
@@ -117,14 +113,7 @@ def sections(user: WebUser, scope: str, now: datetime | None = None) -> dict[str
         )
         return _decorate(user, rows, day)
 
-    undated_sql = "SELECT * FROM tasks WHERE status = 'open' AND due_at IS NULL"
-    params: list[Any] = []
-    if assignee:
-        undated_sql += " AND assignee_id = ?"
-        params.append(assignee)
-    undated = user.runtime.views.query(
-        undated_sql + " ORDER BY created_at LIMIT ?", [*params, SECTION_LIMIT]
-    )
+    undated = queries.tasks(status="open", assignee_id=assignee, undated=True, limit=SECTION_LIMIT)
     return {
         "overdue": between(None, day.start),
         "today": between(day.start, day.tomorrow),
@@ -255,14 +244,8 @@ def read_notification(notification_id: str, user: WebWriterDep) -> Response:
     from threadline.domain.model.automation import Notification
 
     known = parse_id(notification_id)
-    row = (
-        user.runtime.views.query_one(
-            "SELECT id FROM notifications WHERE id = ? AND user_id = ?", [known, user.id]
-        )
-        if known
-        else None
-    )
-    if row is None:
+    row = notification(user.runtime.views, known) if known else None
+    if row is None or row.user_id != user.id:
         return render_notifications(
             user, 404, user._("This notification does not exist or is not yours.")
         )

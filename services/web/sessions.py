@@ -13,6 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from threadline.projections.base import ts
 from threadline.projections.sql import ViewDatabase
 
 COOKIE = "tl_session"
@@ -35,7 +36,7 @@ def _hash(session_id: str) -> str:
 
 
 def _stamp(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return ts(at)
 
 
 class SessionStore:

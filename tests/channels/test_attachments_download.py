@@ -26,6 +26,7 @@ from tests.channels.test_webforms import define
 from tests.conftest import make_runtime
 from tests.waiting import wait_for
 from tests.web.helpers import create_user, login
+from threadline.projections.inbox import channel_messages
 from threadline.services.api.app import create_app
 from threadline.services.runtime import Runtime
 
@@ -304,8 +305,8 @@ def test_mms_image_is_downloaded_with_basic_auth_through_the_redirect(
     image = png(rgb=(30, 30, 200))
     url = env.twilio.add_media(image, "image/png")
     assert signed_post(env.client, "/hooks/twilio/sms", mms("MM" + "a" * 32, (url, "image/png")))
-    rows = env.runtime.views.query("SELECT id FROM inbox_messages WHERE channel = 'sms'")
-    [message_id] = [str(row["id"]) for row in rows]
+    rows = channel_messages(env.runtime.views, "sms")
+    [message_id] = [row.id for row in rows]
 
     [recorded] = message(env, message_id)["attachments"]
     assert recorded["stored"] is True and recorded["reference"] == url
@@ -330,13 +331,13 @@ def test_media_off_the_twilio_api_is_not_fetched_with_the_credentials(
     env = env_factory()
     elsewhere = "http://127.0.0.1:9/2010-04-01/Accounts/x/Messages/MM1/Media/ME1"
     signed_post(env.client, "/hooks/twilio/sms", mms("MM" + "b" * 32, (elsewhere, "image/png")))
-    [row] = env.runtime.views.query("SELECT id FROM inbox_messages WHERE channel = 'sms'")
-    [recorded] = message(env, str(row["id"]))["attachments"]
+    [row] = channel_messages(env.runtime.views, "sms")
+    [recorded] = message(env, row.id)["attachments"]
     assert recorded["stored"] is False
     assert recorded["error"] == (
         "not downloaded: not a media URL of the Twilio API (THREADLINE_TWILIO_API_URL)"
     )
-    assert served(env, str(row["id"])).status_code == 502
+    assert served(env, row.id).status_code == 502
 
 
 def test_svg_and_html_are_downloads_never_pages_and_oversized_files_are_not_kept(
@@ -353,8 +354,8 @@ def test_svg_and_html_are_downloads_never_pages_and_oversized_files_are_not_kept
         (env.twilio.add_media(big, "image/jpeg"), "image/jpeg"),
     )
     signed_post(env.client, "/hooks/twilio/sms", params)
-    [row] = env.runtime.views.query("SELECT id FROM inbox_messages WHERE channel = 'sms'")
-    message_id = str(row["id"])
+    [row] = channel_messages(env.runtime.views, "sms")
+    message_id = row.id
     for index, body in ((0, svg), (1, page)):
         answer = served(env, message_id, index)
         assert answer.status_code == 200 and answer.content == body
@@ -423,9 +424,9 @@ def test_a_polled_photo_is_downloaded_too(env_factory: Callable[..., Env]) -> No
     env.telegram.queue_update(photo_update(photo.file_id, photo.file_unique_id, len(image), 9))
     env.runtime.channels.start(delivery=False)
     rows = wait_for(
-        lambda: env.runtime.views.query("SELECT id FROM inbox_messages WHERE channel = 'telegram'"),
+        lambda: channel_messages(env.runtime.views, "telegram"),
         "the polled update in the inbox",
     )
-    [recorded] = message(env, str(rows[0]["id"]))["attachments"]
+    [recorded] = message(env, rows[0].id)["attachments"]
     assert recorded["stored"] is True
-    assert served(env, str(rows[0]["id"])).content == image
+    assert served(env, rows[0].id).content == image

@@ -10,6 +10,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
@@ -21,6 +22,7 @@ from fastapi.testclient import TestClient
 from tests.channels.dovecot import Dovecot, SmtpMta, TlsCert
 from threadline.channels.email import cursor_key
 from threadline.domain.model.inbound import InboundMessage, IngestResult
+from threadline.projections.inbox import channel_messages
 from threadline.services.api.app import create_app
 from threadline.services.runtime import Runtime
 
@@ -57,10 +59,7 @@ def wait_until(predicate: Callable[[], Any], seconds: float = 60.0, what: str = 
 
 
 def email_messages(runtime: Runtime) -> list[dict[str, Any]]:
-    return runtime.views.query(
-        "SELECT id, conversation_id, contact_id, subject, text, metadata FROM inbox_messages"
-        " WHERE channel = 'email' AND direction = 'inbound' ORDER BY position"
-    )
+    return [asdict(m) for m in channel_messages(runtime.views, "email", "inbound")]
 
 
 class IngestCounter:
@@ -110,7 +109,7 @@ def test_a_message_sent_by_smtp_reaches_the_inbox_and_the_timeline(
     assert {"kind": "email", "value": "anna@example.org"} in contact["identities"]
     timeline = client.get(f"/api/contacts/{items[0]['contact_id']}/timeline", headers=ADMIN)
     assert any(row["channel"] == "email" for row in timeline.json()["items"])
-    metadata = json.loads(rows[0]["metadata"])
+    metadata = rows[0]["metadata"]
     assert metadata["mailbox"] == "support" and metadata["folder"] == "INBOX"
     conversation = runtime.app.repository.get(__import__("uuid").UUID(rows[0]["conversation_id"]))
     assert conversation.inbox_id == runtime.channels.inbox("support").id
@@ -294,7 +293,7 @@ def test_two_inboxes_each_bound_to_their_own_mailbox(
     configure(runtime, "support", dovecot.settings(support))
     runtime.channels.start(delivery=False)
     rows = wait_until(lambda: len(email_messages(runtime)) == 2 and email_messages(runtime))
-    boxes = {r["subject"]: json.loads(r["metadata"])["mailbox"] for r in rows}
+    boxes = {r["subject"]: r["metadata"]["mailbox"] for r in rows}
     assert boxes == {"Купить": "sales", "Сломалось": "support"}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 from uuid import UUID
 
@@ -19,6 +20,7 @@ from fastapi.testclient import TestClient
 from tests.channels.dovecot import Dovecot
 from tests.waiting import wait_for
 from threadline.channels.email import cursor_key
+from threadline.projections.inbox import channel_messages
 from threadline.services.api.app import create_app
 from threadline.services.runtime import Runtime
 
@@ -32,15 +34,7 @@ def wait(predicate: Callable[[], Any], what: str) -> Any:
 
 
 def inbound(runtime: Runtime) -> list[dict[str, Any]]:
-    rows = runtime.views.query(
-        "SELECT id, conversation_id, contact_id, subject, text, sender_name, attachments,"
-        " metadata FROM inbox_messages WHERE channel = 'email' AND direction = 'inbound'"
-        " ORDER BY position"
-    )
-    for row in rows:
-        row["metadata"] = json.loads(row["metadata"])
-        row["attachments"] = json.loads(row["attachments"])
-    return rows
+    return [asdict(m) for m in channel_messages(runtime.views, "email", "inbound")]
 
 
 def start(runtime: Runtime, dovecot: Dovecot, user: str, **settings: Any) -> None:

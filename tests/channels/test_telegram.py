@@ -46,6 +46,7 @@ from threadline.channels.telegram import (
     update_to_message,
 )
 from threadline.domain.model.errors import InvalidInput
+from threadline.projections.inbox import channel_messages
 from threadline.services.api.app import create_app
 from threadline.services.runtime import Runtime
 
@@ -491,9 +492,7 @@ def test_any_update_is_answered_without_a_server_error(
         body = response.json()
         assert body["ok"] is True
         if "message_id" in body:
-            found = runtime.views.query_one(
-                "SELECT channel FROM inbox_messages WHERE id = ?", [body["message_id"]]
-            )
+            found = runtime.queries.message(body["message_id"])
             assert found is not None and found["channel"] == "telegram"
     assert client.get("/healthz").json()["status"] == "ok"
 
@@ -502,10 +501,7 @@ def test_any_update_is_answered_without_a_server_error(
 
 
 def _message_count(runtime: Runtime) -> int:
-    row = runtime.views.query_one(
-        "SELECT COUNT(*) AS n FROM inbox_messages WHERE channel = 'telegram'"
-    )
-    return int(row["n"]) if row else 0
+    return len(channel_messages(runtime.views, "telegram"))
 
 
 def test_long_polling_ingests_and_keeps_its_offset(

@@ -42,6 +42,7 @@ from tests.waiting import wait_for
 from threadline.channels import telegram
 from threadline.channels.telegram import update_rejection
 from threadline.domain.model.inbound import InboundMessage, IngestResult
+from threadline.projections.inbox import channel_messages
 from threadline.services.api.app import create_app
 from threadline.services.channel_rejections import MAX_RAW, RejectionStore
 from threadline.services.runtime import Runtime
@@ -120,15 +121,11 @@ def configure_polling(runtime: Runtime) -> None:
 
 
 def texts(runtime: Runtime) -> list[str]:
-    rows = runtime.views.query("SELECT text FROM inbox_messages WHERE channel = 'telegram'")
-    return sorted(str(row["text"]) for row in rows)
+    return sorted(row.text for row in channel_messages(runtime.views, "telegram"))
 
 
 def message_count(runtime: Runtime) -> int:
-    row = runtime.views.query_one(
-        "SELECT COUNT(*) AS n FROM inbox_messages WHERE channel = 'telegram'"
-    )
-    return int(row["n"]) if row else 0
+    return len(channel_messages(runtime.views, "telegram"))
 
 
 def health(client: TestClient, headers: dict[str, str] | None = None) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from tests.channels.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, sign
 from tests.channels.test_attachments_download import png
 from tests.e2e.browser import LiveServer, running_app, screenshot
 from tests.web.helpers import PASSWORD, create_user
+from threadline.projections.inbox import channel_messages
 
 pytestmark = [
     pytest.mark.slow,
@@ -137,8 +138,8 @@ def test_photo_voice_and_mms_image_show_in_the_thread(
         public_url=server.url,
     )  # fmt: skip
     assert response.status_code == 200, response.text
-    [mms_row] = server.runtime.views.query("SELECT id FROM inbox_messages WHERE channel = 'sms'")
-    mms_id = str(mms_row["id"])
+    [mms_row] = channel_messages(server.runtime.views, "sms")
+    mms_id = mms_row.id
 
     create_user(server.runtime, "olga@example.com", "operator", name="Olga")
     log_in(server, page, "olga@example.com")

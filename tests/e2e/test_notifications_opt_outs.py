@@ -15,6 +15,7 @@ from tests.e2e.browser import LiveServer, screenshot
 from tests.waiting import wait_for
 from tests.web.helpers import PASSWORD, create_user
 from threadline.domain.model.inbound import InboundMessage
+from threadline.projections.automation import notifications
 from threadline.triggers.defaults import RULES
 from threadline.triggers.rules import validate_rule
 from threadline.triggers.runner import opt_out
@@ -60,7 +61,7 @@ def test_a_reminder_links_its_task_and_client_and_the_card_opts_back_in(
     runtime.wait_for_views(runtime.app.recorder.max_notification_id())
     runtime.start_triggers()
     runtime.triggers.scan_dates()
-    wait_for(lambda: runtime.views.query("SELECT id FROM notifications"), "the reminder")
+    wait_for(lambda: notifications(runtime.views), "the reminder")
 
     log_in(server, page, "anna@example.com")
     note = page.locator("#notifications li.notification").first

@@ -18,6 +18,7 @@ from tests.channels.conftest import smtp_capture  # noqa: F401  (fixture)
 from tests.channels.dovecot import SmtpCapture
 from tests.e2e.browser import running_app
 from tests.waiting import wait_for
+from threadline.projections import automation
 from threadline.triggers.defaults import seed_defaults
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -76,13 +77,10 @@ def test_default_rules_answer_a_form_lead_and_a_missed_call(
         assert welcomed_after < 5.0
 
         timers = wait_for(
-            lambda: runtime.views.query(
-                "SELECT * FROM rule_timers WHERE contact_id = ? AND state = 'scheduled'",
-                [contact_id],
-            ),
+            lambda: automation.timers(runtime.views, state="scheduled", contact_id=contact_id),
             "the no-reply timer",
         )
-        web_conversation = timers[0]["conversation_id"]
+        web_conversation = timers[0].conversation_id
         reply = server.api(
             "POST",
             f"/api/conversations/{web_conversation}/messages",
@@ -90,10 +88,11 @@ def test_default_rules_answer_a_form_lead_and_a_missed_call(
         )
         assert reply.status_code == 201, reply.text
         wait_for(
-            lambda: runtime.views.query_one(
-                "SELECT state FROM rule_timers WHERE id = ? AND state = 'cancelled'",
-                [timers[0]["id"]],
-            ),
+            lambda: [
+                t
+                for t in automation.timers(runtime.views, state="cancelled")
+                if t.id == timers[0].id
+            ],
             "the no-reply timer to be cancelled by the reply",
         )
 

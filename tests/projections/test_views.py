@@ -11,6 +11,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 from threadline.domain.model.attributes import AttributeDefinition, AttributeType
 from threadline.domain.model.inbound import InboundMessage
 from threadline.projections.queries import AttributeCondition, ContactFilter, InboxFilter
+from threadline.projections.sql import table_rows
 from threadline.services.config import Settings
 from threadline.services.runtime import Runtime
 
@@ -222,9 +223,9 @@ def test_one_big_page_builds_the_same_cards_as_event_by_event(database_url: str)
             runtime.runner.page_size = page_size
             runtime.rebuild_views()
             return [
-                *runtime.views.query("SELECT * FROM contacts ORDER BY id"),
-                *runtime.views.query("SELECT * FROM contact_identities ORDER BY kind, value"),
-                *runtime.views.query("SELECT * FROM inbox_conversations ORDER BY id"),
+                *table_rows(runtime.views, "contacts", "id"),
+                *table_rows(runtime.views, "contact_identities", "kind, value"),
+                *table_rows(runtime.views, "inbox_conversations", "id"),
             ]
         finally:
             runtime.close()

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import POSTGRES_URL, make_runtime, need_postgres
 from tests.waiting import wait_for
-from threadline.services import runtime as runtime_module
+from threadline.services import state_stack, view_stack
 from threadline.services.api.app import create_app
 from threadline.services.store import library_env
 
@@ -38,7 +38,9 @@ def own_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         # 2 s instead of 10 s to wait for a pooled connection: the outage answers sooner
         return library_env(url) | {"POSTGRES_CONNECT_TIMEOUT": "2"}
 
-    monkeypatch.setattr(runtime_module, "library_env", quick_timeouts)
+    # the log and the views (`view_stack`), the state database (`state_stack`)
+    monkeypatch.setattr(view_stack, "library_env", quick_timeouts)
+    monkeypatch.setattr(state_stack, "library_env", quick_timeouts)
     try:
         yield f"{POSTGRES_URL.rsplit('/', 1)[0]}/{name}"
     finally:

@@ -5,6 +5,7 @@ channel's own tests run the worker against that channel's real or wire-level pee
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -23,6 +24,7 @@ from threadline.channels.base import (
     register,
 )
 from threadline.domain.model.inbound import InboundMessage
+from threadline.projections.inbox import inbox_message
 from threadline.services.runtime import Runtime
 
 
@@ -84,10 +86,11 @@ def conversation(runtime: Runtime, key: str = "m1") -> UUID:
 
 
 def message_state(runtime: Runtime, message_id: UUID) -> dict[str, Any]:
-    row = runtime.views.query_one(
-        "SELECT state, provider_id, failure FROM inbox_messages WHERE id = ?", [str(message_id)]
-    )
-    return row or {"state": None, "provider_id": None, "failure": None}
+    row = inbox_message(runtime.views, message_id)
+    if row is None:
+        return {"state": None, "provider_id": None, "failure": None}
+    failure = json.dumps(row.failure, ensure_ascii=False) if row.failure else None
+    return {"state": row.state, "provider_id": row.provider_id, "failure": failure}
 
 
 def test_a_reply_is_sent_once_with_thread_headers(delivery_runtime: Runtime) -> None:

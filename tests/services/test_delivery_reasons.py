@@ -10,7 +10,6 @@ technical detail to admins only), and the activity feed never says "sent".
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from tests.waiting import wait_for
 from tests.web.helpers import web_client
 from threadline.domain.model.inbound import InboundMessage
 from threadline.domain.model.message import Message
+from threadline.projections.inbox import inbox_message
 from threadline.services.delivery import DeliveryWorker
 from threadline.services.runtime import Runtime
 
@@ -58,12 +58,11 @@ def email_thread(runtime: Runtime, key: str, identities: list[tuple[str, str]]) 
 
 
 def failure_of(runtime: Runtime, message_id: UUID) -> dict[str, Any] | None:
-    row = runtime.views.query_one(
-        "SELECT state, failure FROM inbox_messages WHERE id = ?", [str(message_id)]
-    )
-    if row is None or row["state"] != "failed":
+    row = inbox_message(runtime.views, message_id)
+    if row is None or row.state != "failed":
         return None
-    return dict(json.loads(row["failure"]))
+    assert row.failure is not None
+    return dict(row.failure)
 
 
 def test_an_unreachable_mail_server_is_said_plainly_in_each_language(runtime: Runtime) -> None:
@@ -121,7 +120,7 @@ def test_no_route_no_address_and_a_crash_mid_send_have_their_reasons(runtime: Ru
     runtime.channels.stop()
     in_doubt = runtime.app.reply(no_inbox, "Are you there?", "user:test").value
     runtime.wait_for_views(runtime.app.start_delivery_attempt(in_doubt, "test").notification_id)
-    worker = DeliveryWorker(runtime.channels)
+    worker = DeliveryWorker(runtime.channels, runtime.app, runtime.views, runtime.settings)
     assert worker.settle_interrupted_attempts() == 1
     runtime.wait_for_views(runtime.app.recorder.max_notification_id())
     assert failure_of(runtime, in_doubt)["problem"] == "in_doubt"  # type: ignore[index]

@@ -11,6 +11,7 @@ provider makes the window as wide as the test needs: it answers only once the st
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from tests.waiting import wait_for
 from threadline.channels.base import ChannelAdapter, OutboundMessage, register
 from threadline.domain.model.inbound import InboundMessage
 from threadline.domain.model.message import Message
+from threadline.projections.inbox import inbox_message
 from threadline.services import delivery
 from threadline.services.runtime import Runtime
 
@@ -97,11 +99,10 @@ def stop_while_sending(runtime: Runtime) -> None:
 
 
 def state_of(runtime: Runtime, message_id: UUID) -> dict[str, Any]:
-    row: dict[str, Any] | None = runtime.views.query_one(
-        "SELECT state, failure FROM inbox_messages WHERE id = ?", [str(message_id)]
-    )
+    row = inbox_message(runtime.views, message_id)
     assert row is not None
-    return row
+    failure = json.dumps(row.failure, ensure_ascii=False) if row.failure else None
+    return {"state": row.state, "failure": failure}
 
 
 def test_a_stop_lets_a_begun_delivery_finish_and_leaves_nothing_in_doubt(gated: Runtime) -> None:

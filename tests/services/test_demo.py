@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from threadline.domain.commands.application import verify_password
+from threadline.domain.commands.passwords import verify_password
 from threadline.domain.model.identities import normalise_email, normalise_phone
 from threadline.projections.base import ts
 from threadline.projections.queries import ContactFilter, InboxFilter

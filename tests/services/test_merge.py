@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import make_runtime
 from tests.services.test_api import ADMIN
+from threadline.projections.inbox import inbox_message
 from threadline.services.api.app import create_app
 
 
@@ -143,10 +144,8 @@ def test_after_two_merges_later_rows_land_on_the_last_survivor(tmp_path: Path) -
         runtime.app.merge_contacts(third.contact_id, second.contact_id, "test")
         reply = runtime.app.reply(first.conversation_id, "on the oldest thread", "test")
         runtime.wait_for_views(reply.notification_id)
-        row = runtime.views.query_one(
-            "SELECT contact_id FROM inbox_messages WHERE id = ?", [str(reply.value)]
-        )
-        assert row is not None and row["contact_id"] == str(third.contact_id)
+        row = inbox_message(runtime.views, reply.value)
+        assert row is not None and row.contact_id == str(third.contact_id)
         timeline = runtime.queries.timeline(str(third.contact_id), 100, None)
         assert "on the oldest thread" in {r["body"] for r in timeline}
     finally:

@@ -16,6 +16,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from tests.conftest import make_runtime
+from threadline.projections.sql import row_count
 from threadline.services.config import Settings
 from threadline.services.runtime import Runtime
 from threadline.services.store import pool_budget
@@ -64,12 +65,15 @@ def test_tables_made_on_first_use_take_turns(postgres_schema_url: str) -> None:
     try:
 
         def create() -> None:
-            with runtime.views.transaction() as cur:
-                cur.execute("CREATE TABLE IF NOT EXISTS made_late (id TEXT PRIMARY KEY, n BIGINT)")
-                cur.execute("CREATE INDEX IF NOT EXISTS made_late_by_n ON made_late (n)")
+            runtime.views.create_schema(
+                [
+                    "CREATE TABLE IF NOT EXISTS made_late (id TEXT PRIMARY KEY, n BIGINT)",
+                    "CREATE INDEX IF NOT EXISTS made_late_by_n ON made_late (n)",
+                ]
+            )
 
         assert _together(4, create) == []
-        assert runtime.views.query("SELECT count(*) AS n FROM made_late") == [{"n": 0}]
+        assert row_count(runtime.views, "made_late") == 0
     finally:
         runtime.close()
 
@@ -86,8 +90,7 @@ def test_each_role_gets_its_own_small_pools_and_connection_name(
         for pool in (runtime.app.recorder.datastore.pool, runtime.views.recorder.datastore.pool):
             assert (pool.min_size, pool.max_size) == (budget.pool_size, budget.per_pool)
             assert pool.max_idle == 7.0  # overflow returned after 7 s, not psycopg's 600
-        row = runtime.views.query_one("SELECT current_setting('application_name') AS name")
-        assert row == {"name": "threadline-triggers"}
+        assert runtime.views.setting("application_name") == "threadline-triggers"
     finally:
         runtime.close()
     chosen = Settings.from_env(

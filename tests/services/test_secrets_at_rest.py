@@ -18,6 +18,7 @@ from eventsourcing.persistence import StoredEvent
 from fastapi.testclient import TestClient
 
 from tests.services.server_process import threadline_env, threadline_executable
+from threadline.projections.sql import table_rows
 from threadline.services.api.app import create_app
 from threadline.services.config import Settings
 from threadline.services.runtime import Runtime
@@ -101,7 +102,7 @@ def test_users_create_keeps_the_hash_out_of_the_log_and_the_login_works(tmp_path
     try:
         assert log_in(runtime, "cli@example.com", PASSWORD) == 303
         assert log_in(runtime, "cli@example.com", "not-the-password") == 401
-        columns = runtime.views.query("SELECT * FROM users")[0].keys()
+        columns = table_rows(runtime.views, "users", "id")[0].keys()
         assert "password_hash" not in columns
     finally:
         runtime.close()
@@ -158,7 +159,7 @@ def _legacy_event(
 
 def test_an_existing_database_keeps_working(tmp_path: Path) -> None:
     """Hashes in old events move to the credential store; plain secrets get encrypted."""
-    from threadline.domain.commands.application import hash_password
+    from threadline.domain.commands.passwords import hash_password
 
     runtime = open_runtime(tmp_path)
     user_id = uuid4()

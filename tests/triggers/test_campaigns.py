@@ -24,7 +24,7 @@ from threadline.domain.model.inbound import InboundMessage
 from threadline.services import campaigns
 from threadline.services.api.app import create_app
 from threadline.services.runtime import Runtime
-from threadline.triggers.runner import opt_out
+from threadline.triggers.opt_outs import opt_out
 
 
 @register

@@ -15,6 +15,7 @@ from uuid import UUID
 from tests.conftest import make_runtime
 from tests.waiting import wait_for
 from threadline.domain.model.inbound import InboundMessage
+from threadline.projections.automation import firing_count
 from threadline.services.runtime import Runtime
 from threadline.triggers.rules import validate_rule
 from threadline.triggers.runner import TriggerRunner
@@ -65,8 +66,7 @@ def test_a_first_start_runs_what_came_after_the_first_rule_and_not_history(
         caught_up(runtime)
         assert tags(runtime, history.contact_id) == []  # history is not fired
         assert tags(runtime, waiting.contact_id) == ["a"]  # B did not exist yet
-        firings = runtime.views.query("SELECT id FROM rule_firings WHERE rule_id = ?", [str(first)])
-        assert len(firings) == 2
+        assert firing_count(runtime.views, first) == 2
     finally:
         runtime.close()
     # A restart continues from the stored position: nothing fires again.
@@ -75,7 +75,7 @@ def test_a_first_start_runs_what_came_after_the_first_rule_and_not_history(
         again.start_triggers()
         caught_up(again)
         time.sleep(0.3)
-        assert len(again.views.query("SELECT id FROM rule_firings")) == 3
+        assert firing_count(again.views) == 3
     finally:
         again.close()
 

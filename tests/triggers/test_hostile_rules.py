@@ -26,6 +26,7 @@ from tests.services.test_api import ADMIN
 from tests.triggers.test_rules_api import Receiver, inbound
 from tests.waiting import wait_for
 from tests.web.helpers import web_client
+from threadline.projections import automation
 from threadline.services.api.app import create_app
 from threadline.services.rules_io import RulesFileError, import_rules
 from threadline.services.runtime import Runtime
@@ -156,7 +157,7 @@ def test_a_yaml_alias_bomb_is_refused_and_nothing_is_appended(
     assert "expands to more than" in answer.text
     assert log_position(runtime) == position
     assert before <= position
-    assert runtime.views.query_one("SELECT COUNT(*) AS n FROM rules")["n"] == 0
+    assert automation.rule_count(runtime.views) == 0
 
 
 def test_aliases_are_counted_and_big_files_refused(strict: tuple[TestClient, Runtime]) -> None:
@@ -247,11 +248,12 @@ def test_a_host_that_resolves_to_an_internal_address_fails_permanently_at_send(
         runtime.channels.start(pollers=False)
         inbound(client, "m1")
         row = wait_for(
-            lambda: runtime.views.query_one("SELECT * FROM webhook_calls WHERE state = 'failed'"),
+            lambda: next(iter(automation.webhook_calls(runtime.views, "failed")), None),
             "the refused call",
         )
-        assert row["attempts"] == 1  # permanent: not retried
-        assert "refused" in row["last_error"] and "internal address" in row["last_error"]
+        assert row.attempts == 1  # permanent: not retried
+        assert row.last_error and "refused" in row.last_error
+        assert "internal address" in row.last_error
         assert receiver.calls == []
     finally:
         receiver.server.shutdown()
@@ -330,9 +332,10 @@ def test_a_literal_webhook_secret_is_not_in_the_log_and_still_signs(
         stored = raw_log(runtime)
         assert any(b"Rule" in event for event in stored)
         assert not [event for event in stored if LITERAL_SECRET.encode() in event]
-        row = runtime.views.query_one("SELECT definition FROM rules WHERE id = ?", [rule_id])
-        assert LITERAL_SECRET not in row["definition"]
-        assert json.loads(row["definition"])["then"][0]["webhook"]["secret"] == "********"
+        row = automation.rule(runtime.views, rule_id)
+        assert row is not None
+        assert LITERAL_SECRET not in json.dumps(row.definition)
+        assert row.definition["then"][0]["webhook"]["secret"] == "********"
     finally:
         receiver.server.shutdown()
 
@@ -365,9 +368,9 @@ def test_the_cli_export_round_trips_a_stored_secret(
     other = make_runtime(f"sqlite:///{tmp_path}/other.db", attachments_dir=str(tmp_path / "b"))
     try:
         import_rules(other, text, actor="test")
-        row = other.views.query_one("SELECT id, definition FROM rules")
-        assert LITERAL_SECRET not in row["definition"]
-        secret = stored_secret(other, UUID(row["id"]), "https://example.com/h")
+        row = automation.rules(other.views)[0]
+        assert LITERAL_SECRET not in json.dumps(row.definition)
+        secret = stored_secret(other.channels.secrets, UUID(row.id), "https://example.com/h")
         assert secret == LITERAL_SECRET
         assert not [e for e in raw_log(other) if LITERAL_SECRET.encode() in e]
     finally:

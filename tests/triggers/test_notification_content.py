@@ -24,6 +24,7 @@ from tests.older_events import as_version_1
 from tests.waiting import wait_for
 from tests.web.helpers import web_client
 from threadline.domain.model.inbound import InboundMessage
+from threadline.projections.automation import notifications
 from threadline.services.notification_mail import compose
 from threadline.services.runtime import Runtime
 from threadline.triggers.defaults import RULES
@@ -82,9 +83,9 @@ def test_task_reminders_name_and_link_the_task_client_and_due_time(engine: Runti
     offer = task_for(engine, "Send the offer", due, me, olga)
     call = task_for(engine, "Call back about delivery", due + timedelta(minutes=5), me, ivan)
     engine.triggers.scan_dates()
-    wait_for(lambda: len(engine.views.query("SELECT id FROM notifications")) == 2, "two reminders")
-    rows = engine.views.query("SELECT task_id, contact_id, conversation_id FROM notifications")
-    assert {r["task_id"] for r in rows} == {offer, call}
+    wait_for(lambda: len(notifications(engine.views)) == 2, "two reminders")
+    rows = notifications(engine.views)
+    assert {r.task_id for r in rows} == {offer, call}
 
     page = client.get("/tasks/notifications").text
     items = re.findall(r'<li class="notification".*?</li>', page, re.S)

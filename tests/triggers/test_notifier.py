@@ -10,6 +10,7 @@ from tests.channels.conftest import smtp_capture  # noqa: F401  (fixture)
 from tests.channels.dovecot import SmtpCapture
 from tests.conftest import make_runtime
 from threadline.domain.model.inbound import InboundMessage
+from threadline.projections.automation import notifications
 from threadline.triggers.rules import validate_rule
 
 
@@ -55,11 +56,11 @@ def test_notifications_are_emailed_to_the_operator(
         assert parsed["Subject"] == "[Threadline] Zoe Client wrote"
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            row = runtime.views.query_one("SELECT emailed FROM notifications")
-            if row and row["emailed"]:
+            row = next(iter(notifications(runtime.views)), None)
+            if row and row.emailed:
                 break
             time.sleep(0.05)
-        assert row and row["emailed"] == 1
+        assert row and row.emailed is True
         time.sleep(1.5)
         assert len(smtp_capture.messages) == 1
     finally:

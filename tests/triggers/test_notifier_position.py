@@ -15,6 +15,7 @@ from uuid import uuid4
 from tests.conftest import make_runtime
 from tests.run_apart import run_apart
 from threadline.domain.model.automation import Notification
+from threadline.projections.automation import unsent_notification_count
 from threadline.services.notifier import PAGE, NotificationMailer
 
 ACTOR = "user:test"
@@ -49,7 +50,14 @@ def test_unsendable_notifications_are_not_retried_every_pass(
     runtime = make_runtime(database_url, attachments_dir=str(tmp_path / "a"))
     try:
         user_id, _ = runtime.app.create_user("ops@example.com", "operator", ACTOR).value
-        mailer = NotificationMailer(runtime.channels)
+        config = runtime.settings
+        mailer = NotificationMailer(
+            runtime.channels,
+            runtime.views,
+            runtime.app.writer,
+            config.public_url,
+            config.timezone,
+        )
         add_notifications(runtime, user_id, 45)
         # No inbox can send: nothing is tried (nor read).
         assert run_apart(mailer.run_once()) == 0
@@ -64,8 +72,7 @@ def test_unsendable_notifications_are_not_retried_every_pass(
             return [await mailer.run_once() for _ in range(count)]
 
         assert run_apart(passes(6)) == [PAGE, PAGE, 5, 0, 0, 0]  # each tried once
-        unsent = runtime.views.query("SELECT COUNT(*) AS n FROM notifications WHERE emailed = 0")
-        assert unsent[0]["n"] == 45
+        assert unsent_notification_count(runtime.views) == 45
         add_notifications(runtime, user_id, 3)
         assert run_apart(passes(2)) == [3, 0]  # only the new ones
         mailer.retry_at = 0.0  # the retry period is over: from the start again

@@ -6,7 +6,6 @@ exactly which moment a scan happens at; the loop does the same on its own clock.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,8 +15,9 @@ from uuid import UUID
 import pytest
 
 from tests.conftest import make_runtime
+from threadline.projections.automation import firing_causes, firings_of_rule, notifications
 from threadline.services.runtime import Runtime
-from threadline.triggers import runner as runner_module
+from threadline.triggers import date_scans
 from threadline.triggers.rules import validate_rule
 
 ACTOR = "user:test"
@@ -59,8 +59,7 @@ def scan(runtime: Runtime, now: datetime) -> int:
 
 def reminders(runtime: Runtime, rule_id: UUID) -> list[str]:
     """The cause keys of a rule's firings: `<event>:<task id>:<due time>`."""
-    rows = runtime.views.query("SELECT cause FROM rule_firings WHERE rule_id = ?", [str(rule_id)])
-    return sorted(json.loads(row["cause"])["key"] for row in rows)
+    return sorted(cause["key"] for cause in firing_causes(runtime.views, rule_id))
 
 
 def count_evaluations(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -79,7 +78,7 @@ def count_evaluations(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> list
 def test_more_due_tasks_than_a_page_each_get_exactly_one_reminder(
     manual: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runner_module, "SCAN_PAGE", 7)
+    monkeypatch.setattr(date_scans, "SCAN_PAGE", 7)
     overdue = rule(
         manual,
         {"name": "Overdue", "when": "task.overdue",
@@ -100,7 +99,7 @@ def test_more_due_tasks_than_a_page_each_get_exactly_one_reminder(
     keys = reminders(manual, overdue)
     assert len(keys) == 30 and len({k.split(":")[1] for k in keys}) == 30
     assert str(later) not in " ".join(keys)
-    notes = manual.views.query("SELECT COUNT(*) AS n FROM notifications")[0]["n"]
+    notes = len(notifications(manual.views))
     assert notes == 30
 
     # The next scans find nothing to do: no task is evaluated again.
@@ -161,9 +160,7 @@ def test_due_soon_fires_once_when_the_task_enters_the_window(
     scan(manual, entered)  # the window's edge passed the first task's due time
     keys = reminders(manual, soon)
     assert len(keys) == 1 and str(in_three_hours) in keys[0]
-    fired_at = manual.views.query(
-        "SELECT occurred_at FROM rule_firings WHERE rule_id = ?", [str(soon)]
-    )[0]["occurred_at"]
+    fired_at = firings_of_rule(manual.views, soon, newest_first=False)[0].occurred_at
     assert fired_at  # recorded when the scan ran, about an hour before the task is due
 
     # Later scans in the same window do nothing for it: no evaluation at all.

@@ -7,8 +7,8 @@ created a second task for a repeat message, and escalations reached nobody.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -23,6 +23,8 @@ from threadline.domain.model.inbound import InboundMessage
 from threadline.domain.model.message import inbound_message_id
 from threadline.domain.model.rule import rule_id_for
 from threadline.domain.model.task import Task
+from threadline.projections.automation import FiringRow, firings_of_rule, notification, timers
+from threadline.projections.tasks import tasks_of_conversation
 from threadline.services.runtime import Runtime
 from threadline.triggers.defaults import RULES, seed_defaults
 from threadline.triggers.rules import validate_rule
@@ -75,17 +77,12 @@ def caught_up(runtime: Runtime) -> None:
 
 
 def tasks_of(runtime: Runtime, conversation_id: UUID, status: str | None = None) -> list[Any]:
-    rows = runtime.views.query(
-        "SELECT * FROM tasks WHERE conversation_id = ? ORDER BY created_at",
-        [str(conversation_id)],
-    )
+    rows = [asdict(row) for row in tasks_of_conversation(runtime.views, conversation_id)]
     return [row for row in rows if status is None or row["status"] == status]
 
 
-def firings_of(runtime: Runtime, key: str) -> list[dict[str, Any]]:
-    return runtime.views.query(
-        "SELECT * FROM rule_firings WHERE rule_id = ? ORDER BY position", [str(rule_id_for(key))]
-    )
+def firings_of(runtime: Runtime, key: str) -> list[FiringRow]:
+    return firings_of_rule(runtime.views, rule_id_for(key), newest_first=False)
 
 
 def test_one_open_reply_task_per_conversation_and_a_reply_completes_it(
@@ -154,12 +151,9 @@ def test_an_answered_call_gets_no_task_and_missed_calls_one_call_back(
     runtime.app.record_call_status(inbound_message_id("voice", "CA-1"), "completed", "channel:t")
     caught_up(runtime)
     assert tasks_of(runtime, answered.conversation_id) == []
-    assert (
-        runtime.views.query(
-            "SELECT id FROM rule_timers WHERE conversation_id = ?", [str(answered.conversation_id)]
-        )
-        == []
-    ), "an answered call waits for no reply"
+    assert timers(runtime.views, conversation_id=answered.conversation_id) == [], (
+        "an answered call waits for no reply"
+    )
 
     # Two missed calls from the same number: one open call-back.
     for key in ("CA-2", "CA-3"):
@@ -212,26 +206,23 @@ def test_the_shipped_escalation_notifies_an_operator_when_nobody_is_responsible(
     assert card is not None and not card.get("responsible_id")
     caught_up(runtime)
     [timer] = wait_for(
-        lambda: runtime.views.query(
-            "SELECT id FROM rule_timers WHERE rule_id = ? AND state = 'scheduled'",
-            [str(rule_id_for("no-reply-escalation"))],
+        lambda: timers(
+            runtime.views, rule_id=rule_id_for("no-reply-escalation"), state="scheduled"
         ),
         "the no-reply timer",
     )
-    runtime.triggers.fire_timer(UUID(timer["id"]))  # as the loop does once it is due
+    runtime.triggers.fire_timer(UUID(timer.id))  # as the loop does once it is due
     caught_up(runtime)
     [firing] = wait_for(lambda: firings_of(runtime, "no-reply-escalation"), "the escalation")
-    assert firing["outcome"] == "fired"
-    [effect] = json.loads(firing["effects"])
+    assert firing.outcome == "fired"
+    [effect] = firing.effects
     assert "skipped" not in effect, effect
     note = wait_for(
-        lambda: runtime.views.query_one(
-            "SELECT * FROM notifications WHERE id = ?", [effect["notification_id"]]
-        ),
+        lambda: notification(runtime.views, effect["notification_id"]),
         "the escalation's notification",
     )
-    assert UUID(note["user_id"]) == operator
-    assert note["contact_id"] == str(message.contact_id)
+    assert UUID(note.user_id) == operator
+    assert note.contact_id == str(message.contact_id)
 
 
 OLD_ANSWER_NEW_INQUIRY = {

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import make_runtime
 from tests.services.test_api import ADMIN, token_for
 from tests.waiting import wait_for
+from threadline.projections.automation import webhook_calls
 from threadline.services.api.app import create_app
 from threadline.services.rules_io import export_rules, import_rules
 from threadline.services.runtime import Runtime
@@ -240,11 +241,7 @@ def test_webhook_actions_are_signed_and_recorded(
         expected = hmac.new(b"hook-secret-value", body, hashlib.sha256).hexdigest()
         assert headers["X-Threadline-Signature"] == f"sha256={expected}"
         assert json.loads(body)["contact_id"] == message["contact_id"]
-        wait_for(
-            lambda: runtime.views.query_one(
-                "SELECT state FROM webhook_calls WHERE state = 'delivered'"
-            )
-        )
+        wait_for(lambda: webhook_calls(runtime.views, "delivered"))
         time.sleep(0.6)
         assert len(receiver.calls) == 1
     finally:

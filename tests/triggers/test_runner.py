@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -16,6 +17,8 @@ from tests.waiting import wait_for
 from threadline.domain.model.attributes import AttributeDefinition
 from threadline.domain.model.inbound import InboundMessage
 from threadline.domain.model.rule import RuleFiring
+from threadline.projections.automation import FiringRow, firings_of_rule, notifications, timers
+from threadline.projections.tasks import TaskRow, tasks_of_contact
 from threadline.services.runtime import Runtime
 from threadline.triggers.rules import validate_rule
 
@@ -55,14 +58,17 @@ def inbound(
     return committed.value
 
 
-def firings(runtime: Runtime, rule_id: UUID) -> list[dict[str, Any]]:
-    return runtime.views.query(
-        "SELECT * FROM rule_firings WHERE rule_id = ? ORDER BY position", [str(rule_id)]
-    )
+def firings(runtime: Runtime, rule_id: UUID) -> list[FiringRow]:
+    return firings_of_rule(runtime.views, rule_id, newest_first=False)
 
 
-def tasks(runtime: Runtime, contact_id: UUID) -> list[dict[str, Any]]:
-    return runtime.views.query("SELECT * FROM tasks WHERE contact_id = ?", [str(contact_id)])
+def tasks(runtime: Runtime, contact_id: UUID) -> list[TaskRow]:
+    return tasks_of_contact(runtime.views, contact_id)
+
+
+def text(value: Any) -> str:
+    """A decoded JSON column as the view stores it, for "says this somewhere" checks."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 def test_a_rule_fires_once_per_cause_even_when_the_log_is_read_again(engine: Runtime) -> None:
@@ -93,7 +99,7 @@ def test_a_rule_fires_once_per_cause_even_when_the_log_is_read_again(engine: Run
     time.sleep(0.3)
     assert len(firings(engine, tagger)) == 1
     assert len(tasks(engine, asked.contact_id)) == 1
-    trace = firings(engine, tagger)[0]["trace"]
+    trace = text(firings(engine, tagger)[0].trace)
     assert "price" in trace
 
 
@@ -113,12 +119,7 @@ def test_no_reply_timer_fires_without_a_reply_and_is_cancelled_by_one(engine: Ru
     wait_for(lambda: tasks(engine, ignored.contact_id), timeout=15)
     time.sleep(1.5)
     assert tasks(engine, answered.contact_id) == []
-    states = {
-        row["contact_id"]: row["state"]
-        for row in engine.views.query(
-            "SELECT contact_id, state FROM rule_timers WHERE rule_id = ?", [str(waiting)]
-        )
-    }
+    states = {row.contact_id: row.state for row in timers(engine.views, waiting)}
     assert states == {str(ignored.contact_id): "fired", str(answered.contact_id): "cancelled"}
 
 
@@ -138,7 +139,7 @@ def test_a_timer_due_while_the_server_was_down_fires_at_start(
             },
         )
         message = inbound(first, "m1")
-        wait_for(lambda: first.views.query("SELECT id FROM rule_timers"))
+        wait_for(lambda: timers(first.views))
     finally:
         first.close()  # the server goes down with the timer pending
     time.sleep(1.5)
@@ -178,17 +179,15 @@ def test_a_rule_that_answers_replies_does_not_loop(database_url: str, tmp_path: 
         wait_for(lambda: len(everything()) >= 8)
         time.sleep(1.0)  # nothing more comes
         result = everything()
-        fired = [f for f in result if f["outcome"] == "fired"]
-        skipped = [f for f in result if f["outcome"] == "skipped"]
+        fired = [f for f in result if f.outcome == "fired"]
+        skipped = [f for f in result if f.outcome == "skipped"]
         # Depth 0, 1 and 2 fire for both rules; depth 3 is stopped and says why.
-        assert sorted(f["depth"] for f in fired) == [0, 0, 1, 1, 2, 2]
+        assert sorted(f.depth for f in fired) == [0, 0, 1, 1, 2, 2]
         assert len(skipped) == 2
-        assert all("deeper than 3" in f["reason"] for f in skipped)
+        assert all("deeper than 3" in f.reason for f in skipped)
         # Neither rule ever answered its own message.
-        import json
-
         for firing in result:
-            assert json.loads(firing["cause"])["actor"] != f"rule:{firing['rule_id']}"
+            assert firing.cause["actor"] != f"rule:{firing.rule_id}"
     finally:
         engine.close()
 
@@ -206,7 +205,7 @@ def test_opt_out_and_the_daily_limit_hold(engine: Runtime) -> None:
     for k in range(5):
         inbound(engine, f"limit-{k}", f"Question {k}", email="busy@example.com")
     wait_for(lambda: len(firings(engine, auto)) == 5)
-    effects = [f["effects"] for f in firings(engine, auto)]
+    effects = [text(f.effects) for f in firings(engine, auto)]
     sent = [e for e in effects if "message_id" in e]
     limited = [e for e in effects if "rate limit" in e]
     assert len(sent) == 3 and len(limited) == 2
@@ -216,7 +215,7 @@ def test_opt_out_and_the_daily_limit_hold(engine: Runtime) -> None:
     inbound(engine, "sms-2", "Hello again", channel="sms", phone="+79001234567")
     wait_for(lambda: len(firings(engine, auto)) == 7)
     last = firings(engine, auto)[-1]
-    assert "opted out" in last["effects"]
+    assert "opted out" in text(last.effects)
 
 
 def test_birthday_greeting_goes_once_whatever_the_restarts(
@@ -254,11 +253,11 @@ def test_birthday_greeting_goes_once_whatever_the_restarts(
             )
             runtime.triggers.scan_dates()
         runtime.wait_for_views(runtime.app.recorder.max_notification_id())
-        fired = [f for f in firings(runtime, greet) if f["outcome"] == "fired"]
+        fired = [f for f in firings(runtime, greet) if f.outcome == "fired"]
         if born.day == today.day:  # (on the 29th-31st the test contact is born on the 28th)
             assert len(fired) == 1
-            assert fired[0]["contact_id"] == str(contact)
-            assert "message_id" in fired[0]["effects"]
+            assert fired[0].contact_id == str(contact)
+            assert "message_id" in text(fired[0].effects)
     finally:
         runtime.close()
 
@@ -273,16 +272,14 @@ def test_firing_ids_are_deterministic(engine: Runtime) -> None:
     firing = firings(engine, tagger)[0]
     from threadline.domain.model.rule import firing_id
 
-    stored: RuleFiring = engine.app.repository.get(UUID(firing["id"]))
+    stored: RuleFiring = engine.app.repository.get(UUID(firing.id))
     assert stored.rule_id == tagger
-    assert UUID(firing["id"]) == firing_id(tagger, firing_cause(firing))
+    assert UUID(firing.id) == firing_id(tagger, firing_cause(firing))
     assert message.contact_id == stored.contact_id
 
 
-def firing_cause(firing: dict[str, Any]) -> str:
-    import json
-
-    return str(json.loads(firing["cause"])["key"])
+def firing_cause(firing: FiringRow) -> str:
+    return str(firing.cause["key"])
 
 
 def test_task_reminders_and_contact_changes_set_rules_off(engine: Runtime) -> None:
@@ -322,15 +319,15 @@ def test_task_reminders_and_contact_changes_set_rules_off(engine: Runtime) -> No
     engine.triggers.scan_dates()  # a second scan finds nothing new
     engine.wait_for_views(engine.app.recorder.max_notification_id())
     [late_firing] = firings(engine, overdue)
-    assert str(late) in late_firing["cause"]
+    assert str(late) in text(late_firing.cause)
     assert len(firings(engine, soon)) == 1  # only the task due within two hours
-    notes = engine.views.query("SELECT user_id, text FROM notifications ORDER BY created_at")
-    assert {n["user_id"] for n in notes} == {str(user_id)}  # the task's assignee
-    assert any(n["text"] == f"Overdue: {late}" for n in notes)
+    notes = notifications(engine.views)
+    assert {n.user_id for n in notes} == {str(user_id)}  # the task's assignee
+    assert any(n.text == f"Overdue: {late}" for n in notes)
     engine.app.update_contact(message.contact_id, ACTOR, add_tags=["vip"])
     wait_for(lambda: firings(engine, tagged), "the tag rule")
     wait_for(
-        lambda: [t for t in tasks(engine, message.contact_id) if t["title"] == "Call the VIP"],
+        lambda: [t for t in tasks(engine, message.contact_id) if t.title == "Call the VIP"],
         "the VIP task",
     )
 
@@ -355,8 +352,8 @@ def test_scheduled_rules_run_once_per_occurrence_and_catch_up_after_downtime(
     engine.triggers.scan_dates(now)  # the same moment again: nothing new
     engine.wait_for_views(engine.app.recorder.max_notification_id())
     runs = firings(engine, hourly)
-    assert len(runs) == 1 and runs[0]["outcome"] == "fired"
-    assert "schedule:" in runs[0]["cause"]
+    assert len(runs) == 1 and runs[0].outcome == "fired"
+    assert "schedule:" in text(runs[0].cause)
 
 
 def test_an_attribute_change_sets_off_a_rule_that_reads_the_new_value(engine: Runtime) -> None:

@@ -17,9 +17,10 @@ from tests.conftest import make_runtime
 from tests.waiting import wait_for
 from threadline.domain.model.inbound import InboundMessage
 from threadline.domain.model.rule import Timer, timer_id
+from threadline.projections.automation import notifications, timers
 from threadline.services.runtime import Runtime
-from threadline.triggers.actions import cause_of
 from threadline.triggers.events import to_trigger_event
+from threadline.triggers.firing import cause_of
 from threadline.triggers.rules import validate_rule
 
 ACTOR = "user:test"
@@ -48,7 +49,7 @@ def inbound(runtime: Runtime) -> Any:
 
 
 def notification_texts(runtime: Runtime) -> list[str]:
-    return [str(r["text"]) for r in runtime.views.query("SELECT text FROM notifications")]
+    return [note.text for note in notifications(runtime.views)]
 
 
 def test_a_timer_keeps_a_reference_and_fires_with_the_causes_facts(
@@ -60,10 +61,10 @@ def test_a_timer_keeps_a_reference_and_fires_with_the_causes_facts(
         rule_id = follow_up(runtime, user_id, "1s")
         message = inbound(runtime)
         runtime.start_triggers()
-        [row] = wait_for(lambda: runtime.views.query("SELECT id FROM rule_timers"), "the timer")
-        [scheduled] = runtime.app.recorder.select_events(UUID(row["id"]), lte=1)
+        [row] = wait_for(lambda: timers(runtime.views), "the timer")
+        [scheduled] = runtime.app.recorder.select_events(UUID(row.id), lte=1)
         assert b"price" not in scheduled.state  # no copy of the message in the log
-        timer: Timer = runtime.app.repository.get(UUID(row["id"]))
+        timer: Timer = runtime.app.repository.get(UUID(row.id))
         assert "facts" not in timer.cause
         assert timer.cause["originator_id"] == str(message.message_id)
         wait_for(lambda: notification_texts(runtime), "the timer's notification", timeout=30)
@@ -115,9 +116,7 @@ def test_a_timer_stored_by_the_previous_release_loads_and_fires(
         wait_for(lambda: notification_texts(runtime), "the old timer's notification", timeout=30)
         assert notification_texts(runtime) == [f"Asked: {TEXT}"]  # the event's own text
         fired = wait_for(
-            lambda: runtime.views.query(
-                "SELECT state FROM rule_timers WHERE id = ? AND state = 'fired'", [str(legacy.id)]
-            ),
+            lambda: [t for t in timers(runtime.views, state="fired") if t.id == str(legacy.id)],
             "the old timer fired",
         )
         assert fired

@@ -9,7 +9,6 @@ to the field they name, with 422; secrets never reach a page.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +22,8 @@ from hypothesis import strategies as st
 
 from tests.conftest import make_runtime
 from tests.web.helpers import web_client
+from threadline.projections import automation, campaigns, forms
+from threadline.projections.sql import row_count
 from threadline.services.runtime import Runtime
 from threadline.services.web import routes_auth
 from threadline.services.web.admin.campaigns import parse_segment, segment_text
@@ -82,8 +83,7 @@ def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 60.0) -> 
 
 
 def count(runtime: Runtime, table: str) -> int:
-    row = runtime.views.query_one(f"SELECT COUNT(*) AS n FROM {table}")
-    return int(row["n"]) if row else 0
+    return row_count(runtime.views, table)
 
 
 def new_contact(client: TestClient, email: str, name: str, key: str) -> str:
@@ -225,33 +225,33 @@ def test_a_valid_rule_saves_appears_and_switches_off_and_on(runtime: Runtime) ->
     assert saved.status_code == 303
     listing = client.get(saved.headers["location"])
     assert "Tag hot leads" in listing.text and "Saved." in listing.text
-    row = runtime.views.query_one("SELECT * FROM rules WHERE name = 'Tag hot leads'")
-    assert row is not None and row["enabled"]
-    definition = json.loads(row["definition"])
+    row = automation.rule_named(runtime.views, "Tag hot leads")
+    assert row is not None and row.enabled
+    definition = row.definition
     assert definition["when"] == {"event": "message.received", "channel": "telegram"}
     assert definition["priority"] == 50
     assert definition["then"] == [{"add_tag": "hot-lead"}]
 
-    off = client.post(f"/admin/rules/{row['id']}/enabled", data={"csrf_token": csrf,
+    off = client.post(f"/admin/rules/{row.id}/enabled", data={"csrf_token": csrf,
                       "enabled": "0"}, follow_redirects=False)  # fmt: skip
     assert off.status_code == 303
-    assert not runtime.views.query_one("SELECT enabled FROM rules")["enabled"]
+    assert not automation.rules(runtime.views)[0].enabled
     assert "Switch on" in client.get("/admin/rules").text
-    client.post(f"/admin/rules/{row['id']}/enabled", data={"csrf_token": csrf, "enabled": "1"})
-    assert runtime.views.query_one("SELECT enabled FROM rules")["enabled"]
+    client.post(f"/admin/rules/{row.id}/enabled", data={"csrf_token": csrf, "enabled": "1"})
+    assert automation.rules(runtime.views)[0].enabled
 
     # Editing shows the YAML back and saves a change; unticking "enabled" switches it off.
-    edit = client.get(f"/admin/rules/{row['id']}")
+    edit = client.get(f"/admin/rules/{row.id}")
     assert "hot-lead" in edit.text and 'value="telegram"' in edit.text
     changed = client.post(
-        f"/admin/rules/{row['id']}",
+        f"/admin/rules/{row.id}",
         data={**rule_form(csrf, "Tag hot leads", "then:\n  - add_tag: warm\n"), "enabled": ""},
         follow_redirects=False,
     )
     assert changed.status_code == 303
-    after = runtime.views.query_one("SELECT * FROM rules")
-    assert json.loads(after["definition"])["then"] == [{"add_tag": "warm"}]
-    assert not after["enabled"] and count(runtime, "rules") == 1
+    after = automation.rules(runtime.views)[0]
+    assert after.definition["then"] == [{"add_tag": "warm"}]
+    assert not after.enabled and count(runtime, "rules") == 1
 
 
 def test_editing_a_rule_keeps_its_webhook_secret_without_showing_it(runtime: Runtime) -> None:
@@ -268,16 +268,16 @@ def test_editing_a_rule_keeps_its_webhook_secret_without_showing_it(runtime: Run
         follow_redirects=False,
     )
     assert saved.status_code == 303, errors_in(saved.text)
-    row = runtime.views.query_one("SELECT * FROM rules WHERE id = ?", [ids["rule"]])
-    assert row["name"] == "Tell the CRM (renamed)"
+    row = automation.rule(runtime.views, ids["rule"])
+    assert row is not None and row.name == "Tell the CRM (renamed)"
     # The log holds only the "secret set" mark; the secret stays in the secret store.
-    webhook = json.loads(row["definition"])["then"][0]["webhook"]
+    webhook = row.definition["then"][0]["webhook"]
     assert webhook["secret"] == "********"
     from uuid import UUID
 
     from threadline.services.rule_secrets import stored_secret
 
-    assert stored_secret(runtime, UUID(ids["rule"]), webhook["url"]) == HOOK_SECRET
+    assert stored_secret(runtime.channels.secrets, UUID(ids["rule"]), webhook["url"]) == HOOK_SECRET
 
 
 def test_a_rule_made_in_the_screen_fires_and_its_firings_are_explained(runtime: Runtime) -> None:
@@ -285,7 +285,7 @@ def test_a_rule_made_in_the_screen_fires_and_its_firings_are_explained(runtime: 
     body = "if: {field: contact.lifecycle, op: is_set}\nthen:\n  - add_tag: from-the-screen\n"
     saved = client.post("/admin/rules/new", data=rule_form(csrf, "Screen rule", body))
     assert saved.status_code == 200 and "Screen rule" in saved.text
-    rule = runtime.views.query_one("SELECT id FROM rules")
+    rule = automation.rules(runtime.views)[0]
     runtime.start_triggers()
     contact_id = new_contact(client, "boris@example.com", "Boris", "fire-1")
 
@@ -295,7 +295,7 @@ def test_a_rule_made_in_the_screen_fires_and_its_firings_are_explained(runtime: 
 
     wait_for(tagged, "the rule's tag")
     wait_for(lambda: count(runtime, "rule_firings"), "the firing in the views")
-    firings = client.get(f"/admin/rules/{rule['id']}/firings")
+    firings = client.get(f"/admin/rules/{rule.id}/firings")
     assert firings.status_code == 200
     assert "message.received" in firings.text and "add_tag" in firings.text
     assert "contact.lifecycle" in firings.text and "fired" in firings.text
@@ -391,8 +391,9 @@ def test_a_valid_template_saves_counts_sms_segments_and_previews(runtime: Runtim
     assert saved.status_code == 303 and saved.headers["location"].startswith(
         "/admin/templates/promo"
     )
-    row = runtime.views.query_one("SELECT * FROM templates WHERE slug = 'promo'")
-    variants = json.loads(row["variants"])
+    row = automation.template(runtime.views, "promo")
+    assert row is not None
+    variants = row.variants
     assert set(variants) == {"email", "sms", "telegram"}
     assert variants["telegram"] == {"text": "<b>{{ contact.first_name }}</b>", "parse_mode": "HTML"}
     page = client.get(saved.headers["location"]).text
@@ -446,9 +447,10 @@ def test_campaigns_are_checked_created_started_paused_and_tested(runtime: Runtim
     )
     assert created.status_code == 303
     campaign_id = created.headers["location"].split("/")[-1].split("?")[0]
-    row = runtime.views.query_one("SELECT * FROM campaigns WHERE id = ?", [campaign_id])
-    assert json.loads(row["segment"]) == {"tag": ["vip", "new"], "q": "anna"}
-    assert row["per_minute"] == 30 and row["state"] == "draft"
+    row = campaigns.campaign(runtime.views, campaign_id)
+    assert row is not None
+    assert row.segment == {"tag": ["vip", "new"], "q": "anna"}
+    assert row.per_minute == 30 and row.state == "draft"
     detail = client.get(created.headers["location"]).text
     assert "Autumn" in detail and 'hx-trigger="sse:changed"' in detail
 
@@ -458,8 +460,8 @@ def test_campaigns_are_checked_created_started_paused_and_tested(runtime: Runtim
     assert started.status_code == 200 and "The campaign has started." in started.text
     paused = client.post(f"/admin/campaigns/{campaign_id}/pause", data={"csrf_token": csrf})
     assert "The campaign is paused." in paused.text and "Resume" in paused.text
-    assert runtime.views.query_one("SELECT paused FROM campaigns WHERE id = ?",
-                                   [campaign_id])["paused"]  # fmt: skip
+    paused_now = campaigns.campaign(runtime.views, campaign_id)
+    assert paused_now is not None and paused_now.paused
     resumed = client.post(f"/admin/campaigns/{campaign_id}/resume", data={"csrf_token": csrf})
     assert "The campaign goes on." in resumed.text
     progress = client.get(f"/admin/campaigns/{campaign_id}/progress")
@@ -533,7 +535,7 @@ def test_forms_save_with_validation_next_to_the_right_field(runtime: Runtime) ->
     assert saved.status_code == 303
     page = client.get(saved.headers["location"]).text
     assert "/forms/lead" in page and "data-threadline-form=&#34;lead&#34;" in page
-    definition = json.loads(runtime.views.query_one("SELECT definition FROM forms")["definition"])
+    definition = forms.forms(runtime.views)[0].definition
     assert [f["name"] for f in definition["fields"]] == ["name", "email"]
     assert definition["allowed_origins"] == ["https://shop.example", "https://blog.example"]
     assert definition["mapping"] == {"name": "name", "email": "email"}
@@ -544,8 +546,8 @@ def test_forms_save_with_validation_next_to_the_right_field(runtime: Runtime) ->
         follow_redirects=False,
     )
     assert changed.status_code == 303
-    row = runtime.views.query_one("SELECT definition, enabled FROM forms")
-    assert json.loads(row["definition"])["rate_limit_per_minute"] == 3 and not row["enabled"]
+    form_now = forms.forms(runtime.views)[0]
+    assert form_now.definition["rate_limit_per_minute"] == 3 and not form_now.enabled
     taken = client.post("/admin/forms/new", data=web_form(csrf, [email_row]))
     assert taken.status_code == 409 and "slug" in errors_in(taken.text)
 

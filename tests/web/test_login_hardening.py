@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import make_runtime
 from tests.web.helpers import PASSWORD, create_user
-from threadline.domain.commands import application
+from threadline.domain.commands import passwords as application
 from threadline.services.api.app import create_app
 from threadline.services.runtime import Runtime
 from threadline.services.web import routes_auth

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import make_runtime
 from tests.web.helpers import create_user, web_client
 from threadline.domain.model.automation import Notification
+from threadline.projections.automation import notification
 from threadline.services.runtime import Runtime
 
 HX = {"HX-Request": "true"}
@@ -174,14 +175,12 @@ def test_notifications_are_listed_and_marked_read(runtime: Runtime) -> None:
     assert "Not for you" not in page.text
     read = client.post(f"/ui/notifications/{mine}/read", data={"csrf_token": csrf}, headers=HX)
     assert read.status_code == 200 and "Olga asked for a call back" not in read.text
-    row = runtime.views.query_one("SELECT read FROM notifications WHERE id = ?", [mine])
-    assert row is not None and row["read"] == 1
+    row = notification(runtime.views, mine)
+    assert row is not None and row.read is True
     other = client.post(f"/ui/notifications/{theirs}/read", data={"csrf_token": csrf}, headers=HX)
     assert other.status_code == 404
-    assert (
-        runtime.views.query_one("SELECT read FROM notifications WHERE id = ?", [theirs])["read"]
-        == 0
-    )
+    theirs_now = notification(runtime.views, theirs)
+    assert theirs_now is not None and theirs_now.read is False
     fragment = client.get("/tasks/notifications")
     assert fragment.status_code == 200 and "Непрочитанных уведомлений нет." in fragment.text
 

@@ -19,9 +19,16 @@ from fastapi.responses import HTMLResponse, Response
 
 from threadline.domain.model.campaign import CAMPAIGN_CHANNELS, MAX_PER_MINUTE
 from threadline.domain.model.errors import InvalidInput
-from threadline.services.api.routes_campaigns import _out, _template
-from threadline.services.campaigns import DEFAULT_PER_MINUTE, segment_filter, send_test
-from threadline.services.runtime import Runtime
+from threadline.projections.automation import TemplateRow, templates_page
+from threadline.projections.campaigns import CampaignRow, campaign, campaigns_page
+from threadline.projections.sql import ViewReader
+from threadline.services.campaign_service import (
+    check_template,
+    describe,
+    segment_filter,
+    send_test,
+)
+from threadline.services.campaigns import DEFAULT_PER_MINUTE
 from threadline.services.web.admin.common import (
     COMMAND_ERRORS,
     EditorDep,
@@ -94,34 +101,27 @@ def segment_text(segment: dict[str, Any]) -> str:
     return urlencode(pairs, safe=".:,@+")
 
 
-def _row(runtime: Runtime, campaign_id: UUID) -> dict[str, Any] | None:
-    return runtime.views.query_one("SELECT * FROM campaigns WHERE id = ?", [str(campaign_id)])
+def _templates(views: ViewReader) -> list[TemplateRow]:
+    return templates_page(views, 500)
 
 
-def _templates(runtime: Runtime) -> list[dict[str, Any]]:
-    return runtime.views.query("SELECT slug, name FROM templates ORDER BY slug LIMIT 500")
-
-
-def _described(runtime: Runtime, row: dict[str, Any]) -> dict[str, Any]:
-    campaign = _out(runtime, row)
-    campaign["stage"] = row["state"]  # `state` says "paused"; the buttons need the stage under it
-    campaign["segment_text"] = segment_text(campaign["segment"]) or "—"
-    total = campaign["total"] or 0
-    campaign["percent"] = int(100 * campaign["processed"] / total) if total else 0
-    return campaign
+def _described(views: ViewReader, row: CampaignRow) -> dict[str, Any]:
+    described = describe(views, row)
+    described["stage"] = row.state  # `state` says "paused"; the buttons need the stage under it
+    described["segment_text"] = segment_text(described["segment"]) or "—"
+    total = described["total"] or 0
+    described["percent"] = int(100 * described["processed"] / total) if total else 0
+    return described
 
 
 @router.get("/campaigns")
 def campaigns_list(user: WebUserDep, page: int = 1, done: str | None = None) -> HTMLResponse:
     runtime = user.runtime
     paging = pager(runtime, "campaigns", page)
-    rows = runtime.views.query(
-        "SELECT * FROM campaigns ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
-        [paging.size, paging.offset],
-    )
+    rows = campaigns_page(runtime.views, paging.size, paging.offset)
     return user.render(
         "admin/campaigns_list.html",
-        campaigns=[_described(runtime, r) for r in rows],
+        campaigns=[_described(runtime.views, r) for r in rows],
         pager=paging,
         flashes=flashes(user, done),
         editable=can_edit(user),
@@ -133,7 +133,7 @@ def _new_page(user: WebUser, draft: CampaignDraft, status_code: int = 200) -> HT
         "admin/campaign_new.html",
         status_code=status_code,
         draft=draft,
-        templates=_templates(user.runtime),
+        templates=_templates(user.runtime.views),
         channels=CAMPAIGN_CHANNELS,
         defaults=DEFAULT_PER_MINUTE,
         max_per_minute=MAX_PER_MINUTE,
@@ -155,26 +155,22 @@ def campaign_create(user: EditorDep, form: FormDep) -> Response:
         per_minute = _per_minute(draft.per_minute)
         if draft.channel not in CAMPAIGN_CHANNELS:
             raise InvalidInput("channel", f"one of {', '.join(CAMPAIGN_CHANNELS)}")
-        template = _template(runtime, draft.template)
-        if draft.channel != "same" and not {draft.channel, "default"} & set(template.variants):
-            raise InvalidInput(
-                "template", f"the template has no {draft.channel} variant and no default one"
-            )
+        check_template(runtime.app.repository, draft.template, draft.channel)
         segment = parse_segment(draft.segment)
-        segment_filter(runtime, segment)
-        committed = runtime.app.create_campaign(
+        segment_filter(segment, runtime.app.attribute_registry())
+        created = runtime.app.create_campaign(
             draft.name, draft.template, segment, draft.channel, per_minute, user.actor
         )
-        campaign_id = committed.value
+        campaign_id, position = created.value, created.notification_id
         if draft.start:
-            committed = runtime.app.start_campaign(campaign_id, user.actor)
+            position = runtime.app.start_campaign(campaign_id, user.actor).notification_id
     except InvalidInput as error:
         draft.fail(error)
         return _new_page(user, draft, 422)
     except COMMAND_ERRORS as error:
         draft.errors["form"] = message_of(user, error)
         return _new_page(user, draft, status_of(error))
-    wait(runtime, committed)
+    runtime.wait_for_views(position)
     return redirect(f"/admin/campaigns/{campaign_id}", "started" if draft.start else "created")
 
 
@@ -192,7 +188,7 @@ def _per_minute(given: str) -> int | None:
 
 def _detail(
     user: WebUser,
-    row: dict[str, Any],
+    row: CampaignRow,
     status_code: int = 200,
     done: str | None = None,
     error: str = "",
@@ -202,7 +198,7 @@ def _detail(
     return user.render(
         "admin/campaign_detail.html",
         status_code=status_code,
-        campaign=_described(user.runtime, row),
+        campaign=_described(user.runtime.views, row),
         flashes=flashes(user, done),
         editable=can_edit(user),
         running=RUNNING,
@@ -214,7 +210,7 @@ def _detail(
 
 @router.get("/campaigns/{campaign_id}")
 def campaign_detail(campaign_id: UUID, user: WebUserDep, done: str | None = None) -> HTMLResponse:
-    row = _row(user.runtime, campaign_id)
+    row = campaign(user.runtime.views, campaign_id)
     if row is None:
         return not_found(user, user._("No such campaign."))
     return _detail(user, row, done=done)
@@ -223,25 +219,24 @@ def campaign_detail(campaign_id: UUID, user: WebUserDep, done: str | None = None
 @router.get("/campaigns/{campaign_id}/progress")
 def campaign_progress(campaign_id: UUID, user: WebUserDep) -> HTMLResponse:
     """The counts per recipient state; the page reloads it whenever the views move."""
-    row = _row(user.runtime, campaign_id)
+    row = campaign(user.runtime.views, campaign_id)
     if row is None:
         return HTMLResponse("")
-    campaign = _described(user.runtime, row)
-    return user.render("admin/campaign_progress.html", campaign=campaign)
+    return user.render("admin/campaign_progress.html", campaign=_described(user.runtime.views, row))
 
 
 @router.post("/campaigns/{campaign_id}/{action}")
 def campaign_action(campaign_id: UUID, action: str, user: EditorDep, form: FormDep) -> Response:
     """Start, pause or resume (409 when the campaign is not in a state for it), or a test send."""
     runtime = user.runtime
-    row = _row(runtime, campaign_id)
+    row = campaign(runtime.views, campaign_id)
     if row is None or action not in ("start", "pause", "resume", "test"):
         return not_found(user, user._("No such campaign."))
     if action == "test":
         return _test(user, row, text(form, "contact"))
     try:
         if action == "start":
-            segment_filter(runtime, _out(runtime, row)["segment"])
+            segment_filter(row.segment, runtime.app.attribute_registry())
             committed = runtime.app.start_campaign(campaign_id, user.actor)
         elif action == "pause":
             committed = runtime.app.pause_campaign(campaign_id, user.actor)
@@ -254,17 +249,17 @@ def campaign_action(campaign_id: UUID, action: str, user: EditorDep, form: FormD
     return redirect(f"/admin/campaigns/{campaign_id}", flash)
 
 
-def _test(user: WebUser, row: dict[str, Any], given: str) -> Response:
+def _test(user: WebUser, row: CampaignRow, given: str) -> Response:
     runtime = user.runtime
     contact_id = find_contact(runtime, given)
     if contact_id is None:
         message = user._("No client with this id, e-mail, phone or Telegram id.")
         return _detail(user, row, 404, test_error=message, test_contact=given)
     try:
-        sent = send_test(runtime, UUID(row["id"]), UUID(contact_id), user.actor)
+        sent = send_test(runtime.app, runtime.composer, UUID(row.id), UUID(contact_id), user.actor)
     except COMMAND_ERRORS as error:
         return _detail(
             user, row, status_of(error), test_error=message_of(user, error), test_contact=given
         )
     runtime.wait_for_views(sent.notification_id)
-    return redirect(f"/admin/campaigns/{row['id']}", "tested")
+    return redirect(f"/admin/campaigns/{row.id}", "tested")

@@ -20,6 +20,8 @@ from starlette.datastructures import FormData
 
 from threadline.domain.model.errors import DomainError, InvalidInput
 from threadline.domain.model.identities import normalise_identity
+from threadline.projections.contact_card import contact_exists, contact_of_identity
+from threadline.projections.sql import row_count
 from threadline.services.runtime import Runtime
 from threadline.services.web.deps import Forbidden, WebUser, WebWriterDep
 
@@ -128,8 +130,7 @@ class Pager:
 
 
 def pager(runtime: Runtime, table: str, page: int) -> Pager:
-    row = runtime.views.query_one(f"SELECT COUNT(*) AS n FROM {table}")
-    total = int(row["n"]) if row else 0
+    total = row_count(runtime.views, table)
     found = Pager(1, total)
     return Pager(min(max(page, 1), found.pages), total)
 
@@ -144,16 +145,13 @@ def find_contact(runtime: Runtime, given: str) -> str | None:
     except ValueError:
         contact_id = ""
     if contact_id:
-        row = runtime.views.query_one("SELECT id FROM contacts WHERE id = ?", [contact_id])
-        return str(row["id"]) if row else None
+        return contact_id if contact_exists(runtime.views, contact_id) else None
     for kind in ("email", "phone", "telegram", "web"):
         try:
             value = normalise_identity(kind, given, runtime.settings.default_region).value
         except InvalidInput:
             continue
-        row = runtime.views.query_one(
-            "SELECT contact_id FROM contact_identities WHERE kind = ? AND value = ?", [kind, value]
-        )
-        if row is not None:
-            return str(row["contact_id"])
+        found = contact_of_identity(runtime.views, kind, value)
+        if found is not None:
+            return found
     return None

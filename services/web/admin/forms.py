@@ -10,8 +10,7 @@ ignored, so a field is added by filling one in and removed by clearing it.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fastapi import APIRouter
@@ -19,7 +18,10 @@ from fastapi.responses import HTMLResponse, Response
 
 from threadline.domain.model.errors import InvalidInput
 from threadline.domain.model.form import DEFAULT_RATE_LIMIT, FIELD_TYPES, FormDefinition
-from threadline.services.api.routes_forms_admin import _describe
+from threadline.projections.forms import FormRow
+from threadline.projections.forms import form as form_row
+from threadline.projections.forms import forms as form_rows
+from threadline.services.form_links import form_links
 from threadline.services.web.admin.common import (
     COMMAND_ERRORS,
     EditorDep,
@@ -108,7 +110,7 @@ class FormDraft:
             count = 0
         rows = []
         for index in range(count):
-            row = {k: text(form, f"f{index}_{k}") for k in ROW_KEYS}
+            row: dict[str, Any] = {k: text(form, f"f{index}_{k}") for k in ROW_KEYS}
             row["required"] = checked(form, f"f{index}_required")
             rows.append(row)
         if not any(_is_blank(r) for r in rows):
@@ -197,29 +199,19 @@ def _field(position: int, row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _row(user: WebUser, slug: str) -> dict[str, Any] | None:
-    return user.runtime.views.query_one(
-        "SELECT id, slug, definition, enabled, created_at, updated_at FROM forms WHERE slug = ?",
-        [slug],
-    )
+def _row(user: WebUser, slug: str) -> FormRow | None:
+    return form_row(user.runtime.views, slug)
 
 
-def _links(user: WebUser, row: dict[str, Any]) -> dict[str, str]:
-    described = _describe(
-        user.runtime,
-        str(row["id"]),
-        json.loads(row["definition"]),
-        bool(row["enabled"]),
-        row["created_at"],
-        row["updated_at"],
-    )
-    return {"page_url": described.page_url, "embed_snippet": described.embed_snippet}
+def _links(user: WebUser, row: FormRow) -> dict[str, str]:
+    links = form_links(user.runtime.settings.public_url, row.definition["slug"])
+    return {"page_url": links.page_url, "embed_snippet": links.embed_snippet}
 
 
 def _editor(
     user: WebUser,
     draft: FormDraft,
-    row: dict[str, Any] | None,
+    row: FormRow | None,
     status_code: int = 200,
     done: str | None = None,
 ) -> HTMLResponse:
@@ -240,12 +232,8 @@ def _editor(
 def forms_list(user: WebUserDep, page: int = 1, done: str | None = None) -> HTMLResponse:
     runtime = user.runtime
     paging = pager(runtime, "forms", page)
-    rows = runtime.views.query(
-        "SELECT id, slug, name, definition, enabled, created_at, updated_at FROM forms"
-        " ORDER BY slug LIMIT ? OFFSET ?",
-        [paging.size, paging.offset],
-    )
-    items = [{**r, **_links(user, r)} for r in rows]
+    rows = form_rows(runtime.views, paging.size, paging.offset)
+    items = [{**asdict(r), **_links(user, r)} for r in rows]
     return user.render(
         "admin/forms_list.html",
         forms=items,
@@ -270,7 +258,7 @@ def form_edit(slug: str, user: WebUserDep, done: str | None = None) -> HTMLRespo
     row = _row(user, slug)
     if row is None:
         return not_found(user, user._("No such form."))
-    draft = FormDraft.of(json.loads(row["definition"]), bool(row["enabled"]))
+    draft = FormDraft.of(row.definition, row.enabled)
     return _editor(user, draft, row, done=done)
 
 
@@ -279,10 +267,10 @@ def form_update(slug: str, user: EditorDep, form: FormDep) -> Response:
     row = _row(user, slug)
     if row is None:
         return not_found(user, user._("No such form."))
-    return _save(user, FormDraft.posted(form, slug=row["slug"]), row)
+    return _save(user, FormDraft.posted(form, slug=row.slug), row)
 
 
-def _save(user: WebUser, draft: FormDraft, row: dict[str, Any] | None) -> Response:
+def _save(user: WebUser, draft: FormDraft, row: FormRow | None) -> Response:
     runtime = user.runtime
     definition = draft.definition()
     if definition is None:

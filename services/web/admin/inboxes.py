@@ -13,7 +13,7 @@ shows its servers, user names and which secrets are set.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, Response
 from threadline.channels.base import ChannelAdapter, FieldKind, SettingField
 from threadline.channels.registry import adapter_class, load_adapters
 from threadline.domain.model.errors import Conflict, InvalidInput, NotFound
+from threadline.projections.inboxes import inboxes_page
 from threadline.services.web.admin.common import (
     ADMINS,
     COMMAND_ERRORS,
@@ -172,13 +173,9 @@ def _editor(
 def inboxes_list(user: AdminReaderDep, page: int = 1, done: str | None = None) -> HTMLResponse:
     runtime = user.runtime
     paging = pager(runtime, "inboxes", page)
-    rows = runtime.views.query(
-        "SELECT slug, channel, name, enabled, secret_names, updated_at FROM inboxes"
-        " ORDER BY slug LIMIT ? OFFSET ?",
-        [paging.size, paging.offset],
-    )
+    rows = inboxes_page(runtime.views, paging.size, paging.offset)
     titles = dict(_channels())
-    items = [{**r, "title": titles.get(r["channel"], r["channel"])} for r in rows]
+    items = [{**asdict(r), "title": titles.get(r.channel, r.channel)} for r in rows]
     return user.render(
         "admin/inboxes_list.html",
         inboxes=items,

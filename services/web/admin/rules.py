@@ -2,8 +2,8 @@
 
 The `if` / `after` / `at` / `then` parts are edited as one YAML text, so the
 whole rule language is available without a form per action. On save the rule
-goes through `validate_rule` exactly as `POST /api/rules` does (with the same
-"does this template exist" check), and a `RuleError` is shown next to the field
+goes through `rules_service.check_rule` exactly as `POST /api/rules` does (with the
+same "does this template exist" check), and a `RuleError` is shown next to the field
 its path belongs to (``name``, ``priority``, ``when...``, else the YAML text),
 with the path itself, so ``then[1].create_task.due_in`` is easy to find.
 Webhook secrets written into a rule are never shown back: the page carries
@@ -22,7 +22,9 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import UploadFile
 
-from threadline.services.api.routes_rules import _keep_secrets, _redacted, _template_exists
+from threadline.domain.infrastructure.group_commit import Committed
+from threadline.projections import automation
+from threadline.projections.automation import RuleRow
 from threadline.services.rule_secrets import save_rule
 from threadline.services.rules_io import (
     RulesFileError,
@@ -30,6 +32,7 @@ from threadline.services.rules_io import (
     import_rules,
     load_rules_file,
 )
+from threadline.services.rules_service import check_rule, keep_secrets, redacted
 from threadline.services.runtime import Runtime
 from threadline.services.web.admin.common import (
     COMMAND_ERRORS,
@@ -46,9 +49,8 @@ from threadline.services.web.admin.common import (
 )
 from threadline.services.web.deps import WebUser, WebUserDep
 from threadline.services.web.errors import message_of, status_of
-from threadline.services.webhooks import destination_policy
-from threadline.triggers.events import DERIVED
-from threadline.triggers.rules import RuleError, validate_rule
+from threadline.triggers.rules import RuleError
+from threadline.triggers.trigger_names import OFFERED, facts_of
 
 router = APIRouter()
 
@@ -74,15 +76,15 @@ class RuleDraft:
 
     @classmethod
     def of(cls, definition: dict[str, Any], enabled: bool) -> RuleDraft:
-        shown = _redacted(definition)
+        shown = redacted(definition)
         when = shown.get("when") or {}
         event = str(when.get("event", ""))
         rest = {k: shown[k] for k in BODY_PARTS if k in shown}
         return cls(
             name=str(shown.get("name", "")),
             priority=str(shown.get("priority", 100)),
-            event=event if event in DERIVED else "",
-            custom_event="" if event in DERIVED else event,
+            event=event if event in OFFERED else "",
+            custom_event="" if event in OFFERED else event,
             filters={k: str(when[k]) for k in WHEN_FILTERS if when.get(k)},
             body=yaml.safe_dump(rest, allow_unicode=True, sort_keys=False, width=100),
             enabled=enabled,
@@ -143,19 +145,20 @@ class RuleDraft:
         self.errors[key] = f"{path}: {error.message}"
 
 
-def _rule_row(runtime: Runtime, rule_id: UUID) -> dict[str, Any] | None:
-    return runtime.views.query_one("SELECT * FROM rules WHERE id = ?", [str(rule_id)])
+def _rule_row(runtime: Runtime, rule_id: UUID) -> RuleRow | None:
+    return automation.rule(runtime.views, rule_id)
 
 
 def _editor(
-    user: WebUser, draft: RuleDraft, rule: dict[str, Any] | None, status_code: int = 200
+    user: WebUser, draft: RuleDraft, rule: RuleRow | None, status_code: int = 200
 ) -> HTMLResponse:
     return user.render(
         "admin/rule_edit.html",
         status_code=status_code,
         draft=draft,
         rule=rule,
-        events=DERIVED,
+        events=OFFERED,
+        event_facts={name: ", ".join(facts_of(name)) for name in OFFERED},
         editable=can_edit(user),
     )
 
@@ -170,11 +173,7 @@ def _list(
 ) -> HTMLResponse:
     runtime = user.runtime
     paging = pager(runtime, "rules", page)
-    rows = runtime.views.query(
-        "SELECT id, name, enabled, event, firing_count, last_fired_at FROM rules"
-        " ORDER BY name, id LIMIT ? OFFSET ?",
-        [paging.size, paging.offset],
-    )
+    rows = automation.rules_page(runtime.views, paging.size, paging.offset)
     return user.render(
         "admin/rules_list.html",
         status_code=status_code,
@@ -207,7 +206,7 @@ def rules_export(user: WebUserDep) -> Response:
     """The YAML of `threadline rules export`, with literal webhook secrets masked."""
     exported, _ = export_rules(user.runtime)
     document = yaml.safe_load(exported) or {}
-    document["rules"] = [_redacted(rule) for rule in document.get("rules") or []]
+    document["rules"] = [redacted(rule) for rule in document.get("rules") or []]
     body = yaml.safe_dump(document, allow_unicode=True, sort_keys=False, width=100)
     return Response(
         body,
@@ -261,9 +260,10 @@ def _restore_secrets(runtime: Runtime, content: str) -> str:
             except ValueError:
                 row = None
             if row is not None:
-                rule = _keep_secrets(rule, json.loads(row["definition"]))
+                rule = keep_secrets(rule, row.definition)
         rules.append(rule)
-    return yaml.safe_dump({**document, "rules": rules}, allow_unicode=True, sort_keys=False)
+    dumped: str = yaml.safe_dump({**document, "rules": rules}, allow_unicode=True, sort_keys=False)
+    return dumped
 
 
 @router.get("/rules/{rule_id}")
@@ -271,7 +271,7 @@ def rule_edit(rule_id: UUID, user: WebUserDep) -> HTMLResponse:
     row = _rule_row(user.runtime, rule_id)
     if row is None:
         return not_found(user, user._("No such rule."))
-    draft = RuleDraft.of(json.loads(row["definition"]), bool(row["enabled"]))
+    draft = RuleDraft.of(row.definition, row.enabled)
     return _editor(user, draft, row)
 
 
@@ -283,31 +283,29 @@ def rule_update(rule_id: UUID, user: EditorDep, form: FormDep) -> Response:
     return _save(user, RuleDraft.posted(form), row)
 
 
-def _save(user: WebUser, draft: RuleDraft, row: dict[str, Any] | None) -> Response:
+def _save(user: WebUser, draft: RuleDraft, row: RuleRow | None) -> Response:
     runtime = user.runtime
     given = draft.definition()
     if given is None:
         return _editor(user, draft, row, 422)
     if row is not None and isinstance(given.get("then"), list):
-        given = _keep_secrets(given, json.loads(row["definition"]))
+        given = keep_secrets(given, row.definition)
     try:
-        definition = validate_rule(
-            given,
-            lambda slug: _template_exists(runtime, slug),
-            destinations=destination_policy(runtime.settings),
-        )
+        definition = check_rule(given, runtime.app.repository, runtime.settings)
     except RuleError as error:
         draft.fail(error)
         return _editor(user, draft, row, 422)
     try:
+        committed: Committed[Any]
         if row is None:
-            committed = save_rule(runtime, definition, user.actor)
+            committed = save_rule(runtime.channels.secrets, runtime.app, definition, user.actor)
             wait(runtime, committed)
             if not draft.enabled:
                 committed = runtime.app.set_rule_enabled(committed.value, False, user.actor)
         else:
-            rule_id = UUID(row["id"])
-            wait(runtime, save_rule(runtime, definition, user.actor, rule_id=rule_id))
+            rule_id = UUID(row.id)
+            secrets = runtime.channels.secrets
+            wait(runtime, save_rule(secrets, runtime.app, definition, user.actor, rule_id=rule_id))
             committed = runtime.app.set_rule_enabled(rule_id, draft.enabled, user.actor)
     except COMMAND_ERRORS as error:
         draft.errors["form"] = message_of(user, error)
@@ -333,21 +331,18 @@ def rule_firings(rule_id: UUID, user: WebUserDep) -> HTMLResponse:
     row = _rule_row(user.runtime, rule_id)
     if row is None:
         return not_found(user, user._("No such rule."))
-    rows = user.runtime.views.query(
-        "SELECT * FROM rule_firings WHERE rule_id = ? ORDER BY position DESC LIMIT ?",
-        [str(rule_id), FIRINGS_SHOWN],
-    )
+    rows = automation.firings_of_rule(user.runtime.views, rule_id, FIRINGS_SHOWN)
     firings = [
         {
-            "id": r["id"],
-            "occurred_at": r["occurred_at"],
-            "outcome": r["outcome"],
-            "reason": r["reason"],
-            "contact_id": r["contact_id"],
-            "rule_version": r["rule_version"],
-            "cause": json.loads(r["cause"]),
-            "trace": [_leaf(leaf) for leaf in json.loads(r["trace"])],
-            "effects": json.loads(r["effects"]),
+            "id": r.id,
+            "occurred_at": r.occurred_at,
+            "outcome": r.outcome,
+            "reason": r.reason,
+            "contact_id": r.contact_id,
+            "rule_version": r.rule_version,
+            "cause": r.cause,
+            "trace": [_leaf(leaf) for leaf in r.trace],
+            "effects": r.effects,
         }
         for r in rows
     ]

@@ -4,23 +4,22 @@ A template is checked by `validate_template` with the attribute registry's keys,
 exactly as `POST /api/templates` checks it, and a `TemplateError` is shown next
 to the field it names (variant, field and line), so an unknown variable is
 found while writing, not at 3 a.m. when a rule sends it. The preview renders the
-stored template for one client through the API's own preview function.
+stored template for one client as `POST /api/templates/{slug}/preview` does, through
+the same service (`threadline.services.template_preview`).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
-from threadline.domain.model.user import Role
-from threadline.services.api.deps import Principal
-from threadline.services.api.routes_rules import PreviewIn, _attribute_keys, preview_template
+from threadline.projections.automation import TemplateRow, template, templates_page
+from threadline.services.template_preview import attribute_keys, preview_template
 from threadline.services.web.admin.common import (
     COMMAND_ERRORS,
     EditorDep,
@@ -65,14 +64,14 @@ class TemplateDraft:
     errors: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, row: dict[str, Any]) -> TemplateDraft:
-        variants = json.loads(row["variants"])
+    def of(cls, row: TemplateRow) -> TemplateDraft:
+        variants = row.variants
         values = {
             f"{variant}_{name}": str((variants.get(variant) or {}).get(name) or "")
             for variant, name in FIELDS
         }
         parse_mode = (variants.get("telegram") or {}).get("parse_mode") or ""
-        return cls(slug=row["slug"], name=row["name"], values=values, parse_mode=parse_mode)
+        return cls(slug=row.slug, name=row.name, values=values, parse_mode=parse_mode)
 
     @classmethod
     def posted(cls, form: Any, slug: str | None = None) -> TemplateDraft:
@@ -113,14 +112,14 @@ def sms_info(user: WebUser, source: str) -> str:
     )
 
 
-def _row(user: WebUser, slug: str) -> dict[str, Any] | None:
-    return user.runtime.views.query_one("SELECT * FROM templates WHERE slug = ?", [slug])
+def _row(user: WebUser, slug: str) -> TemplateRow | None:
+    return template(user.runtime.views, slug)
 
 
 def _editor(
     user: WebUser,
     draft: TemplateDraft,
-    row: dict[str, Any] | None,
+    row: TemplateRow | None,
     status_code: int = 200,
     done: str | None = None,
     preview: dict[str, Any] | None = None,
@@ -143,11 +142,11 @@ def _editor(
 def templates_list(user: WebUserDep, page: int = 1, done: str | None = None) -> HTMLResponse:
     runtime = user.runtime
     paging = pager(runtime, "templates", page)
-    rows = runtime.views.query(
-        "SELECT slug, name, variants, updated_at FROM templates ORDER BY slug LIMIT ? OFFSET ?",
-        [paging.size, paging.offset],
-    )
-    items = [{**r, "channels": sorted(json.loads(r["variants"]))} for r in rows]
+    rows = templates_page(runtime.views, paging.size, paging.offset)
+    items = [
+        {"slug": r.slug, "name": r.name, "updated_at": r.updated_at, "channels": sorted(r.variants)}
+        for r in rows
+    ]
     return user.render(
         "admin/templates_list.html",
         templates=items,
@@ -186,10 +185,10 @@ def template_update(slug: str, user: EditorDep, form: FormDep) -> Response:
     row = _row(user, slug)
     if row is None:
         return not_found(user, user._("No such template."))
-    return _save(user, TemplateDraft.posted(form, slug=row["slug"]), row)
+    return _save(user, TemplateDraft.posted(form, slug=row.slug), row)
 
 
-def _save(user: WebUser, draft: TemplateDraft, row: dict[str, Any] | None) -> Response:
+def _save(user: WebUser, draft: TemplateDraft, row: TemplateRow | None) -> Response:
     runtime = user.runtime
     if row is None and not SLUG.match(draft.slug):
         draft.errors["slug"] = "slug: 1 to 40 lower-case letters, digits or dashes"
@@ -199,7 +198,7 @@ def _save(user: WebUser, draft: TemplateDraft, row: dict[str, Any] | None) -> Re
         return _editor(user, draft, row, 422)
     variants = draft.variants()
     try:
-        validate_template(variants, _attribute_keys(runtime))
+        validate_template(variants, attribute_keys(runtime.app.attribute_registry()))
     except TemplateError as error:
         draft.fail(error)
         return _editor(user, draft, row, 422)
@@ -229,12 +228,12 @@ def template_preview(
         result["error"] = user._("No client with this id, e-mail, phone or Telegram id.")
         status_code = 404 if contact.strip() else 422
     else:
-        principal = Principal(user_id=user.id, role=Role(user.role), email=user.email)
-        body = PreviewIn(contact_id=UUID(contact_id), channel=channel)
+        runtime = user.runtime
         try:
-            result.update(preview_template(slug, body, user.runtime, principal))
-        except HTTPException as error:
-            result["error"], status_code = str(error.detail), error.status_code
+            shown = preview_template(
+                runtime.views, runtime.composer, row.slug, UUID(contact_id), channel
+            )
+            result.update(shown.as_dict())
         except COMMAND_ERRORS as error:
             result["error"], status_code = message_of(user, error), status_of(error)
     if user.request.headers.get("HX-Request"):  # HTMX swaps only 2xx: the error is in the body

@@ -1,0 +1,190 @@
+"""The stores of one process: the log (the application) and the views kept over it.
+
+Two kinds of process open them: every process that serves or works (`Runtime`,
+which adds the state database and the components on top), and the views child
+(`views_child_main`), which only keeps the views current and so opens nothing
+else — no state database, no credentials, no channel hub, no trigger runner.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.utils import Environment
+
+from threadline.domain.commands.application import Threadline
+from threadline.projections.automation import AutomationProjection
+from threadline.projections.base import ViewProjection
+from threadline.projections.campaigns import CampaignProjection
+from threadline.projections.contact_card import ContactCardProjection
+from threadline.projections.forms import FormsProjection
+from threadline.projections.inbox import InboxProjection
+from threadline.projections.inboxes import InboxesProjection
+from threadline.projections.outbox import OutboxProjection
+from threadline.projections.process_runner import leave_stopping_to_parent
+from threadline.projections.runner import ViewRunner
+from threadline.projections.sql import ViewDatabase
+from threadline.projections.tasks import TaskProjection
+from threadline.projections.timeline import TimelineProjection
+from threadline.projections.users import UserProjection
+from threadline.services.config import Settings
+from threadline.services.sqlite_pragmas import ViewCache, checkpoint, relax_view_durability
+from threadline.services.store import (
+    PoolBudget,
+    default_views_url,
+    library_env,
+    name_connections,
+    pool_budget,
+    pooled,
+    schema_lock,
+    tune_pool,
+)
+
+log = logging.getLogger(__name__)
+
+PROJECTION_CLASSES: tuple[type[ViewProjection], ...] = (
+    UserProjection,
+    ContactCardProjection,
+    InboxProjection,
+    TimelineProjection,
+    TaskProjection,
+    InboxesProjection,
+    FormsProjection,
+    OutboxProjection,
+    AutomationProjection,
+    CampaignProjection,
+)
+
+
+def views_url_of(settings: Settings) -> str:
+    return settings.views_url or default_views_url(settings.database_url)
+
+
+def budget_of(settings: Settings) -> PoolBudget:
+    """Small pools per role, idle overflow returned (deploy/README.md has the budget)."""
+    return pool_budget(settings.role, settings.db_pool_size, settings.db_max_overflow)
+
+
+def open_log(settings: Settings, budget: PoolBudget) -> Threadline:
+    """The application over the log, its table created if need be."""
+    app = Threadline(
+        env={**pooled(library_env(settings.database_url), budget), "CREATE_TABLE": "no"},
+        default_region=settings.default_region,
+    )
+    tune_pool(settings.db_idle_seconds, app.recorder)
+    recorder: Any = app.recorder  # SQLite's and PostgreSQL's recorders both create their table
+    recorder.create_table()
+    return app
+
+
+@dataclass
+class ViewStack:
+    """The view database, the projections writing it and the runner feeding them the log."""
+
+    factory: Any  # the library's InfrastructureFactory of the views (untyped there)
+    cache: ViewCache | None
+    views: ViewDatabase
+    projections: list[ViewProjection]
+    runner: ViewRunner
+
+    def stop_writing(self) -> None:
+        """Another process writes the views from now on: give up the writer's page cache."""
+        if self.cache is not None:
+            self.cache.stop_writing()
+
+
+def open_views(
+    settings: Settings, views_url: str, budget: PoolBudget, app: Threadline, writer: bool
+) -> ViewStack:
+    """The views of `app`'s log; `writer` when this process applies the events to them."""
+    factory: Any = InfrastructureFactory.construct(
+        Environment("views", {**pooled(library_env(views_url), budget), "CREATE_TABLE": "no"})
+    )
+    tune_pool(settings.db_idle_seconds, factory)
+    # The big page cache only where the views are written (see `ViewCache`).
+    cache = relax_view_durability(factory, writer=writer)
+    recorder = factory.tracking_recorder()
+    recorder.create_table()
+    projections = [cls(recorder, upstream=app.name) for cls in PROJECTION_CLASSES]
+    return ViewStack(
+        factory=factory,
+        cache=cache,
+        views=ViewDatabase(recorder),
+        projections=projections,
+        runner=ViewRunner(app, projections),
+    )
+
+
+def close_stores(app: Threadline, factories: list[tuple[Any, str]]) -> list[str]:
+    """Checkpoint each SQLite store into its file, then close the pools; the names checkpointed.
+
+    `factories` are the library's factories besides the log's, with a name for the log line.
+    """
+    checkpointed = []
+    for owner, name in [(app.recorder, "log"), *factories]:
+        datastore = getattr(owner, "datastore", None)
+        pool = getattr(datastore, "pool", None)
+        open_pool = pool is not None and not getattr(pool, "closed", True)
+        if open_pool and checkpoint(datastore, name):
+            checkpointed.append(name)
+    app.close()
+    try:
+        for owner, _ in reversed(factories):
+            owner.close()
+    except Exception:
+        log.debug("closing the views factory failed", exc_info=True)
+    return checkpointed
+
+
+def views_child_main(settings: Settings, position: Any, wake: Any, stop: Any, failing: Any) -> None:
+    """The views process: follow the log, publish the position, until told to stop.
+
+    It opens the log and the views, nothing else: the parent imports credentials,
+    runs the channels and the rules.
+    """
+    logging.basicConfig(level=getattr(logging, settings.log_level, logging.INFO))
+    parent = multiprocessing.parent_process()
+    parent_pid = parent.pid if parent is not None else os.getppid()
+    leave_stopping_to_parent()
+    _die_with_parent()
+    # Its own pool budget and connection name (`threadline-views`), apart from the parent's.
+    settings = settings.with_overrides(role="views")
+    views_url = views_url_of(settings)
+    name_connections(settings.role)
+    with ExitStack() as locks:
+        locks.enter_context(schema_lock(settings.database_url))
+        if views_url != settings.database_url:
+            locks.enter_context(schema_lock(views_url))
+        budget = budget_of(settings)
+        app = open_log(settings, budget)
+        stack = open_views(settings, views_url, budget, app, writer=True)
+    runner = stack.runner
+
+    def report() -> None:
+        position.value = runner.position()
+        failing.value = int(runner.last_error is not None)
+
+    try:
+        runner.follow(wake, stop, report, alive=lambda: os.getppid() == parent_pid)
+    finally:
+        runner.stop()
+        close_stores(app, [(stack.factory, "views")])
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to end this process when its parent dies (`kill -9` of the server included)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the getppid() check in the loop still works
+        pass

@@ -1,0 +1,274 @@
+"""Every name a rule's `when` can use: the event class it comes from and the facts it carries.
+
+This table is the one place to add a trigger. Each event class of the log that rules see
+is listed with its plain name (``MessageReceived`` is ``message.received``), the more
+specific names some of its events also answer to (a form's message is ``form.submitted``
+too; `events.to_trigger_event` decides which apply), and the facts a rule reads as
+``event.<fact>``. Classes rules never see (rule bookkeeping, users, inboxes, ...) are
+listed in `UNSEEN_EVENTS`; a test checks that every event class of the domain is in one
+of the two. Names that no single event makes (the timer loop's date triggers, the
+``conversation.unanswered`` shorthand) and names kept for later releases (deals,
+contracts, payments) are in `LOOP_TRIGGERS` and `LATER_TRIGGERS`.
+
+The rule validator accepts these names, and the rule editor offers `OFFERED` and shows
+each name's facts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# What every event carries beside its own facts.
+COMMON_FACTS = (
+    "type",
+    "originator_id",
+    "originator_version",
+    "originator_topic",
+    "timestamp",
+    "actor",
+    "correlation_id",
+)
+
+
+@dataclass(frozen=True)
+class EventTriggers:
+    """The names one event class answers to and the facts it carries."""
+
+    name: str  # the plain name, always among an event's names
+    facts: tuple[str, ...]  # beside COMMON_FACTS
+    also: tuple[str, ...] = ()  # more specific names some of these events answer to first
+
+
+@dataclass(frozen=True)
+class TriggerName:
+    """One name a rule's `when.event` can use, with the facts a rule reads about it."""
+
+    name: str
+    facts: tuple[str, ...]
+    source: str  # the event class (or "timer loop", "later release", "shorthand")
+
+
+_MESSAGE = ("conversation_id", "contact_id", "channel", "direction", "text", "subject")
+_TASK = ("task_id", "contact_id")
+
+EVENT_TRIGGERS: dict[str, EventTriggers] = {
+    # contacts
+    "ContactCreated": EventTriggers(
+        "contact.created",
+        ("lifecycle", "source", "responsible_id"),
+        also=("lead.created",),
+    ),
+    "ContactIdentityAdded": EventTriggers("contact.identity_added", ("kind",)),
+    "ContactRenamed": EventTriggers("contact.renamed", ()),
+    "ContactAttributesChanged": EventTriggers(
+        "contact.attributes_changed",
+        ("values", "changed"),
+        also=("contact.attribute_changed",),
+    ),
+    "ContactTagsAdded": EventTriggers("contact.tags_added", ("tags",), also=("tag.added",)),
+    "ContactTagsRemoved": EventTriggers("contact.tags_removed", ("tags",)),
+    "ContactResponsibleAssigned": EventTriggers(
+        "contact.responsible_assigned", ("responsible_id",)
+    ),
+    "ContactLifecycleChanged": EventTriggers("contact.lifecycle_changed", ("lifecycle",)),
+    "ContactCompanyLinked": EventTriggers("contact.company_linked", ("company_id",)),
+    "ContactMerged": EventTriggers("contact.merged", ("survivor_id",)),
+    "ContactAbsorbed": EventTriggers(
+        "contact.absorbed", ("duplicate_id", "tags", "values", "responsible_id", "source")
+    ),
+    "ContactOptedOut": EventTriggers("contact.opted_out", ("channel", "reason")),
+    "ContactOptedIn": EventTriggers("contact.opted_in", ("channel", "reason")),
+    # companies
+    "CompanyCreated": EventTriggers("company.created", ("name",)),
+    "CompanyRenamed": EventTriggers("company.renamed", ("name",)),
+    "CompanyAttributesChanged": EventTriggers("company.attributes_changed", ("values",)),
+    # conversations
+    "ConversationStarted": EventTriggers(
+        "conversation.started",
+        ("contact_id", "channel", "thread_key", "inbox_id", "subject"),
+        also=("conversation.opened",),
+    ),
+    "ConversationAssigned": EventTriggers("conversation.assigned", ("assignee_id",)),
+    "ConversationStatusChanged": EventTriggers(
+        "conversation.status_changed",
+        ("status", "snoozed_until"),
+        also=("conversation.opened", "conversation.resolved"),
+    ),
+    "ConversationRead": EventTriggers("conversation.read", ()),
+    # messages and calls
+    "MessageReceived": EventTriggers(
+        "message.received",
+        (*_MESSAGE, "dedup_key", "attachments", "metadata"),
+        also=("form.submitted", "call.received"),
+    ),
+    "MessageSendRequested": EventTriggers(
+        "message.send_requested", (*_MESSAGE, "attachments"), also=("message.sent",)
+    ),
+    "MessageNoteAdded": EventTriggers("message.note_added", _MESSAGE),
+    "MessageDeliveryAttempted": EventTriggers("message.delivery_attempted", ("attempt",)),
+    "MessageDelivered": EventTriggers("message.delivered", ("provider_id", "status")),
+    "MessageDeliveryFailed": EventTriggers(
+        "message.delivery_failed", ("reason", "permanent", "retry_at", "problem")
+    ),
+    "MessageDeliveryConfirmed": EventTriggers("message.delivery_confirmed", ("status",)),
+    "CallUpdated": EventTriggers(
+        "call.updated", ("status", "outcome", "duration", "recording_url")
+    ),
+    "CallMissed": EventTriggers("call.missed", ("status",)),
+    # tasks
+    "TaskCreated": EventTriggers(
+        "task.created",
+        (*_TASK, "type", "due_at", "assignee_id", "deal_id", "conversation_id", "title"),
+    ),
+    "TaskCompleted": EventTriggers("task.completed", (*_TASK, "reason")),
+    "TaskCancelled": EventTriggers("task.cancelled", _TASK),
+    "TaskRescheduled": EventTriggers("task.rescheduled", (*_TASK, "due_at")),
+    "TaskReassigned": EventTriggers("task.reassigned", (*_TASK, "assignee_id")),
+    "ReplyTaskMarkCreated": EventTriggers("reply.task_mark_created", ("conversation_id",)),
+    "ReplyTaskLinked": EventTriggers("reply.task_linked", ("task_id",)),
+    # what rules did: notifications and webhook calls
+    "NotificationCreated": EventTriggers(
+        "notification.created",
+        ("user_id", "contact_id", "conversation_id", "email", "task_id", "text"),
+    ),
+    "NotificationEmailed": EventTriggers("notification.emailed", ("provider_id",)),
+    "NotificationRead": EventTriggers("notification.read", ()),
+    "WebhookRequested": EventTriggers("webhook.requested", ("url", "payload", "secret_set")),
+    "WebhookAttempted": EventTriggers("webhook.attempted", ("status", "error", "done")),
+    # campaigns
+    "CampaignCreated": EventTriggers(
+        "campaign.created",
+        ("name", "template_slug", "template_id", "segment", "channel", "per_minute"),
+    ),
+    "CampaignStarted": EventTriggers("campaign.started", ("template_version",)),
+    "CampaignAudienceQueued": EventTriggers(
+        "campaign.audience_queued", ("count", "queued", "cursor")
+    ),
+    "CampaignAudienceResolved": EventTriggers("campaign.audience_resolved", ("total",)),
+    "CampaignPaused": EventTriggers("campaign.paused", ()),
+    "CampaignResumed": EventTriggers("campaign.resumed", ()),
+    "CampaignFinished": EventTriggers("campaign.finished", ("reason",)),
+    "CampaignTestSent": EventTriggers(
+        "campaign.test_sent", ("contact_id", "message_id", "channel")
+    ),
+    "CampaignRecipientQueued": EventTriggers(
+        "campaign.recipient_queued", ("campaign_id", "contact_id", "channel")
+    ),
+    "CampaignRecipientSent": EventTriggers(
+        "campaign.recipient_sent", ("message_id", "channel", "contact_id")
+    ),
+    "CampaignRecipientSkipped": EventTriggers("campaign.recipient_skipped", ("reason",)),
+    # web forms
+    "FormDefined": EventTriggers("form.defined", ("slug", "definition")),
+    "FormChanged": EventTriggers("form.changed", ("definition",)),
+    "FormEnabledChanged": EventTriggers("form.enabled_changed", ("enabled",)),
+}
+
+# Event classes rules never see: the automation's own bookkeeping and the set-up.
+UNSEEN_EVENTS = frozenset(
+    {
+        "RuleCreated",
+        "RuleChanged",
+        "RuleEnabledChanged",
+        "RuleFired",
+        "TimerScheduled",
+        "TimerFired",
+        "TimerCancelled",
+        "InboxCreated",
+        "InboxReconfigured",
+        "InboxEnabledChanged",
+        "UserCreated",
+        "UserPasswordChanged",
+        "UserTokenIssued",
+        "UserTokenRevoked",
+        "UserRoleChanged",
+        "UserLocaleChanged",
+        "UserTimezoneChanged",
+        "UserDeactivated",
+        "IdentityClaimed",
+        "IdentityClaimTransferred",
+        "AttributeRegistryCreated",
+        "AttributeDefined",
+        "CalendarSaved",
+        "CalendarChanged",
+        "TemplateSaved",
+        "TemplateChanged",
+    }
+)
+
+_TASK_DATE = ("task_id", "due_at", "assignee_id")
+
+# Names the runner's loop makes (no single event), and the shorthand the validator rewrites.
+LOOP_TRIGGERS: dict[str, tuple[str, ...]] = {
+    "task.due_soon": _TASK_DATE,
+    "task.overdue": _TASK_DATE,
+    "birthday": ("date",),
+    "schedule": ("occurrence",),
+    "conversation.unanswered": _MESSAGE,  # message.received, delayed, cancelled by a reply
+}
+
+# Names a rule may already use for events of later releases (deals, contracts, payments).
+LATER_TRIGGERS: tuple[str, ...] = (
+    "deal.created",
+    "deal.stage_changed",
+    "deal.won",
+    "deal.lost",
+    "contract.expiring",
+    "payment.due",
+    "payment.overdue",
+)
+
+# The names the rule editor offers in its list, in this order (others are typed in).
+OFFERED: tuple[str, ...] = (
+    "message.received",
+    "message.sent",
+    "lead.created",
+    "form.submitted",
+    "call.received",
+    "call.missed",
+    "conversation.opened",
+    "conversation.resolved",
+    "conversation.unanswered",
+    "task.created",
+    "task.due_soon",
+    "task.overdue",
+    "contact.attribute_changed",
+    "tag.added",
+    "birthday",
+    "schedule",
+    *LATER_TRIGGERS,
+)
+
+
+def _all_names() -> dict[str, TriggerName]:
+    names: dict[str, TriggerName] = {}
+    for event_class, triggers in EVENT_TRIGGERS.items():
+        facts = (*COMMON_FACTS, *triggers.facts)
+        for name in (triggers.name, *triggers.also):
+            known = names.get(name)
+            merged = facts if known is None else tuple(dict.fromkeys((*known.facts, *facts)))
+            source = event_class if known is None else f"{known.source}, {event_class}"
+            names[name] = TriggerName(name, merged, source)
+    for name, facts in LOOP_TRIGGERS.items():
+        names.setdefault(name, TriggerName(name, ("type", *facts), "timer loop"))
+    for name in LATER_TRIGGERS:
+        names.setdefault(name, TriggerName(name, COMMON_FACTS, "later release"))
+    return names
+
+
+TRIGGER_NAMES: dict[str, TriggerName] = _all_names()
+
+
+def event_triggers(event_class: str) -> EventTriggers | None:
+    """The entry of an event class (by class name), None for the ones rules never see."""
+    return EVENT_TRIGGERS.get(event_class)
+
+
+def is_trigger_name(name: str) -> bool:
+    return name in TRIGGER_NAMES
+
+
+def facts_of(name: str) -> tuple[str, ...]:
+    """The `event.<fact>` fields a rule on `name` can read (empty for an unknown name)."""
+    known = TRIGGER_NAMES.get(name)
+    return known.facts if known is not None else ()
