@@ -105,13 +105,10 @@ def build_components(
         stores.queries,
         channel_stores.state,
         wait_for_views=lambda position: wait_for_views(position, timeout=5.0),
-        settings=TriggerSettings(
-            max_depth=settings.rule_chain_depth,
-            automatic_per_day=settings.automatic_messages_per_day,
-            public_url=settings.public_url,
-            unsubscribe_url=unsubscribe.url,
-        ),
         composer=composer,
+        settings=TriggerSettings(
+            max_depth=settings.rule_chain_depth, public_url=settings.public_url
+        ),
     )
     attachments = AttachmentAccess(
         messages=stores.queries,

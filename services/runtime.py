@@ -10,7 +10,6 @@ and starts and closes them in order. No component receives the runtime.
 from __future__ import annotations
 
 import logging
-from contextlib import ExitStack
 
 from threadline.domain.infrastructure.store_access import recover_connections
 from threadline.projections.process_runner import ProcessViewRunner
@@ -19,7 +18,7 @@ from threadline.projections.runner import Progress, ViewRunner
 from threadline.services.components import Stores, build_components
 from threadline.services.config import Settings
 from threadline.services.state_stack import open_state
-from threadline.services.store import name_connections, schema_lock
+from threadline.services.store import name_connections, schema_locks
 from threadline.services.view_following import ViewFollowing
 from threadline.services.view_stack import (
     PROJECTION_CLASSES,
@@ -50,10 +49,7 @@ class Runtime:
         views_url = views_url_of(settings)
         name_connections(settings.role)
         # Roles started together take turns creating and upgrading tables (`schema_lock`).
-        with ExitStack() as locks:
-            locks.enter_context(schema_lock(settings.database_url))
-            if views_url != settings.database_url:
-                locks.enter_context(schema_lock(views_url))
+        with schema_locks(settings.database_url, views_url):
             self._build(settings, views_url, run_views, views_in_process)
 
     def _build(

@@ -16,7 +16,7 @@ import logging
 import os
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -248,6 +248,17 @@ def lock_key(schema: str, kind: int) -> tuple[int, int]:
 
     second = zlib.crc32(schema.encode()) & 0x7FFFFFFF
     return SCHEMA_LOCK_CLASS * 16 + kind, second
+
+
+@contextmanager
+def schema_locks(*urls: str) -> Iterator[None]:
+    """Hold the start-up lock of each distinct database in `urls`, in the order given
+    (the log's first, then the views' when they live elsewhere), so every role takes
+    them in the same order."""
+    with ExitStack() as locks:
+        for url in dict.fromkeys(urls):
+            locks.enter_context(schema_lock(url))
+        yield
 
 
 @contextmanager

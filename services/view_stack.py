@@ -12,7 +12,6 @@ import logging
 import multiprocessing
 import os
 import signal
-from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +42,7 @@ from threadline.services.store import (
     name_connections,
     pool_budget,
     pooled,
-    schema_lock,
+    schema_locks,
     tune_pool,
 )
 
@@ -158,10 +157,7 @@ def views_child_main(settings: Settings, position: Any, wake: Any, stop: Any, fa
     settings = settings.with_overrides(role="views")
     views_url = views_url_of(settings)
     name_connections(settings.role)
-    with ExitStack() as locks:
-        locks.enter_context(schema_lock(settings.database_url))
-        if views_url != settings.database_url:
-            locks.enter_context(schema_lock(views_url))
+    with schema_locks(settings.database_url, views_url):
         budget = budget_of(settings)
         app = open_log(settings, budget)
         stack = open_views(settings, views_url, budget, app, writer=True)

@@ -52,7 +52,6 @@ from threadline.triggers.firing import (
 )
 from threadline.triggers.opt_outs import opt_out as opt_out
 from threadline.triggers.opt_outs import stop_word_opt_out
-from threadline.triggers.outbound import OutboundComposer
 from threadline.triggers.own_effects import OwnEffects
 from threadline.triggers.rule_book import RuleBook
 from threadline.triggers.state_store import StateStore
@@ -74,9 +73,7 @@ PREPARE_ERRORS = (TemplateError, DomainError, KeyError, ValueError)
 @dataclass(frozen=True)
 class TriggerSettings:
     max_depth: int = 3
-    automatic_per_day: int = 3  # for the composer built when none is given
     public_url: str = "http://127.0.0.1:8000"
-    unsubscribe_url: Callable[[str], str] | None = None
     views_timeout: float = 5.0
 
 
@@ -88,8 +85,8 @@ class TriggerRunner:
         queries: Queries,
         state: StateStore,
         wait_for_views: Callable[[int], bool],
+        composer: MessageComposer,
         settings: TriggerSettings | None = None,
-        composer: MessageComposer | None = None,
     ) -> None:
         self.app = app
         self.views = views
@@ -98,13 +95,7 @@ class TriggerRunner:
         self.wait_for_views = wait_for_views
         self.settings = settings or TriggerSettings()
         self.facts = FactReader(queries, self._contact_as_of)
-        self.composer: MessageComposer = composer or OutboundComposer(
-            aggregates=app.repository,
-            facts=self.facts,
-            views=views,
-            per_day=self.settings.automatic_per_day,
-            unsubscribe_url=self.settings.unsubscribe_url,
-        )
+        self.composer = composer
         self.book = RuleBook(app.repository, views)
         self.assignees = AssigneePicker(views, state)
         self.effects = OwnEffects(lambda position: self.wait_for_views(position))

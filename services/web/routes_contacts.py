@@ -16,23 +16,30 @@ pages also work without JavaScript.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlencode
 from uuid import UUID
 
-from eventsourcing.persistence import RecordConflictError
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
 from threadline.domain.model.attributes import AttributeScope, AttributeType
 from threadline.domain.model.contact import Lifecycle
-from threadline.domain.model.errors import DomainError, InvalidInput
+from threadline.domain.model.errors import InvalidInput
 from threadline.projections.contact_card import Identity
 from threadline.projections.contact_card import identities_of as identities_of_contacts
 from threadline.projections.segments import build_contact_filter
 from threadline.services.web.deps import WebUser, WebUserDep, WebWriterDep
 from threadline.services.web.errors import message_of, status_of
+from threadline.services.web.posted_forms import (
+    COMMAND_ERRORS,
+    FormDep,
+    field,
+    is_htmx,
+    parse_id,
+    redirect,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -41,7 +48,6 @@ CARD_TIMELINE = 5
 PAGE_TIMELINE = 20
 TIMELINE_PAGE = 50
 CARD_TASKS = 10
-COMMAND_ERRORS = (DomainError, RecordConflictError)
 # Query parameters of the list page that are not segment words.
 LIST_ONLY = ("page", "fk", "fop", "fv")
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte")
@@ -101,46 +107,9 @@ LABELS = {
 # -- shared by the page modules ---------------------------------------------------------------
 
 
-async def _posted_form(request: Request) -> FormData:
-    """The parsed body (Starlette keeps it, so the CSRF check's parse is reused)."""
-    return await request.form()
-
-
-FormDep = Annotated[FormData, Depends(_posted_form)]
-
-
-def field(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
-
-def is_htmx(user: WebUser) -> bool:
-    return bool(user.request.headers.get("HX-Request"))
-
-
-def local_url(value: str, default: str) -> str:
-    """Only paths of this app are followed after a form (no open redirect)."""
-    if value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return default
-
-
-def redirect(url: str, flash: str | None = None) -> RedirectResponse:
-    """POST, then redirect, then GET: a reload never submits twice."""
-    target = f"{url}{'&' if '?' in url else '?'}done={flash}" if flash else url
-    return RedirectResponse(target, status_code=303)
-
-
 def not_found(user: WebUser, message: str | None = None) -> HTMLResponse:
     text = message or user._("This client does not exist.")
     return user.render("error.html", status_code=404, title="404", message=text)
-
-
-def parse_id(value: str) -> str | None:
-    try:
-        return str(UUID(value))
-    except ValueError:
-        return None
 
 
 def people(user: WebUser) -> list[dict[str, Any]]:

@@ -26,16 +26,18 @@ from threadline.projections.notification_details import unread_for
 from threadline.services.web.deps import WebUser, WebUserDep, WebWriterDep
 from threadline.services.web.errors import message_of, status_of
 from threadline.services.web.local_time import local_input, parse_local
-from threadline.services.web.routes_contacts import (
+from threadline.services.web.posted_forms import (
     COMMAND_ERRORS,
-    LABELS,
     FormDep,
-    answer_card,
     field,
     is_htmx,
     local_url,
     parse_id,
     redirect,
+)
+from threadline.services.web.routes_contacts import (
+    LABELS,
+    answer_card,
 )
 
 router = APIRouter(include_in_schema=False)

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.conftest import make_runtime
 from tests.triggers.test_runner import firings, inbound, rule, tasks, template
 from tests.waiting import wait_for
 from threadline.domain.model.attributes import AttributeDefinition, AttributeType
@@ -16,16 +11,6 @@ from threadline.projections.automation import notifications, webhook_calls
 from threadline.services.runtime import Runtime
 
 ACTOR = "user:test"
-
-
-@pytest.fixture
-def engine(database_url: str, tmp_path: Path) -> Iterator[Runtime]:
-    runtime = make_runtime(database_url, attachments_dir=str(tmp_path / "a"))
-    runtime.start_triggers()
-    try:
-        yield runtime
-    finally:
-        runtime.close()
 
 
 def test_every_action_applies_its_effect_and_records_it(engine: Runtime) -> None:

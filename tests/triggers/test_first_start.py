@@ -104,7 +104,7 @@ def test_a_restart_with_the_views_down_reads_the_rules_from_the_log(
         runtime.triggers.begin_after_history()  # a position is stored: this is a restart
         views_down = TriggerRunner(
             runtime.app, runtime.views, runtime.queries, runtime.channels.state,
-            wait_for_views=lambda position: False,
+            wait_for_views=lambda position: False, composer=runtime.composer,
         )  # fmt: skip
         views_down.start()
         try:

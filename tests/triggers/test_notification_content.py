@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 from uuid import UUID
-
-import pytest
 
 from tests.channels.conftest import smtp_capture  # noqa: F401  (fixture)
 from tests.channels.dovecot import SmtpCapture
@@ -32,16 +29,6 @@ from threadline.triggers.rules import validate_rule
 
 ACTOR = "user:test"
 SHIPPED = dict(RULES)
-
-
-@pytest.fixture
-def engine(database_url: str, tmp_path: Path) -> Iterator[Runtime]:
-    runtime = make_runtime(database_url, attachments_dir=str(tmp_path / "a"))
-    runtime.start_triggers()
-    try:
-        yield runtime
-    finally:
-        runtime.close()
 
 
 def shipped_rule(runtime: Runtime, key: str) -> None:

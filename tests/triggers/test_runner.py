@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
-
-import pytest
 
 from tests.conftest import make_runtime
 from tests.waiting import wait_for
@@ -23,16 +20,6 @@ from threadline.services.runtime import Runtime
 from threadline.triggers.rules import validate_rule
 
 ACTOR = "user:test"
-
-
-@pytest.fixture
-def engine(database_url: str, tmp_path: Path) -> Iterator[Runtime]:
-    runtime = make_runtime(database_url, attachments_dir=str(tmp_path / "a"))
-    runtime.start_triggers()
-    try:
-        yield runtime
-    finally:
-        runtime.close()
 
 
 def rule(runtime: Runtime, definition: dict[str, Any]) -> UUID:

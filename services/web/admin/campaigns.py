@@ -30,21 +30,23 @@ from threadline.services.campaign_service import (
 )
 from threadline.services.campaigns import DEFAULT_PER_MINUTE
 from threadline.services.web.admin.common import (
-    COMMAND_ERRORS,
     EditorDep,
-    FormDep,
     can_edit,
     checked,
     find_contact,
     flashes,
     not_found,
     pager,
-    redirect,
     text,
     wait,
 )
 from threadline.services.web.deps import WebUser, WebUserDep
 from threadline.services.web.errors import message_of, status_of
+from threadline.services.web.posted_forms import (
+    COMMAND_ERRORS,
+    FormDep,
+    redirect,
+)
 
 router = APIRouter()
 

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
-from eventsourcing.persistence import RecordConflictError
-from fastapi import Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi import Depends
+from fastapi.responses import HTMLResponse
 from starlette.datastructures import FormData
 
-from threadline.domain.model.errors import DomainError, InvalidInput
+from threadline.domain.model.errors import InvalidInput
 from threadline.domain.model.identities import normalise_identity
 from threadline.projections.contact_card import contact_exists, contact_of_identity
 from threadline.projections.sql import row_count
@@ -66,14 +65,6 @@ EditorDep = Annotated[WebUser, Depends(_require(EDITORS))]
 AdminOnlyDep = Annotated[WebUser, Depends(_require(ADMINS))]
 
 
-async def _posted_form(request: Request) -> FormData:
-    """The parsed body (Starlette keeps it, so the CSRF check's parse is reused)."""
-    return await request.form()
-
-
-FormDep = Annotated[FormData, Depends(_posted_form)]
-
-
 def text(form: FormData, name: str, default: str = "") -> str:
     value = form.get(name)
     return value if isinstance(value, str) else default
@@ -81,15 +72,6 @@ def text(form: FormData, name: str, default: str = "") -> str:
 
 def checked(form: FormData, name: str) -> bool:
     return text(form, name).lower() in ("1", "on", "true", "yes")
-
-
-COMMAND_ERRORS = (DomainError, RecordConflictError)
-
-
-def redirect(url: str, flash: str | None = None) -> RedirectResponse:
-    """POST, then redirect, then GET: a reload never submits twice."""
-    target = f"{url}{'&' if '?' in url else '?'}done={flash}" if flash else url
-    return RedirectResponse(target, status_code=303)
 
 
 def flashes(user: WebUser, code: str | None) -> list[str]:

@@ -23,20 +23,22 @@ from threadline.projections.forms import form as form_row
 from threadline.projections.forms import forms as form_rows
 from threadline.services.form_links import form_links
 from threadline.services.web.admin.common import (
-    COMMAND_ERRORS,
     EditorDep,
-    FormDep,
     can_edit,
     checked,
     flashes,
     not_found,
     pager,
-    redirect,
     text,
     wait,
 )
 from threadline.services.web.deps import WebUser, WebUserDep
 from threadline.services.web.errors import message_of, status_of
+from threadline.services.web.posted_forms import (
+    COMMAND_ERRORS,
+    FormDep,
+    redirect,
+)
 
 router = APIRouter()
 

@@ -25,21 +25,23 @@ from threadline.domain.model.errors import Conflict, InvalidInput, NotFound
 from threadline.projections.inboxes import inboxes_page
 from threadline.services.web.admin.common import (
     ADMINS,
-    COMMAND_ERRORS,
     PAGE_SIZE,
     AdminOnlyDep,
-    FormDep,
     Pager,
     can_edit,
     checked,
     flashes,
     not_found,
     pager,
-    redirect,
     text,
 )
 from threadline.services.web.deps import Forbidden, WebUser, WebUserDep
 from threadline.services.web.errors import message_of, status_of
+from threadline.services.web.posted_forms import (
+    COMMAND_ERRORS,
+    FormDep,
+    redirect,
+)
 
 router = APIRouter()
 

@@ -35,20 +35,22 @@ from threadline.services.rules_io import (
 from threadline.services.rules_service import check_rule, keep_secrets, redacted
 from threadline.services.runtime import Runtime
 from threadline.services.web.admin.common import (
-    COMMAND_ERRORS,
     EditorDep,
-    FormDep,
     can_edit,
     checked,
     flashes,
     not_found,
     pager,
-    redirect,
     text,
     wait,
 )
 from threadline.services.web.deps import WebUser, WebUserDep
 from threadline.services.web.errors import message_of, status_of
+from threadline.services.web.posted_forms import (
+    COMMAND_ERRORS,
+    FormDep,
+    redirect,
+)
 from threadline.triggers.rules import RuleError
 from threadline.triggers.trigger_names import OFFERED, facts_of
 

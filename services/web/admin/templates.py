@@ -21,20 +21,22 @@ from fastapi.responses import HTMLResponse, Response
 from threadline.projections.automation import TemplateRow, template, templates_page
 from threadline.services.template_preview import attribute_keys, preview_template
 from threadline.services.web.admin.common import (
-    COMMAND_ERRORS,
     EditorDep,
-    FormDep,
     can_edit,
     find_contact,
     flashes,
     not_found,
     pager,
-    redirect,
     text,
     wait,
 )
 from threadline.services.web.deps import WebUser, WebUserDep
 from threadline.services.web.errors import message_of, status_of
+from threadline.services.web.posted_forms import (
+    COMMAND_ERRORS,
+    FormDep,
+    redirect,
+)
 from threadline.triggers.sms import sms_segments
 from threadline.triggers.templates import PARSE_MODES, TemplateError, validate_template
 
