@@ -3,7 +3,7 @@
 Every stored event names its class by topic (``module:Class.Event``), and a log never forgets:
 events written before the split say ``threadline.domain.user:User.Created`` where the class now
 lives in ``threadline.domain.model.user``. The library's `register_topic` maps each old module name
-to its new module, so those events (and the recorder topic of an old settings file) still load.
+to its new module, so those events still load.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from types import ModuleType
 
 from eventsourcing.utils import register_topic
 
-# old module (before issue 12) -> where it lives now
+# old module (before issue 12) -> where its aggregates and events live now. Only modules whose
+# classes stored events name: importing them here costs nothing (the application imports them
+# anyway), while the application and the PostgreSQL recorder would pull in more than a process
+# needs (the recorder: psycopg, in every SQLite process too).
 MOVED_MODULES: dict[str, str] = {
-    "threadline.domain.application": "threadline.domain.commands.application",
     "threadline.domain.attributes": "threadline.domain.model.attributes",
     "threadline.domain.automation": "threadline.domain.model.automation",
     "threadline.domain.calendar": "threadline.domain.model.calendar",
@@ -27,7 +29,6 @@ MOVED_MODULES: dict[str, str] = {
     "threadline.domain.identity_claim": "threadline.domain.model.identity_claim",
     "threadline.domain.inbox": "threadline.domain.model.inbox",
     "threadline.domain.message": "threadline.domain.model.message",
-    "threadline.domain.postgres_recorder": "threadline.domain.infrastructure.postgres_recorder",
     "threadline.domain.rule": "threadline.domain.model.rule",
     "threadline.domain.task": "threadline.domain.model.task",
     "threadline.domain.template": "threadline.domain.model.template",
