@@ -50,7 +50,6 @@ from threadline.triggers.firing import (
     firing_command,
     schedule_command,
 )
-from threadline.triggers.opt_outs import opt_out as opt_out
 from threadline.triggers.opt_outs import stop_word_opt_out
 from threadline.triggers.own_effects import OwnEffects
 from threadline.triggers.rule_book import RuleBook

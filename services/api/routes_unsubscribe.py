@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import HTMLResponse
 
 from threadline.services.api.deps import RuntimeDep
-from threadline.triggers.runner import opt_out
+from threadline.triggers.opt_outs import opt_out
 
 router = APIRouter(tags=["automation"])
 

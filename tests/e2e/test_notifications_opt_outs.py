@@ -17,8 +17,8 @@ from tests.web.helpers import PASSWORD, create_user
 from threadline.domain.model.inbound import InboundMessage
 from threadline.projections.automation import notifications
 from threadline.triggers.defaults import RULES
+from threadline.triggers.opt_outs import opt_out
 from threadline.triggers.rules import validate_rule
-from threadline.triggers.runner import opt_out
 
 pytestmark = pytest.mark.slow
 

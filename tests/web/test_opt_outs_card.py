@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import make_runtime
 from tests.web.helpers import web_client
 from threadline.services.runtime import Runtime
-from threadline.triggers.runner import opt_out
+from threadline.triggers.opt_outs import opt_out
 
 HX = {"HX-Request": "true"}
 
