@@ -26,13 +26,14 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy -p threadline
 
-## bench: the library-save calibration, the ingest, channel, trigger, web-app and soak benchmarks (JSON lines)
+## bench: the library-save calibration, the ingest, channel, trigger, web-app, deals and soak benchmarks (JSON lines)
 bench: $(STAMP)
 	$(BIN)/python bench/library_save.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/channels.py
 	$(BIN)/python bench/triggers.py
 	$(BIN)/python bench/ui.py
+	$(BIN)/python bench/deals.py
 	$(BIN)/python bench/soak.py
 
 clean:

@@ -321,8 +321,8 @@ EVENT_MIX: tuple[tuple[str, int], ...] = (
     ("call.received", 3),
     ("deal.stage_changed", 7),
     ("deal.won", 4),
-    ("payment.due", 3),
-    ("contract.expiring", 3),
+    ("deal.created", 3),  # was payment.due / contract.expiring: they arrive with documents
+    ("deal.lost", 3),
 )
 CHANNEL_EVENTS = {"message.received", "message.sent", "conversation.opened", "form.submitted"}
 

@@ -35,6 +35,7 @@ from threadline.domain.model.form import (
     HONEYPOT_FIELD,
     REFERRER_FIELD,
     TOKEN_FIELD,
+    UTM_FIELDS,
     VISITOR_FIELD,
     FormDefinition,
     FormField,
@@ -306,7 +307,7 @@ def _source(submission: Submission, context: RequestContext) -> dict[str, str]:
     """utm_* from the body (the page copied them) or else the query string; the referrer
     from the body's field, or the Referer header when the body has no such field at all."""
     source: dict[str, str] = {}
-    for name in ("utm_source", "utm_medium", "utm_campaign"):
+    for name in UTM_FIELDS:
         value = submission.values.get(name)
         if not isinstance(value, str) or not value.strip():
             value = clean_text(context.query.get(name, ""))
@@ -376,7 +377,8 @@ def build_inbound(
         thread_key=f"form:{form.slug}",
         attachments=attachments,
         metadata={"form": form.slug, "kind": "form"},
-        source=dict(clean.source),
+        # The form is part of the inquiry's attribution: which form of the site it came by.
+        source={**clean.source, "form": form.slug},
         default_region=default_region,
         inbox_id=inbox_id,
     )

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from threadline.domain.model.company import Company
 from threadline.domain.model.contact import Contact
 from threadline.domain.model.conversation import Conversation
+from threadline.domain.model.errors import InvalidInput
 from threadline.domain.model.message import Message
+from threadline.domain.model.money import Money
 from threadline.domain.model.task import Task
 from threadline.projections.base import ViewProjection, dumps, handles, sid, ts
 from threadline.projections.sql import ViewCursor, ViewReader
@@ -24,9 +25,23 @@ from threadline.projections.sql import ViewCursor, ViewReader
 COUNT_COLUMNS = ("inbound_count", "outbound_count", "note_count", "conversation_count")
 
 
+def _cost_columns(source: dict[str, Any]) -> tuple[int | None, str | None]:
+    """The acquisition cost as integer minor units and its currency (views keep no floats)."""
+    cost = source.get("acquisition_cost")
+    if not isinstance(cost, dict):
+        return None, None
+    try:
+        money = Money.from_state(cost, "source.acquisition_cost")
+    except InvalidInput:  # the model cleans every cost; an odd one is shown, not summed
+        return None, None
+    return money.minor, money.currency
+
+
 class ContactCardProjection(ViewProjection):
     name = "contact_cards"
-    version = 3  # 2: merged_into; 3: contact_opt_outs
+    # 2: merged_into; 3: contact_opt_outs; 4: the acquisition cost as money (minor units);
+    # 5: companies moved to their own view (projections/companies.py)
+    version = 5
     tables = (
         "contacts",
         "contact_opt_outs",
@@ -34,14 +49,13 @@ class ContactCardProjection(ViewProjection):
         "contact_attributes",
         "contact_tags",
         "contact_channels",
-        "companies",
     )
     schema = (
         "CREATE TABLE IF NOT EXISTS contacts ("
         " id TEXT PRIMARY KEY, display_name TEXT NOT NULL, lifecycle TEXT NOT NULL,"
         " responsible_id TEXT, company_id TEXT, source TEXT NOT NULL,"
         " source_channel TEXT, utm_source TEXT, utm_medium TEXT, utm_campaign TEXT,"
-        " referrer TEXT, acquisition_cost DOUBLE PRECISION,"
+        " referrer TEXT, acquisition_cost_minor BIGINT, acquisition_currency TEXT,"
         " attributes TEXT NOT NULL, tags TEXT NOT NULL,"
         " created_at TEXT NOT NULL, updated_at TEXT NOT NULL, last_contact_at TEXT,"
         " inbound_count BIGINT NOT NULL DEFAULT 0, outbound_count BIGINT NOT NULL DEFAULT 0,"
@@ -70,9 +84,6 @@ class ContactCardProjection(ViewProjection):
         "CREATE TABLE IF NOT EXISTS contact_opt_outs ("
         " contact_id TEXT NOT NULL, channel TEXT NOT NULL, reason TEXT NOT NULL,"
         " actor TEXT NOT NULL, opted_out_at TEXT NOT NULL, PRIMARY KEY (contact_id, channel))",
-        "CREATE TABLE IF NOT EXISTS companies ("
-        " id TEXT PRIMARY KEY, name TEXT NOT NULL, attributes TEXT NOT NULL,"
-        " created_at TEXT NOT NULL, updated_at TEXT NOT NULL)",
     )
 
     # -- contacts -------------------------------------------------------------------------
@@ -86,10 +97,10 @@ class ContactCardProjection(ViewProjection):
         cur.execute(
             "INSERT INTO contacts (id, display_name, lifecycle, responsible_id, source,"
             " source_channel, utm_source, utm_medium, utm_campaign, referrer,"
-            " acquisition_cost, attributes, tags, created_at, updated_at, search,"
-            " conversation_count, inbound_count, outbound_count, note_count,"
+            " acquisition_cost_minor, acquisition_currency, attributes, tags, created_at,"
+            " updated_at, search, conversation_count, inbound_count, outbound_count, note_count,"
             " last_contact_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '{}', '[]', ?, ?, ?, ?, ?, ?, ?, ?)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '{}', '[]', ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (id) DO NOTHING",
             [
                 *row["values"],
@@ -116,7 +127,7 @@ class ContactCardProjection(ViewProjection):
                 source.get("utm_medium"),
                 source.get("utm_campaign"),
                 source.get("referrer"),
-                source.get("acquisition_cost"),
+                *_cost_columns(source),
                 ts(event.timestamp),
                 ts(event.timestamp),
             ],
@@ -267,8 +278,8 @@ class ContactCardProjection(ViewProjection):
             source = event.source
             cur.execute(
                 "UPDATE contacts SET source = ?, source_channel = ?, utm_source = ?,"
-                " utm_medium = ?, utm_campaign = ?, referrer = ?, acquisition_cost = ?"
-                " WHERE id = ?",
+                " utm_medium = ?, utm_campaign = ?, referrer = ?, acquisition_cost_minor = ?,"
+                " acquisition_currency = ? WHERE id = ?",
                 [
                     dumps(source),
                     source.get("channel"),
@@ -276,7 +287,7 @@ class ContactCardProjection(ViewProjection):
                     source.get("utm_medium"),
                     source.get("utm_campaign"),
                     source.get("referrer"),
-                    source.get("acquisition_cost"),
+                    *_cost_columns(source),
                     survivor,
                 ],
             )
@@ -375,41 +386,6 @@ class ContactCardProjection(ViewProjection):
             [delta, sid(event.contact_id)],
         )
 
-    # -- companies --------------------------------------------------------------------------
-
-    @handles(Company.CompanyCreated)
-    def _company_created(self, event: Any, cur: ViewCursor) -> None:
-        cur.execute(
-            "INSERT INTO companies (id, name, attributes, created_at, updated_at)"
-            " VALUES (?, ?, '{}', ?, ?) ON CONFLICT (id) DO NOTHING",
-            [sid(event.originator_id), event.name, ts(event.timestamp), ts(event.timestamp)],
-        )
-
-    @handles(Company.CompanyRenamed)
-    def _company_renamed(self, event: Any, cur: ViewCursor) -> None:
-        cur.execute(
-            "UPDATE companies SET name = ?, updated_at = ? WHERE id = ?",
-            [event.name, ts(event.timestamp), sid(event.originator_id)],
-        )
-
-    @handles(Company.CompanyAttributesChanged)
-    def _company_attributes(self, event: Any, cur: ViewCursor) -> None:
-        row = cur.execute(
-            "SELECT attributes FROM companies WHERE id = ?", [sid(event.originator_id)]
-        ).fetchone()
-        if row is None:
-            return
-        attributes = json.loads(row["attributes"])
-        for key, value in {**event.values, **event.personal}.items():
-            if value is None:
-                attributes.pop(key, None)
-            else:
-                attributes[key] = value
-        cur.execute(
-            "UPDATE companies SET attributes = ?, updated_at = ? WHERE id = ?",
-            [dumps(attributes), ts(event.timestamp), sid(event.originator_id)],
-        )
-
 
 def opt_outs_of(db: ViewReader, contact_id: str) -> list[dict[str, Any]]:
     """The channels a contact opted out of, oldest first: channel, reason, actor, opted_out_at."""
@@ -459,17 +435,30 @@ class ChannelActivity:
     last_inbound_at: str
 
 
-@dataclass(frozen=True)
-class CompanyFacts:
-    """What a rule sees of a contact's company."""
-
-    id: str
-    name: str
-    attributes: dict[str, Any]
-
-
 def contact_exists(db: ViewReader, contact_id: UUID | str) -> bool:
     return db.query_one("SELECT id FROM contacts WHERE id = ?", [str(contact_id)]) is not None
+
+
+def acquisition_cost(db: ViewReader, contact_id: UUID | str) -> Money | None:
+    """What acquiring the contact (its first touch) cost, from the minor units the view keeps;
+    None when no cost was recorded. Costs per lead and per campaign sum these, by currency."""
+    row = db.query_one(
+        "SELECT acquisition_cost_minor, acquisition_currency FROM contacts WHERE id = ?",
+        [str(contact_id)],
+    )
+    if row is None or row["acquisition_cost_minor"] is None or not row["acquisition_currency"]:
+        return None
+    return Money.from_minor(int(row["acquisition_cost_minor"]), str(row["acquisition_currency"]))
+
+
+def contacts_of_responsible(db: ViewReader, user_id: UUID | str) -> list[str]:
+    """The ids of the clients a user is responsible for (merged duplicates left out), in id
+    order: what a bulk hand-over hands on."""
+    rows = db.query(
+        "SELECT id FROM contacts WHERE responsible_id = ? AND merged_into IS NULL ORDER BY id",
+        [str(user_id)],
+    )
+    return [str(r["id"]) for r in rows]
 
 
 def contact_of_identity(db: ViewReader, kind: str, value: str) -> str | None:
@@ -514,13 +503,6 @@ def identity_kinds(db: ViewReader, contact_ids: Sequence[str]) -> dict[str, set[
     ):
         kinds.setdefault(str(row["contact_id"]), set()).add(str(row["kind"]))
     return kinds
-
-
-def company_facts(db: ViewReader, company_id: str) -> CompanyFacts | None:
-    row = db.query_one("SELECT id, name, attributes FROM companies WHERE id = ?", [company_id])
-    if row is None:
-        return None
-    return CompanyFacts(str(row["id"]), str(row["name"]), json.loads(row["attributes"] or "{}"))
 
 
 def display_names(db: ViewReader, contact_ids: Sequence[str]) -> dict[str, str]:

@@ -31,7 +31,9 @@ from threadline.projections.sql import ViewCursor, ViewReader, rows_with_ids
 
 class InboxProjection(ViewProjection):
     name = "inbox"
-    version = 2  # 2: a message's state is the provider's word (queued, sent, delivered)
+    # 2: a message's state is the provider's word (queued, sent, delivered);
+    # 3: an inbound message's source (its inquiry's attribution)
+    version = 3
     tables = ("inbox_conversations", "inbox_messages", "inbox_contacts", "inbox_contact_aliases")
     schema = (
         "CREATE TABLE IF NOT EXISTS inbox_conversations ("
@@ -50,7 +52,9 @@ class InboxProjection(ViewProjection):
         " state TEXT NOT NULL, text TEXT NOT NULL, html TEXT NOT NULL, subject TEXT NOT NULL,"
         " sender_name TEXT NOT NULL, attachments TEXT NOT NULL, metadata TEXT NOT NULL,"
         " actor TEXT NOT NULL, provider_id TEXT, failure TEXT, created_at TEXT NOT NULL,"
-        " updated_at TEXT NOT NULL, search TEXT NOT NULL)",
+        " updated_at TEXT NOT NULL, search TEXT NOT NULL, source TEXT NOT NULL DEFAULT '{}')",
+        "CREATE INDEX IF NOT EXISTS inbox_messages_inbound"
+        " ON inbox_messages (conversation_id, direction, position)",
         "CREATE INDEX IF NOT EXISTS inbox_messages_conversation"
         " ON inbox_messages (conversation_id, position)",
         "CREATE TABLE IF NOT EXISTS inbox_contacts ("
@@ -159,8 +163,8 @@ class InboxProjection(ViewProjection):
         cur.execute(
             "INSERT INTO inbox_messages (id, conversation_id, contact_id, position, direction,"
             " channel, state, text, html, subject, sender_name, attachments, metadata, actor,"
-            " created_at, updated_at, search)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " created_at, updated_at, search, source)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (id) DO NOTHING",
             [
                 sid(event.originator_id),
@@ -180,6 +184,7 @@ class InboxProjection(ViewProjection):
                 at,
                 at,
                 text.lower()[:5000],
+                dumps(getattr(event, "source", None) or {}),
             ],
         )
         conversation_id = sid(event.conversation_id)
@@ -336,6 +341,7 @@ class InboxMessageRow:
     failure: dict[str, Any] | None
     created_at: str
     updated_at: str
+    source: dict[str, Any]  # an inbound message's attribution; {} for replies and notes
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> InboxMessageRow:
@@ -343,6 +349,7 @@ class InboxMessageRow:
         values["attachments"] = json.loads(row["attachments"] or "[]")
         values["metadata"] = json.loads(row["metadata"] or "{}")
         values["failure"] = json.loads(row["failure"]) if row.get("failure") else None
+        values["source"] = json.loads(row.get("source") or "{}")
         return cls(**values)
 
 
@@ -398,3 +405,35 @@ def inbox_message(db: ViewReader, message_id: UUID | str) -> InboxMessageRow | N
     """One message of the inbox view, if the view has it yet."""
     row = db.query_one("SELECT * FROM inbox_messages WHERE id = ?", [str(message_id)])
     return None if row is None else InboxMessageRow.of(row)
+
+
+def inquiry_source(db: ViewReader, message_id: UUID | str) -> dict[str, Any] | None:
+    """The source of one inbound message (channel, form, utm_*, referrer, cost), as it came.
+
+    None when the view does not know the message (yet), or it is a reply or a note: those
+    are no inquiry. A deal started from a message takes this as its source.
+    """
+    row = db.query_one(
+        "SELECT source FROM inbox_messages WHERE id = ? AND direction = 'inbound'",
+        [str(message_id)],
+    )
+    return None if row is None else _source_of(row)
+
+
+def latest_inquiry_source(db: ViewReader, conversation_id: UUID | str) -> dict[str, Any] | None:
+    """The source of the newest inbound message of a conversation (None: it has none yet).
+
+    A deal opened from a conversation is attributed to the inquiry that brought the client
+    back this time, not to the contact's first touch (which the contact card keeps).
+    """
+    row = db.query_one(
+        "SELECT source FROM inbox_messages WHERE conversation_id = ? AND direction = 'inbound'"
+        " ORDER BY position DESC, created_at DESC, id DESC LIMIT 1",
+        [str(conversation_id)],
+    )
+    return None if row is None else _source_of(row)
+
+
+def _source_of(row: dict[str, Any]) -> dict[str, Any]:
+    source = json.loads(row["source"] or "{}")
+    return source if isinstance(source, dict) else {}

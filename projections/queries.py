@@ -8,9 +8,11 @@ reuse later, so it lives with the views, not with the HTTP layer.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from threadline.projections.companies import companies_page, company_contacts
+from threadline.projections.companies import company as company_row
 from threadline.projections.contact_card import opt_outs_of
 from threadline.projections.sql import ViewReader
 
@@ -113,7 +115,8 @@ def _contact_row(row: dict[str, Any]) -> dict[str, Any]:
         "utm_medium",
         "utm_campaign",
         "referrer",
-        "acquisition_cost",
+        "acquisition_cost_minor",
+        "acquisition_currency",
     ):
         out.pop(column, None)
     return out
@@ -261,23 +264,17 @@ class Queries:
         return rows
 
     def companies(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-        rows = self.db.query(
-            "SELECT * FROM companies ORDER BY name LIMIT ? OFFSET ?", [limit, offset]
-        )
-        for row in rows:
-            row["attributes"] = json.loads(row["attributes"] or "{}")
-        return rows
+        """Delegates to `projections.companies` (the view that owns the table)."""
+        return [asdict(row) for row in companies_page(self.db, limit, offset)[0]]
 
     def company(self, company_id: str) -> dict[str, Any] | None:
-        row = self.db.query_one("SELECT * FROM companies WHERE id = ?", [company_id])
-        if row is None:
+        found = company_row(self.db, company_id)
+        if found is None:
             return None
-        row["attributes"] = json.loads(row["attributes"] or "{}")
-        row["contacts"] = self.db.query(
-            "SELECT id, display_name, lifecycle FROM contacts WHERE company_id = ? ORDER BY display_name",
-            [company_id],
-        )
-        return row
+        return {
+            **asdict(found),
+            "contacts": [asdict(c) for c in company_contacts(self.db, company_id)],
+        }
 
     # -- inbox --------------------------------------------------------------------------------
 
@@ -337,6 +334,7 @@ class Queries:
             message["attachments"] = json.loads(message["attachments"] or "[]")
             message["metadata"] = json.loads(message["metadata"] or "{}")
             message["failure"] = json.loads(message["failure"]) if message.get("failure") else None
+            message["source"] = json.loads(message.get("source") or "{}")
         row["messages"] = messages
         return row
 
@@ -349,6 +347,7 @@ class Queries:
         row.pop("search", None)
         row["attachments"] = json.loads(row["attachments"] or "[]")
         row["metadata"] = json.loads(row["metadata"] or "{}")
+        row["source"] = json.loads(row.get("source") or "{}")
         return row
 
     # -- tasks ----------------------------------------------------------------------------------

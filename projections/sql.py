@@ -65,6 +65,35 @@ def table_rows(db: ViewReader, table: str, order_by: str) -> list[dict[str, Any]
     return db.query(f"SELECT * FROM {table} ORDER BY {order_by}")
 
 
+class Conditions:
+    """A WHERE clause built from optional filters: a filter that is None adds nothing."""
+
+    def __init__(self) -> None:
+        self.clauses: list[str] = []
+        self.params: list[Any] = []
+
+    def compare(self, column: str, op: str, value: Any) -> Conditions:
+        """``column op ?`` when `value` is given; `column` and `op` are the caller's own text."""
+        if value is not None:
+            self.clauses.append(f"{column} {op} ?")
+            self.params.append(value)
+        return self
+
+    def equal(self, pairs: Iterable[tuple[str, Any]]) -> Conditions:
+        for column, value in pairs:
+            self.compare(column, "=", value)
+        return self
+
+    def add(self, clause: str, params: Sequence[Any]) -> Conditions:
+        self.clauses.append(clause)
+        self.params.extend(params)
+        return self
+
+    @property
+    def where(self) -> str:
+        return (" WHERE " + " AND ".join(self.clauses)) if self.clauses else ""
+
+
 ID_CHUNK = 400
 """Ids per `IN (...)` list (SQLite's default limit on parameters is 999)."""
 

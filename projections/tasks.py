@@ -21,6 +21,14 @@ def open_tasks_of_conversation(db: ViewReader, conversation_id: str) -> int:
     return int(row["n"]) if row is not None else 0
 
 
+def open_tasks_of_deal(db: ViewReader, deal_id: str) -> int:
+    """How many open tasks name this deal (a rule's ``deal.open_task_count``)."""
+    row = db.query_one(
+        "SELECT COUNT(*) AS n FROM tasks WHERE deal_id = ? AND status = 'open'", [deal_id]
+    )
+    return int(row["n"]) if row is not None else 0
+
+
 class TaskProjection(ViewProjection):
     name = "tasks"
     tables = ("tasks",)
@@ -35,6 +43,8 @@ class TaskProjection(ViewProjection):
         "CREATE INDEX IF NOT EXISTS tasks_contact ON tasks (contact_id)",
         # A rule's `conversation.open_task_count` (see triggers/facts.py) reads by conversation.
         "CREATE INDEX IF NOT EXISTS tasks_conversation ON tasks (conversation_id, status)",
+        # A deal's open tasks (the deal page, `deal.open_task_count`, "every deal has a task").
+        "CREATE INDEX IF NOT EXISTS tasks_deal ON tasks (deal_id, status)",
     )
 
     @handles(Task.TaskCreated)
@@ -167,6 +177,15 @@ def open_tasks_due_after(
     return [DueTask(**r) for r in rows]
 
 
+def open_tasks_of_assignee(db: ViewReader, user_id: UUID | str) -> list[str]:
+    """The ids of a user's open tasks, in id order: what a bulk hand-over hands on."""
+    rows = db.query(
+        "SELECT id FROM tasks WHERE assignee_id = ? AND status = 'open' ORDER BY id",
+        [str(user_id)],
+    )
+    return [str(r["id"]) for r in rows]
+
+
 def open_dated_task(db: ViewReader, task_id: UUID | str) -> DueTask | None:
     """The task if it is open and has a due time."""
     row = db.query_one(
@@ -196,4 +215,10 @@ def tasks_of_conversation(db: ViewReader, conversation_id: UUID | str) -> list[T
         "SELECT * FROM tasks WHERE conversation_id = ? ORDER BY created_at, id",
         [str(conversation_id)],
     )
+    return [TaskRow(**r) for r in rows]
+
+
+def tasks_of_deal(db: ViewReader, deal_id: UUID | str) -> list[TaskRow]:
+    """The tasks attached to a deal, oldest first."""
+    rows = db.query("SELECT * FROM tasks WHERE deal_id = ? ORDER BY created_at, id", [str(deal_id)])
     return [TaskRow(**r) for r in rows]

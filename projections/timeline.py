@@ -1,17 +1,20 @@
 """The contact timeline: everything that happened with one contact, in log order.
 
-Messages, notes, conversation changes, tasks and contact changes each become a
-row; deal events join in a later issue by registering more handlers. The row
+Messages, notes, conversation changes, tasks, contact changes and a deal's creation,
+stage moves, win and loss each become a row (on the deal's contact's timeline). The row
 keeps the actor and correlation id, so the timeline doubles as an audit trail.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from threadline.domain.model.contact import Contact
 from threadline.domain.model.conversation import Conversation
+from threadline.domain.model.deal import Deal
 from threadline.domain.model.message import Message
 from threadline.domain.model.task import Task
 from threadline.projections.base import (
@@ -24,12 +27,12 @@ from threadline.projections.base import (
     sid,
     ts,
 )
-from threadline.projections.sql import ViewCursor
+from threadline.projections.sql import ViewCursor, ViewReader
 
 
 class TimelineProjection(ViewProjection):
     name = "timeline"
-    version = 2  # 2: opt-out and opt-in rows
+    version = 3  # 2: opt-out and opt-in rows; 3: deal rows
     tables = ("timeline", "timeline_conversations", "timeline_aliases")
     schema = (
         "CREATE TABLE IF NOT EXISTS timeline ("
@@ -322,3 +325,112 @@ class TimelineProjection(ViewProjection):
                 "UPDATE timeline SET state = ? WHERE ref_id = ? AND kind = 'task.created'",
                 ["done" if kind == "task.completed" else "cancelled", sid(event.originator_id)],
             )
+
+    # -- deals ----------------------------------------------------------------------------
+
+    @handles(Deal.DealCreated)
+    def _deal_created(self, event: Any, cur: ViewCursor) -> None:
+        if event.contact_id is None:  # a company's deal without a contact: no timeline
+            return
+        self._row(
+            cur, event, event.contact_id, "deal.created",
+            title=str(event.personal.get("title", "")), state="open",
+            data={"pipeline_id": sid(event.pipeline_id), "stage_id": event.stage_id,
+                  "amount": event.amount, "probability": event.probability},
+        )  # fmt: skip
+
+    @handles(Deal.DealStageChanged, Deal.DealWon, Deal.DealLost)
+    def _deal_moved(self, event: Any, cur: ViewCursor) -> None:
+        """A move, a win or a loss, titled with the deal's title as its creation row has it."""
+        if event.contact_id is None:
+            return
+        created = cur.execute(
+            "SELECT title FROM timeline WHERE ref_id = ? AND kind = 'deal.created'",
+            [sid(event.originator_id)],
+        ).fetchone()
+        data: dict[str, Any] = {
+            "pipeline_id": sid(event.pipeline_id),
+            "from_stage_id": event.from_stage_id,
+            "to_stage_id": event.to_stage_id,
+            "amount": event.amount,
+        }
+        if isinstance(event, Deal.DealStageChanged):
+            kind, state = "deal.stage_changed", "open"
+            data["probability"] = event.probability
+        elif isinstance(event, Deal.DealWon):
+            kind, state = "deal.won", "won"
+        else:
+            kind, state = "deal.lost", "lost"
+            data["reason"] = event.reason
+        title = created["title"] if created else ""
+        body = event.reason if isinstance(event, Deal.DealLost) else ""
+        self._row(
+            cur, event, event.contact_id, kind, title=title, body=body, state=state, data=data
+        )
+
+
+# -- readers ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    """One row of a contact's timeline."""
+
+    id: str
+    contact_id: str
+    occurred_at: str
+    seq: int
+    kind: str
+    ref_id: str
+    conversation_id: str | None
+    channel: str | None
+    direction: str | None
+    state: str | None
+    title: str
+    body: str
+    data: dict[str, Any]
+    actor: str
+    correlation_id: str
+
+
+COMMUNICATION_KINDS = (
+    "conversation.started",
+    "message.received",
+    "message.sent",
+    "note.added",
+    "call.received",
+    "call.missed",
+)
+"""The timeline rows that are communication with the client (a deal's history shows these)."""
+
+
+def communication_between(
+    db: ViewReader,
+    contact_ids: Sequence[str],
+    start: str,
+    end: str | None,
+    conversation_ids: Sequence[str] = (),
+    limit: int = 1000,
+) -> list[TimelineRow]:
+    """The communication rows of `contact_ids` from `start` until `end` (None: until now),
+    plus every such row of `conversation_ids` whenever it happened, in log order."""
+    kinds = ",".join("?" for _ in COMMUNICATION_KINDS)
+    clauses: list[str] = []
+    params: list[Any] = []
+    if contact_ids:
+        window = "occurred_at >= ?" + ("" if end is None else " AND occurred_at <= ?")
+        marks = ",".join("?" for _ in contact_ids)
+        clauses.append(f"(contact_id IN ({marks}) AND {window})")
+        params.extend([*contact_ids, start, *([] if end is None else [end])])
+    if conversation_ids:
+        marks = ",".join("?" for _ in conversation_ids)
+        clauses.append(f"conversation_id IN ({marks})")
+        params.extend(conversation_ids)
+    if not clauses:
+        return []
+    rows = db.query(
+        f"SELECT * FROM timeline WHERE kind IN ({kinds}) AND ({' OR '.join(clauses)})"
+        " ORDER BY seq, id LIMIT ?",
+        [*COMMUNICATION_KINDS, *params, limit],
+    )
+    return [TimelineRow(**{**r, "data": json.loads(r["data"] or "{}")}) for r in rows]

@@ -39,6 +39,7 @@ from threadline.domain.commands.application import Threadline
 from threadline.domain.model.attributes import AttributeDefinition, AttributeType
 from threadline.domain.model.identities import normalise_phone
 from threadline.domain.model.inbound import InboundMessage
+from threadline.services.demo_sales import DealClient, seed_sales
 from threadline.services.runtime import Runtime
 from threadline.triggers.defaults import seed_defaults
 
@@ -69,6 +70,9 @@ DEMO_ACCOUNTS: tuple[DemoAccount, ...] = (
     DemoAccount(f"operator@{DEMO_EMAIL_DOMAIN}", "operator", "Oscar Operator"),
     DemoAccount(f"olga.operator@{DEMO_EMAIL_DOMAIN}", "operator", "Ольга Операторова", "ru"),
     DemoAccount(f"auditor@{DEMO_EMAIL_DOMAIN}", "auditor", "Audrey Auditor"),
+    # Sales managers: deals on the board belong to several people (services/demo_sales.py).
+    DemoAccount(f"irina.sales@{DEMO_EMAIL_DOMAIN}", "manager", "Ирина Соколова", "ru"),
+    DemoAccount(f"sam.sales@{DEMO_EMAIL_DOMAIN}", "manager", "Sam Seller"),
 )
 MANAGER_EMAIL = f"manager@{DEMO_EMAIL_DOMAIN}"
 OPERATOR_EMAIL = {
@@ -656,6 +660,8 @@ class DemoSummary:
     conversations: int = 0
     messages: int = 0
     tasks: int = 0
+    products: int = 0
+    deals: int = 0
 
     def add(self, other: DemoSummary) -> None:
         self.users += other.users
@@ -794,6 +800,27 @@ def _due_at(when: str, now: datetime) -> datetime:
 # -- set-up -----------------------------------------------------------------------------------
 
 
+def deal_clients(plans: list[ContactPlan]) -> list[DealClient]:
+    """The demo's clients as the sales demo sees them: who, and their first message."""
+    return [
+        DealClient(
+            index=plan.persona.index,
+            name=plan.persona.name,
+            russian=plan.persona.russian,
+            company=plan.company[0] if plan.company else None,
+            first_channel=plan.conversations[0].channel,
+            first_dedup_key=plan.dedup_key(0, 0),
+        )
+        for plan in plans
+    ]
+
+
+def demo_managers(app: Threadline) -> list[UUID]:
+    """The demo's sales managers (the deals' owners), in account order."""
+    found = (app.user_id_by_email(a.email) for a in DEMO_ACCOUNTS if a.role == "manager")
+    return [user_id for user_id in found if user_id is not None]
+
+
 def ensure_demo_users(app: Threadline, summary: DemoSummary) -> Staff:
     """Create the demo accounts that are missing; the ids come from the log, not the views."""
     ids: dict[str, UUID] = {}
@@ -888,6 +915,16 @@ def seed_demo(
             summary.add(added)
             if progress is not None:
                 progress(done, len(plans))
+    sales = seed_sales(
+        runtime.app,
+        deal_clients(plans),
+        seeder.companies,
+        demo_managers(runtime.app),
+        seeder.now,
+        SETUP_ACTOR,
+    )
+    summary.products, summary.deals = sales.products, sales.deals
+    summary.tasks += sales.tasks
     sync_views(runtime)
     # Demo clients' messages are history: a trigger runner that has not run yet starts after them.
     runtime.triggers.begin_after_history()

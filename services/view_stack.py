@@ -22,11 +22,15 @@ from threadline.domain.commands.application import Threadline
 from threadline.projections.automation import AutomationProjection
 from threadline.projections.base import ViewProjection
 from threadline.projections.campaigns import CampaignProjection
+from threadline.projections.catalogue import CatalogueProjection
+from threadline.projections.companies import CompanyProjection
 from threadline.projections.contact_card import ContactCardProjection
+from threadline.projections.deals import DealProjection
 from threadline.projections.forms import FormsProjection
 from threadline.projections.inbox import InboxProjection
 from threadline.projections.inboxes import InboxesProjection
 from threadline.projections.outbox import OutboxProjection
+from threadline.projections.pipelines import PipelineProjection
 from threadline.projections.process_runner import leave_stopping_to_parent
 from threadline.projections.runner import ViewRunner
 from threadline.projections.sql import ViewDatabase
@@ -51,6 +55,7 @@ log = logging.getLogger(__name__)
 PROJECTION_CLASSES: tuple[type[ViewProjection], ...] = (
     UserProjection,
     ContactCardProjection,
+    CompanyProjection,
     InboxProjection,
     TimelineProjection,
     TaskProjection,
@@ -59,6 +64,9 @@ PROJECTION_CLASSES: tuple[type[ViewProjection], ...] = (
     OutboxProjection,
     AutomationProjection,
     CampaignProjection,
+    PipelineProjection,
+    DealProjection,
+    CatalogueProjection,
 )
 
 

@@ -13,13 +13,17 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import StoredEvent
 
 
-def stored_as_version_1(app: Application, event: Any, *dropped: str) -> StoredEvent:
-    """`event` stored as version 1 wrote it: no class_version, none of the `dropped` fields."""
+def stored_as_version_1(
+    app: Application, event: Any, *dropped: str, replaced: dict[str, Any] | None = None
+) -> StoredEvent:
+    """`event` stored as version 1 wrote it: no class_version, none of the `dropped` fields,
+    and the `replaced` fields with the values version 1 wrote (a float where money is now)."""
     stored = app.mapper.to_stored_event(event)
     state = json.loads(stored.state)
     assert state.pop("class_version") == 2
     for name in dropped:
         del state[name]
+    state.update(replaced or {})
     return StoredEvent(
         originator_id=stored.originator_id,
         originator_version=stored.originator_version,
@@ -28,6 +32,8 @@ def stored_as_version_1(app: Application, event: Any, *dropped: str) -> StoredEv
     )
 
 
-def as_version_1(app: Application, event: Any, *dropped: str) -> Any:
+def as_version_1(
+    app: Application, event: Any, *dropped: str, replaced: dict[str, Any] | None = None
+) -> Any:
     """`event` as version 1 stored it, read back through the mapper (and so the upcasters)."""
-    return app.mapper.to_domain_event(stored_as_version_1(app, event, *dropped))
+    return app.mapper.to_domain_event(stored_as_version_1(app, event, *dropped, replaced=replaced))

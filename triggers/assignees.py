@@ -2,7 +2,7 @@
 
 ``assignee`` is one of `ASSIGNEE_MODES`: the contact's (or task's, or conversation's)
 ``responsible`` operator — with a ``team`` the least busy of it when there is none —,
-a ``round_robin`` or the ``least_busy`` of a team, one ``user`` (``user:<id>`` or
+the ``deal_manager`` (the manager of the event's deal, else as ``responsible``), a ``round_robin`` or the ``least_busy`` of a team, one ``user`` (``user:<id>`` or
 ``user_id``), or ``unassigned``. A team lists user ids and ``role:<role>`` for every
 active user with that role. Checked when the rule is saved (`validate_assignee`),
 parsed into `Assignee`, and resolved when the rule fires (`AssigneePicker`).
@@ -21,7 +21,16 @@ from threadline.projections.users import active_user_ids_with_role
 from threadline.triggers.rule_checks import RuleError, string
 from threadline.triggers.state_store import StateStore
 
-ASSIGNEE_MODES = ("responsible", "round_robin", "least_busy", "user", "unassigned")
+ASSIGNEE_MODES = (
+    "responsible",
+    "deal_manager",
+    "round_robin",
+    "least_busy",
+    "user",
+    "unassigned",
+)
+# The modes that name one person and fall back to the least busy of a `team`.
+OWNER_MODES = ("responsible", "deal_manager")
 MAX_TEAM = 200
 
 
@@ -57,7 +66,7 @@ def validate_assignee(spec: dict[str, Any], path: str) -> dict[str, Any]:
         except ValueError:
             raise RuleError(f"{path}.user_id", "a user id") from None
     team = spec.get("team")
-    if mode in ("round_robin", "least_busy") or (mode == "responsible" and team):
+    if mode in ("round_robin", "least_busy") or (mode in OWNER_MODES and team):
         # `responsible` with a team: the contact's owner, else the least busy of the team.
         if not isinstance(team, list) or not team:
             raise RuleError(f"{path}.team", "a list of user ids (or role:operator) to share it")
@@ -95,9 +104,10 @@ class AssigneePicker:
             if assignee.user_id is None:
                 raise KeyError("user_id")
             return assignee.user_id
-        if mode == "responsible":
+        if mode in OWNER_MODES:
             event = facts.get("event") or {}
-            owner = (
+            manager = (facts.get("deal") or {}).get("manager_id")
+            owner = (manager if mode == "deal_manager" else None) or (
                 (
                     event.get("assignee_id")
                     if str(event.get("type", "")).startswith("task")

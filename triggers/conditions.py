@@ -47,7 +47,8 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from decimal import Decimal, InvalidOperation
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from threadline.domain.model.errors import InvalidInput
@@ -286,6 +287,21 @@ def _is_number(value: Any) -> bool:
     if isinstance(value, bool):
         return False
     return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+
+
+def _amount(value: Any) -> int | float | Decimal | None:
+    """A number, or the amount of money (``{"amount": "1500.50", "currency": "RUB"}``, as a
+    lead's acquisition cost is): a rule orders a cost by its amount and names the currency
+    with a condition of its own on ``.currency``; amounts of two currencies never meet here."""
+    if _is_number(value):
+        return cast(int | float, value)
+    if not isinstance(value, Mapping) or set(value) != {"amount", "currency"}:
+        return None
+    try:
+        amount = Decimal(str(value["amount"]))
+    except InvalidOperation:
+        return None
+    return amount if amount.is_finite() else None
 
 
 def _is_scalar(value: Any) -> bool:
@@ -745,9 +761,11 @@ def _temporal(value: Any) -> date | datetime | None:
 def _compare(actual: Any, expected: Any) -> int | None:
     """-1, 0 or 1 for comparable values (numbers with numbers, dates with dates), else None."""
     if _is_number(expected):
-        if not _is_number(actual):
+        amount = _amount(actual)
+        if amount is None:
             return None
-        return int(actual > expected) - int(actual < expected)
+        limit = Decimal(repr(expected)) if isinstance(amount, Decimal) else expected
+        return int(amount > limit) - int(amount < limit)
     left, right = _temporal(actual), _temporal(expected)
     if left is None or right is None:
         return None

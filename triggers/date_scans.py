@@ -1,8 +1,16 @@
-"""The date-driven triggers: schedules (`at`), birthdays, and tasks overdue or due soon.
+"""The date-driven triggers: schedules (`at`), birthdays, tasks overdue or due soon, and
+deals that stayed in a stage too long (`deal.stale`).
 
 No single event sets these off; the runner's loop calls `DateScans.scan` every few
 seconds and each rule runs for what crossed its edge since the last scan. Where each
 scan got to lives in the state store, so a restart neither repeats nor skips.
+
+A stale deal has no single edge to sweep (each stage has its own limit), so the open
+deals are read page by page (`stale_deals`) at most once a minute — staleness is counted
+in days. Each stay in a stage is one cause, ``deal.stale:<deal id>:<entered at>``, and the
+firing id derives from it: a restart re-reads the stays but the store refuses a second
+firing (the scan first looks the firing up, so it does not even prepare one), while a
+later stay in the same stage is a new cause and fires again.
 """
 
 from __future__ import annotations
@@ -12,8 +20,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 from uuid import UUID
 
+from threadline.domain.model.rule import firing_id
+from threadline.projections.automation import firing
 from threadline.projections.base import ts
 from threadline.projections.contact_card import contacts_with_attribute_ending
+from threadline.projections.deals import StaleDeal, stale_deals
 from threadline.projections.sql import ViewReader
 from threadline.projections.tasks import DueTask, open_dated_task, open_tasks_due_after
 from threadline.triggers.definition import At
@@ -29,6 +40,8 @@ SCAN_KEY = "triggers:scan:"  # + rule id: the (due time, task id) a task-date ru
 TASK_DATES = ("task.overdue", "task.due_soon")
 TASK_MOVES = frozenset({"task.created", "task.rescheduled"})  # events that set a due time
 BIRTHDAY_AT = At(cron="0 9 * * *", timezone="UTC")  # a birthday rule without `at`
+STALE = "deal.stale"
+STALE_SCAN_EVERY = timedelta(minutes=1)  # how often open deals are checked against their limit
 
 
 class ScanRunner(RunsRules, Protocol):
@@ -48,6 +61,9 @@ class DateScans:
         self.state = state
         self.runner = runner
         self._marks: dict[UUID, tuple[str, str] | None] = {}
+        # deal.stale: per rule, the stays already handled (still stale at the last scan).
+        self._stale_seen: dict[UUID, set[str]] = {}
+        self._last_stale_scan: datetime | None = None
 
     def scan(self, now: datetime | None = None) -> bool:
         """Run the date-driven triggers due by `now`; True if a task scan has more pages."""
@@ -57,7 +73,7 @@ class DateScans:
         # The task scans read the views: they must show every task event the runner has
         # passed, or a task changed just before its mark moves would be missed
         # (`behind_the_mark` covers only the events read after the scan).
-        dated = [r for r in rules if r.spec.when.event in TASK_DATES]
+        dated = [r for r in rules if r.spec.when.event in (*TASK_DATES, STALE)]
         views_ready = not dated or self.runner.wait_for_views(self.runner.position())
         for rule in rules:
             event = rule.spec.when.event
@@ -65,6 +81,9 @@ class DateScans:
                 self._scheduled(rule, now)
             elif event in TASK_DATES and views_ready:
                 more = self._task_dates(rule, event, now) or more
+        stale = [r for r in rules if r.spec.when.event == STALE and r.spec.at is None]
+        if stale and views_ready and self._stale_scan_due(now):
+            self._stale_deals(stale, now)
         return more
 
     # -- schedules and birthdays --------------------------------------------------------------
@@ -188,6 +207,56 @@ class DateScans:
     def _set_mark(self, rule: ActiveRule, mark: tuple[str, str]) -> None:
         self.state.set(f"{SCAN_KEY}{rule.id}", json.dumps(list(mark)))
         self._marks[rule.id] = mark
+
+    # -- deals ---------------------------------------------------------------------------------
+
+    def _stale_scan_due(self, now: datetime) -> bool:
+        last = self._last_stale_scan
+        if last is not None and abs(now - last) < STALE_SCAN_EVERY:
+            return False
+        self._last_stale_scan = now
+        return True
+
+    def _stale_deals(self, rules: list[ActiveRule], now: datetime) -> None:
+        """Run each `deal.stale` rule once per stay of an open deal past its stage's limit."""
+        still: dict[UUID, set[str]] = {rule.id: set() for rule in rules}
+        after: str | None = ""
+        while after is not None:
+            page, after = stale_deals(self.views, now, after, SCAN_PAGE)
+            for deal in page:
+                trigger = _stale_trigger(deal, now)
+                due = []
+                for rule in rules:
+                    still[rule.id].add(trigger.cause_key)
+                    if trigger.cause_key in self._stale_seen.get(rule.id, ()):
+                        continue
+                    if firing(self.views, str(firing_id(rule.id, trigger.cause_key))):
+                        continue  # fired before a restart
+                    due.append(rule)
+                if due:
+                    self.runner.run_rules(due, trigger, wait=False)
+            self.runner.settle_in_flight()
+        # Only the stays still stale are remembered: a deal that moved on is forgotten.
+        self._stale_seen = still
+
+
+def _stale_trigger(deal: StaleDeal, now: datetime) -> TriggerEvent:
+    """One stay of a deal past its stage's limit (a later stay in the stage: a new cause)."""
+    return TriggerEvent(
+        names=(STALE,),
+        cause_key=f"{STALE}:{deal.id}:{deal.stage_entered_at}",
+        occurred_at=now,
+        facts={
+            "type": STALE,
+            "deal_id": deal.id,
+            "stage_id": deal.stage_id,
+            "stage_entered_at": deal.stage_entered_at,
+            "stale_days": deal.stale_days,
+            "manager_id": deal.manager_id,
+        },
+        contact_id=UUID(str(deal.contact_id)) if deal.contact_id else None,
+        deal_id=UUID(deal.id),
+    )
 
 
 def _task_trigger(event: str, task: DueTask, now: datetime) -> TriggerEvent:

@@ -8,6 +8,13 @@ brought up to the current definition.
 Every shipped rule that tells or asks someone reaches a person: tasks and
 notifications go to the responsible operator, else the conversation's assignee,
 else the least busy active operator (``team: ["role:operator"]``).
+
+"Every open deal has an open task" (a deal nobody has a next step for is a client being
+lost) is four rules, one per moment a deal can be left without one — a rule waits for one
+event: the deal is created, a task of it is completed or cancelled, or it is moved (which
+reopens a won or lost deal). Each checks the deal as the views show it after that event
+(the runner waits for them, and for the tasks its own earlier firings made), so when the
+last of two tasks is completed one task is made, and when the first is, none.
 """
 
 from __future__ import annotations
@@ -236,6 +243,53 @@ RULES: tuple[tuple[str, dict[str, Any]], ...] = (
             ],
         },
     ),
+)
+
+
+def _open_deal_task(key: str, name: str, event: str) -> tuple[str, dict[str, Any]]:
+    """One of the four "every open deal has an open task" rules (see the module's text)."""
+    return (
+        key,
+        {
+            "name": f"Every open deal has an open task: {name}",
+            "priority": 60,
+            "when": {"event": event},
+            "if": {
+                "all": [
+                    {"field": "deal.status", "op": "eq", "value": "open"},
+                    {"field": "deal.open_task_count", "op": "eq", "value": 0},
+                ]
+            },
+            "then": [
+                {
+                    "create_task": {
+                        "title": "Next step for {{ deal.title }}",
+                        "type": "other",
+                        "due_in": "1d",
+                        "deal": True,
+                        "assignee": "deal_manager",
+                        "team": ["role:operator"],
+                    }
+                }
+            ],
+        },
+    )
+
+
+# Their keys, in the order of the moments above.
+OPEN_DEAL_TASK_KEYS = (
+    "open-deal-task-created",
+    "open-deal-task-task-completed",
+    "open-deal-task-task-cancelled",
+    "open-deal-task-moved",
+)
+
+RULES = (
+    *RULES,
+    _open_deal_task(OPEN_DEAL_TASK_KEYS[0], "a new deal", "deal.created"),
+    _open_deal_task(OPEN_DEAL_TASK_KEYS[1], "its last task completed", "task.completed"),
+    _open_deal_task(OPEN_DEAL_TASK_KEYS[2], "its last task cancelled", "task.cancelled"),
+    _open_deal_task(OPEN_DEAL_TASK_KEYS[3], "a moved or reopened deal", "deal.stage_changed"),
 )
 
 

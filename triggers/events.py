@@ -5,8 +5,12 @@ Which event class answers to which names, and the facts each carries, is the tab
 ask for: ``lead.created`` (a contact created as a lead), ``form.submitted`` and
 ``call.received`` (special inbound messages), ``conversation.opened`` and
 ``conversation.resolved`` (status changes); `to_trigger_event` picks those.
-``task.overdue``, ``birthday`` and ``schedule`` are made by the timer loop, not by a
-single event.
+``task.overdue``, ``birthday``, ``schedule`` and ``deal.stale`` are made by the timer
+loop, not by a single event.
+
+A deal event's contact is the deal's contact (every deal event carries it) and its
+`deal_id` is the deal, so the facts can read ``deal.*``; a task created for a deal carries
+the deal too (the runner finds it for the task's later events, which do not name it).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class TriggerEvent:
     facts: dict[str, Any]  # the "event" part of a rule's facts
     contact_id: UUID | None = None
     conversation_id: UUID | None = None
+    deal_id: UUID | None = None  # the deal the facts read as ``deal.*``
     actor: str = ""
     correlation_id: str = ""
     notification_id: int = 0
@@ -54,6 +59,7 @@ def to_trigger_event(event: Any, notification_id: int = 0) -> TriggerEvent | Non
     facts: dict[str, Any] = {"type": triggers.name, **state, **_personal_facts(personal)}
     contact_id = _uuid(state.get("contact_id"))
     conversation_id = _uuid(state.get("conversation_id"))
+    deal_id = _uuid(state.get("deal_id"))
     specific = _specific_name(kind, triggers, state)
     if kind in (
         "ContactCreated",
@@ -68,6 +74,9 @@ def to_trigger_event(event: Any, notification_id: int = 0) -> TriggerEvent | Non
         conversation_id = event.originator_id
     elif kind.startswith("Task"):
         facts["task_id"] = str(event.originator_id)
+    elif kind.startswith("Deal"):
+        deal_id = event.originator_id
+        facts["deal_id"] = str(deal_id)
     names = [specific, triggers.name] if specific else [triggers.name]
     return TriggerEvent(
         names=tuple(dict.fromkeys(names)),
@@ -76,6 +85,7 @@ def to_trigger_event(event: Any, notification_id: int = 0) -> TriggerEvent | Non
         facts=facts,
         contact_id=contact_id,
         conversation_id=conversation_id,
+        deal_id=deal_id,
         actor=str(state.get("actor", "")),
         correlation_id=str(state.get("correlation_id", "")),
         notification_id=notification_id,

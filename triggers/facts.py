@@ -1,5 +1,11 @@
-"""What a rule's conditions and templates see: the contact, company, conversation and operator,
-read from the views (which the runner first lets catch up with the event).
+"""What a rule's conditions and templates see: the contact, company, conversation, deal and
+operator, read from the views (which the runner first lets catch up with the event).
+
+``deal`` is the deal the event names (a deal event, a task of a deal, a stale deal):
+`deal_facts` of the deals view, so ``deal.open_task_count`` already counts the task whose
+completion is being handled. ``deal.amount`` is the total as a decimal text (templates
+write ``{{ deal.amount }} {{ deal.currency }}``); ``deal.total`` is the same money as
+``{amount, currency}``, which conditions order by its amount (``deal.total gt 100000``).
 
 The views may be further on than the event: two quick attribute changes are both in
 the card before the runner looks at the first. For an event of the contact itself the
@@ -15,7 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from threadline.domain.model.contact import first_name_of
-from threadline.projections.contact_card import company_facts
+from threadline.projections.companies import company_facts
+from threadline.projections.deals import deal_facts
 from threadline.projections.inbox import conversation_facts
 from threadline.projections.queries import Queries, contact_in_filter
 from threadline.projections.segments import build_contact_filter, pairs_of
@@ -41,9 +48,12 @@ class FactReader:
         contact = self.contact(str(event.contact_id)) if event.contact_id else {}
         if contact:
             contact = self._as_of_event(contact, event)
+        deal = self.deal(str(event.deal_id), now) if event.deal_id else {}
         company: dict[str, Any] = {}
-        if contact.get("company_id"):
-            found = company_facts(self.views, str(contact["company_id"]))
+        # The contact's company, else the deal's (a deal may name only a company).
+        company_id = contact.get("company_id") or deal.get("company_id")
+        if company_id:
+            found = company_facts(self.views, str(company_id))
             if found is not None:
                 company = asdict(found)
         conversation: dict[str, Any] = {}
@@ -53,7 +63,11 @@ class FactReader:
                 conversation = asdict(shown)
                 conversation["open_task_count"] = open_tasks_of_conversation(self.views, shown.id)
         operator: dict[str, Any] = {}
-        owner = conversation.get("assignee_id") or contact.get("responsible_id")
+        owner = (
+            conversation.get("assignee_id")
+            or contact.get("responsible_id")
+            or deal.get("manager_id")  # a deal of a company nobody is responsible for
+        )
         if owner:
             account = user(self.views, str(owner))
             if account is not None:
@@ -64,9 +78,18 @@ class FactReader:
             "company": company,
             "conversation": conversation,
             "operator": operator,
-            "deal": {},
+            "deal": deal,
             "now": now or datetime.now(UTC),
         }
+
+    def deal(self, deal_id: str, now: datetime | None = None) -> dict[str, Any]:
+        """The deal as rules see it (`deal.*`), or {} when the views do not have it."""
+        found = deal_facts(self.views, deal_id, now)
+        if found is None:
+            return {}
+        shown = asdict(found)
+        shown["total"] = {"amount": found.amount, "currency": found.currency}
+        return shown
 
     def _as_of_event(self, contact: dict[str, Any], event: TriggerEvent) -> dict[str, Any]:
         originator = event.extra.get("originator_id")

@@ -53,6 +53,7 @@ def cause_of(event: TriggerEvent) -> dict[str, Any]:
         "occurred_at": event.occurred_at.isoformat(),
         "contact_id": str(event.contact_id) if event.contact_id else None,
         "conversation_id": str(event.conversation_id) if event.conversation_id else None,
+        "deal_id": str(event.deal_id) if event.deal_id else None,
         "actor": event.actor,
         "correlation_id": event.correlation_id,
         **event.extra,

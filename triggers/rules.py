@@ -14,7 +14,7 @@ A rule definition (JSON, or YAML through `threadline rules export|import`)::
       - assign_conversation: {assignee: round_robin, team: [<user id>, ...]}
       - add_tag: web-lead
       - set_attribute: {key: segment, value: warm}
-      - move_deal: {stage: qualified}
+      - move_deal: {stage: <stage id>, reason: Too expensive}   # reason: for a lost stage
       - notify: {user: responsible, text: "New lead {{ contact.display_name }}", email: true}
       - webhook: {url: "https://example.com/hook", secret: "..."}
       - stop: true
@@ -39,7 +39,7 @@ from threadline.triggers.definition import At, RuleDefinition
 from threadline.triggers.destinations import DestinationPolicy
 from threadline.triggers.rule_checks import RuleError as RuleError
 from threadline.triggers.rule_checks import SaveChecks, duration, string
-from threadline.triggers.trigger_names import is_trigger_name
+from threadline.triggers.trigger_names import AWAITED_MESSAGE, is_awaited, is_trigger_name
 
 MAX_ACTIONS = 20
 MAX_DEFINITION_BYTES = 262_144  # one rule as JSON
@@ -143,6 +143,10 @@ def _when(when: Any, scheduled: bool) -> dict[str, Any]:
     if not isinstance(when, dict) or not isinstance(when.get("event"), str):
         raise RuleError("when.event", "name the event, e.g. message.received")
     event = when["event"]
+    if is_awaited(event):
+        # Listed by earlier releases but made by nothing yet: a new rule on it would never
+        # fire. Rules stored before are not re-validated when loaded, so they stay readable.
+        raise RuleError("when.event", f"{event} {AWAITED_MESSAGE}")
     if not is_trigger_name(event) and not _EVENT_NAME.match(event):
         raise RuleError("when.event", f"unknown event {event!r}")
     unknown = set(when) - {"event", "channel", "attribute", "within"}

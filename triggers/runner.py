@@ -248,7 +248,7 @@ class TriggerRunner:
         candidates = self.book.candidates(trigger)
         if not candidates:
             return
-        trigger = self._with_links(trigger, domain_event)
+        trigger = self._with_deal(self._with_links(trigger, domain_event))
         self.wait_for_views(notification_id)
         self.run_rules(candidates, trigger, wait=False)
 
@@ -271,6 +271,21 @@ class TriggerRunner:
             contact_id=contact_id,
             conversation_id=trigger.conversation_id or conversation_id,
         )
+
+    def _with_deal(self, trigger: TriggerEvent) -> TriggerEvent:
+        """A task's later events (completed, cancelled...) do not name its deal: the task does
+        (it never changes), so ``deal.*`` and ``create_task: {deal: true}`` can follow it."""
+        task_id = trigger.facts.get("task_id")
+        if trigger.deal_id is not None or not task_id or "deal_id" in trigger.facts:
+            return trigger
+        try:
+            task: Any = self.app.repository.get(UUID(str(task_id)))
+        except Exception:
+            return trigger
+        deal_id = getattr(task, "deal_id", None)
+        if deal_id is None:
+            return trigger
+        return replace(trigger, deal_id=deal_id, facts={**trigger.facts, "deal_id": str(deal_id)})
 
     def _contact_as_of(self, contact_id: str, version: int) -> Any:
         try:

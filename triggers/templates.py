@@ -65,6 +65,8 @@ from jinja2.utils import Namespace, _PassArg
 from jinja2.visitor import NodeTransformer
 
 from threadline.domain.model.contact import SOURCE_KEYS, first_name_of
+from threadline.domain.model.errors import InvalidInput
+from threadline.domain.model.money import Money
 from threadline.triggers.sms import sms_segments
 
 MAX_SOURCE = 100_000  # characters of one template field
@@ -100,6 +102,30 @@ MOMENT = "moment"  # a date-time: its parts and methods
 MOMENT_PARTS = frozenset({"year", "month", "day", "hour", "minute", "second"})
 OPEN_METHODS = frozenset({"get", "items", "keys", "values"})
 
+# What `deal` carries (projections.deals.DealFacts, plus `total`).
+DEAL_KEYS = (
+    "id",
+    "title",
+    "amount",
+    "currency",
+    "total",
+    "profit",
+    "stage",
+    "stage_id",
+    "stage_meaning",
+    "pipeline",
+    "pipeline_id",
+    "status",
+    "probability",
+    "manager_id",
+    "contact_id",
+    "company_id",
+    "expected_close",
+    "lost_reason",
+    "open_task_count",
+    "days_in_stage",
+)
+
 SCHEMA: dict[str, Any] = {
     "contact": {
         "display_name": LEAF,
@@ -112,7 +138,9 @@ SCHEMA: dict[str, Any] = {
         "source": dict.fromkeys(SOURCE_KEYS, LEAF),
     },
     "company": {"name": LEAF, "attributes": OPEN},
-    "deal": {"title": LEAF, "amount": LEAF, "currency": LEAF, "stage": LEAF},
+    # The deal the event names (`facts.FactReader.deal`): `amount` and `profit` are decimal
+    # texts in `currency`; `total` is the amount with its currency ("1200.00 RUB").
+    "deal": dict.fromkeys(DEAL_KEYS, LEAF),
     "operator": {"name": LEAF, "email": LEAF},
     "conversation": {"channel": LEAF, "subject": LEAF, "status": LEAF},
     "unsubscribe_url": LEAF,
@@ -1065,7 +1093,17 @@ def _shape(spec: Any, value: Any) -> Any:
         return value if isinstance(value, datetime) else ""
     if isinstance(value, float) and not math.isfinite(value):
         return ""
+    if isinstance(value, Mapping) and set(value) == {"amount", "currency"}:
+        return _money_text(value)
     return _blank_none(value)
+
+
+def _money_text(value: Mapping[str, Any]) -> str:
+    """Money in a template (a lead's acquisition cost) reads "1500.50 RUB", not a mapping."""
+    try:
+        return str(Money.from_state(dict(value)))
+    except InvalidInput:
+        return ""
 
 
 def sample_context(attribute_keys: set[str] | None = None) -> dict[str, Any]:
@@ -1082,7 +1120,28 @@ def sample_context(attribute_keys: set[str] | None = None) -> dict[str, Any]:
             "source": {"channel": "web", "utm_source": "newsletter", "utm_campaign": "spring"},
         },
         "company": {"name": "Example Ltd", "attributes": {}},
-        "deal": {"title": "Annual plan", "amount": 1200, "currency": "EUR", "stage": "proposal"},
+        "deal": {
+            "id": "00000000-0000-0000-0000-000000000000",
+            "title": "Annual plan",
+            "amount": "1200.00",
+            "currency": "EUR",
+            "total": {"amount": "1200.00", "currency": "EUR"},
+            "profit": "450.00",
+            "stage": "Commercial proposal",
+            "stage_id": "00000000-0000-0000-0000-000000000001",
+            "stage_meaning": "open",
+            "pipeline": "New clients",
+            "pipeline_id": "00000000-0000-0000-0000-000000000002",
+            "status": "open",
+            "probability": 40,
+            "manager_id": None,
+            "contact_id": None,
+            "company_id": None,
+            "expected_close": "2025-02-28",
+            "lost_reason": None,
+            "open_task_count": 1,
+            "days_in_stage": 3,
+        },
         "operator": {"name": "Sam Lee", "email": "sam@example.com"},
         "conversation": {"channel": "email", "subject": "Your question", "status": "open"},
         "unsubscribe_url": "https://example.com/unsubscribe/sample",

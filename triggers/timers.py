@@ -183,6 +183,9 @@ class Timers:
             if described is None:
                 return None
             facts = described.facts
+        deal = cause.get("deal_id")
+        if deal and "deal_id" not in facts:  # a task's deal, found when the timer was set
+            facts = {**facts, "deal_id": str(deal)}
         return TriggerEvent(
             names=tuple(cause.get("names", [])),
             cause_key=str(cause.get("key")),
@@ -190,6 +193,7 @@ class Timers:
             facts=facts,
             contact_id=timer.contact_id,
             conversation_id=timer.conversation_id,
+            deal_id=UUID(str(deal)) if deal else None,
             actor=str(cause.get("actor", "")),
             correlation_id=str(cause.get("correlation_id", "")),
             notification_id=int(cause.get("notification_id", 0)),

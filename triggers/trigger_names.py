@@ -7,11 +7,14 @@ too; `events.to_trigger_event` decides which apply), and the facts a rule reads 
 ``event.<fact>``. Classes rules never see (rule bookkeeping, users, inboxes, ...) are
 listed in `UNSEEN_EVENTS`; a test checks that every event class of the domain is in one
 of the two. Names that no single event makes (the timer loop's date triggers, the
-``conversation.unanswered`` shorthand) and names kept for later releases (deals,
-contracts, payments) are in `LOOP_TRIGGERS` and `LATER_TRIGGERS`.
+``conversation.unanswered`` shorthand, ``deal.stale``) are in `LOOP_TRIGGERS`.
 
-The rule validator accepts these names, and the rule editor offers `OFFERED` and shows
-each name's facts.
+Names that no event makes yet are not offered: contracts and payments arrive with the
+documents issue, so a NEW rule on one (`AWAITED_TRIGGERS`) is refused with a message
+that says so, while a rule stored before keeps loading (it simply never fires).
+
+The rule validator accepts these names, and the rule editor offers `OFFERED` (each has
+a test that makes it fire) and shows each name's facts.
 """
 
 from __future__ import annotations
@@ -49,7 +52,10 @@ class TriggerName:
 
 
 _MESSAGE = ("conversation_id", "contact_id", "channel", "direction", "text", "subject")
-_TASK = ("task_id", "contact_id")
+_TASK = ("task_id", "contact_id", "deal_id")
+# Every deal event names its deal and its client; a move also says from where to where.
+_DEAL = ("deal_id", "contact_id")
+_DEAL_MOVE = (*_DEAL, "pipeline_id", "from_stage_id", "to_stage_id", "amount")
 
 EVENT_TRIGGERS: dict[str, EventTriggers] = {
     # contacts
@@ -82,6 +88,10 @@ EVENT_TRIGGERS: dict[str, EventTriggers] = {
     "CompanyCreated": EventTriggers("company.created", ("name",)),
     "CompanyRenamed": EventTriggers("company.renamed", ("name",)),
     "CompanyAttributesChanged": EventTriggers("company.attributes_changed", ("values",)),
+    "CompanyRolesChanged": EventTriggers("company.roles_changed", ("roles",)),
+    "CompanyLegalFormChanged": EventTriggers("company.legal_form_changed", ("legal_form",)),
+    "CompanyRequisitesChanged": EventTriggers("company.requisites_changed", ()),
+    "CompanyGroupChanged": EventTriggers("company.group_changed", ("client_group",)),
     # conversations
     "ConversationStarted": EventTriggers(
         "conversation.started",
@@ -98,7 +108,7 @@ EVENT_TRIGGERS: dict[str, EventTriggers] = {
     # messages and calls
     "MessageReceived": EventTriggers(
         "message.received",
-        (*_MESSAGE, "dedup_key", "attachments", "metadata"),
+        (*_MESSAGE, "dedup_key", "attachments", "metadata", "source"),
         also=("form.submitted", "call.received"),
     ),
     "MessageSendRequested": EventTriggers(
@@ -118,7 +128,7 @@ EVENT_TRIGGERS: dict[str, EventTriggers] = {
     # tasks
     "TaskCreated": EventTriggers(
         "task.created",
-        (*_TASK, "type", "due_at", "assignee_id", "deal_id", "conversation_id", "title"),
+        (*_TASK, "type", "due_at", "assignee_id", "conversation_id", "title"),
     ),
     "TaskCompleted": EventTriggers("task.completed", (*_TASK, "reason")),
     "TaskCancelled": EventTriggers("task.cancelled", _TASK),
@@ -126,6 +136,38 @@ EVENT_TRIGGERS: dict[str, EventTriggers] = {
     "TaskReassigned": EventTriggers("task.reassigned", (*_TASK, "assignee_id")),
     "ReplyTaskMarkCreated": EventTriggers("reply.task_mark_created", ("conversation_id",)),
     "ReplyTaskLinked": EventTriggers("reply.task_linked", ("task_id",)),
+    # deals (a deal event's contact is the deal's contact; `deal.*` facts read the deal)
+    "DealCreated": EventTriggers(
+        "deal.created",
+        (
+            *_DEAL,
+            "pipeline_id",
+            "stage_id",
+            "company_id",
+            "manager_id",
+            "currency",
+            "amount",
+            "probability",
+            "expected_close",
+            "source",
+            "title",
+        ),
+    ),
+    "DealStageChanged": EventTriggers("deal.stage_changed", (*_DEAL_MOVE, "probability")),
+    "DealWon": EventTriggers("deal.won", _DEAL_MOVE),
+    "DealLost": EventTriggers("deal.lost", (*_DEAL_MOVE, "reason")),
+    "DealLinesChanged": EventTriggers("deal.lines_changed", (*_DEAL, "lines", "amount")),
+    "DealDetailsChanged": EventTriggers(
+        "deal.details_changed", (*_DEAL, "title", "expected_close")
+    ),
+    "DealProbabilitySet": EventTriggers("deal.probability_set", (*_DEAL, "probability", "manual")),
+    "DealManagerChanged": EventTriggers("deal.manager_changed", (*_DEAL, "manager_id")),
+    "DealClientChanged": EventTriggers(
+        "deal.client_changed", (*_DEAL, "company_id", "previous_contact_id")
+    ),
+    "DealConversationLinked": EventTriggers(
+        "deal.conversation_linked", (*_DEAL, "conversation_id")
+    ),
     # what rules did: notifications and webhook calls
     "NotificationCreated": EventTriggers(
         "notification.created",
@@ -193,6 +235,22 @@ UNSEEN_EVENTS = frozenset(
         "CalendarChanged",
         "TemplateSaved",
         "TemplateChanged",
+        # the sales set-up: pipelines and their stages, the catalogue, exchange rates
+        "PipelineCreated",
+        "PipelineRenamed",
+        "StageAdded",
+        "StageChanged",
+        "StagesReordered",
+        "LostReasonsChanged",
+        "PipelineArchived",
+        "ProductCreated",
+        "ProductChanged",
+        "ProductArchived",
+        "PriceListCreated",
+        "PriceListChanged",
+        "PriceListPricesSet",
+        "ExchangeRateRecorded",
+        "ExchangeRateCorrected",
     }
 )
 
@@ -205,18 +263,14 @@ LOOP_TRIGGERS: dict[str, tuple[str, ...]] = {
     "birthday": ("date",),
     "schedule": ("occurrence",),
     "conversation.unanswered": _MESSAGE,  # message.received, delayed, cancelled by a reply
+    # an open deal past its stage's "stale after N days", once per stay in the stage
+    "deal.stale": ("deal_id", "stage_id", "stage_entered_at", "stale_days", "manager_id"),
 }
 
-# Names a rule may already use for events of later releases (deals, contracts, payments).
-LATER_TRIGGERS: tuple[str, ...] = (
-    "deal.created",
-    "deal.stage_changed",
-    "deal.won",
-    "deal.lost",
-    "contract.expiring",
-    "payment.due",
-    "payment.overdue",
-)
+# Names earlier releases listed before anything could make them. The validator refuses
+# new rules on them with `AWAITED_MESSAGE`; a rule stored before still loads.
+AWAITED_TRIGGERS: tuple[str, ...] = ("contract.expiring", "payment.due", "payment.overdue")
+AWAITED_MESSAGE = "arrives with contracts and payments (the documents issue); not yet available"
 
 # The names the rule editor offers in its list, in this order (others are typed in).
 OFFERED: tuple[str, ...] = (
@@ -236,7 +290,13 @@ OFFERED: tuple[str, ...] = (
     "tag.added",
     "birthday",
     "schedule",
-    *LATER_TRIGGERS,
+    "deal.created",
+    "deal.stage_changed",
+    "deal.won",
+    "deal.lost",
+    "deal.stale",
+    "task.completed",
+    "task.cancelled",
 )
 
 
@@ -251,8 +311,6 @@ def _all_names() -> dict[str, TriggerName]:
             names[name] = TriggerName(name, merged, source)
     for name, facts in LOOP_TRIGGERS.items():
         names.setdefault(name, TriggerName(name, ("type", *facts), "timer loop"))
-    for name in LATER_TRIGGERS:
-        names.setdefault(name, TriggerName(name, COMMON_FACTS, "later release"))
     return names
 
 
@@ -266,6 +324,11 @@ def event_triggers(event_class: str) -> EventTriggers | None:
 
 def is_trigger_name(name: str) -> bool:
     return name in TRIGGER_NAMES
+
+
+def is_awaited(name: str) -> bool:
+    """A name nothing makes yet (contracts, payments): refused for new rules."""
+    return name in AWAITED_TRIGGERS
 
 
 def facts_of(name: str) -> tuple[str, ...]:

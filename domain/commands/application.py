@@ -26,11 +26,15 @@ from threadline.domain.commands.companies import CompanyCommands
 from threadline.domain.commands.consent import ConsentCommands
 from threadline.domain.commands.contacts import ContactCommands
 from threadline.domain.commands.conversations import ConversationCommands
+from threadline.domain.commands.deals import DealCommands
 from threadline.domain.commands.delivery import DeliveryCommands
 from threadline.domain.commands.forms import FormCommands
+from threadline.domain.commands.hand_over import HandOverCommands
 from threadline.domain.commands.inboxes import InboxCommands
 from threadline.domain.commands.ingest import IngestCommands
 from threadline.domain.commands.passwords import MemoryPasswordStore, PasswordStore
+from threadline.domain.commands.pipelines import PipelineCommands
+from threadline.domain.commands.products import ProductCommands
 from threadline.domain.commands.rules import RuleCommands
 from threadline.domain.commands.tasks import TaskCommands
 from threadline.domain.commands.templates import TemplateCommands
@@ -58,9 +62,13 @@ class Threadline(
     CalendarCommands,
     CampaignCommands,
     FormCommands,
+    PipelineCommands,
+    DealCommands,
+    ProductCommands,
+    HandOverCommands,
     Application[UUID],
 ):
-    """The event-sourced core: contacts, conversations, messages, tasks, users."""
+    """The event-sourced core: contacts, conversations, messages, tasks, users, deals."""
 
     name = "Threadline"
     env: ClassVar[dict[str, str]] = {"IS_SNAPSHOTTING_ENABLED": "n"}

@@ -1,10 +1,12 @@
 """Ingesting one inbound message: find or create the contact and thread, append the message.
 
 `ingest_command` turns one `InboundMessage` into events: the contact is found by
-any identity it carries (or created as a lead with the channel as source; a
-merged contact is followed to its survivor), the conversation is found by thread
+any identity it carries (or created as a lead with the message's source as its first
+touch; a merged contact is followed to its survivor), the conversation is found by thread
 (or started, or reopened), and the message is appended under an id derived from
-the channel and dedup key, so a second delivery is reported as a duplicate.
+the channel and dedup key, so a second delivery is reported as a duplicate. Every
+message keeps its own source (channel, form, utm_*, referrer), whether or not it
+created the contact: the contact's source is the first touch, the message's is this one.
 `ingest_plan` tells the group-commit writer what to prefetch, in rounds, so a
 batch of messages reads the store a few times rather than once per message.
 """
@@ -149,6 +151,7 @@ def ingest_command(message: InboundMessage) -> Command[IngestResult]:
                 metadata=message.metadata,
                 actor=actor,
                 correlation_id=correlation_id,
+                source=message.source,
             )
         )
         return IngestResult(message_id, contact.id, conversation.id, False, created)

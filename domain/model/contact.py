@@ -7,7 +7,9 @@ can encrypt exactly that part and forgetting a client never breaks the log.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
@@ -15,6 +17,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from threadline.domain.model.errors import Conflict, InvalidInput
+from threadline.domain.model.money import DEFAULT_CURRENCY, Money
 
 
 class Lifecycle(StrEnum):
@@ -26,12 +29,22 @@ class Lifecycle(StrEnum):
 
 SOURCE_KEYS = (
     "channel",
+    "form",
     "utm_source",
     "utm_medium",
     "utm_campaign",
+    "utm_term",
+    "utm_content",
     "referrer",
     "acquisition_cost",
 )
+"""The attribution a source keeps: where an inquiry came from (the channel, the web form's
+slug, the campaign's utm_* tags, the referring page) and what acquiring it cost."""
+COST_CURRENCY_KEY = "acquisition_currency"
+"""An input-only key: the currency of an `acquisition_cost` given as a bare number. It is
+folded into the cost's money form and never stored on its own."""
+MAX_SOURCE_TEXT = 500
+MAX_COST_DECIMALS = 10  # far below a kopeck, far above what a float client means
 MAX_TAG_LENGTH = 64
 MAX_REASON_LENGTH = 500
 # A merge chain longer than this is a bug (merges refuse merged contacts); stop rather than loop.
@@ -39,24 +52,72 @@ MAX_MERGE_HOPS = 10
 
 
 def clean_source(source: dict[str, Any] | None) -> dict[str, Any]:
-    """Keep the known attribution keys; the cost must be a non-negative number."""
+    """Keep the known attribution keys; the cost becomes money (``{"amount", "currency"}``).
+
+    The cost may come as that money form, or as a number or numeric string with its
+    currency in `acquisition_currency` (else `DEFAULT_CURRENCY`). It is stored as a decimal
+    string, never a float, so a figure like 0.1 reads back exactly in every report.
+    """
+    given = dict(source or {})
+    currency = given.pop(COST_CURRENCY_KEY, None)
     cleaned: dict[str, Any] = {}
-    for key, value in (source or {}).items():
+    for key, value in given.items():
         if key not in SOURCE_KEYS:
             raise InvalidInput(f"source.{key}", "unknown source field")
-        if value in (None, ""):
+        if value is None or (isinstance(value, str) and not value.strip()):
             continue
         if key == "acquisition_cost":
-            try:
-                cost = float(value)
-            except (TypeError, ValueError):
-                raise InvalidInput("source.acquisition_cost", "expected a number") from None
-            if cost < 0:
-                raise InvalidInput("source.acquisition_cost", "must not be negative")
-            cleaned[key] = cost
+            cleaned[key] = clean_cost(value, currency).state()
         else:
-            cleaned[key] = str(value)[:500]
+            cleaned[key] = str(value)[:MAX_SOURCE_TEXT]
+    if currency not in (None, "") and "acquisition_cost" not in cleaned:
+        raise InvalidInput(f"source.{COST_CURRENCY_KEY}", "a currency needs an acquisition_cost")
     return cleaned
+
+
+def clean_cost(value: Any, currency: Any = None) -> Money:
+    """The acquisition cost as non-negative money; `InvalidInput` names what is wrong."""
+    field = "source.acquisition_cost"
+    if isinstance(value, dict):
+        cost = Money.from_state(value, field)
+        if currency not in (None, "") and str(currency).strip().upper() != cost.currency:
+            raise InvalidInput(
+                f"source.{COST_CURRENCY_KEY}", "differs from the currency of acquisition_cost"
+            )
+    else:
+        if isinstance(value, list | tuple | set):  # str() of a one-item list must not parse
+            raise InvalidInput(field, "expected a number")
+        code = DEFAULT_CURRENCY if currency in (None, "") else str(currency)
+        cost = Money.of(value, code, field)
+    if cost.amount < 0:
+        raise InvalidInput(field, "must not be negative")
+    amount = cost.amount
+    if -int(amount.as_tuple().exponent) > MAX_COST_DECIMALS:
+        # A float's binary noise (0.1 + 0.2 = 0.30000000000000004) or a string of a
+        # thousand decimals: rounded, then written without the trailing zeros.
+        amount = amount.quantize(Decimal(1).scaleb(-MAX_COST_DECIMALS), ROUND_HALF_UP).normalize()
+    # Plain notation (no exponent) and no negative zero: the string a person would write.
+    amount = Decimal(0) if amount.is_zero() else amount
+    return Money(Decimal(format(amount, "f")), cost.currency)
+
+
+def upcast_cost(source: dict[str, Any]) -> None:
+    """An old source's bare-number cost (a float of no currency) as money in RUB.
+
+    Costs were recorded before money had a currency; Threadline's users then were
+    Russian businesses, so the README documents them as roubles. A cost no number can
+    hold (NaN or infinity, which the old cleaning let through) is dropped, not guessed.
+    """
+    value = source.get("acquisition_cost")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        del source["acquisition_cost"]
+        return
+    source["acquisition_cost"] = {
+        "amount": str(Decimal(repr(value))),
+        "currency": DEFAULT_CURRENCY,
+    }
 
 
 def first_name_of(display_name: str, identities: Iterable[str] = ()) -> str:
@@ -99,12 +160,20 @@ class Contact(Aggregate):
     """A client or lead, with identities, typed attributes, tags, owner and source."""
 
     class ContactCreated(Aggregate.Created):
+        """A contact came to be. Version 2 keeps the source's acquisition cost as money
+        (``{"amount": "12.5", "currency": "RUB"}``); version 1 had a bare float, read as RUB."""
+
+        class_version = 2
         personal: dict[str, Any]
         lifecycle: str
         source: dict[str, Any]
         responsible_id: UUID | None
         actor: str
         correlation_id: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            upcast_cost(state.get("source") or {})
 
     @event(ContactCreated)
     def __init__(
@@ -262,6 +331,10 @@ class Contact(Aggregate):
         self.merged_into = survivor_id
 
     class ContactAbsorbed(Aggregate.Event):
+        """The survivor's side of a merge. Version 2: the source's cost is money (see
+        `ContactCreated`); version 1's bare float reads as RUB."""
+
+        class_version = 2
         duplicate_id: UUID
         tags: list[str]
         values: dict[str, Any]
@@ -270,6 +343,10 @@ class Contact(Aggregate):
         source: dict[str, Any]
         actor: str
         correlation_id: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            upcast_cost(state.get("source") or {})
 
     @event(ContactAbsorbed)
     def absorb(

@@ -3,7 +3,7 @@
 Channels differ in everything but this: a sender with some identities, a
 provider dedup key, a thread, a body. `threadline.domain.commands.ingest` turns one such message
 into events: the contact is found by any identity it carries (or created as a
-lead with the channel as source), the conversation is found by thread (or
+lead with this message's source as its first touch), the conversation is found by thread (or
 started, or reopened), and the message is appended under an id derived from
 the channel and dedup key, so a second delivery is reported as a duplicate.
 """
@@ -73,6 +73,9 @@ class InboundMessage:
     thread_key: str = DEFAULT_THREAD
     attachments: tuple[AttachmentMeta, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
+    # The inquiry's attribution, cleaned (`clean_source`): always the channel, plus what the
+    # channel knows (a web form's slug, utm_* and referrer; a Telegram deep link's tags).
+    # The message keeps it, and a contact created by this message takes it as first touch.
     source: dict[str, Any] = field(default_factory=dict)
     correlation_id: str = ""
     inbox_id: UUID | None = None

@@ -67,6 +67,7 @@ class Message(Aggregate):
         attachments: list[dict[str, Any]] | None = None,
         dedup_key: str = "",
         metadata: dict[str, Any] | None = None,
+        source: dict[str, Any] | None = None,
     ) -> None:
         self.conversation_id = conversation_id
         self.contact_id = contact_id
@@ -77,6 +78,9 @@ class Message(Aggregate):
             Direction.OUTBOUND.value: DeliveryState.REQUESTED.value,
         }.get(direction, DeliveryState.NOTE.value)
         self.correlation_id = correlation_id
+        # Where this inquiry came from (an inbound message's own attribution; empty for
+        # replies and notes): a deal started from it takes this, not the contact's first touch.
+        self.source: dict[str, Any] = dict(source or {})
         self.provider_id: str | None = None
         self.attempts = 0
         self.attempt_open = False
@@ -86,8 +90,14 @@ class Message(Aggregate):
         self.call_outcome: str | None = None
 
     class MessageReceived(Aggregate.Created):
-        """A client's message arrived through `channel`; `dedup_key` is the provider's key."""
+        """A client's message arrived through `channel`; `dedup_key` is the provider's key.
 
+        Version 2 keeps the inquiry's `source` (channel, form, utm_*, referrer: the
+        cleaned `InboundMessage.source`), so every inquiry keeps its own attribution, not
+        only the contact's first one. Version 1 had none: it reads as its channel alone.
+        """
+
+        class_version = 2
         conversation_id: UUID
         contact_id: UUID
         channel: str
@@ -98,6 +108,11 @@ class Message(Aggregate):
         metadata: dict[str, Any]
         actor: str
         correlation_id: str
+        source: dict[str, Any]
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["source"] = {"channel": state["channel"]}
 
     class MessageSendRequested(Aggregate.Created):
         """An operator (or a rule) asked for this reply to go out through `channel`."""
@@ -136,7 +151,9 @@ class Message(Aggregate):
         metadata: dict[str, Any],
         actor: str,
         correlation_id: str,
+        source: dict[str, Any] | None = None,
     ) -> Message:
+        """`source` is the inquiry's cleaned attribution; it always names the channel."""
         return cls._create(
             cls.MessageReceived,
             id=id,
@@ -150,6 +167,7 @@ class Message(Aggregate):
             metadata=metadata,
             actor=actor,
             correlation_id=correlation_id,
+            source={"channel": channel, **(source or {})},
         )
 
     @classmethod

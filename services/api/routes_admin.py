@@ -1,18 +1,15 @@
-"""Accounts, the attribute registry and companies."""
+"""Accounts and the attribute registry (companies: `routes_companies`)."""
 
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 
 from threadline.domain.model.attributes import AttributeDefinition, AttributeScope, AttributeType
-from threadline.services.api.deps import AdminDep, ManagerDep, PrincipalDep, RuntimeDep, WriterDep
+from threadline.services.api.deps import AdminDep, ManagerDep, PrincipalDep, RuntimeDep
 from threadline.services.api.schemas import (
     AttributeIn,
-    CompanyIn,
-    IdOut,
     ListOut,
     UserCreatedOut,
     UserIn,
@@ -67,23 +64,3 @@ def define_attribute(
     )
     runtime.app.define_attribute(definition, principal.actor)
     return definition.as_dict()
-
-
-@router.get("/companies", response_model=ListOut)
-def list_companies(runtime: RuntimeDep, principal: PrincipalDep) -> ListOut:
-    return ListOut(items=runtime.queries.companies(limit=500))
-
-
-@router.post("/companies", response_model=IdOut, status_code=status.HTTP_201_CREATED)
-def create_company(body: CompanyIn, runtime: RuntimeDep, principal: WriterDep) -> IdOut:
-    committed = runtime.app.create_company(principal.actor, body.name, body.attributes)
-    runtime.wait_for_views(committed.notification_id)
-    return IdOut(id=committed.value)
-
-
-@router.get("/companies/{company_id}")
-def get_company(company_id: UUID, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
-    company = runtime.queries.company(str(company_id))
-    if company is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"company {company_id} not found")
-    return company

@@ -37,13 +37,39 @@ class Sender(BaseModel):
     visitor_id: str | None = Field(None, max_length=128)
 
 
-class SourceIn(BaseModel):
+# A whole number stays whole ("1500", not "1500.0"); a fraction is read through its shortest
+# repr, so 12.1 is "12.1". Send a string for an exact figure of many digits.
+CostNumber = Annotated[int, Field(ge=0)] | Annotated[float, Field(ge=0, allow_inf_nan=False)]
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Za-z]{3}$", description="ISO 4217, e.g. RUB")]
+
+
+class SourceMoneyIn(BaseModel):
+    """An amount with its currency, as events and views show it back."""
+
     model_config = ConfigDict(extra="forbid")
+    amount: Annotated[str, Field(max_length=40)] | CostNumber = Field(
+        ..., description='a decimal string ("1500.50") or a number'
+    )
+    currency: CurrencyCode
+
+
+class SourceIn(BaseModel):
+    """Where a lead or an inquiry came from. `acquisition_cost` is money: the object
+    ``{"amount": "1500.50", "currency": "RUB"}``, or (as older clients send it) a number or
+    numeric string with its currency in `acquisition_currency` (RUB when left out)."""
+
+    model_config = ConfigDict(extra="forbid")
+    form: str | None = None
     utm_source: str | None = None
     utm_medium: str | None = None
     utm_campaign: str | None = None
+    utm_term: str | None = None
+    utm_content: str | None = None
     referrer: str | None = None
-    acquisition_cost: float | None = Field(None, ge=0)
+    acquisition_cost: CostNumber | Annotated[str, Field(max_length=40)] | SourceMoneyIn | None = (
+        None
+    )
+    acquisition_currency: CurrencyCode | None = None
 
 
 class InboundIn(BaseModel):
@@ -152,11 +178,6 @@ class AttributeIn(BaseModel):
     options: list[str] = Field(default_factory=list, max_length=200)
     personal: bool = False
     scope: Literal["contact", "company"] = "contact"
-
-
-class CompanyIn(BaseModel):
-    name: str = Field(..., min_length=1, max_length=300)
-    attributes: dict[str, Any] = Field(default_factory=dict)
 
 
 class UserIn(BaseModel):

@@ -12,9 +12,14 @@ from threadline.services.web import (
     routes_admin,
     routes_attachments,
     routes_auth,
+    routes_companies,
     routes_contacts,
+    routes_deal_page,
+    routes_deals,
     routes_events,
     routes_inbox,
+    routes_new_deal,
+    routes_sales_forms,
     routes_tasks,
 )
 from threadline.services.web.deps import Forbidden, LoginRequired, forbidden_page, login_redirect
@@ -23,8 +28,21 @@ from threadline.services.web.security_headers import SecurityHeaders
 STATIC = Path(__file__).parent / "static"
 
 # The page modules, each with its `router`; the order is the navigation's. Imported by
-# name (not looked up from strings) so that the import graph test sees every edge.
-PAGE_MODULES = (routes_inbox, routes_contacts, routes_tasks, routes_admin, routes_attachments)
+# name (not looked up from strings) so that the import graph test sees every edge. The
+# deals' fixed paths (`/deals/new`, `/deals/board`, `/deals/list`, `/deals/move`) are
+# registered before the deal's page takes `/deals/{deal_id}`.
+PAGE_MODULES = (
+    routes_inbox,
+    routes_contacts,
+    routes_companies,
+    routes_new_deal,
+    routes_deals,
+    routes_deal_page,
+    routes_tasks,
+    routes_sales_forms,
+    routes_admin,
+    routes_attachments,
+)
 
 
 def install_web(app: FastAPI) -> None:

@@ -34,12 +34,26 @@ LOCALES = ("en", "ru")
 DEFAULT_LOCALE = "en"
 
 
+def catalogue_files(locale: str) -> list[Path]:
+    """The locale's catalogues: ``messages.po`` and one per area of the app (``deals.po``, ...),
+    so that areas built at the same time never edit one file; later files win on a clash."""
+    folder = HERE / "locales" / locale / "LC_MESSAGES"
+    main = folder / "messages.po"
+    others = sorted(p for p in folder.glob("*.po") if p != main)
+    return [p for p in (main, *others) if p.exists()]
+
+
 def _translations(locale: str) -> Translations:
-    path = HERE / "locales" / locale / "LC_MESSAGES" / "messages.po"
-    if not path.exists():
+    paths = catalogue_files(locale)
+    if not paths:
         return Translations()
-    with path.open("rb") as source:
+    with paths[0].open("rb") as source:
         catalog = read_po(source, locale=locale)
+    for path in paths[1:]:
+        with path.open("rb") as source:
+            for message in read_po(source, locale=locale):
+                if message.id:
+                    catalog[message.id] = message
     buffer = io.BytesIO()
     write_mo(buffer, catalog)
     buffer.seek(0)
@@ -88,20 +102,26 @@ def filters_for(locale: str) -> dict[str, Callable[..., str]]:
         local = parsed.astimezone(_zone_of(context))
         return format_date(local.date(), form, locale=babel_locale)
 
-    def fmt_number(value: Any) -> str:
-        return "" if value is None else format_decimal(value, locale=babel_locale)
+    def fmt_number(value: Any, exact: bool = False) -> str:
+        """`exact` keeps every decimal (an exchange rate of 61.2345), not Babel's three."""
+        if value is None:
+            return ""
+        return format_decimal(value, locale=babel_locale, decimal_quantization=not exact)
 
-    def fmt_money(value: Any, currency: str = "RUB") -> str:
+    def fmt_money(value: Any, currency: str = "RUB", exact: bool = False) -> str:
+        """`exact` keeps digits finer than the minor unit (a unit price of 0.0035 RUB)."""
         if value in (None, ""):
             return ""
         try:
-            return format_currency(Decimal(str(value)), currency, locale=babel_locale)
+            return format_currency(
+                Decimal(str(value)), currency, locale=babel_locale, decimal_quantization=not exact
+            )
         except (InvalidOperation, ValueError):
             return str(value)
 
-    def fmt_number_safe(value: Any) -> str:
+    def fmt_number_safe(value: Any, exact: bool = False) -> str:
         try:
-            return fmt_number(value)
+            return fmt_number(value, exact)
         except (InvalidOperation, ValueError, TypeError):
             return str(value)
 

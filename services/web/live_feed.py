@@ -19,6 +19,8 @@ with the same keys in ``data-live``, see app.js):
 ``conversation:<id>``       that conversation (its thread, its state)
 ``contact:<id>``            that client (their card, timeline, cross-channel thread)
 ``tasks``                   task lists
+``deals:<pipeline id>``     that pipeline's board (a deal in it, or the pipeline itself, changed)
+``deal:<id>``               that deal's page
 ``notifications:<user id>`` that user's notifications (a stream keeps only its own user's,
                             as ``notifications``)
 ``campaigns``, ``rules``, ``templates``, ``forms``, ``inboxes``, ``contacts``
@@ -42,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from threadline.projections.automation import notification_users
+from threadline.projections.deals import deal as deal_row
 from threadline.projections.inbox import conversation_contacts, merged_survivors, message_places
 from threadline.projections.tasks import task_places
 from threadline.services.visibility import SharedPosition
@@ -152,6 +155,7 @@ def describe(views: Any, events: Sequence[tuple[str, str]]) -> frozenset[str]:
     contacts: set[str] = set()
     tasks: set[str] = set()
     notifications: set[str] = set()
+    deals: set[str] = set()
     for topic, originator in events:
         family = family_of(topic)
         if family == "Message":
@@ -168,6 +172,10 @@ def describe(views: Any, events: Sequence[tuple[str, str]]) -> frozenset[str]:
             keys.add("tasks")
         elif family == "Notification":
             notifications.add(originator)
+        elif family == "Deal":
+            deals.add(originator)
+        elif family == "Pipeline":
+            keys.add(f"deals:{originator}")
         elif family in FAMILY_KEYS:
             keys.add(FAMILY_KEYS[family])
         else:
@@ -194,10 +202,31 @@ def describe(views: Any, events: Sequence[tuple[str, str]]) -> frozenset[str]:
     if len(users) < len(notifications):
         keys.add(EVERYTHING)
     keys.update(f"notifications:{user_id}" for user_id in users.values())
+    deal_places(views, deals, keys, contacts)
     # A merged client's threads show under the client they were merged into.
     contacts.update(merged_survivors(views, contacts).values())
     keys.update(f"contact:{c}" for c in contacts)
     return frozenset(keys)
+
+
+def deal_places(views: Any, deals: set[str], keys: set[str], contacts: set[str]) -> None:
+    """A deal's page, its pipeline's board and its client's card (which lists the deal).
+
+    Which pipeline a deal is in now is read from the deals view (a move names it, but the
+    event is not decoded here); a move to another pipeline reloads the new one's board.
+    """
+    if len(deals) > MAX_KEYS:
+        keys.add(EVERYTHING)
+        return
+    for deal_id in sorted(deals):
+        found = deal_row(views, deal_id)
+        if found is None:
+            keys.add(EVERYTHING)
+            continue
+        keys.add(f"deal:{deal_id}")
+        keys.add(f"deals:{found.pipeline_id}")
+        if found.contact_id:
+            contacts.add(found.contact_id)
 
 
 def for_user(keys: Iterable[str], user_id: str) -> frozenset[str]:

@@ -8,8 +8,28 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from threadline.services.web.admin import campaigns, forms, inboxes, rules, templates
+from threadline.services.web.admin import (
+    campaigns,
+    catalogue,
+    exchange_rates,
+    forms,
+    hand_over,
+    inboxes,
+    pipelines,
+    rules,
+    templates,
+)
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
-for screen in (rules, templates, campaigns, forms, inboxes):
+for screen in (
+    rules,
+    templates,
+    campaigns,
+    forms,
+    inboxes,
+    pipelines,
+    hand_over,
+    catalogue,
+    exchange_rates,
+):
     router.include_router(screen.router)

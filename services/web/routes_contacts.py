@@ -30,6 +30,7 @@ from threadline.domain.model.errors import InvalidInput
 from threadline.projections.contact_card import Identity
 from threadline.projections.contact_card import identities_of as identities_of_contacts
 from threadline.projections.segments import build_contact_filter
+from threadline.services.web.client_deals import client_deals
 from threadline.services.web.deps import WebUser, WebUserDep, WebWriterDep
 from threadline.services.web.errors import message_of, status_of
 from threadline.services.web.posted_forms import (
@@ -83,6 +84,10 @@ KIND_LABELS = {
     "task.cancelled": "Task cancelled",
     "task.rescheduled": "Task rescheduled",
     "task.reassigned": "Task reassigned",
+    "deal.created": "Deal opened",
+    "deal.stage_changed": "Deal moved to another stage",
+    "deal.won": "Deal won",
+    "deal.lost": "Deal lost",
 }
 TASK_TYPE_LABELS = {
     "call": "Call",
@@ -188,6 +193,7 @@ def card_data(
         "responsible_name": names.get(str(contact.get("responsible_id") or ""), ""),
         "tasks": runtime.queries.tasks(status="open", contact_id=contact_id, limit=CARD_TASKS),
         "recent": list(reversed(runtime.queries.timeline(contact_id, CARD_TIMELINE))),
+        "client_deals": client_deals(runtime.views, contact_id=contact_id),
         "lifecycles": [value.value for value in Lifecycle],
         "labels": LABELS,
         "editing": editing,

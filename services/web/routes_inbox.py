@@ -230,6 +230,30 @@ def _call(message: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+
+
+def _source_note(user: WebUser, message: dict[str, Any]) -> str:
+    """Where one inquiry came from ("via form 'contact-us', utm_campaign=spring"), or "".
+
+    Each inbound message keeps its own source; the line shows what the channel alone does
+    not say (the form, the campaign's utm tags, the referring page), so an operator sees
+    which campaign brought the client back this time. utm tags are shown as they are.
+    """
+    source = message.get("source") or {}
+    if message.get("direction") != "inbound" or not isinstance(source, dict):
+        return ""
+    parts: list[str] = []
+    if source.get("form"):
+        parts.append(user._("via form '%(form)s'") % {"form": source["form"]})
+    tags = [f"{key}={source[key]}" for key in UTM_KEYS if source.get(key)]
+    if tags:
+        parts.append(", ".join(tags) if parts else f"{user._('via')} {', '.join(tags)}")
+    if source.get("referrer"):
+        parts.append(user._("from %(referrer)s") % {"referrer": source["referrer"]})
+    return ", ".join(parts)
+
+
 def thread_of(
     user: WebUser, conversation: dict[str, Any], names: dict[str, str]
 ) -> list[dict[str, Any]]:
@@ -266,6 +290,7 @@ def thread_of(
                     "remote_images": remote_images,
                     "sender": _sender(user, message, str(found["contact_name"]), names),
                     "call": _call(message),
+                    "source_note": _source_note(user, message),
                     "files": describe_attachments(user.runtime.channels.attachments, message),
                     "own": conversation_id == current,
                     "conversation_subject": found["subject"],

@@ -189,6 +189,7 @@ def test_a_browser_form_post_becomes_a_lead_with_attributes_and_source(
     assert card["attributes"] == {"plan": "pro", "company_size": 120, "newsletter": True}
     assert card["source"] == {
         "channel": "web",
+        "form": "contact",
         "utm_source": "google",
         "utm_campaign": "spring",
         "referrer": "https://search.example/?q=crm",
@@ -286,6 +287,7 @@ def test_json_submissions_are_idempotent_on_both_stores(database_url: str, tmp_p
             assert card["attributes"] == {"plan": "basic", "company_size": 7, "newsletter": False}
             assert card["source"] == {
                 "channel": "web",
+                "form": "contact",
                 "utm_source": "newsletter",
                 "utm_medium": "email",
                 "referrer": "https://blog.example/post",
@@ -306,7 +308,8 @@ def test_without_a_token_the_same_values_are_one_message(api: tuple[TestClient, 
     assert other.status_code == 201
     assert inbox_items(client)[0]["message_count"] == 2
     card = contact(client, first.json()["contact_id"])
-    assert card["source"] == {"channel": "web"}  # no utm, no referrer: nothing invented
+    # no utm, no referrer: nothing invented (the form it came by is known)
+    assert card["source"] == {"channel": "web", "form": "contact"}
 
 
 def test_referer_header_is_the_referrer_when_the_body_has_none(
@@ -838,3 +841,38 @@ def test_an_oversized_body_is_413(sqlite_url: str, tmp_path: Path) -> None:
             assert response.status_code == 413
     finally:
         runtime.close()
+
+
+def test_each_submission_keeps_its_form_and_campaign_as_its_source(
+    api: tuple[TestClient, Runtime],
+) -> None:
+    """Every inquiry keeps its source: the second submission's campaign is on its message,
+    while the contact keeps the first touch."""
+    client, _ = api
+    define(client, fields=contact_form()["fields"][:3], mapping={"email": "email"})
+    first = client.post(
+        "/forms/contact?utm_source=google&utm_campaign=spring",
+        json={"full_name": "Ida", "email": "ida@example.com", "_token": "t" * 32},
+    )
+    second = client.post(
+        "/forms/contact?utm_source=yandex&utm_campaign=autumn",
+        json={"full_name": "Ida", "email": "ida@example.com", "utm_term": "crm price"},
+        headers={"Referer": "https://blog.example/crm"},
+    )
+    assert first.status_code == 201 and second.status_code == 201, second.text
+    assert second.json()["contact_id"] == first.json()["contact_id"]
+    spring = {"channel": "web", "form": "contact", "utm_source": "google", "utm_campaign": "spring"}
+    assert contact(client, first.json()["contact_id"])["source"] == spring
+    [row] = inbox_items(client)
+    thread = conversation(client, row["conversation_id"])
+    assert [m["source"] for m in thread["messages"]] == [
+        spring,
+        {
+            "channel": "web",
+            "form": "contact",
+            "utm_source": "yandex",
+            "utm_campaign": "autumn",
+            "utm_term": "crm price",
+            "referrer": "https://blog.example/crm",
+        },
+    ]

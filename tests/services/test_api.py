@@ -244,3 +244,94 @@ def test_openapi_documents_the_contract(api: tuple[TestClient, Runtime]) -> None
     ):
         assert path in spec["paths"], path
     assert client.get("/docs").status_code == 200
+
+
+# -- sources: the acquisition cost is money; every inquiry keeps its source (issue 13) ----------
+
+
+def contact_with_source(client: TestClient, source: dict[str, Any]) -> Any:
+    return client.post("/api/contacts", json={"name": "Лид", "source": source}, headers=ADMIN)
+
+
+@pytest.mark.parametrize(
+    ("source", "cost"),
+    [
+        # what old clients send: a bare number, read as roubles
+        ({"acquisition_cost": 1500}, {"amount": "1500", "currency": "RUB"}),
+        ({"acquisition_cost": 12.5}, {"amount": "12.5", "currency": "RUB"}),
+        # a number or string with its currency
+        (
+            {"acquisition_cost": "1500.50", "acquisition_currency": "USD"},
+            {"amount": "1500.50", "currency": "USD"},
+        ),
+        (
+            {"acquisition_cost": 99.9, "acquisition_currency": "eur"},
+            {"amount": "99.9", "currency": "EUR"},
+        ),
+        # the money object, as the API shows it back
+        (
+            {"acquisition_cost": {"amount": "250.00", "currency": "KZT"}},
+            {"amount": "250.00", "currency": "KZT"},
+        ),
+        (
+            {"acquisition_cost": {"amount": 7.25, "currency": "RUB"}},
+            {"amount": "7.25", "currency": "RUB"},
+        ),
+    ],
+)
+def test_api_source_cost_takes_every_money_form(
+    api: tuple[TestClient, Runtime], source: dict[str, Any], cost: dict[str, str]
+) -> None:
+    client, _ = api
+    created = contact_with_source(client, {"utm_source": "google", **source})
+    assert created.status_code == 201, created.text
+    card = client.get(f"/api/contacts/{created.json()['id']}", headers=ADMIN).json()
+    assert card["source"] == {"utm_source": "google", "acquisition_cost": cost}
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        {"acquisition_cost": -5},
+        {"acquisition_cost": "a lot"},
+        {"acquisition_cost": "5", "acquisition_currency": "RUBLE"},
+        {"acquisition_cost": {"amount": "5"}},
+        {"acquisition_cost": {"amount": "5", "currency": "USD"}, "acquisition_currency": "EUR"},
+        {"acquisition_currency": "USD"},
+    ],
+)
+def test_api_source_cost_that_is_no_money_is_refused(
+    api: tuple[TestClient, Runtime], source: dict[str, Any]
+) -> None:
+    client, runtime = api
+    before = runtime.app.recorder.max_notification_id()
+    refused = contact_with_source(client, source)
+    assert refused.status_code == 422, refused.text
+    assert runtime.app.recorder.max_notification_id() == before
+
+
+def test_api_inbound_source_is_kept_per_message(api: tuple[TestClient, Runtime]) -> None:
+    client, _ = api
+    first = {
+        **inbound("src-1"),
+        "source": {
+            "utm_campaign": "spring",
+            "acquisition_cost": {"amount": "300", "currency": "RUB"},
+        },
+    }
+    second = {**inbound("src-2"), "source": {"utm_campaign": "autumn", "form": "callback"}}
+    one = client.post("/api/inbound", json=first, headers=ADMIN).json()
+    two = client.post("/api/inbound", json=second, headers=ADMIN).json()
+    assert two["contact_id"] == one["contact_id"]
+    card = client.get(f"/api/contacts/{one['contact_id']}", headers=ADMIN).json()
+    spring = {
+        "channel": "api",
+        "utm_campaign": "spring",
+        "acquisition_cost": {"amount": "300", "currency": "RUB"},
+    }
+    assert card["source"] == spring  # the first touch stays
+    thread = client.get(f"/api/conversations/{one['conversation_id']}", headers=ADMIN).json()
+    assert [m["source"] for m in thread["messages"]] == [
+        spring,
+        {"channel": "api", "utm_campaign": "autumn", "form": "callback"},
+    ]

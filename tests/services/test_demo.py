@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 from threadline.domain.commands.passwords import verify_password
+from threadline.domain.commands.pipelines import SEEDED_PIPELINES
 from threadline.domain.model.identities import normalise_email, normalise_phone
-from threadline.projections.base import ts
+from threadline.domain.model.pipeline import seeded_pipeline_id
+from threadline.projections import deals as deal_views
+from threadline.projections.base import parse_ts, ts
+from threadline.projections.deals import DealFilter, StageHistoryFilter
 from threadline.projections.queries import ContactFilter, InboxFilter
+from threadline.projections.tasks import open_tasks_of_deal
 from threadline.services.demo import (
     CHANNELS,
     DEMO_ACCOUNTS,
@@ -17,6 +23,7 @@ from threadline.services.demo import (
     plan_contacts,
     seed_demo,
 )
+from threadline.services.demo_sales import CATALOGUE, demo_deal_id
 from threadline.services.runtime import Runtime
 
 CYRILLIC = re.compile(r"[\u0400-\u04ff]")
@@ -136,3 +143,97 @@ def test_plan_is_the_same_every_time_and_identities_are_distinct() -> None:
     for plan in first:
         assert 1 <= sum(len(c.messages) for c in plan.conversations) <= 4
         assert 1 <= len(plan.conversations) <= 2
+
+
+def test_demo_deals_fill_every_pipeline_with_months_of_history(runtime: Runtime) -> None:
+    """The issue's acceptance: deals in all three pipelines, several managers, stage moves
+    over past months, so the board, the deal page and the client card show real figures."""
+    summary = seed_demo(runtime, contacts=12)
+    _caught_up(runtime)
+    db = runtime.views
+    now = datetime.now(UTC)
+
+    assert summary.products == len(CATALOGUE) == 16
+    deals, total = deal_views.deals_page(db, DealFilter(), limit=1000)
+    assert total == summary.deals >= 45
+    by_pipeline = Counter((row.pipeline_id, row.status) for row in deals)
+    for key, *_ in SEEDED_PIPELINES:
+        pipeline_id = str(seeded_pipeline_id(key))
+        assert by_pipeline[(pipeline_id, "open")] >= 5, key
+        assert by_pipeline[(pipeline_id, "won")] + by_pipeline[(pipeline_id, "lost")] >= 2, key
+        # The board shows every deal of the pipeline, with money in its columns.
+        columns = deal_views.board(db, pipeline_id)
+        in_pipeline = [row for row in deals if row.pipeline_id == pipeline_id]
+        assert sum(column.count for column in columns) == len(in_pipeline)
+        assert sum(column.totals_minor.get("RUB", 0) for column in columns) == sum(
+            row.total_minor for row in in_pipeline if row.currency == "RUB"
+        )
+        assert sum(1 for column in columns if column.totals_minor.get("RUB", 0) > 0) >= 3
+    statuses = Counter(row.status for row in deals)
+    assert statuses["won"] >= 6 and statuses["lost"] >= 6 and statuses["open"] > statuses["won"]
+    managers = Counter(row.manager_id for row in deals)
+    assert len(managers) >= 3 and None not in managers
+
+    # Stage history spans months, and some deal went back a stage and forward again.
+    stays = deal_views.stage_history(db, StageHistoryFilter(), limit=5000, now=now)
+    entered = [parse_ts(stay.entered_at) for stay in stays]
+    assert min(entered) < now - timedelta(days=120)
+    assert max(entered) <= now
+    assert Counter(stay.kind for stay in stays)["moved"] >= len(deals)
+    twice = [
+        deal_id
+        for deal_id in {stay.deal_id for stay in stays}
+        if max(Counter(s.stage_id for s in stays if s.deal_id == deal_id).values()) >= 2
+    ]
+    assert len(twice) >= 3
+
+    # Both VAT rates: the December 2025 deals at 20 %, deals closing after 2026-01-01 at 22 %.
+    lines = [line for row in deals for line in deal_views.deal_lines(db, row.id)]
+    rates = Counter(line.vat_rate for line in lines if line.vat == "standard")
+    assert rates["20"] >= 1 and rates["22"] >= 10
+    assert {line.vat for line in lines} >= {"standard", "reduced", "none", "zero"}
+    assert any(line.discount not in ("0", "0.00") for line in lines)
+
+    # A deal in dollars: N scanners at 340.00 USD (VAT included) less 5 %, plus 85.00 USD
+    # shipping at 0 %: the total is N x 323.00 + 85.00 USD.
+    dollar = [row for row in deals if row.currency == "USD"]
+    assert dollar
+    for row in dollar:
+        scanners = deal_views.deal_lines(db, row.id)[0]
+        quantity = int(scanners.quantity)
+        assert scanners.price in ("340", "340.00") and scanners.discount in ("5", "5.00")
+        assert row.total_minor == quantity * 32300 + 8500
+
+    # Won deals made their contacts customers; the card shows the client's money.
+    won_contacts = {row.contact_id for row in deals if row.status == "won" and row.contact_id}
+    assert won_contacts
+    for contact_id in won_contacts:
+        card = runtime.queries.contact(contact_id)
+        assert card is not None and card["lifecycle"] == "customer", contact_id
+        money = deal_views.client_money(db, contact_id=contact_id)
+        rub = [m for m in money if m.won_deals]
+        assert rub and all(m.revenue_minor > m.profit_minor > 0 for m in rub)
+
+    # Some deals came from a conversation: they carry its source and link it.
+    linked = [row for row in deals if deal_views.linked_conversations(db, row.id)]
+    assert len(linked) >= 10
+    assert all(row.source.get("channel") for row in linked)
+    # Most open deals have an open task.
+    open_deals = [row for row in deals if row.status == "open"]
+    with_task = [row for row in open_deals if open_tasks_of_deal(db, row.id) > 0]
+    assert len(with_task) >= len(open_deals) * 0.6
+    assert deal_views.deal(db, demo_deal_id(0)) is not None
+
+
+def test_demo_deals_are_not_seeded_twice(sqlite_runtime: Runtime) -> None:
+    seed_demo(sqlite_runtime, contacts=6)
+    _caught_up(sqlite_runtime)
+    before = sqlite_runtime.app.recorder.max_notification_id()
+    _, deals = deal_views.deals_page(sqlite_runtime.views, DealFilter(), limit=1)
+
+    again = seed_demo(sqlite_runtime, contacts=6)
+
+    assert (again.deals, again.products) == (0, 0)
+    assert sqlite_runtime.app.recorder.max_notification_id() == before
+    _caught_up(sqlite_runtime)
+    assert deal_views.deals_page(sqlite_runtime.views, DealFilter(), limit=1)[1] == deals > 0

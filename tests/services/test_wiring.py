@@ -146,3 +146,28 @@ def test_workers_are_made_afresh_for_each_start(sqlite_runtime: Runtime) -> None
     first, second = sqlite_runtime.channels.workers(), sqlite_runtime.channels.workers()
     assert all(a is not b for a, b in zip(first, second, strict=True))
     assert all(asyncio.iscoroutinefunction(w.run) for w in first)
+
+
+def test_every_view_of_the_projections_package_is_built_and_followed() -> None:
+    """A view class left out of `PROJECTION_CLASSES` has no tables and is never updated: its
+    readers fail with "no such table" only when a page first asks (the pipelines view did)."""
+    import importlib
+    import pkgutil
+
+    import threadline.projections as package
+    from threadline.projections.base import ViewProjection
+    from threadline.services.view_stack import PROJECTION_CLASSES
+
+    declared = set()
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        declared |= {
+            value
+            for value in vars(module).values()
+            if isinstance(value, type)
+            and issubclass(value, ViewProjection)
+            and value is not ViewProjection
+            and value.__module__ == module.__name__
+        }
+    assert declared - set(PROJECTION_CLASSES) == set()
+    assert len({cls.name for cls in PROJECTION_CLASSES}) == len(PROJECTION_CLASSES)

@@ -128,7 +128,7 @@ def test_legitimate_templates_use_a_sliver_of_the_budget() -> None:
         "Hello {{ contact.first_name|title }}!\n"
         "{% for tag in contact.tags %}{{ loop.index }}. {{ tag|upper }}\n{% endfor %}"
         "{% set ns = namespace(total=0) %}{% for n in range(10) %}{% set ns.total = ns.total + n %}"
-        "{% endfor %}Total {{ ns.total }}, {{ '%.2f'|format(deal.amount / 100) }} "
+        "{% endfor %}Total {{ ns.total }}, {{ '%.2f'|format(deal.amount|float / 100) }} "
         "{{ deal.currency }}; {{ 2 ** 10 }}; {{ '{:>6}'.format('x') }}; {{ 'ab' * 3 }}"
     )
     validate_template(default(text))

@@ -7,6 +7,8 @@ from pathlib import Path
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
+from threadline.services.web.i18n import catalogue_files
+
 WEB = Path(__file__).resolve().parents[2] / "services" / "web"
 
 
@@ -20,11 +22,14 @@ def test_every_message_of_the_web_app_is_translated_to_russian() -> None:
     ):
         key = message if isinstance(message, str) else message[0]
         found.setdefault(key, f"{filename}:{lineno}")
-    with (WEB / "locales" / "ru" / "LC_MESSAGES" / "messages.po").open("rb") as source:
-        catalogue = read_po(source)
-    translated = {
-        (m.id if isinstance(m.id, str) else m.id[0]) for m in catalogue if m.id and m.string
-    }
+    translated: set[str] = set()
+    for path in catalogue_files("ru"):
+        with path.open("rb") as source:
+            translated |= {
+                (m.id if isinstance(m.id, str) else m.id[0])
+                for m in read_po(source)
+                if m.id and m.string
+            }
     assert len(found) > 100, "the extraction found too little: is the configuration right?"
     missing = {text: where for text, where in found.items() if text not in translated}
     assert not missing, f"untranslated: {missing}"

@@ -1,4 +1,9 @@
-"""``create_task``: a task for an operator; with ``reply: true`` the conversation's reply task."""
+"""``create_task``: a task for an operator; with ``reply: true`` the conversation's reply task.
+
+With ``deal: true`` the task is attached to the event's deal (a deal event, a task of a
+deal, a stale deal), so it counts in ``deal.open_task_count`` and shows on the deal's
+page; ``assignee: deal_manager`` gives it to the deal's manager.
+"""
 
 from __future__ import annotations
 
@@ -42,13 +47,14 @@ TASK_TYPES = (*(t.value for t in TaskType), "channel")
 class CreateTask(RuleAction):
     kind: ClassVar[str] = "create_task"
     keys: ClassVar[frozenset[str]] = frozenset(
-        {"title", "type", "due_in", "assignee", "user_id", "team", "reply"}
+        {"title", "type", "due_in", "assignee", "user_id", "team", "reply", "deal"}
     )
 
     title: str
     type: str = "other"
     due_in: str = "1d"
     reply: bool = False
+    deal: bool = False
     assignee: Assignee = field(default_factory=Assignee)
 
     @classmethod
@@ -62,8 +68,9 @@ class CreateTask(RuleAction):
             raise RuleError(f"{here}.type", f"one of {', '.join(TASK_TYPES)}")
         optional_string(spec, "due_in", here)
         duration(f"{here}.due_in", spec.get("due_in", "1d"))
-        if "reply" in spec and not isinstance(spec["reply"], bool):
-            raise RuleError(f"{here}.reply", "true or false")
+        for flag in ("reply", "deal"):
+            if flag in spec and not isinstance(spec[flag], bool):
+                raise RuleError(f"{here}.{flag}", "true or false")
         return {**spec, **validate_assignee(spec, here)}
 
     @classmethod
@@ -73,10 +80,13 @@ class CreateTask(RuleAction):
             type=str(spec.get("type", "other")),
             due_in=str(spec.get("due_in", "1d")),
             reply=bool(spec.get("reply")),
+            deal=bool(spec.get("deal")),
             assignee=Assignee.parse(spec),
         )
 
     def prepare(self, context: PrepareContext) -> PreparedAction:
+        if self.deal and context.event.deal_id is None:
+            return PreparedAction(self, skip="the event names no deal")
         assignee_id = context.assignees.pick(self.assignee, context.facts, context.rule_id)
         due_at = context.now + parse_duration(self.due_in)
         return PreparedAction(
@@ -103,6 +113,9 @@ class CreateTask(RuleAction):
         task_type = self.type
         if task_type == "channel":
             task_type = task_type_for_channel(conversation.channel if conversation else None)
+        deal_id = event.deal_id if self.deal else None
+        if self.deal and deal_id is None:
+            return {"skipped": "the event names no deal"}
         mark: ReplyTaskMark | None = None
         if self.reply:
             if conversation is None:
@@ -130,7 +143,7 @@ class CreateTask(RuleAction):
                 due_at=prepared.due_at,
                 assignee_id=prepared.assignee_id,
                 contact_id=context.contact.id if context.contact else None,
-                deal_id=None,
+                deal_id=deal_id,
                 conversation_id=event.conversation_id,
                 personal={"title": prepared.rendered.get("title", self.title), "notes": ""},
                 actor=actor,
@@ -139,8 +152,11 @@ class CreateTask(RuleAction):
         )
         if mark is not None:
             mark.link(task.id, actor, correlation_id)
-        return {
+        effect = {
             "task_id": str(task.id),
             "type": task_type,
             "assignee_id": None if prepared.assignee_id is None else str(prepared.assignee_id),
         }
+        if deal_id is not None:
+            effect["deal_id"] = str(deal_id)
+        return effect

@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import UploadFile
 
 from threadline.domain.infrastructure.group_commit import Committed
-from threadline.projections import automation
+from threadline.projections import automation, pipelines
 from threadline.projections.automation import RuleRow
 from threadline.services.rule_secrets import save_rule
 from threadline.services.rules_io import (
@@ -51,6 +51,7 @@ from threadline.services.web.posted_forms import (
     FormDep,
     redirect,
 )
+from threadline.triggers.actions.registry import load_actions
 from threadline.triggers.rules import RuleError
 from threadline.triggers.trigger_names import OFFERED, facts_of
 
@@ -162,6 +163,9 @@ def _editor(
         events=OFFERED,
         event_facts={name: ", ".join(facts_of(name)) for name in OFFERED},
         editable=can_edit(user),
+        # `move_deal` names a stage by its stable id: the editor lists them to copy from.
+        pipelines=pipelines.pipelines(user.runtime.views),
+        actions=sorted(load_actions()),
     )
 
 

@@ -135,3 +135,76 @@
     });
   });
 })();
+
+// The deals board (routes_deals.py): native HTML5 drag and drop, no library. A card
+// (data-deal-card, draggable) dropped on a column (data-drop-stage) fills the page's move form
+// (#deal-move) and HTMX posts it; the answer is the board as the views show it after the move.
+// A column of a lost stage (data-stage-meaning="lost") opens the form's dialog first, for the
+// reason. Without JavaScript each card has its own "move to" form.
+(function () {
+  "use strict";
+  var dragged = null;
+  function columnOf(event) {
+    var target = event.target;
+    return target && target.closest ? target.closest("[data-drop-stage]") : null;
+  }
+  function clearMarks() {
+    document.querySelectorAll(".drop-over").forEach(function (column) { column.classList.remove("drop-over"); });
+  }
+  document.addEventListener("dragstart", function (event) {
+    var card = event.target && event.target.closest ? event.target.closest("[data-deal-card]") : null;
+    if (!card || !document.getElementById("deal-move")) return;
+    dragged = card;
+    card.classList.add("dragging");
+    event.dataTransfer.effectAllowed = "move";
+    event.dataTransfer.setData("text/plain", card.getAttribute("data-deal-id"));
+  });
+  document.addEventListener("dragend", function () {
+    if (dragged) dragged.classList.remove("dragging");
+    dragged = null;
+    clearMarks();
+  });
+  document.addEventListener("dragover", function (event) {
+    var column = columnOf(event);
+    if (!column || !dragged) return;
+    event.preventDefault(); // this column accepts the drop
+    event.dataTransfer.dropEffect = "move";
+    if (!column.classList.contains("drop-over")) {
+      clearMarks();
+      column.classList.add("drop-over");
+    }
+  });
+  document.addEventListener("drop", function (event) {
+    var column = columnOf(event);
+    var card = dragged;
+    if (!column || !card) return;
+    event.preventDefault();
+    card.classList.remove("dragging");
+    dragged = null;
+    clearMarks();
+    var stage = column.getAttribute("data-drop-stage");
+    if (stage === card.getAttribute("data-stage-id")) return;
+    var form = document.getElementById("deal-move");
+    form.elements["deal_id"].value = card.getAttribute("data-deal-id");
+    form.elements["stage_id"].value = stage;
+    form.elements["reason"].value = "";
+    var dialog = document.getElementById("deal-lost-dialog");
+    if (column.getAttribute("data-stage-meaning") === "lost" && dialog && dialog.showModal) {
+      dialog.showModal();
+      form.elements["reason"].focus();
+      return;
+    }
+    card.classList.add("moving"); // the answer redraws the board as the views show it after the move
+    htmx.trigger(form, "submit");
+  });
+  // The lost-reason dialog closes once its form is sent, or with its Cancel button.
+  document.addEventListener("submit", function (event) {
+    var dialog = event.target && event.target.closest ? event.target.closest("dialog") : null;
+    if (dialog && dialog.open && event.target.hasAttribute("data-move-form")) dialog.close();
+  }, true);
+  document.addEventListener("click", function (event) {
+    var button = event.target && event.target.closest ? event.target.closest("[data-close-dialog]") : null;
+    var dialog = button ? button.closest("dialog") : null;
+    if (dialog) dialog.close();
+  });
+})();
