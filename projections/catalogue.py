@@ -22,7 +22,7 @@ from threadline.domain.model.exchange_rate import ExchangeRate
 from threadline.domain.model.money import DEFAULT_CURRENCY, Money
 from threadline.domain.model.product import PriceList, Product
 from threadline.projections.base import ViewProjection, handles, sid, ts
-from threadline.projections.sql import ViewCursor, ViewReader, rows_with_ids
+from threadline.projections.sql import ViewCursor, ViewReader, rows_with_ids, searchable
 
 PRODUCT_COLUMNS = (
     "id, name, sku, unit, price, price_currency, price_minor, cost, cost_currency, cost_minor,"
@@ -211,11 +211,6 @@ def _search(name: str, sku: str) -> str:
     return f"{name} {sku}".lower()
 
 
-def _escape_like(text: str) -> str:
-    """Wildcards typed in a search are searched for as nothing (as the company search does)."""
-    return text.replace("\\", "").replace("%", "").replace("_", "")
-
-
 # -- readers ------------------------------------------------------------------------------------
 
 
@@ -266,7 +261,7 @@ def products_page(
     params: list[Any] = []
     if not include_archived:
         clauses.append("archived = 0")
-    text = _escape_like((q or "").strip().lower())
+    text = searchable((q or "").strip().lower())
     if text:
         clauses.append("search LIKE ?")
         params.append(f"%{text}%")

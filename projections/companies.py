@@ -16,7 +16,7 @@ from typing import Any
 
 from threadline.domain.model.company import Company
 from threadline.projections.base import ViewProjection, dumps, handles, sid, ts
-from threadline.projections.sql import ViewCursor, ViewReader, rows_with_ids
+from threadline.projections.sql import ViewCursor, ViewReader, rows_with_ids, searchable
 
 _CURRENT_COLUMN = "requisites"
 """A column the contact cards' old `companies` table did not have."""
@@ -232,12 +232,6 @@ def _row(row: dict[str, Any]) -> CompanyRow:
     )
 
 
-def _escape_like(text: str) -> str:
-    """Wildcards typed in a search are searched for as nothing (as the contact search does),
-    and so is a NUL, which PostgreSQL refuses in any text."""
-    return text.replace("\\", "").replace("%", "").replace("_", "").replace("\x00", "")
-
-
 def company(db: ViewReader, company_id: str) -> CompanyRow | None:
     row = db.query_one(f"SELECT {_COLUMNS} FROM companies WHERE id = ?", [company_id])
     return None if row is None else _row(row)
@@ -259,7 +253,7 @@ def companies_page(
     """
     clauses: list[str] = []
     params: list[Any] = []
-    text = _escape_like((q or "").strip().lower())
+    text = searchable((q or "").strip().lower())
     if text:
         clauses.append("search LIKE ?")
         params.append(f"%{text}%")

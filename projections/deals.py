@@ -27,7 +27,7 @@ from threadline.projections.base import (
     ts,
 )
 from threadline.projections.pipelines import pipeline, pipelines, stage
-from threadline.projections.sql import Conditions, ViewCursor, ViewReader
+from threadline.projections.sql import Conditions, ViewCursor, ViewReader, searchable
 from threadline.projections.tasks import open_tasks_of_deal
 
 DEAL_COLUMNS = (
@@ -525,7 +525,7 @@ class DealFilter:
         conditions.compare("total_minor", ">=", self.amount_min_minor)
         conditions.compare("total_minor", "<=", self.amount_max_minor)
         if self.q:
-            conditions.add("LOWER(title) LIKE ?", [f"%{self.q.lower()}%"])
+            conditions.add("LOWER(title) LIKE ?", [f"%{searchable(self.q.lower())}%"])
         return conditions.where, conditions.params
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from threadline.projections.companies import companies_page, company_contacts
 from threadline.projections.companies import company as company_row
 from threadline.projections.contact_card import opt_outs_of
-from threadline.projections.sql import ViewReader
+from threadline.projections.sql import ViewReader, searchable
 
 COMPARATORS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
@@ -80,7 +80,7 @@ class ContactFilter:
             params.append(self.created_to)
         if self.text:
             clauses.append("c.search LIKE ?")
-            params.append(f"%{_escape_like(self.text.lower())}%")
+            params.append(f"%{searchable(self.text.lower())}%")
         return (" AND ".join(clauses) or "1=1"), params
 
 
@@ -93,10 +93,6 @@ class InboxFilter:
     contact_id: str | None = None
     text: str | None = None
     statuses: tuple[str, ...] = field(default_factory=tuple)
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "").replace("%", "").replace("_", "")
 
 
 def _name_tokens(name: str) -> frozenset[str]:
@@ -301,7 +297,7 @@ class Queries:
             clauses.append("contact_id = ?")
             params.append(flt.contact_id)
         if flt.text:
-            pattern = f"%{_escape_like(flt.text.lower())}%"
+            pattern = f"%{searchable(flt.text.lower())}%"
             clauses.append(
                 "(search LIKE ? OR EXISTS (SELECT 1 FROM inbox_messages m"
                 " WHERE m.conversation_id = inbox_conversations.id AND m.search LIKE ?))"

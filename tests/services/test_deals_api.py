@@ -627,3 +627,13 @@ def test_a_call_logged_for_a_deal_shows_in_its_history_and_tasks(
     history = client.get(f"/api/deals/{deal['id']}/history", headers=ADMIN).json()
     entries = history if isinstance(history, list) else history["items"]
     assert any(e.get("title") == "Outbound call, answered, 4:05" for e in entries)
+
+
+def test_a_nul_typed_in_any_search_finds_nothing_instead_of_failing(
+    api: tuple[TestClient, Runtime],
+) -> None:
+    """PostgreSQL refuses a NUL in any text: a search box must not turn it into a 500."""
+    client, _ = api
+    for path in ("/api/contacts", "/api/companies", "/api/products", "/api/deals"):
+        response = client.get(path, params={"q": "a\x00b"}, headers=ADMIN)
+        assert response.status_code == 200, (path, response.text)
