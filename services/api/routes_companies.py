@@ -16,7 +16,9 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from threadline.domain.model.errors import NotFound
+from threadline.domain.model.money import Money
 from threadline.projections.companies import companies_page, company, company_contacts
+from threadline.projections.deals import client_money, deals_of_company
 from threadline.services.api.deps import PrincipalDep, RuntimeDep, WriterDep
 from threadline.services.api.schemas import IdOut, ListOut, Offset
 from threadline.services.runtime import Runtime
@@ -73,12 +75,36 @@ def _requisites(sets: list[RequisiteSetIn] | None) -> list[dict[str, Any]] | Non
 
 
 def company_detail(runtime: Runtime, company_id: str) -> dict[str, Any]:
-    """The company with its contacts. The deals view adds the company's deals here."""
+    """The company with its contacts, its deals (newest first) and, per currency, its won
+    revenue (net of VAT) and gross profit; amounts are money objects, never summed across
+    currencies. `GET /api/deals?company_id=` pages and filters the deals."""
     found = company(runtime.views, company_id)
     if found is None:
         raise NotFound("company", company_id)
     contacts = [asdict(c) for c in company_contacts(runtime.views, company_id)]
-    return {**asdict(found), "contacts": contacts}
+    deals = [
+        {
+            "id": d.id,
+            "title": d.title,
+            "status": d.status,
+            "pipeline_id": d.pipeline_id,
+            "stage_id": d.stage_id,
+            "manager_id": d.manager_id,
+            "total": d.total.state(),
+        }
+        for d in deals_of_company(runtime.views, company_id)
+    ]
+    money = [
+        {
+            "won_deals": m.won_deals,
+            "revenue": Money.from_minor(m.revenue_minor, m.currency).state(),
+            "gross_profit": Money.from_minor(m.profit_minor, m.currency).state(),
+            "open_deals": m.open_deals,
+            "open_total": Money.from_minor(m.open_total_minor, m.currency).state(),
+        }
+        for m in client_money(runtime.views, company_id=company_id)
+    ]
+    return {**asdict(found), "contacts": contacts, "deals": deals, "money": money}
 
 
 @router.get("", response_model=ListOut)

@@ -637,3 +637,33 @@ def test_a_nul_typed_in_any_search_finds_nothing_instead_of_failing(
     for path in ("/api/contacts", "/api/companies", "/api/products", "/api/deals"):
         response = client.get(path, params={"q": "a\x00b"}, headers=ADMIN)
         assert response.status_code == 200, (path, response.text)
+
+
+def test_a_company_shows_its_deals_and_its_won_money_per_currency(
+    api: tuple[TestClient, Runtime],
+) -> None:
+    client, _ = api
+    created = client.post("/api/companies", json={"name": "Ромашка"}, headers=ADMIN)
+    company_id = created.json()["id"]
+    won = new_deal(client, ADMIN, company_id=company_id, amount="1000", currency="RUB")
+    assert client.post(f"/api/deals/{won['id']}/won", headers=ADMIN).status_code == 200
+    new_deal(client, ADMIN, company_id=company_id, amount="250.50", currency="USD")
+    body = client.get(f"/api/companies/{company_id}", headers=ADMIN).json()
+    assert {d["total"]["currency"] for d in body["deals"]} == {"RUB", "USD"}
+    # one line of 1,000 without VAT and without cost: revenue 1,000.00, profit 1,000.00
+    assert body["money"] == [
+        {
+            "won_deals": 1,
+            "revenue": money("1000.00"),
+            "gross_profit": money("1000.00"),
+            "open_deals": 0,
+            "open_total": money("0.00"),
+        },
+        {
+            "won_deals": 0,
+            "revenue": money("0.00", "USD"),
+            "gross_profit": money("0.00", "USD"),
+            "open_deals": 1,
+            "open_total": money("250.50", "USD"),
+        },
+    ]
