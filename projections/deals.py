@@ -200,7 +200,7 @@ class DealProjection(ViewProjection):
             "UPDATE deal_stage_history SET left_at = ? WHERE deal_id = ? AND left_at IS NULL",
             [at, deal_id],
         )
-        amount = Money.from_state(event.amount) if hasattr(event, "amount") else None
+        amount = Money.from_state(event.amount)  # every event that enters a stage carries it
         cur.execute(
             "INSERT INTO deal_stage_history (id, deal_id, pipeline_id, kind, from_stage_id,"
             " stage_id, entered_at, left_at, actor, manager_id, contact_id, currency,"
@@ -218,8 +218,8 @@ class DealProjection(ViewProjection):
                 event.actor,
                 deal.get("manager_id"),
                 deal.get("contact_id"),
-                deal["currency"] if amount is None else amount.currency,
-                deal["total_minor"] if amount is None else amount.minor,
+                amount.currency,
+                amount.minor,
                 probability,
                 reason,
                 self.position_of_event,
@@ -265,12 +265,7 @@ class DealProjection(ViewProjection):
                 event.actor,
             ],
         )
-        deal = {
-            "currency": currency,
-            "total_minor": totals["total_minor"],
-            "manager_id": sid(event.manager_id),
-            "contact_id": contact_id,
-        }
+        deal = {"manager_id": sid(event.manager_id), "contact_id": contact_id}
         self._enter_stage(
             cur,
             event,

@@ -248,13 +248,22 @@ class TriggerRunner:
         candidates = self.book.candidates(trigger)
         if not candidates:
             return
-        trigger = self._with_deal(self._with_links(trigger, domain_event))
+        trigger = self._with_links(trigger, domain_event)
         self.wait_for_views(notification_id)
         self.run_rules(candidates, trigger, wait=False)
 
     def _with_links(self, trigger: TriggerEvent, domain_event: Any) -> TriggerEvent:
-        """Events such as `CallMissed` name only their message: find its contact and thread."""
-        if trigger.contact_id is not None:
+        """What the event does not name, its aggregate does: `CallMissed` names only its message
+        (its contact and thread are the message's), and a task's later events (completed,
+        cancelled...) do not name its deal (the task's, which never changes). One load serves
+        both, and only when something is missing."""
+        wants_contact = trigger.contact_id is None
+        wants_deal = (
+            trigger.deal_id is None
+            and "task_id" in trigger.facts
+            and "deal_id" not in trigger.facts
+        )
+        if not (wants_contact or wants_deal):
             return trigger
         try:
             aggregate: Any = self.app.repository.get(
@@ -262,30 +271,19 @@ class TriggerRunner:
             )
         except Exception:
             return trigger
-        contact_id = getattr(aggregate, "contact_id", None)
-        conversation_id = getattr(aggregate, "conversation_id", None)
-        if contact_id is None:
-            return trigger
-        return replace(
-            trigger,
-            contact_id=contact_id,
-            conversation_id=trigger.conversation_id or conversation_id,
-        )
-
-    def _with_deal(self, trigger: TriggerEvent) -> TriggerEvent:
-        """A task's later events (completed, cancelled...) do not name its deal: the task does
-        (it never changes), so ``deal.*`` and ``create_task: {deal: true}`` can follow it."""
-        task_id = trigger.facts.get("task_id")
-        if trigger.deal_id is not None or not task_id or "deal_id" in trigger.facts:
-            return trigger
-        try:
-            task: Any = self.app.repository.get(UUID(str(task_id)))
-        except Exception:
-            return trigger
-        deal_id = getattr(task, "deal_id", None)
-        if deal_id is None:
-            return trigger
-        return replace(trigger, deal_id=deal_id, facts={**trigger.facts, "deal_id": str(deal_id)})
+        contact_id = getattr(aggregate, "contact_id", None) if wants_contact else None
+        if contact_id is not None:
+            conversation_id = getattr(aggregate, "conversation_id", None)
+            trigger = replace(
+                trigger,
+                contact_id=contact_id,
+                conversation_id=trigger.conversation_id or conversation_id,
+            )
+        deal_id = getattr(aggregate, "deal_id", None) if wants_deal else None
+        if deal_id is not None:
+            facts = {**trigger.facts, "deal_id": str(deal_id)}
+            trigger = replace(trigger, deal_id=deal_id, facts=facts)
+        return trigger
 
     def _contact_as_of(self, contact_id: str, version: int) -> Any:
         try:
