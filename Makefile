@@ -7,6 +7,12 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint bench clean
 
 $(STAMP): pyproject.toml
+	@# documents are rendered to PDF by WeasyPrint, which needs Pango from the system
+	@{ ldconfig -p | grep -q 'libpangoft2-1.0.so' && ldconfig -p | grep -q 'libharfbuzz-subset.so'; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get install -y -q --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core >/dev/null \
+	    || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core >/dev/null; }; \
+	  else echo "PDF documents need Pango: sudo apt-get install libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core"; fi; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -26,7 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy -p threadline
 
-## bench: the library-save calibration, the ingest, channel, trigger, web-app, deals and soak benchmarks (JSON lines)
+## bench: the library-save calibration, the ingest, channel, trigger, web-app, deals, documents and soak benchmarks (JSON lines)
 bench: $(STAMP)
 	$(BIN)/python bench/library_save.py
 	$(BIN)/python bench/ingest.py
@@ -34,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/triggers.py
 	$(BIN)/python bench/ui.py
 	$(BIN)/python bench/deals.py
+	$(BIN)/python bench/documents.py
 	$(BIN)/python bench/soak.py
 
 clean:

@@ -321,7 +321,9 @@ EVENT_MIX: tuple[tuple[str, int], ...] = (
     ("call.received", 3),
     ("deal.stage_changed", 7),
     ("deal.won", 4),
-    ("deal.created", 3),  # was payment.due / contract.expiring: they arrive with documents
+    ("deal.created", 1),
+    ("payment.due", 1),  # date triggers: the money flow's scan reads their rows, not events
+    ("contract.expiring", 1),
     ("deal.lost", 3),
 )
 CHANNEL_EVENTS = {"message.received", "message.sent", "conversation.opened", "form.submitted"}

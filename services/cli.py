@@ -1,4 +1,4 @@
-"""The `threadline` command: serve, worker, replay, demo, users, rates, bench."""
+"""The `threadline` command: serve, worker, replay, demo, users, rates, payments, bench."""
 
 from __future__ import annotations
 
@@ -39,6 +39,10 @@ rates_app = typer.Typer(
     help="Exchange rates: import the Bank of Russia's daily file.", no_args_is_help=True
 )
 app.add_typer(rates_app, name="rates")
+payments_app = typer.Typer(
+    help="Payments: import bank statements (1C kl_to_1c.txt) and CSV files.", no_args_is_help=True
+)
+app.add_typer(payments_app, name="payments")
 console = Console(stderr=True, soft_wrap=True)  # long URLs and tokens stay on one line
 
 
@@ -521,6 +525,96 @@ def rates_import(
             f"rates of {result.day.isoformat()}: {result.recorded} recorded,"
             f" {result.unchanged} already there ({result.total} in the file)"
         )
+    finally:
+        runtime.close()
+
+
+OUTCOME_TITLES = {
+    "matched": "matched (invoice paid in full)",
+    "partial": "partial (the rest stays due)",
+    "overpaid": "overpaid (the rest unallocated)",
+    "suggested": "suggested (waits for a person)",
+    "unmatched": "unmatched",
+    "outgoing_linked": "outgoing, linked to a supplier order",
+    "already_recorded": "already recorded",
+}
+
+
+@payments_app.command("import")
+def payments_import(
+    file: Annotated[
+        str, typer.Argument(help="a 1C client-bank statement (kl_to_1c.txt) or a CSV of payments")
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="only say what importing would do; record nothing")
+    ] = False,
+    actor: Annotated[
+        str, typer.Option(help="who the log names as having recorded the payments")
+    ] = "cli",
+) -> None:
+    """Record a bank file's payments and match them to invoices and supplier orders; importing
+    the same file again records nothing. A broken file records nothing."""
+    from rich.table import Table
+
+    from threadline.services.payments.statement_import import (
+        MAX_FILE_BYTES,
+        ImportFileError,
+        apply_import,
+        preview_import,
+    )
+
+    if not actor.strip():
+        console.print("[red]--actor is empty: name who records the payments[/red]")
+        raise typer.Exit(2)
+    try:
+        with open(file, "rb") as source:
+            data = source.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        console.print(f"[red]cannot read {file}: {error.strerror or error}[/red]")
+        raise typer.Exit(2) from None
+    runtime = _runtime(_settings())
+    try:
+        runtime.start()
+        try:
+            if dry_run:
+                plan = preview_import(runtime, data, Path(file).name)
+                recorded = 0
+            else:
+                with _progress("recording payments") as bar:
+                    task = bar.add_task("payments", total=None)
+
+                    def report(done: int, total: int) -> None:
+                        bar.update(task, completed=done, total=max(total, 1))
+
+                    result = apply_import(runtime, data, actor.strip(), report)
+                assert result.plan is not None
+                plan, recorded = result.plan, result.recorded
+        except ImportFileError as error:
+            console.print(
+                f"[red]{file}: {error} — fix the file and import it again;"
+                " nothing was recorded[/red]"
+            )
+            raise typer.Exit(2) from None
+        table = Table(title=f"{Path(file).name} ({plan.file_format}, {plan.encoding})")
+        table.add_column("outcome")
+        table.add_column("payments", justify="right")
+        for kind, title in OUTCOME_TITLES.items():
+            if plan.counts.get(kind):
+                table.add_row(title, str(plan.counts[kind]))
+        table.add_row("total", str(plan.counts.get("total", 0)))
+        console.print(table)
+        for warning in plan.warnings:
+            console.print(f"[yellow]{warning}[/yellow]")
+        if dry_run:
+            console.print(
+                f"dry run: nothing recorded; {plan.to_record} of {len(plan.items)} payments"
+                " would be recorded"
+            )
+        else:
+            console.print(
+                f"{recorded} recorded, {len(plan.items) - recorded} already recorded"
+                f" ({len(plan.items)} in the file)"
+            )
     finally:
         runtime.close()
 

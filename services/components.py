@@ -23,6 +23,7 @@ from threadline.services.campaigns import CampaignSender
 from threadline.services.channel_hub import ChannelHub, ChannelStores, Worker
 from threadline.services.config import Settings
 from threadline.services.delivery import DeliveryWorker
+from threadline.services.documents.links import DocumentLinks
 from threadline.services.notifier import NotificationMailer
 from threadline.services.secret_box import SecretBox
 from threadline.services.unsubscribe import UnsubscribeLinks
@@ -55,6 +56,7 @@ class Components:
 
     channels: ChannelHub
     unsubscribe: UnsubscribeLinks
+    document_links: DocumentLinks
     composer: OutboundComposer
     triggers: TriggerRunner
     attachments: AttachmentAccess
@@ -120,6 +122,7 @@ def build_components(
     return Components(
         channels=hub,
         unsubscribe=unsubscribe,
+        document_links=DocumentLinks(channel_stores.state, settings.public_url),
         composer=composer,
         triggers=triggers,
         attachments=attachments,

@@ -351,7 +351,15 @@ class DeliveryWorker:
     def _personal(self, message: Message) -> dict[str, Any]:
         """The body of the send request, read from its creation event."""
         for stored in self.app.repository.event_store.get(message.id, lte=1):
-            return dict(getattr(stored, "personal", {}) or {})
+            personal = dict(getattr(stored, "personal", {}) or {})
+            files = list(getattr(stored, "attachments", []) or [])
+            names = list(personal.get("attachment_names") or [])
+            if files:  # a reply's files: their metadata in the event, their names in personal
+                personal["attachments"] = [
+                    {**item, "filename": names[i] if i < len(names) else "attachment"}
+                    for i, item in enumerate(files)
+                ]
+            return personal
         return {}
 
     def _survivor(self, contact_id: UUID) -> Contact:

@@ -39,6 +39,7 @@ from threadline.domain.commands.application import Threadline
 from threadline.domain.model.attributes import AttributeDefinition, AttributeType
 from threadline.domain.model.identities import normalise_phone
 from threadline.domain.model.inbound import InboundMessage
+from threadline.services.demo_documents import seed_documents
 from threadline.services.demo_sales import DealClient, seed_sales
 from threadline.services.runtime import Runtime
 from threadline.triggers.defaults import seed_defaults
@@ -662,6 +663,8 @@ class DemoSummary:
     tasks: int = 0
     products: int = 0
     deals: int = 0
+    documents: int = 0
+    payments: int = 0
 
     def add(self, other: DemoSummary) -> None:
         self.users += other.users
@@ -926,6 +929,8 @@ def seed_demo(
     summary.products, summary.deals = sales.products, sales.deals
     summary.tasks += sales.tasks
     sync_views(runtime)
+    money = seed_documents(runtime, sales.catalogue, seeder.companies, seeder.now, SETUP_ACTOR)
+    summary.documents, summary.payments = money.documents, money.payments
     # Demo clients' messages are history: a trigger runner that has not run yet starts after them.
     runtime.triggers.begin_after_history()
     return summary

@@ -80,6 +80,7 @@ class Runtime:
         )
         self.channels = parts.channels
         self.unsubscribe = parts.unsubscribe
+        self.document_links = parts.document_links
         self.composer = parts.composer
         self.triggers = parts.triggers
         self.attachment_access = parts.attachments

@@ -29,6 +29,7 @@ from threadline.projections.deals import DealProjection
 from threadline.projections.forms import FormsProjection
 from threadline.projections.inbox import InboxProjection
 from threadline.projections.inboxes import InboxesProjection
+from threadline.projections.money_flow import MoneyFlowProjection
 from threadline.projections.outbox import OutboxProjection
 from threadline.projections.pipelines import PipelineProjection
 from threadline.projections.process_runner import leave_stopping_to_parent
@@ -67,6 +68,7 @@ PROJECTION_CLASSES: tuple[type[ViewProjection], ...] = (
     PipelineProjection,
     DealProjection,
     CatalogueProjection,
+    MoneyFlowProjection,
 )
 
 

@@ -1,5 +1,6 @@
-"""The date-driven triggers: schedules (`at`), birthdays, tasks overdue or due soon, and
-deals that stayed in a stage too long (`deal.stale`).
+"""The date-driven triggers: schedules (`at`), birthdays, tasks overdue or due soon, deals
+that stayed in a stage too long (`deal.stale`), and the money flow's dates (contracts
+expiring, payments due or overdue, supplier orders unconfirmed: `money_scans`).
 
 No single event sets these off; the runner's loop calls `DateScans.scan` every few
 seconds and each rule runs for what crossed its edge since the last scan. Where each
@@ -30,10 +31,12 @@ from threadline.projections.tasks import DueTask, open_dated_task, open_tasks_du
 from threadline.triggers.definition import At
 from threadline.triggers.evaluator import ActiveRule, due_in
 from threadline.triggers.events import TriggerEvent
+from threadline.triggers.money_scans import MoneyScans
 from threadline.triggers.rule_book import RuleBook
 from threadline.triggers.rules import next_run
 from threadline.triggers.state_store import StateStore
 from threadline.triggers.timers import RunsRules
+from threadline.triggers.trigger_names import MONEY_DATES
 
 SCAN_PAGE = 500  # tasks reminded per rule and scan; a full page scans again at once
 SCAN_KEY = "triggers:scan:"  # + rule id: the (due time, task id) a task-date rule swept to
@@ -64,6 +67,8 @@ class DateScans:
         # deal.stale: per rule, the stays already handled (still stale at the last scan).
         self._stale_seen: dict[UUID, set[str]] = {}
         self._last_stale_scan: datetime | None = None
+        # contracts expiring, invoices and supplier payments due or overdue, orders unconfirmed
+        self.money = MoneyScans(views, runner)
 
     def scan(self, now: datetime | None = None) -> bool:
         """Run the date-driven triggers due by `now`; True if a task scan has more pages."""
@@ -73,7 +78,7 @@ class DateScans:
         # The task scans read the views: they must show every task event the runner has
         # passed, or a task changed just before its mark moves would be missed
         # (`behind_the_mark` covers only the events read after the scan).
-        dated = [r for r in rules if r.spec.when.event in (*TASK_DATES, STALE)]
+        dated = [r for r in rules if r.spec.when.event in (*TASK_DATES, STALE, *MONEY_DATES)]
         views_ready = not dated or self.runner.wait_for_views(self.runner.position())
         for rule in rules:
             event = rule.spec.when.event
@@ -84,6 +89,9 @@ class DateScans:
         stale = [r for r in rules if r.spec.when.event == STALE and r.spec.at is None]
         if stale and views_ready and self._stale_scan_due(now):
             self._stale_deals(stale, now)
+        money = [r for r in rules if r.spec.when.event in MONEY_DATES and r.spec.at is None]
+        if money and views_ready and self.money.due(now):
+            self.money.scan(money, self.book.calendars, now)
         return more
 
     # -- schedules and birthdays --------------------------------------------------------------

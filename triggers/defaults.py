@@ -15,6 +15,10 @@ event: the deal is created, a task of it is completed or cancelled, or it is mov
 reopens a won or lost deal). Each checks the deal as the views show it after that event
 (the runner waits for them, and for the tasks its own earlier firings made), so when the
 last of two tasks is completed one task is made, and when the first is, none.
+
+The money flow's reminders (contracts expiring, invoices overdue, supplier orders and
+payments) are tasks for the deal's manager; the letter to a client before an invoice is due
+is shipped disabled (see `MONEY_RULES`).
 """
 
 from __future__ import annotations
@@ -293,6 +297,146 @@ RULES = (
 )
 
 
+# -- the money flow's reminders ------------------------------------------------------------------
+#
+# Tasks for people, on working days of the default calendar: a contract ending in 30 days, an
+# invoice not paid a working day after its due day, a supplier order not confirmed in two
+# working days, a supplier payment due in two. Each goes to the deal's manager, else the
+# contact's responsible, else the least busy operator. The reminder to the CLIENT before an
+# invoice is due is shipped too, but disabled (`SHIPPED_DISABLED`): an automatic letter about
+# money to a client is the business's decision, which it makes by enabling the rule.
+
+_TO_MANAGER = {"assignee": "deal_manager", "team": ["role:operator"], "type": "other"}
+
+TEMPLATES = (
+    *TEMPLATES,
+    {
+        "slug": "invoice-due-reminder",
+        "name": "Invoice due reminder (to the client)",
+        "variants": {
+            "email": {
+                "subject": "Invoice {{ event.number }} is due on {{ event.due_on }}",
+                "text": (
+                    "Hello{{ ' ' ~ contact.first_name if contact.first_name }},\n\n"
+                    "a friendly reminder: invoice {{ event.number }} for"
+                    " {{ event.outstanding_text }} {{ event.currency }} is due on"
+                    " {{ event.due_on }}. If you have already paid it, thank you, and please"
+                    " ignore this letter.\n\n"
+                    "{{ operator.name or 'Your manager' }}\n\n"
+                    "To stop automatic e-mails: {{ unsubscribe_url }}"
+                ),
+            },
+            "default": {
+                "text": (
+                    "A reminder: invoice {{ event.number }} for {{ event.outstanding_text }}"
+                    " {{ event.currency }} is due on {{ event.due_on }}."
+                ),
+            },
+        },
+    },
+)
+
+MONEY_RULES: tuple[tuple[str, dict[str, Any]], ...] = (
+    (
+        "contract-expiring-task",
+        {
+            "name": "A contract ends in 30 days: renew or close it",
+            "priority": 70,
+            "when": {"event": "contract.expiring", "days_before": 30},
+            "then": [
+                {
+                    "create_task": {
+                        "title": (
+                            "Contract {{ event.number }}{{ ' with ' ~ company.name if"
+                            " company.name }} ends on {{ event.ends_on }}: renew or close it"
+                        ),
+                        "due_in": "7d",
+                        **_TO_MANAGER,
+                    }
+                }
+            ],
+        },
+    ),
+    (
+        "invoice-overdue-task",
+        {
+            "name": "An invoice is overdue: call the client",
+            "priority": 70,
+            "when": {"event": "payment.overdue", "days_after": 1, "business_days": True},
+            "then": [
+                {
+                    "create_task": {
+                        "title": (
+                            "Invoice {{ event.number }}{{ ' of ' ~ company.name if company.name }}"
+                            " is overdue: {{ event.outstanding_text }} {{ event.currency }}"
+                            " unpaid since {{ event.due_on }}"
+                        ),
+                        "due_in": "1d",
+                        **_TO_MANAGER,
+                        "type": "call",
+                    }
+                }
+            ],
+        },
+    ),
+    (
+        "supplier-order-unconfirmed-task",
+        {
+            "name": "A supplier order is not confirmed in 2 working days",
+            "priority": 70,
+            "when": {"event": "supplier_order.unconfirmed", "days_after": 2, "business_days": True},
+            "then": [
+                {
+                    "create_task": {
+                        "title": (
+                            "Supplier order {{ event.number }}{{ ' to ' ~ company.name if"
+                            " company.name }} is not confirmed yet"
+                        ),
+                        "due_in": "1d",
+                        **_TO_MANAGER,
+                    }
+                }
+            ],
+        },
+    ),
+    (
+        "supplier-payment-due-task",
+        {
+            "name": "A supplier payment is due in 2 working days",
+            "priority": 70,
+            "when": {"event": "supplier_payment.due", "days_before": 2, "business_days": True},
+            "then": [
+                {
+                    "create_task": {
+                        "title": (
+                            "Pay {{ event.payable_text }} {{ event.currency }} for supplier"
+                            " order {{ event.number }}{{ ' to ' ~ company.name if company.name }}"
+                            " by {{ event.payment_due_on }}"
+                        ),
+                        "due_in": "1d",
+                        **_TO_MANAGER,
+                    }
+                }
+            ],
+        },
+    ),
+    (
+        "invoice-due-reminder",
+        {
+            "name": "Remind the client 3 days before an invoice is due",
+            "priority": 70,
+            "when": {"event": "payment.due", "days_before": 3, "business_days": True},
+            "then": [{"send_template": {"template": "invoice-due-reminder", "channel": "email"}}],
+        },
+    ),
+)
+MONEY_RULE_KEYS = tuple(key for key, _ in MONEY_RULES)
+# Shipped disabled: seeded once in that state (a manager enables it), never re-enabled.
+SHIPPED_DISABLED = frozenset({"invoice-due-reminder"})
+
+RULES = (*RULES, *MONEY_RULES)
+
+
 # Fingerprints (see `fingerprint`) of definitions shipped before, per rule key: a stored rule
 # that still has one of them was never edited, so seeding replaces it with today's.
 SUPERSEDED: dict[str, frozenset[str]] = {
@@ -338,10 +482,38 @@ def seed_defaults(app: Any, actor: str = "defaults") -> int:
         if stored is not None and fingerprint(stored) not in SUPERSEDED.get(key, ()):
             continue
         normalised = validate_rule(definition, lambda slug: _exists(app, template_id_for(slug)))
-        if stored != normalised:
+        if stored is None and key in SHIPPED_DISABLED:
+            _create_disabled(app, normalised, rule_id, actor)
+            added += 1
+        elif stored != normalised:
             app.save_rule(normalised, actor, rule_id=rule_id)
             added += 1
     return added
+
+
+def _create_disabled(app: Any, definition: dict[str, Any], rule_id: Any, actor: str) -> Any:
+    """A new rule that is disabled from its first event on (one unit: it never runs)."""
+    from uuid import uuid4
+
+    from threadline.domain.model.rule import Rule
+
+    correlation_id = str(uuid4())
+
+    def command(unit: Any) -> None:
+        if unit.find(rule_id, Rule) is not None:
+            return
+        rule = unit.add(
+            Rule(
+                id=rule_id,
+                name=definition["name"],
+                definition=definition,
+                actor=actor,
+                correlation_id=correlation_id,
+            )
+        )
+        rule.set_enabled(False, actor, correlation_id)
+
+    return app.writer.submit(command)
 
 
 def _stored_definition(app: Any, rule_id: Any) -> dict[str, Any] | None:

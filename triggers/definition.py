@@ -27,6 +27,12 @@ class When:
     channel: str | None = None
     attribute: str | None = None  # birthday: which date attribute (default `birthday`)
     within: str | None = None  # task.due_soon: how far ahead (default 1h)
+    # The money flow's dates (`money_scans`): how many days before or after the date (None:
+    # the name's default), counted in business days of `calendar` when `business_days`.
+    days_before: int | None = None
+    days_after: int | None = None
+    business_days: bool = False
+    calendar: str | None = None  # the calendar whose opening hours it fires at (default)
 
     def matches(self, names: tuple[str, ...], channel: str | None) -> bool:
         if self.event not in names:
@@ -40,7 +46,15 @@ class When:
             channel=when.get("channel") or None,
             attribute=when.get("attribute") or None,
             within=when.get("within") or None,
+            days_before=_days(when.get("days_before")),
+            days_after=_days(when.get("days_after")),
+            business_days=bool(when.get("business_days")),
+            calendar=when.get("calendar") or None,
         )
+
+
+def _days(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 @dataclass(frozen=True)

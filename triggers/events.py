@@ -5,8 +5,10 @@ Which event class answers to which names, and the facts each carries, is the tab
 ask for: ``lead.created`` (a contact created as a lead), ``form.submitted`` and
 ``call.received`` (special inbound messages), ``conversation.opened`` and
 ``conversation.resolved`` (status changes); `to_trigger_event` picks those.
-``task.overdue``, ``birthday``, ``schedule`` and ``deal.stale`` are made by the timer
-loop, not by a single event.
+``task.overdue``, ``birthday``, ``schedule``, ``deal.stale`` and the money flow's dates
+(``payment.overdue``, ``contract.expiring``, ...) are made by the timer loop, not by a
+single event. An incoming payment is also ``payment.received``; a supplier order's state
+change is also ``supplier_order.<state>`` (sent, confirmed, received, cancelled).
 
 A deal event's contact is the deal's contact (every deal event carries it) and its
 `deal_id` is the deal, so the facts can read ``deal.*``; a task created for a deal carries
@@ -77,6 +79,9 @@ def to_trigger_event(event: Any, notification_id: int = 0) -> TriggerEvent | Non
     elif kind.startswith("Deal"):
         deal_id = event.originator_id
         facts["deal_id"] = str(deal_id)
+    elif kind in OWN_ID_FACTS:
+        # A money-flow event names its aggregate by the fact its kind says (`document_id`...).
+        facts[OWN_ID_FACTS[kind]] = str(event.originator_id)
     names = [specific, triggers.name] if specific else [triggers.name]
     return TriggerEvent(
         names=tuple(dict.fromkeys(names)),
@@ -91,6 +96,24 @@ def to_trigger_event(event: Any, notification_id: int = 0) -> TriggerEvent | Non
         notification_id=notification_id,
         extra={"originator_id": str(event.originator_id), "version": event.originator_version},
     )
+
+
+# The money flow's events: the fact that holds the id of the aggregate they belong to.
+OWN_ID_FACTS = {
+    "DocumentIssued": "document_id",
+    "DocumentSent": "document_id",
+    "DocumentVoided": "document_id",
+    "ContractRegistered": "contract_id",
+    "ContractChanged": "contract_id",
+    "ContractClosed": "contract_id",
+    "PaymentRecorded": "payment_id",
+    "PaymentAllocated": "payment_id",
+    "PaymentAllocationRemoved": "payment_id",
+    "PaymentMatchSuggested": "payment_id",
+    "PaymentSuggestionDismissed": "payment_id",
+    "SupplierOrderCreated": "supplier_order_id",
+    "SupplierOrderStateChanged": "supplier_order_id",
+}
 
 
 def _specific_name(kind: str, triggers: EventTriggers, state: dict[str, Any]) -> str | None:
@@ -111,13 +134,22 @@ def _specific_name(kind: str, triggers: EventTriggers, state: dict[str, Any]) ->
     elif kind in ("ConversationStarted", "ConversationStatusChanged"):
         status = state.get("status", "open")
         name = {"open": "conversation.opened", "resolved": "conversation.resolved"}.get(str(status))
+    elif kind == "PaymentRecorded" and state.get("direction") == "in":
+        name = "payment.received"
+    elif kind == "SupplierOrderStateChanged":
+        name = f"supplier_order.{state.get('state')}"
+        name = name if name in triggers.also else None
     assert name is None or name in triggers.also, f"{name} is not in the table for {kind}"
     return name
 
 
 def _personal_facts(personal: dict[str, Any]) -> dict[str, Any]:
-    """Message bodies and names are conditions' business too (``event.text contains price``)."""
-    return {k: _plain(v) for k, v in personal.items() if k in ("text", "subject", "title")}
+    """Message bodies and names are conditions' business too (``event.text contains price``),
+    and so are a payment's purpose and its payer or payee (``event.purpose contains СЧ``)."""
+    return {k: _plain(v) for k, v in personal.items() if k in PERSONAL_FACTS}
+
+
+PERSONAL_FACTS = ("text", "subject", "title", "purpose", "counterparty")
 
 
 def _uuid(value: Any) -> UUID | None:

@@ -1,7 +1,8 @@
 """What a rule's conditions and templates see: the contact, company, conversation, deal and
 operator, read from the views (which the runner first lets catch up with the event).
 
-``deal`` is the deal the event names (a deal event, a task of a deal, a stale deal):
+``company`` is the company the event names (an invoice's buyer, a supplier order's supplier),
+else the contact's, else the deal's. ``deal`` is the deal the event names (a deal event, a task of a deal, a stale deal):
 `deal_facts` of the deals view, so ``deal.open_task_count`` already counts the task whose
 completion is being handled. ``deal.amount`` is the total as a decimal text (templates
 write ``{{ deal.amount }} {{ deal.currency }}``); ``deal.total`` is the same money as
@@ -23,6 +24,7 @@ from typing import Any
 from threadline.domain.model.contact import first_name_of
 from threadline.projections.companies import company_facts
 from threadline.projections.deals import deal_facts
+from threadline.projections.documents import document
 from threadline.projections.inbox import conversation_facts
 from threadline.projections.queries import Queries, contact_in_filter
 from threadline.projections.segments import build_contact_filter, pairs_of
@@ -50,8 +52,11 @@ class FactReader:
             contact = self._as_of_event(contact, event)
         deal = self.deal(str(event.deal_id), now) if event.deal_id else {}
         company: dict[str, Any] = {}
-        # The contact's company, else the deal's (a deal may name only a company).
-        company_id = contact.get("company_id") or deal.get("company_id")
+        # The company the event names (an invoice's buyer, a supplier order's supplier), else
+        # the contact's, else the deal's (a deal may name only a company).
+        company_id = (
+            event.facts.get("company_id") or contact.get("company_id") or deal.get("company_id")
+        )
         if company_id:
             found = company_facts(self.views, str(company_id))
             if found is not None:
@@ -73,13 +78,28 @@ class FactReader:
             if account is not None:
                 operator = {"id": account.id, "name": account.name, "email": account.email}
         return {
-            "event": event.facts,
+            "event": self._paid_invoice(event.facts),
             "contact": contact,
             "company": company,
             "conversation": conversation,
             "operator": operator,
             "deal": deal,
             "now": now or datetime.now(UTC),
+        }
+
+    def _paid_invoice(self, facts: dict[str, Any]) -> dict[str, Any]:
+        """A payment allocated to an invoice: what is left to pay on it, as the views show it
+        (``event.paid_in_full`` is what "the invoice is paid" rules test)."""
+        if facts.get("type") != "payment.allocated" or facts.get("target_kind") != "invoice":
+            return facts
+        invoice = document(self.views, str(facts.get("target_id")))
+        if invoice is None:
+            return facts
+        return {
+            **facts,
+            "document_number": invoice.display_number,
+            "outstanding": invoice.outstanding.state(),
+            "paid_in_full": invoice.payment_state == "paid",
         }
 
     def deal(self, deal_id: str, now: datetime | None = None) -> dict[str, Any]:

@@ -39,7 +39,14 @@ from threadline.triggers.definition import At, RuleDefinition
 from threadline.triggers.destinations import DestinationPolicy
 from threadline.triggers.rule_checks import RuleError as RuleError
 from threadline.triggers.rule_checks import SaveChecks, duration, string
-from threadline.triggers.trigger_names import AWAITED_MESSAGE, is_awaited, is_trigger_name
+from threadline.triggers.trigger_names import (
+    AWAITED_MESSAGE,
+    MONEY_AFTER,
+    MONEY_BEFORE,
+    MONEY_DATES,
+    is_awaited,
+    is_trigger_name,
+)
 
 MAX_ACTIONS = 20
 MAX_DEFINITION_BYTES = 262_144  # one rule as JSON
@@ -149,7 +156,7 @@ def _when(when: Any, scheduled: bool) -> dict[str, Any]:
         raise RuleError("when.event", f"{event} {AWAITED_MESSAGE}")
     if not is_trigger_name(event) and not _EVENT_NAME.match(event):
         raise RuleError("when.event", f"unknown event {event!r}")
-    unknown = set(when) - {"event", "channel", "attribute", "within"}
+    unknown = set(when) - {"event", "channel", "attribute", "within", *MONEY_WHEN}
     if unknown:
         raise RuleError(f"when.{sorted(unknown)[0]}", "unknown filter")
     out: dict[str, Any] = {"event": event}
@@ -160,6 +167,51 @@ def _when(when: Any, scheduled: bool) -> dict[str, Any]:
     if when.get("within"):  # task.due_soon: how far ahead (default 1h)
         duration("when.within", when["within"])
         out["within"] = when["within"]
+    out.update(_money_when(event, when))
+    return out
+
+
+MONEY_WHEN = ("days_before", "days_after", "business_days", "calendar")
+MAX_DAYS = 366
+_YES = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False,
+        "off": False, "": False}  # fmt: skip
+
+
+def _money_when(event: str, when: dict[str, Any]) -> dict[str, Any]:
+    """The day count of a money-flow date trigger (`money_scans`), checked and normalised.
+
+    ``days_before`` goes with a "due" name, ``days_after`` with an "overdue" one (and with
+    ``supplier_order.unconfirmed``: days since it was sent); ``business_days: true`` counts
+    them on `calendar` (default ``default``). The web form sends them as text.
+    """
+    given = {key: when[key] for key in MONEY_WHEN if when.get(key) not in (None, "")}
+    if not given:
+        return {}
+    if event not in MONEY_DATES:
+        raise RuleError(f"when.{sorted(given)[0]}", f"only for {', '.join(MONEY_DATES)}")
+    out: dict[str, Any] = {}
+    for key, names in (("days_before", MONEY_BEFORE), ("days_after", MONEY_AFTER)):
+        if key not in given:
+            continue
+        if event not in names:
+            other = "days_after" if key == "days_before" else "days_before"
+            raise RuleError(f"when.{key}", f"{event} counts {other}")
+        value = given[key]
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_DAYS:
+            raise RuleError(f"when.{key}", f"a whole number of days from 0 to {MAX_DAYS}")
+        out[key] = value
+    if "business_days" in given:
+        flag = given["business_days"]
+        if isinstance(flag, str):
+            flag = _YES.get(flag.strip().lower(), flag)
+        if not isinstance(flag, bool):
+            raise RuleError("when.business_days", "true or false")
+        if flag:
+            out["business_days"] = True
+    if "calendar" in given:
+        out["calendar"] = string("when.calendar", given["calendar"])
     return out
 
 

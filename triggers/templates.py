@@ -102,6 +102,15 @@ MOMENT = "moment"  # a date-time: its parts and methods
 MOMENT_PARTS = frozenset({"year", "month", "day", "hour", "minute", "second"})
 OPEN_METHODS = frozenset({"get", "items", "keys", "values"})
 
+
+@dataclass(frozen=True)
+class Items:
+    """A typed list (a document's line items): every item has the keys of `item`, so the
+    check knows ``line`` in ``{% for line in lines %}`` and refuses ``line.nmae`` at save."""
+
+    item: Mapping[str, Any]
+
+
 # What `deal` carries (projections.deals.DealFacts, plus `total`).
 DEAL_KEYS = (
     "id",
@@ -202,6 +211,7 @@ class RenderBudget:
     seconds: float = MAX_RENDER_SECONDS
     steps: int = 0
     started: float = field(default_factory=time.monotonic)
+    max_output: int = MAX_OUTPUT  # characters one render (or one value in it) may build
 
     def spend(self, steps: int = 1) -> None:
         self.steps += steps
@@ -272,8 +282,16 @@ def _measure(value: Any, limit: int = MAX_OUTPUT) -> int:
     return total
 
 
-def _bounded(value: Any, what: str, limit: int = MAX_OUTPUT) -> Any:
-    """Pay for a value just built, refusing one bigger than `limit`."""
+def _output_limit() -> int:
+    """The active budget's output limit: documents (thousands of lines) build more than
+    messages, so the limit travels with the budget rather than being one constant."""
+    budget = _BUDGET.get()
+    return budget.max_output if budget is not None else MAX_OUTPUT
+
+
+def _bounded(value: Any, what: str, limit: int | None = None) -> Any:
+    """Pay for a value just built, refusing one bigger than `limit` (the budget's)."""
+    limit = _output_limit() if limit is None else limit
     size = _measure(value, limit)
     if size > limit:
         raise BudgetExceeded(f"{what} would be more than {limit} characters or items")
@@ -348,10 +366,11 @@ def _guarded_concat(parts: Iterable[Any]) -> str:
     """Jinja's ``concat`` for output and block buffers: the size is checked before joining."""
     items = []
     total = 0
+    limit = _output_limit()
     for part in parts:
         total += len(part)
-        if total > MAX_OUTPUT:
-            raise BudgetExceeded(f"renders more than {MAX_OUTPUT} characters")
+        if total > limit:
+            raise BudgetExceeded(f"renders more than {limit} characters")
         items.append(part)
     _spend(1 + total // STEP_ITEMS)
     return "".join(items)
@@ -746,6 +765,39 @@ def _check_source(
         raise TemplateError(variant, name, f"cannot be compiled: {error}") from None
 
 
+def sandbox_environment(mode: Mode, filters: Mapping[str, Any] | None = None) -> _Sandbox:
+    """A new sandbox like the messages' one for `mode`, with extra `filters` (each paid for
+    from the budget like the built-in ones): for template kinds other than messages."""
+    env = _environment(mode)
+    env.filters.update({name: _guarded_filter(name, f) for name, f in (filters or {}).items()})
+    return env
+
+
+def render_failure(error: Exception) -> TemplateError:
+    """A failed render as a `TemplateError`: what went wrong (budget, sandbox, a runtime
+    error) and the template line it happened on."""
+    return TemplateError("", "", _describe(error), _line(error.__traceback__))
+
+
+def check_source(env: _Sandbox, source: str, schema: Mapping[str, Any]) -> None:
+    """Check one template text against `schema` (names, typed lists, filters, the static
+    budget) in `env`, for template kinds other than messages (documents). Raises
+    `TemplateError` with the line; syntax and compile errors are turned into it too."""
+    try:
+        tree = env.parse(source)
+        _Checker(env, None, None, schema).check(tree, set(find_undeclared_variables(tree)))
+        _StaticBudget(env).check(tree)
+        env.from_string(source)
+    except TemplateError:
+        raise
+    except TemplateSyntaxError as error:
+        raise TemplateError("", "", error.message or "syntax error", error.lineno) from None
+    except RecursionError:
+        raise TemplateError("", "", "nested too deeply") from None
+    except Exception as error:  # e.g. an integer literal with 5000 digits: still a bad template
+        raise TemplateError("", "", f"cannot be compiled: {error}") from None
+
+
 @dataclass
 class _Checker:
     """Walks one syntax tree and checks names, attribute paths, filters and tags."""
@@ -753,6 +805,9 @@ class _Checker:
     env: _Sandbox
     attribute_keys: set[str] | None
     company_keys: set[str] | None
+    schema: Mapping[str, Any] = field(default_factory=lambda: SCHEMA)
+    # Names bound by a `for` over a typed list (by node id) -> the item's schema.
+    bound: dict[int, Any] = field(default_factory=dict)
 
     def check(self, tree: nodes.Template, undeclared: set[str]) -> None:
         parents: dict[int, nodes.Node] = {}
@@ -765,8 +820,42 @@ class _Checker:
                 parents[id(child)] = node
                 stack.append(child)
         everything.sort(key=lambda n: getattr(n, "lineno", 0) or 0)
+        for loop in tree.find_all(nodes.For):  # outer loops first: inner ones may use them
+            self._bind(loop)
         for node in everything:
             self._node(node, parents, undeclared)
+
+    def _bind(self, loop: nodes.For) -> None:
+        """``{% for line in lines %}``: `line` inside the loop (body and ``if``) has the
+        item schema of `lines`; an inner loop of the same name rebinds it later."""
+        if not isinstance(loop.target, nodes.Name):
+            return
+        spec = self._spec_of(loop.iter)
+        if not isinstance(spec, Items):
+            return
+        inside = [*loop.body, *([loop.test] if loop.test is not None else [])]
+        for part in inside:
+            names = [part] if isinstance(part, nodes.Name) else []
+            for name in [*names, *part.find_all(nodes.Name)]:
+                if name.name == loop.target.name and name.ctx == "load":
+                    self.bound[id(name)] = spec.item
+
+    def _spec_of(self, node: nodes.Node) -> Any:
+        """The schema of a plain lookup (``totals.vat_rates``, ``lines|reverse``), or None."""
+        if isinstance(node, nodes.Name):
+            return self.bound.get(id(node), self.schema.get(node.name))
+        if isinstance(node, nodes.Filter) and node.name in _ORDER_FILTERS and node.node:
+            return self._spec_of(node.node)
+        if isinstance(node, nodes.Getattr | nodes.Getitem):
+            spec = self._spec_of(node.node)
+            key = node.attr if isinstance(node, nodes.Getattr) else None
+            if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+                key = node.arg.value
+            if isinstance(spec, Mapping) and isinstance(key, str):
+                return spec.get(key)
+            if isinstance(spec, Items) and not isinstance(key, str):
+                return spec.item
+        return None
 
     def _node(self, node: nodes.Node, parents: dict[int, nodes.Node], undeclared: set[str]) -> None:
         line = getattr(node, "lineno", None)
@@ -785,11 +874,11 @@ class _Checker:
             and node.arg.value.startswith("_")
         ):
             raise TemplateError("", "", f"{node.arg.value!r} is not accessible", line)
-        if isinstance(node, nodes.Macro) and node.name in SCHEMA:
+        if isinstance(node, nodes.Macro) and node.name in self.schema:
             raise TemplateError("", "", f"{node.name!r} is a template variable", line)
         if not isinstance(node, nodes.Name):
             return
-        if node.ctx in ("store", "param") and node.name in SCHEMA:
+        if node.ctx in ("store", "param") and node.name in self.schema:
             raise TemplateError(
                 "", "", f"{node.name!r} is a template variable; pick another name", line
             )
@@ -797,11 +886,12 @@ class _Checker:
             return
         if (
             node.name in undeclared
-            and node.name not in SCHEMA
+            and node.name not in self.schema
             and node.name not in self.env.globals
         ):
-            raise TemplateError("", "", f"unknown variable {node.name!r}{_hint(node.name)}", line)
-        if node.name in SCHEMA:
+            hint = _hint(node.name, self.schema)
+            raise TemplateError("", "", f"unknown variable {node.name!r}{hint}", line)
+        if id(node) in self.bound or node.name in self.schema:
             self._chain(node, parents, line)
 
     def _chain(self, name: nodes.Name, parents: dict[int, nodes.Node], line: int | None) -> None:
@@ -823,7 +913,8 @@ class _Checker:
         called = isinstance(parent, nodes.Call) and parent.node is top
         if called and isinstance(parent, nodes.Call):
             constant_args = [a.value if isinstance(a, nodes.Const) else None for a in parent.args]
-        self._walk(name.name, SCHEMA[name.name], keys, called, constant_args, line)
+        spec = self.bound[id(name)] if id(name) in self.bound else self.schema[name.name]
+        self._walk(name.name, spec, keys, called, constant_args, line)
 
     def _walk(
         self,
@@ -846,6 +937,13 @@ class _Checker:
                         "", "", f"unknown variable '{path}.{key}'{_hint(key, spec)}", line
                     )
                 path, spec = f"{path}.{key}", spec[key]
+            elif isinstance(spec, Items):
+                if isinstance(key, str):
+                    fields = ", ".join(spec.item)
+                    raise TemplateError(
+                        "", "", f"{path} is a list: loop over it (items have {fields})", line
+                    )
+                path, spec = f"{path}[{key if key is not None else '...'}]", spec.item
             elif spec == OPEN:
                 if key is None:
                     return  # a computed key: whatever the contact has, or ""
@@ -876,6 +974,8 @@ class _Checker:
 
 
 _UNKNOWN: Any = object()
+# Filters that give the same items back (reordered or fewer): a loop over them is typed too.
+_ORDER_FILTERS = frozenset({"reverse", "sort", "list", "unique", "selectattr", "rejectattr"})
 
 
 @dataclass

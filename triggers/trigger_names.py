@@ -9,9 +9,12 @@ listed in `UNSEEN_EVENTS`; a test checks that every event class of the domain is
 of the two. Names that no single event makes (the timer loop's date triggers, the
 ``conversation.unanswered`` shorthand, ``deal.stale``) are in `LOOP_TRIGGERS`.
 
-Names that no event makes yet are not offered: contracts and payments arrive with the
-documents issue, so a NEW rule on one (`AWAITED_TRIGGERS`) is refused with a message
-that says so, while a rule stored before keeps loading (it simply never fires).
+The money flow (documents, contracts, payments, supplier orders) adds event names for
+what people and imports do (``document.issued``, ``payment.received``, ``supplier_order.
+confirmed``, ...) and date names the loop makes from the views (`MONEY_BEFORE`,
+`MONEY_AFTER`; see `money_scans`): a contract expiring, an invoice or a supplier payment
+due or overdue, a supplier order not confirmed. `AWAITED_TRIGGERS` (names listed before
+anything made them, refused for new rules) is empty since they arrived.
 
 The rule validator accepts these names, and the rule editor offers `OFFERED` (each has
 a test that makes it fire) and shows each name's facts.
@@ -56,6 +59,66 @@ _TASK = ("task_id", "contact_id", "deal_id")
 # Every deal event names its deal and its client; a move also says from where to where.
 _DEAL = ("deal_id", "contact_id")
 _DEAL_MOVE = (*_DEAL, "pipeline_id", "from_stage_id", "to_stage_id", "amount")
+
+_DOCUMENT = (
+    "document_id",
+    "kind",
+    "display_number",
+    "number",
+    "issued_on",
+    "due_on",
+    "amount",
+    "vat",
+    "deal_id",
+    "contract_id",
+    "supplier_order_id",
+    "company_id",
+    "contact_id",
+    "title",
+)
+_CONTRACT = (
+    "contract_id",
+    "number",
+    "signed_on",
+    "starts_on",
+    "ends_on",
+    "amount",
+    "deal_id",
+    "company_id",
+    "contact_id",
+    "title",
+)
+_PAYMENT = (
+    "payment_id",
+    "direction",
+    "amount",
+    "paid_on",
+    "company_id",
+    "contact_id",
+    "bank_document",
+    "source",
+    "counterparty",
+    "purpose",
+)
+_ALLOCATION = (
+    "payment_id",
+    "target_kind",
+    "target_id",
+    "amount",
+    "how",
+    "deal_id",
+    "company_id",
+    "contact_id",
+    "document_number",
+    "outstanding",
+    "paid_in_full",
+)
+ORDER_STATE_NAMES = (
+    "supplier_order.sent",
+    "supplier_order.confirmed",
+    "supplier_order.received",
+    "supplier_order.cancelled",
+)
 
 EVENT_TRIGGERS: dict[str, EventTriggers] = {
     # contacts
@@ -168,6 +231,49 @@ EVENT_TRIGGERS: dict[str, EventTriggers] = {
     "DealConversationLinked": EventTriggers(
         "deal.conversation_linked", (*_DEAL, "conversation_id")
     ),
+    # the money flow: documents, contracts, payments, supplier orders (each names its own id:
+    # document_id, contract_id, payment_id, supplier_order_id)
+    "DocumentIssued": EventTriggers("document.issued", _DOCUMENT),
+    "DocumentSent": EventTriggers(
+        "document.sent", ("document_id", "message_id", "conversation_id", "channel", "contact_id")
+    ),
+    "DocumentVoided": EventTriggers("document.voided", ("document_id", "reason")),
+    "ContractRegistered": EventTriggers("contract.registered", _CONTRACT),
+    "ContractChanged": EventTriggers(
+        "contract.changed", ("contract_id", "changes", "contact_id", "title")
+    ),
+    "ContractClosed": EventTriggers("contract.closed", ("contract_id", "reason", "contact_id")),
+    # an incoming payment is also `payment.received` (the client paid)
+    "PaymentRecorded": EventTriggers("payment.recorded", _PAYMENT, also=("payment.received",)),
+    # the views add what it left to pay on an invoice: `outstanding`, `paid_in_full`
+    "PaymentAllocated": EventTriggers("payment.allocated", _ALLOCATION),
+    "PaymentAllocationRemoved": EventTriggers(
+        "payment.allocation_removed", ("payment_id", "target_kind", "target_id", "amount", "reason")
+    ),
+    "PaymentMatchSuggested": EventTriggers(
+        "payment.match_suggested", ("payment_id", "target_kind", "target_id", "amount", "reason")
+    ),
+    "PaymentSuggestionDismissed": EventTriggers(
+        "payment.suggestion_dismissed", ("payment_id", "target_kind", "target_id")
+    ),
+    "SupplierOrderCreated": EventTriggers(
+        "supplier_order.created",
+        (
+            "supplier_order_id",
+            "supplier_id",
+            "deal_id",
+            "display_number",
+            "amount",
+            "currency",
+            "payment_due_on",
+        ),
+    ),
+    # sent, confirmed, received or cancelled: also `supplier_order.<state>`
+    "SupplierOrderStateChanged": EventTriggers(
+        "supplier_order.state_changed",
+        ("supplier_order_id", "state", "document_id", "message_id", "expected_on", "note"),
+        also=ORDER_STATE_NAMES,
+    ),
     # what rules did: notifications and webhook calls
     "NotificationCreated": EventTriggers(
         "notification.created",
@@ -235,6 +341,9 @@ UNSEEN_EVENTS = frozenset(
         "CalendarChanged",
         "TemplateSaved",
         "TemplateChanged",
+        "DocumentTemplateSaved",
+        "DocumentTemplateChanged",
+        "DocumentTemplateReset",
         # the sales set-up: pipelines and their stages, the catalogue, exchange rates
         "PipelineCreated",
         "PipelineRenamed",
@@ -251,10 +360,24 @@ UNSEEN_EVENTS = frozenset(
         "PriceListPricesSet",
         "ExchangeRateRecorded",
         "ExchangeRateCorrected",
+        # a document series' counter (the document itself is `document.issued`)
+        "SeriesStarted",
+        "NumberTaken",
     }
 )
 
 _TASK_DATE = ("task_id", "due_at", "assignee_id")
+# What the money-flow date triggers carry: the row as the views show it (money as
+# {amount, currency}, which conditions order by amount), and its links.
+_MONEY_DATE = ("date", "fires_at", "business_days", "company_id", "contact_id", "deal_id")
+_CONTRACT_DATE = (*_MONEY_DATE, "contract_id", "number", "title", "signed_on", "ends_on",
+                  "days_left", "amount", "amount_text")  # fmt: skip
+_INVOICE_DATE = (*_MONEY_DATE, "document_id", "kind", "number", "title", "issued_on", "due_on",
+                 "amount", "amount_text", "paid", "outstanding", "outstanding_text", "currency",
+                 "days_left", "days_overdue")  # fmt: skip
+_ORDER_DATE = (*_MONEY_DATE, "supplier_order_id", "supplier_id", "number", "state",
+               "payment_due_on", "amount", "amount_text", "payable", "payable_text", "currency",
+               "days_left", "days_overdue")  # fmt: skip
 
 # Names the runner's loop makes (no single event), and the shorthand the validator rewrites.
 LOOP_TRIGGERS: dict[str, tuple[str, ...]] = {
@@ -265,12 +388,34 @@ LOOP_TRIGGERS: dict[str, tuple[str, ...]] = {
     "conversation.unanswered": _MESSAGE,  # message.received, delayed, cancelled by a reply
     # an open deal past its stage's "stale after N days", once per stay in the stage
     "deal.stale": ("deal_id", "stage_id", "stage_entered_at", "stale_days", "manager_id"),
+    # the money flow's dates (`money_scans`): once per cause, on the rule's business calendar
+    "contract.expiring": _CONTRACT_DATE,
+    "payment.due": _INVOICE_DATE,
+    "payment.overdue": _INVOICE_DATE,
+    "supplier_order.unconfirmed": (*_ORDER_DATE, "sent_at", "expected_on", "days_waiting"),
+    "supplier_payment.due": _ORDER_DATE,
+    "supplier_payment.overdue": _ORDER_DATE,
 }
 
+# The money-flow date names, with how many days `when` counts by default: before the date
+# (`when.days_before`) or after it (`when.days_after`). See `money_scans`.
+MONEY_BEFORE: dict[str, int] = {
+    "contract.expiring": 30,
+    "payment.due": 1,
+    "supplier_payment.due": 1,
+}
+MONEY_AFTER: dict[str, int] = {
+    "payment.overdue": 1,
+    "supplier_payment.overdue": 1,
+    "supplier_order.unconfirmed": 2,  # days after it was sent
+}
+MONEY_DATES = (*MONEY_BEFORE, *MONEY_AFTER)
+
 # Names earlier releases listed before anything could make them. The validator refuses
-# new rules on them with `AWAITED_MESSAGE`; a rule stored before still loads.
-AWAITED_TRIGGERS: tuple[str, ...] = ("contract.expiring", "payment.due", "payment.overdue")
-AWAITED_MESSAGE = "arrives with contracts and payments (the documents issue); not yet available"
+# new rules on them with `AWAITED_MESSAGE`; a rule stored before still loads. Empty since
+# contracts and payments arrived (issue 14).
+AWAITED_TRIGGERS: tuple[str, ...] = ()
+AWAITED_MESSAGE = "is not made by anything yet; not available"
 
 # The names the rule editor offers in its list, in this order (others are typed in).
 OFFERED: tuple[str, ...] = (
@@ -297,6 +442,18 @@ OFFERED: tuple[str, ...] = (
     "deal.stale",
     "task.completed",
     "task.cancelled",
+    "contract.expiring",
+    "payment.due",
+    "payment.overdue",
+    "supplier_order.unconfirmed",
+    "supplier_payment.due",
+    "supplier_payment.overdue",
+    "document.issued",
+    "document.sent",
+    "contract.registered",
+    "payment.received",
+    "payment.allocated",
+    "supplier_order.confirmed",
 )
 
 
@@ -327,7 +484,7 @@ def is_trigger_name(name: str) -> bool:
 
 
 def is_awaited(name: str) -> bool:
-    """A name nothing makes yet (contracts, payments): refused for new rules."""
+    """A name listed before anything made it: refused for new rules (none at present)."""
     return name in AWAITED_TRIGGERS
 
 

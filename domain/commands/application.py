@@ -25,17 +25,22 @@ from threadline.domain.commands.campaigns import CampaignCommands
 from threadline.domain.commands.companies import CompanyCommands
 from threadline.domain.commands.consent import ConsentCommands
 from threadline.domain.commands.contacts import ContactCommands
+from threadline.domain.commands.contracts import ContractCommands
 from threadline.domain.commands.conversations import ConversationCommands
 from threadline.domain.commands.deals import DealCommands
 from threadline.domain.commands.delivery import DeliveryCommands
+from threadline.domain.commands.document_templates import DocumentTemplateCommands
+from threadline.domain.commands.documents import DocumentCommands
 from threadline.domain.commands.forms import FormCommands
 from threadline.domain.commands.hand_over import HandOverCommands
 from threadline.domain.commands.inboxes import InboxCommands
 from threadline.domain.commands.ingest import IngestCommands
 from threadline.domain.commands.passwords import MemoryPasswordStore, PasswordStore
+from threadline.domain.commands.payments import PaymentCommands
 from threadline.domain.commands.pipelines import PipelineCommands
 from threadline.domain.commands.products import ProductCommands
 from threadline.domain.commands.rules import RuleCommands
+from threadline.domain.commands.supplier_orders import SupplierOrderCommands
 from threadline.domain.commands.tasks import TaskCommands
 from threadline.domain.commands.templates import TemplateCommands
 from threadline.domain.commands.users import UserCommands
@@ -65,6 +70,11 @@ class Threadline(
     PipelineCommands,
     DealCommands,
     ProductCommands,
+    DocumentTemplateCommands,
+    DocumentCommands,
+    ContractCommands,
+    PaymentCommands,
+    SupplierOrderCommands,
     HandOverCommands,
     Application[UUID],
 ):

@@ -7,6 +7,7 @@ records the outcome on the message (`threadline.domain.commands.delivery`).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID, uuid4
 
 from threadline.domain.commands.base import Commands, required_text
@@ -18,6 +19,16 @@ from threadline.domain.model.message import Message
 from threadline.domain.model.user import User
 
 MAX_REPLY = 100_000
+MAX_ATTACHMENTS = 20
+
+
+def split_attachments(items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Stored files as a send request records them: metadata in the event, names in `personal`
+    (a file name often names a person, as the text does)."""
+    if len(items) > MAX_ATTACHMENTS:
+        raise InvalidInput("attachments", f"at most {MAX_ATTACHMENTS} files")
+    files = [{k: v for k, v in item.items() if k != "filename"} for item in items]
+    return files, [str(item.get("filename") or "attachment") for item in items]
 
 
 class ConversationCommands(Commands):
@@ -30,9 +41,15 @@ class ConversationCommands(Commands):
         html: str = "",
         message_id: UUID | None = None,
         correlation_id: str = "",
+        attachments: list[dict[str, Any]] | None = None,
     ) -> Committed[UUID]:
-        """Record `MessageSendRequested` on the conversation's channel (or another of the client's)."""
+        """Record `MessageSendRequested` on the conversation's channel (or another of the client's).
+
+        `attachments` are stored files (`AttachmentMeta.public()` plus "filename"): the event
+        carries what is not personal, the file names go beside the text, as for inbound mail.
+        """
         required_text("text", text, MAX_REPLY)
+        files, names = split_attachments(attachments or [])
         new_id = message_id or uuid4()
 
         def command(unit: UnitOfWork) -> UUID:
@@ -45,8 +62,8 @@ class ConversationCommands(Commands):
                     conversation_id=conversation.id,
                     contact_id=conversation.contact_id,
                     channel=channel or conversation.channel,
-                    personal={"text": text, "html": html},
-                    attachments=[],
+                    personal={"text": text, "html": html, "attachment_names": names},
+                    attachments=files,
                     actor=actor,
                     correlation_id=correlation_id or str(new_id),
                 )

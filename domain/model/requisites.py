@@ -45,6 +45,7 @@ class CompanyRole(StrEnum):
     CLIENT = "client"
     SUPPLIER = "supplier"
     PARTNER = "partner"
+    OWN = "own"  # the business itself: the seller on its documents (issue 14)
 
 
 MAX_SETS = 20
@@ -348,13 +349,13 @@ def clean_legal_form(value: str) -> str:
 
 
 def clean_roles(values: Sequence[str]) -> list[str]:
-    """Known roles, each once, in the one order (client, supplier, partner)."""
+    """Known roles, each once, in the one order (client, supplier, partner, own)."""
     if isinstance(values, str):
         raise InvalidInput("roles", "must be a list")
     known = {role.value for role in CompanyRole}
     for value in values:
         if value not in known:
-            raise InvalidInput("roles", "each role must be client, supplier or partner")
+            raise InvalidInput("roles", "each role must be client, supplier, partner or own")
     return [role.value for role in CompanyRole if role.value in values]
 
 

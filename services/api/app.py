@@ -17,8 +17,11 @@ from threadline.services.api import (
     routes_campaigns,
     routes_companies,
     routes_contacts,
+    routes_contracts,
     routes_conversations,
     routes_deals,
+    routes_document_templates,
+    routes_documents,
     routes_exchange_rates,
     routes_forms,
     routes_forms_admin,
@@ -27,9 +30,11 @@ from threadline.services.api import (
     routes_hooks_twilio,
     routes_inbound,
     routes_inboxes,
+    routes_payments,
     routes_pipelines,
     routes_products,
     routes_rules,
+    routes_supplier_orders,
     routes_tasks,
     routes_unsubscribe,
 )
@@ -38,6 +43,7 @@ from threadline.services.api.limits import BodySizeLimit, StrictJsonBodies
 from threadline.services.api.timing import ServerTiming
 from threadline.services.api.visibility import ViewsVisibility
 from threadline.services.runtime import Runtime
+from threadline.services.web import routes_statement_upload
 from threadline.services.web.app import install_web
 
 HEALTH_TIMEOUT = 3.0
@@ -76,8 +82,14 @@ def create_app(runtime: Runtime) -> FastAPI:
         routes_hand_over,
         routes_products,
         routes_exchange_rates,
+        routes_document_templates,
+        routes_documents,
+        routes_payments,
+        routes_contracts,
+        routes_supplier_orders,
     ):
         app.include_router(module.router)
+    app.include_router(routes_documents.public_router)  # signed links to PDFs: no login
 
     @app.get(
         "/healthz",
@@ -144,7 +156,15 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     # Inside the size limit, so it reads bounded bodies only; public forms parse their own.
     app.add_middleware(StrictJsonBodies, own_parsers=("/forms/",))
-    app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=runtime.settings.max_body_bytes,
+        larger={
+            "/api/attachments": routes_documents.upload_limit(runtime),
+            "/payments/import": routes_statement_upload.body_limit(runtime),
+            routes_payments.IMPORT_PATH: routes_payments.body_limit(runtime),
+        },
+    )
     app.add_middleware(ServerTiming)
     app.add_middleware(ViewsVisibility)
     return app

@@ -23,15 +23,24 @@ class BodyTooLarge(Exception):
 
 
 class BodySizeLimit:
-    """Pure ASGI middleware: checks Content-Length, and counts chunked bodies as they arrive."""
+    """Pure ASGI middleware: checks Content-Length, and counts chunked bodies as they arrive.
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    `larger` gives a path its own limit (exact path -> bytes): a file upload
+    (`POST /api/attachments`) may be as large as the attachment store takes, while every
+    other body stays small."""
+
+    def __init__(self, app: Any, max_bytes: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if scope.get("path") in self.larger:
+            limit = self.larger[scope["path"]]
+            await BodySizeLimit(self.app, limit)(scope, receive, send)
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length":

@@ -25,7 +25,7 @@ from threadline.services.runtime import Runtime
 
 router = APIRouter(prefix="/api/companies", tags=["companies"])
 
-Role = Literal["client", "supplier", "partner"]
+Role = Literal["client", "supplier", "partner", "own"]
 LegalFormName = Literal["company", "sole_trader", "private_person"]
 
 

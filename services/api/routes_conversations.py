@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from threadline.channels.registry import load_adapters
 from threadline.domain.model.errors import InvalidInput
+from threadline.domain.model.reply_channels import REPLY_CHANNEL
 from threadline.projections.queries import InboxFilter
 from threadline.services.api.deps import PrincipalDep, RuntimeDep, WriterDep, assignee_of
 from threadline.services.api.schemas import (
@@ -20,6 +21,8 @@ from threadline.services.api.schemas import (
     StatusIn,
 )
 from threadline.services.delivery import FALLBACK_CHANNEL
+from threadline.services.documents.issuing import reply_attachments, send_document_to_client
+from threadline.services.documents.links import FILE_CHANNELS
 from threadline.services.runtime import Runtime
 
 router = APIRouter(prefix="/api", tags=["inbox"])
@@ -91,24 +94,60 @@ def post_message(
     channel no channel module can send is refused here (422), not accepted and failed later.
     """
     if body.internal:
+        if body.attachments or body.document_ids:
+            raise InvalidInput("attachments", "an internal note carries no files")
         committed = runtime.app.add_note(
             conversation_id, body.text, principal.actor, message_id=body.client_message_id
         )
+        runtime.wait_for_views(committed.notification_id)
+        message_id = committed.value
     else:
         _check_reply_channel(runtime, conversation_id, body.channel)
-        committed = runtime.app.reply(
-            conversation_id,
-            body.text,
-            principal.actor,
-            channel=body.channel,
-            message_id=body.client_message_id,
-        )
-    runtime.wait_for_views(committed.notification_id)
+        message_id = _reply(runtime, conversation_id, body, principal.actor)
     return MessageOut(
-        message_id=committed.value,
+        message_id=message_id,
         internal=body.internal,
         state="note" if body.internal else "requested",
     )
+
+
+def _reply(runtime: Runtime, conversation_id: UUID, body: MessageIn, actor: str) -> UUID:
+    """A reply, with files: one issued document alone is sent as the document (recorded as
+    sent to the client, `DocumentSent`; on SMS or WhatsApp as a signed link in the text);
+    other files go only on a channel that carries files. Answers once the views hold it."""
+    if len(body.document_ids) == 1 and not body.attachments:
+        reply_attachments(runtime, [], list(body.document_ids))  # 422 unless it can be sent
+        return send_document_to_client(
+            runtime,
+            body.document_ids[0],
+            body.channel or "",
+            body.text,
+            actor,
+            conversation_id=conversation_id,
+            message_id=body.client_message_id,
+        )
+    files = reply_attachments(
+        runtime, [a.model_dump() for a in body.attachments], list(body.document_ids)
+    )
+    if files:
+        conversation = runtime.queries.conversation(str(conversation_id))
+        channel = body.channel or str((conversation or {}).get("channel") or "")
+        if REPLY_CHANNEL.get(channel, channel) not in FILE_CHANNELS:
+            raise InvalidInput(
+                "attachments",
+                f"a {channel} message cannot carry files: send them by e-mail or Telegram"
+                " (one document alone goes as a link)",
+            )
+    committed = runtime.app.reply(
+        conversation_id,
+        body.text,
+        actor,
+        channel=body.channel,
+        message_id=body.client_message_id,
+        attachments=files,
+    )
+    runtime.wait_for_views(committed.notification_id)
+    return committed.value
 
 
 def _check_reply_channel(runtime: Runtime, conversation_id: UUID, channel: str | None) -> None:

@@ -130,12 +130,29 @@ class IdOut(BaseModel):
     id: UUID
 
 
+class AttachmentIn(BaseModel):
+    """A file uploaded with `POST /api/attachments`, named by its SHA-256."""
+
+    sha256: str = Field(..., pattern=r"^[0-9a-f]{64}$")
+    filename: str = Field(..., min_length=1, max_length=255)
+    content_type: str | None = Field(None, max_length=255)
+
+
 class MessageIn(BaseModel):
     text: str = Field(..., min_length=1, max_length=100_000)
     internal: bool = False
     channel: str | None = Field(None, pattern=r"^[a-z0-9_-]{1,32}$")
     client_message_id: UUID | None = Field(
         None, description="idempotency key: the same id twice records one reply"
+    )
+    attachments: list[AttachmentIn] = Field(
+        default_factory=list, max_length=20, description="uploaded files to send with a reply"
+    )
+    document_ids: list[UUID] = Field(
+        default_factory=list,
+        max_length=20,
+        description="issued documents whose PDFs go with a reply (one alone is recorded as "
+        "sent to the client)",
     )
 
 

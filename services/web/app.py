@@ -14,12 +14,17 @@ from threadline.services.web import (
     routes_auth,
     routes_companies,
     routes_contacts,
+    routes_contracts,
+    routes_deal_documents,
     routes_deal_page,
     routes_deals,
     routes_events,
     routes_inbox,
     routes_new_deal,
+    routes_payments,
     routes_sales_forms,
+    routes_statement_upload,
+    routes_supplier_orders,
     routes_tasks,
 )
 from threadline.services.web.deps import Forbidden, LoginRequired, forbidden_page, login_redirect
@@ -30,7 +35,8 @@ STATIC = Path(__file__).parent / "static"
 # The page modules, each with its `router`; the order is the navigation's. Imported by
 # name (not looked up from strings) so that the import graph test sees every edge. The
 # deals' fixed paths (`/deals/new`, `/deals/board`, `/deals/list`, `/deals/move`) are
-# registered before the deal's page takes `/deals/{deal_id}`.
+# registered before the deal's page takes `/deals/{deal_id}`; so is the statement upload's
+# `/payments/import` before a payment's page `/payments/{payment_id}`.
 PAGE_MODULES = (
     routes_inbox,
     routes_contacts,
@@ -38,7 +44,12 @@ PAGE_MODULES = (
     routes_new_deal,
     routes_deals,
     routes_deal_page,
+    routes_deal_documents,
     routes_tasks,
+    routes_statement_upload,
+    routes_payments,
+    routes_contracts,
+    routes_supplier_orders,
     routes_sales_forms,
     routes_admin,
     routes_attachments,

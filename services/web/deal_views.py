@@ -29,6 +29,13 @@ FLASHES = {
     "unchanged": "The deal is already in that stage.",
     "task": "The task was created.",
     "call": "The call was logged.",
+    # the deal's documents and money (routes_deal_documents)
+    "document": "The document was generated.",
+    "sent": "The document was sent.",
+    "voided": "The document was voided.",
+    "contract": "The contract was registered.",
+    "orders": "The supplier orders were created.",
+    "no_orders": "No supplier order was created: no line has a product with a supplier.",
 }
 
 

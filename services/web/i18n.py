@@ -93,6 +93,12 @@ def filters_for(locale: str) -> dict[str, Callable[..., str]]:
     def fmt_date(context: Any, value: Any, form: str = "medium") -> str:
         if isinstance(value, date) and not isinstance(value, datetime):
             return format_date(value, form, locale=babel_locale)
+        if isinstance(value, str) and len(value) == 10:
+            # a calendar date ("2026-12-12": a due date), not a moment: no time zone moves it
+            try:
+                return format_date(date.fromisoformat(value), form, locale=babel_locale)
+            except ValueError:
+                pass
         parsed = _parse_time(value)
         if parsed is None:
             try:

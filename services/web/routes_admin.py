@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from threadline.services.web.admin import (
     campaigns,
     catalogue,
+    document_templates,
     exchange_rates,
     forms,
     hand_over,
@@ -31,5 +32,6 @@ for screen in (
     hand_over,
     catalogue,
     exchange_rates,
+    document_templates,
 ):
     router.include_router(screen.router)

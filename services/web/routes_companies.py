@@ -30,6 +30,7 @@ from threadline.projections.companies import (
     company_contacts,
 )
 from threadline.services.web.client_deals import client_deals
+from threadline.services.web.company_money import company_money
 from threadline.services.web.deps import WebUser, WebUserDep, WebWriterDep
 from threadline.services.web.errors import message_of, status_of
 from threadline.services.web.posted_forms import COMMAND_ERRORS, FormDep, field, parse_id, redirect
@@ -44,7 +45,12 @@ LEGAL_FORM_LABELS = {
     "sole_trader": "Sole trader",
     "private_person": "Private person",
 }
-ROLE_LABELS = {"client": "Client", "supplier": "Supplier", "partner": "Partner"}
+ROLE_LABELS = {
+    "client": "Client",
+    "supplier": "Supplier",
+    "partner": "Partner",
+    "own": "Our company",
+}
 LABELS = {"forms": LEGAL_FORM_LABELS, "roles": ROLE_LABELS}
 FLASHES = {"saved": "Saved.", "created": "The company was created."}
 
@@ -183,6 +189,7 @@ def _render_page(
         company=found,
         contacts=company_contacts(user.runtime.views, found.id),
         client_deals=client_deals(user.runtime.views, company_id=found.id),
+        money=company_money(user, found),  # documents, payments, settlement (company_money)
         editing=editing and user.can_write,
         draft=draft or _draft_of(found),
         errors=errors or {},

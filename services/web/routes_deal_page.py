@@ -36,6 +36,7 @@ from threadline.projections.deals import (
 from threadline.projections.pipelines import pipeline, pipelines
 from threadline.projections.tasks import TaskRow, tasks_of_deal
 from threadline.services.web.client_deals import amount
+from threadline.services.web.deal_money import deal_money
 from threadline.services.web.deal_views import (
     FLASHES,
     actor_name,
@@ -252,6 +253,7 @@ def render_deal(
         editor_rows=given if given else editor_rows(data["lines"], rows),
         draft=draft or {},
         flashes=[user._(FLASHES[flash])] if flash in FLASHES else [],
+        money=None if fragment else deal_money(user, found),  # the documents section
         **data,
     )
 

@@ -23,9 +23,11 @@ from threadline.services.demo import (
     plan_contacts,
     seed_demo,
 )
+from threadline.services.demo_documents import OWN, SUPPLIERS
 from threadline.services.demo_sales import CATALOGUE, demo_deal_id
 from threadline.services.runtime import Runtime
 
+MONEY_FLOW_COMPANIES = {OWN.name, *(supplier.party.name for supplier in SUPPLIERS)}
 CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 LATIN = re.compile(r"[A-Za-z]")
 
@@ -90,9 +92,10 @@ def test_a_bigger_demo_adds_only_the_new_clients(sqlite_runtime: Runtime) -> Non
     assert more.users == 0
     assert more.contacts == 4
     _caught_up(sqlite_runtime)
-    assert _all_contacts(sqlite_runtime)[1] == 11
+    assert _all_contacts(sqlite_runtime)[1] == 11 + len(SUPPLIERS)  # + each supplier's contact
     # Client 10 works for a company client 6 brought in: the second run finds it by name.
     wanted = {plan.company[0] for plan in plan_contacts(11) if plan.company}
+    wanted |= MONEY_FLOW_COMPANIES  # our company and the suppliers (services/demo_documents.py)
     companies = [row["name"] for row in sqlite_runtime.queries.companies()]
     assert sorted(companies) == sorted(wanted)
 
@@ -124,7 +127,7 @@ def test_default_demo_on_sqlite(sqlite_runtime: Runtime) -> None:
     assert {row["channel"] for row in conversations} == set(CHANNELS)
     assert {row["status"] for row in conversations} >= {"open", "pending", "resolved"}
     assert any(row["assignee_id"] for row in conversations)
-    assert len(sqlite_runtime.queries.companies()) <= 8
+    assert len(sqlite_runtime.queries.companies()) <= 8 + len(MONEY_FLOW_COMPANIES)
     tags = {tag for contact in contacts for tag in contact["tags"]}
     assert tags >= {"vip", "wholesale", "b2b", "newsletter", "complaint"}
 

@@ -391,19 +391,20 @@ def test_the_editor_offers_the_working_names_and_lists_the_stages(sqlite_url: st
         assert page.status_code == 200
         offered = re.findall(r'<option value="([^"]+)" title=', page.text)
         assert tuple(offered) == OFFERED
-        assert "payment.due" not in page.text and "contract.expiring" not in page.text
+        assert "payment.due" in offered and "contract.expiring" in offered
         assert f"move_deal: {{stage: {stage('confirmation')}}}" in page.text
         assert "Сделки: стадии для перемещения, задачи по сделке" in page.text
         shown = re.search(r'id="rule-actions">(.*?)</p>', page.text, re.S)
         assert shown is not None
         assert re.findall(r"<code>(\w+)</code>", shown.group(1)) == sorted(load_actions())
-        # A new rule on a payment is refused with why; one on a deal is saved.
+        # A day count on a name that counts none is refused with why; one on a deal is saved.
         refused = client.post("/admin/rules/new", data={
             "csrf_token": csrf, "name": "Remind", "priority": "50", "when_event": "",
-            "when_custom": "payment.due", "body": "then:\n  - add_tag: x\n", "enabled": "1",
+            "when_custom": "deal.created", "when_days_before": "3",
+            "body": "then:\n  - add_tag: x\n", "enabled": "1",
         })  # fmt: skip
         assert refused.status_code == 422
-        assert "arrives with contracts and payments" in refused.text
+        assert "when.days_before: only for contract.expiring" in refused.text
         body = f"then:\n  - move_deal: {{stage: {stage('confirmation')}}}\n"
         saved = client.post("/admin/rules/new", data={
             "csrf_token": csrf, "name": "Qualify", "priority": "50",
@@ -415,7 +416,7 @@ def test_the_editor_offers_the_working_names_and_lists_the_stages(sqlite_url: st
 
 
 def test_a_stored_rule_on_a_payment_still_loads(sqlite_url: str) -> None:
-    """Saved by an earlier release (which accepted it): it loads, and simply never fires."""
+    """Saved by an earlier release (which accepted it): it loads (and now fires)."""
     runtime = make_runtime(sqlite_url)
     try:
         stored = {"name": "Old", "priority": 100, "when": {"event": "payment.due"},
@@ -450,6 +451,22 @@ def test_every_offered_name_has_a_test_that_makes_it_fire() -> None:
         assert function in functions.get(file, set()), f"{name}: no test {where}"
 
 
+MONEY = "test_money_triggers.py::"
+MONEY_FIRING_TESTS = {
+    "contract.expiring": f"{MONEY}test_a_contract_expiring_fires_once_per_end_date_and_again_when_prolonged",
+    "payment.due": f"{MONEY}test_payment_due_and_overdue_fire_once_on_the_business_calendar",
+    "payment.overdue": f"{MONEY}test_payment_due_and_overdue_fire_once_on_the_business_calendar",
+    "supplier_order.unconfirmed": f"{MONEY}test_supplier_orders_unconfirmed_and_payables_fire_on_working_days",
+    "supplier_payment.due": f"{MONEY}test_supplier_orders_unconfirmed_and_payables_fire_on_working_days",
+    "supplier_payment.overdue": f"{MONEY}test_supplier_orders_unconfirmed_and_payables_fire_on_working_days",
+    "document.issued": f"{MONEY}test_the_money_flows_events_set_rules_off_with_their_facts",
+    "document.sent": f"{MONEY}test_the_money_flows_events_set_rules_off_with_their_facts",
+    "contract.registered": f"{MONEY}test_the_money_flows_events_set_rules_off_with_their_facts",
+    "payment.received": f"{MONEY}test_the_money_flows_events_set_rules_off_with_their_facts",
+    "payment.allocated": f"{MONEY}test_the_money_flows_events_set_rules_off_with_their_facts",
+    "supplier_order.confirmed": f"{MONEY}test_the_money_flows_events_set_rules_off_with_their_facts",
+}  # fmt: skip
+
 # Every name the rule editor offers, and the test (file::function) that makes it fire.
 OTHERS = "test_deal_triggers.py::test_the_other_offered_names_fire"
 FIRING_TESTS = {
@@ -476,4 +493,5 @@ FIRING_TESTS = {
     "deal.stale": "test_deal_triggers.py::test_deal_stale_fires_once_per_stay_in_a_stage_whatever_the_restarts",
     "task.completed": "test_deal_triggers.py::test_every_open_deal_keeps_an_open_task",
     "task.cancelled": "test_deal_triggers.py::test_every_open_deal_keeps_an_open_task",
+    **MONEY_FIRING_TESTS,
 }  # fmt: skip

@@ -59,7 +59,17 @@ router = APIRouter()
 
 BODY_PARTS = ("if", "after", "at", "then")
 OWN_FIELDS = ("name", "priority", "when")
-WHEN_FILTERS = ("channel", "within", "attribute", "unanswered_for")
+WHEN_FILTERS = (
+    "channel",
+    "within",
+    "attribute",
+    "unanswered_for",
+    # the money flow's dates: how many days before or after, counted on a business calendar
+    "days_before",
+    "days_after",
+    "business_days",
+    "calendar",
+)
 FIRINGS_SHOWN = 100
 EXAMPLE_BODY = "then:\n  - add_tag: vip\n"
 

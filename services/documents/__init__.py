@@ -1,0 +1,1 @@
+"""Documents: templates, rendering to HTML and PDF, issuing and numbering."""

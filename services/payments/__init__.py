@@ -1,0 +1,1 @@
+"""Payments: recording, importing bank files, matching."""
