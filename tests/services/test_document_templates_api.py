@@ -29,8 +29,8 @@ OWN = """<h1>Счёт № {{ document.display_number }}</h1>
 
 
 @pytest.fixture
-def api(database_url: str) -> Iterator[tuple[TestClient, Runtime]]:
-    runtime = make_runtime(database_url, admin_token="admin-secret")
+def api(sqlite_url: str) -> Iterator[tuple[TestClient, Runtime]]:
+    runtime = make_runtime(sqlite_url, admin_token="admin-secret")
     try:
         with TestClient(create_app(runtime)) as client:
             yield client, runtime

@@ -1,5 +1,6 @@
 """The payments, settlements and contracts API end to end (TestClient over a real runtime on
-SQLite and PostgreSQL), and the `threadline payments import` command in a real process."""
+SQLite: the recording and the views are tested on PostgreSQL too in test_statement_import and
+tests/domain/test_money_flow), and the `threadline payments import` command in a real process."""
 
 # ruff: noqa: RUF001
 
@@ -37,9 +38,9 @@ SMALL_BODY = 64_000
 
 
 @pytest.fixture
-def api(database_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, Runtime, World]]:
+def api(sqlite_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, Runtime, World]]:
     runtime = make_runtime(
-        database_url,
+        sqlite_url,
         admin_token="admin-secret",
         max_body_bytes=SMALL_BODY,
         attachments_dir=str(tmp_path / "files"),

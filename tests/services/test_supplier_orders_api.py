@@ -25,9 +25,9 @@ ADMIN = {"Authorization": "Bearer admin-secret"}
 
 
 @pytest.fixture
-def api(database_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, Runtime, World]]:
+def api(sqlite_url: str, tmp_path: Path) -> Iterator[tuple[TestClient, Runtime, World]]:
     runtime = make_runtime(
-        database_url, admin_token="admin-secret", attachments_dir=str(tmp_path / "files")
+        sqlite_url, admin_token="admin-secret", attachments_dir=str(tmp_path / "files")
     )
     try:
         w = world(runtime)
