@@ -487,6 +487,17 @@ def rules_defaults() -> None:
         runtime.close()
 
 
+def _read_bounded(file: str, limit: int) -> bytes:
+    """At most `limit` + 1 bytes of `file` (one more than allowed, so the importer can say it
+    is too large); a file that cannot be read ends the command with what went wrong."""
+    try:
+        with open(file, "rb") as source:
+            return source.read(limit + 1)
+    except OSError as error:
+        console.print(f"[red]cannot read {file}: {error.strerror or error}[/red]")
+        raise typer.Exit(2) from None
+
+
 @rates_app.command("import")
 def rates_import(
     file: Annotated[
@@ -500,12 +511,7 @@ def rates_import(
     """Record the day's rates of a Central Bank daily file; importing it again changes nothing."""
     from threadline.services.cbr_rates import MAX_FILE_BYTES, CbrFileError, import_cbr_rates
 
-    try:
-        with open(file, "rb") as source:
-            data = source.read(MAX_FILE_BYTES + 1)
-    except OSError as error:
-        console.print(f"[red]cannot read {file}: {error.strerror or error}[/red]")
-        raise typer.Exit(2) from None
+    data = _read_bounded(file, MAX_FILE_BYTES)
     runtime = _runtime(_settings())
     try:
         runtime.start()
@@ -566,12 +572,7 @@ def payments_import(
     if not actor.strip():
         console.print("[red]--actor is empty: name who records the payments[/red]")
         raise typer.Exit(2)
-    try:
-        with open(file, "rb") as source:
-            data = source.read(MAX_FILE_BYTES + 1)
-    except OSError as error:
-        console.print(f"[red]cannot read {file}: {error.strerror or error}[/red]")
-        raise typer.Exit(2) from None
+    data = _read_bounded(file, MAX_FILE_BYTES)
     runtime = _runtime(_settings())
     try:
         runtime.start()
