@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# test files run on this many workers (pytest-xdist), each file whole on one worker
+TEST_WORKERS ?= 2
 
 .PHONY: run test lint bench clean
 
@@ -24,7 +26,7 @@ run: $(STAMP)
 
 ## test: lint, type-check the domain, run the whole suite
 test: $(STAMP) lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## lint: ruff (lint + format check) and strict mypy on every package
 lint: $(STAMP)
@@ -32,7 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy -p threadline
 
-## bench: the library-save calibration, the ingest, channel, trigger, web-app, deals, documents and soak benchmarks (JSON lines)
+## bench: the library-save calibration, the ingest, channel, trigger, web-app, deals, documents, soak and reports benchmarks (JSON lines)
 bench: $(STAMP)
 	$(BIN)/python bench/library_save.py
 	$(BIN)/python bench/ingest.py
@@ -42,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/deals.py
 	$(BIN)/python bench/documents.py
 	$(BIN)/python bench/soak.py
+	$(BIN)/python bench/reports.py
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

@@ -47,8 +47,12 @@ TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def parse_ts(text: str) -> datetime:
-    """The aware UTC datetime of a `ts` text: the one inverse of the one format."""
-    return datetime.strptime(text, TS_FORMAT).replace(tzinfo=UTC)
+    """The aware UTC datetime of a `ts` text: the one inverse of the one format.
+
+    `fromisoformat` reads the format (with its ``Z``) several times faster than `strptime`,
+    which matters where reports parse thousands of timestamps per request.
+    """
+    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 def sid(value: UUID | str | None) -> str | None:

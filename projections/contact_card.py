@@ -63,6 +63,8 @@ class ContactCardProjection(ViewProjection):
         " open_task_count BIGINT NOT NULL DEFAULT 0, search TEXT NOT NULL, merged_into TEXT)",
         "CREATE INDEX IF NOT EXISTS contacts_created ON contacts (created_at)",
         "CREATE INDEX IF NOT EXISTS contacts_lifecycle ON contacts (lifecycle)",
+        # A company's people (the clients report reads them per company).
+        "CREATE INDEX IF NOT EXISTS contacts_company ON contacts (company_id)",
         "CREATE TABLE IF NOT EXISTS contact_identities ("
         " kind TEXT NOT NULL, value TEXT NOT NULL, contact_id TEXT NOT NULL,"
         " PRIMARY KEY (kind, value))",

@@ -77,6 +77,11 @@ class DealProjection(ViewProjection):
         "CREATE INDEX IF NOT EXISTS deals_contact ON deals (contact_id)",
         "CREATE INDEX IF NOT EXISTS deals_company ON deals (company_id)",
         "CREATE INDEX IF NOT EXISTS deals_created ON deals (created_at)",
+        # The reports' won (lost) deals of a period: revenue is counted when a deal closes.
+        "CREATE INDEX IF NOT EXISTS deals_closed ON deals (status, closed_at)",
+        # The forecast's deals expected to close in a period; a client's won (open) deals.
+        "CREATE INDEX IF NOT EXISTS deals_expected_close ON deals (expected_close)",
+        "CREATE INDEX IF NOT EXISTS deals_contact_status ON deals (contact_id, status)",
         "CREATE TABLE IF NOT EXISTS deal_lines ("
         " deal_id TEXT NOT NULL, line_id TEXT NOT NULL, position BIGINT NOT NULL,"
         " product_id TEXT, name TEXT NOT NULL, unit TEXT NOT NULL, quantity TEXT NOT NULL,"

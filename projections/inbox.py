@@ -53,6 +53,8 @@ class InboxProjection(ViewProjection):
         " sender_name TEXT NOT NULL, attachments TEXT NOT NULL, metadata TEXT NOT NULL,"
         " actor TEXT NOT NULL, provider_id TEXT, failure TEXT, created_at TEXT NOT NULL,"
         " updated_at TEXT NOT NULL, search TEXT NOT NULL, source TEXT NOT NULL DEFAULT '{}')",
+        # The managers report's messages sent (and missed calls) of a period.
+        "CREATE INDEX IF NOT EXISTS inbox_messages_time ON inbox_messages (direction, created_at)",
         "CREATE INDEX IF NOT EXISTS inbox_messages_inbound"
         " ON inbox_messages (conversation_id, direction, position)",
         "CREATE INDEX IF NOT EXISTS inbox_messages_conversation"

@@ -14,6 +14,7 @@ from typing import Any
 from threadline.projections.companies import companies_page, company_contacts
 from threadline.projections.companies import company as company_row
 from threadline.projections.contact_card import opt_outs_of
+from threadline.projections.contact_inbound import PREFERRED_CHANNEL_CLAUSE, preferred_channel
 from threadline.projections.sql import ViewReader, searchable
 
 COMPARATORS = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
@@ -30,6 +31,29 @@ class AttributeCondition:
 
 
 @dataclass(frozen=True)
+class ClientSet:
+    """Contacts whose id is in `contact_ids` or whose company is in `company_ids`; `negate`:
+    neither. Built from figures SQL cannot filter on directly (an ABC class, a balance)."""
+
+    contact_ids: tuple[str, ...] = ()
+    company_ids: tuple[str, ...] = ()
+    negate: bool = False
+
+    def clause(self) -> tuple[str, list[Any]]:
+        parts: list[str] = []
+        params: list[Any] = []
+        if self.contact_ids:
+            parts.append(f"c.id IN ({','.join('?' * len(self.contact_ids))})")
+            params.extend(self.contact_ids)
+        if self.company_ids:
+            marks = ",".join("?" * len(self.company_ids))
+            parts.append(f"(c.company_id IS NOT NULL AND c.company_id IN ({marks}))")
+            params.extend(self.company_ids)
+        inner = " OR ".join(parts) or "1=0"
+        return (f"NOT ({inner})" if self.negate else f"({inner})"), params
+
+
+@dataclass(frozen=True)
 class ContactFilter:
     tags: tuple[str, ...] = ()
     lifecycle: str | None = None
@@ -40,6 +64,14 @@ class ContactFilter:
     created_from: str | None = None
     created_to: str | None = None
     text: str | None = None
+    preferred_channel: str | None = None  # most inbound contacts (contact_inbound)
+    # saved segments helper: last contact, first touch, client sets, nested saved segments
+    last_contact_from: str | None = None
+    last_contact_to: str | None = None
+    utm_source: str | None = None
+    utm_campaign: str | None = None
+    client_sets: tuple[ClientSet, ...] = ()  # abc_class, balance_*: resolved when built
+    segments: tuple[ContactFilter, ...] = ()  # segment_id: the saved segment's filter
 
     def where(self) -> tuple[str, list[Any]]:
         clauses: list[str] = []
@@ -81,7 +113,32 @@ class ContactFilter:
         if self.text:
             clauses.append("c.search LIKE ?")
             params.append(f"%{searchable(self.text.lower())}%")
+        if self.preferred_channel is not None:
+            clauses.append(PREFERRED_CHANNEL_CLAUSE)
+            params.append(self.preferred_channel)
+        self._segment_clauses(clauses, params)
         return (" AND ".join(clauses) or "1=1"), params
+
+    def _segment_clauses(self, clauses: list[str], params: list[Any]) -> None:
+        """The keys of saved segments (last contact, utm, client sets, nested segments)."""
+        if self.last_contact_from:
+            clauses.append("c.last_contact_at >= ?")
+            params.append(self.last_contact_from)
+        if self.last_contact_to:
+            clauses.append("c.last_contact_at < ?")
+            params.append(self.last_contact_to)
+        for column, value in (("utm_source", self.utm_source), ("utm_campaign", self.utm_campaign)):
+            if value is not None:
+                clauses.append(f"c.{column} = ?")
+                params.append(value)
+        for client_set in self.client_sets:
+            clause, more = client_set.clause()
+            clauses.append(clause)
+            params.extend(more)
+        for segment in self.segments:
+            clause, more = segment.where()
+            clauses.append(f"({clause})")
+            params.extend(more)
 
 
 @dataclass(frozen=True)
@@ -151,6 +208,7 @@ class Queries:
             [contact_id],
         )
         card["opt_outs"] = opt_outs_of(self.db, contact_id)
+        card["preferred_channel"] = preferred_channel(self.db, contact_id)
         if card.get("company_id"):
             card["company"] = self.db.query_one(
                 "SELECT id, name FROM companies WHERE id = ?", [card["company_id"]]

@@ -3,9 +3,17 @@
 The same words select contacts in the API, in a rule's `segment` condition and
 in a campaign's audience, so a manager writes a segment once and means the same
 thing everywhere: ``tag`` (repeatable), ``lifecycle``, ``responsible_id``,
-``company_id``, ``source``, ``created_from``, ``created_to``, ``q``, and
+``company_id``, ``source``, ``created_from``, ``created_to``, ``q``,
+``preferred_channel`` (the channel of most inbound contacts), and
 attributes as ``attr.KEY`` (equals) or ``attr.KEY.OP`` with OP in eq, ne, gt,
-gte, lt, lte.
+gte, lt, lte. Saved segments add (`threadline.projections.saved_segments`):
+``last_contact_from`` / ``last_contact_to`` (contacts.last_contact_at; from inclusive,
+to exclusive, like ``created_*``; also ``-90d``: 90 days before now), ``utm_source``, ``utm_campaign`` (first touch),
+``abc_class`` (A/B/C of the contact's client; ``abc_by`` revenue or profit,
+``abc_from`` / ``abc_to``, default the last 12 months), ``balance_gt`` / ``balance_lt``
+(the client's balance in major units of ``balance_currency``, default RUB) and
+``segment_id`` (the filter of a saved segment, repeatable). The last three groups read
+the views when the filter is built, so the builder needs `views` for them.
 """
 
 from __future__ import annotations
@@ -18,6 +26,13 @@ from threadline.domain.model.attributes import AttributeRegistry, AttributeType
 from threadline.domain.model.errors import InvalidInput
 from threadline.projections.base import ts
 from threadline.projections.queries import COMPARATORS, AttributeCondition, ContactFilter
+from threadline.projections.saved_segments import (
+    SEGMENT_KEYS,
+    check_segment_keys,
+    relative_instant,
+    resolve_segment_keys,
+)
+from threadline.projections.sql import ViewReader
 
 NUMERIC_TYPES = {AttributeType.NUMBER.value, AttributeType.BOOLEAN.value}
 PLAIN_KEYS = (
@@ -29,6 +44,7 @@ PLAIN_KEYS = (
     "created_from",
     "created_to",
     "q",
+    "preferred_channel",
 )
 
 
@@ -45,14 +61,23 @@ def build_contact_filter(
     pairs: Iterable[tuple[str, str]],
     registry: AttributeRegistry | None,
     field_prefix: str = "query",
+    *,
+    views: ViewReader | None = None,
+    now: datetime | None = None,
+    within: tuple[str, ...] = (),
+    replacing: Mapping[str, list[tuple[str, str]]] | None = None,
 ) -> ContactFilter:
-    """Validate and build; errors name the offending parameter (``query.attr.size.gte``)."""
+    """Validate and build; errors name the offending parameter (``query.attr.size.gte``).
+
+    `views` resolves ``abc_class``, ``balance_*`` and ``segment_id`` (without it they are
+    refused); `now` fixes the default ABC period; `within` / `replacing`: see
+    `saved_segments.resolve_segment_keys`."""
     plain: dict[str, list[str]] = {}
     conditions: list[AttributeCondition] = []
     for name, raw in pairs:
         if name.startswith("attr."):
             conditions.append(_attribute_condition(name, raw, registry, field_prefix))
-        elif name in PLAIN_KEYS:
+        elif name in PLAIN_KEYS or name in SEGMENT_KEYS:
             plain.setdefault(name, []).append(raw)
         elif name not in ("limit", "offset"):
             raise InvalidInput(f"{field_prefix}.{name}", "unknown filter")
@@ -61,7 +86,25 @@ def build_contact_filter(
         values = plain.get(key)
         return values[-1] if values else None
 
+    keys = check_segment_keys(plain, field_prefix, _instant)
+
+    def nested(pairs: list[tuple[str, str]], **given: Any) -> ContactFilter:
+        return build_contact_filter(pairs, registry, **given)
+
+    client_sets, segments = resolve_segment_keys(
+        keys, views, field_prefix, nested, now=now, within=within, replacing=replacing
+    )
     return ContactFilter(
+        last_contact_from=relative_instant(
+            one("last_contact_from"), f"{field_prefix}.last_contact_from", now, _instant
+        ),
+        last_contact_to=relative_instant(
+            one("last_contact_to"), f"{field_prefix}.last_contact_to", now, _instant
+        ),
+        utm_source=one("utm_source"),
+        utm_campaign=one("utm_campaign"),
+        client_sets=client_sets,
+        segments=segments,
         tags=tuple(t.strip().lower() for t in plain.get("tag", [])),
         lifecycle=one("lifecycle"),
         responsible_id=one("responsible_id"),
@@ -71,6 +114,7 @@ def build_contact_filter(
         created_from=_instant(one("created_from"), f"{field_prefix}.created_from"),
         created_to=_instant(one("created_to"), f"{field_prefix}.created_to"),
         text=one("q"),
+        preferred_channel=one("preferred_channel"),
     )
 
 
@@ -122,3 +166,16 @@ def _attribute_condition(
         except ValueError:
             raise InvalidInput(field, "expected a date YYYY-MM-DD") from None
     return AttributeCondition(key, op, raw, numeric=False)
+
+
+def check_segment_values(pairs: Iterable[tuple[str, str]], field_prefix: str = "segment") -> None:
+    """Check the values of the saved segments' keys without reading the views (a rule's
+    segment condition when it is saved); the rest of the language is checked as before."""
+    plain: dict[str, list[str]] = {}
+    for name, raw in pairs:
+        if name in SEGMENT_KEYS:
+            plain.setdefault(name, []).append(raw)
+    check_segment_keys(plain, field_prefix, _instant)
+    for key in ("last_contact_from", "last_contact_to"):
+        for raw in plain.get(key, []):
+            relative_instant(raw, f"{field_prefix}.{key}", None, _instant)

@@ -51,8 +51,12 @@ class TestSender(Protocol):
 # -- checking a new campaign ------------------------------------------------------------------
 
 
-def segment_filter(segment: Any, registry: AttributeRegistry | None) -> ContactFilter:
-    """The campaign's audience in the segment language; errors name ``segment.<key>``."""
+def segment_filter(
+    segment: Any, registry: AttributeRegistry | None, views: ViewReader | None = None
+) -> ContactFilter:
+    """The campaign's audience in the segment language; errors name ``segment.<key>``.
+    With `views`, ``segment_id`` (a saved segment: the audience is its filter when the
+    campaign starts), ``abc_class`` and ``balance_*`` are read too."""
     if not isinstance(segment, Mapping):
         raise InvalidInput("segment", "a mapping of filters, as in GET /api/contacts")
     for key, value in segment.items():
@@ -61,7 +65,7 @@ def segment_filter(segment: Any, registry: AttributeRegistry | None) -> ContactF
         values = value if isinstance(value, list | tuple) else [value]
         if not values or not all(isinstance(v, str | int | float | bool) for v in values):
             raise InvalidInput(f"segment.{key}", "expected a value or a list of values")
-    return build_contact_filter(pairs_of(segment), registry, field_prefix="segment")
+    return build_contact_filter(pairs_of(segment), registry, field_prefix="segment", views=views)
 
 
 def template_named(aggregates: AggregateReader, slug: str) -> Template:

@@ -190,7 +190,7 @@ class CampaignSender:
         if row is None or row.started_at is None:
             return 0
         try:
-            flt = segment_filter(started.segment, self.app.attribute_registry())
+            flt = segment_filter(started.segment, self.app.attribute_registry(), self.views)
         except InvalidInput as error:
             self.app.finish_campaign(campaign_id, f"the segment is not valid: {error}", ACTOR)
             log.warning("campaign %s: the segment is not valid: %s", campaign_id, error)

@@ -26,6 +26,7 @@ from threadline.services.delivery import DeliveryWorker
 from threadline.services.documents.links import DocumentLinks
 from threadline.services.notifier import NotificationMailer
 from threadline.services.secret_box import SecretBox
+from threadline.services.surveys import wire_survey_links
 from threadline.services.unsubscribe import UnsubscribeLinks
 from threadline.services.webhooks import WebhookWorker, destination_policy
 from threadline.triggers.facts import FactReader
@@ -69,6 +70,7 @@ def build_components(
     app, views = stores.app, stores.views
     channel_stores = ChannelStores.open(stores.state_db, stores.secret_box)
     unsubscribe = UnsubscribeLinks(channel_stores.state, settings.public_url)
+    wire_survey_links(app, channel_stores.state, settings.public_url)  # e-mail survey links
     # One composer per process: rule and campaign messages take slots of one daily limit.
     composer = OutboundComposer(
         aggregates=app.repository,

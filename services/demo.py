@@ -39,8 +39,14 @@ from threadline.domain.commands.application import Threadline
 from threadline.domain.model.attributes import AttributeDefinition, AttributeType
 from threadline.domain.model.identities import normalise_phone
 from threadline.domain.model.inbound import InboundMessage
+from threadline.domain.model.message import Message
+from threadline.services.demo_clientsch import seed_inbound_history
 from threadline.services.demo_documents import seed_documents
+from threadline.services.demo_managers import seed_sales_plans
 from threadline.services.demo_sales import DealClient, seed_sales
+from threadline.services.demo_segments import seed_segments
+from threadline.services.demo_service import seed_service
+from threadline.services.demo_sources import seed_sources
 from threadline.services.runtime import Runtime
 from threadline.triggers.defaults import seed_defaults
 
@@ -818,6 +824,16 @@ def deal_clients(plans: list[ContactPlan]) -> list[DealClient]:
     ]
 
 
+def client_contacts(app: Threadline, clients: list[DealClient]) -> list[UUID]:
+    """The contacts the demo's clients became (through their first message), in plan order."""
+    found: list[UUID] = []
+    for client in clients:
+        if client.first_message_id in app.repository:
+            message: Message = app.repository.get(client.first_message_id)
+            found.append(message.contact_id)
+    return found
+
+
 def demo_managers(app: Threadline) -> list[UUID]:
     """The demo's sales managers (the deals' owners), in account order."""
     found = (app.user_id_by_email(a.email) for a in DEMO_ACCOUNTS if a.role == "manager")
@@ -928,9 +944,18 @@ def seed_demo(
     )
     summary.products, summary.deals = sales.products, sales.deals
     summary.tasks += sales.tasks
+    managers = demo_managers(runtime.app)
+    sources = seed_sources(runtime.app, deal_clients(plans), managers, seeder.now, SETUP_ACTOR)
+    summary.deals += sources.touch_deals  # the won deals after calls, campaigns, rule messages
     sync_views(runtime)
     money = seed_documents(runtime, sales.catalogue, seeder.companies, seeder.now, SETUP_ACTOR)
     summary.documents, summary.payments = money.documents, money.payments
+    # past inbound contacts of the demo's own clients, for the channels and clients reports
+    seed_inbound_history(runtime, seeder.now, client_contacts(runtime.app, deal_clients(plans)))
+    # the service report's own clients (e-mail requests of the last working day)
+    seed_service(runtime.app, seeder.now, list(staff.operator_ids.values()), SETUP_ACTOR)
+    seed_sales_plans(runtime, demo_managers(runtime.app), seeder.now, SETUP_ACTOR)
+    seed_segments(runtime.app, SETUP_ACTOR)  # saved segments (services/demo_segments.py)
     # Demo clients' messages are history: a trigger runner that has not run yet starts after them.
     runtime.triggers.begin_after_history()
     return summary

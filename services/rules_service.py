@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Any, Protocol
 from uuid import UUID
 
+from threadline.domain.model.saved_segment import SavedSegment
 from threadline.domain.model.template import template_id_for
 from threadline.services.config import Settings
 from threadline.services.webhooks import destination_policy
-from threadline.triggers.rules import validate_rule
+from threadline.triggers.rules import RuleError, validate_rule
 
 MASK = "********"
 
@@ -36,11 +37,44 @@ def check_rule(
     definition: dict[str, Any], aggregates: AggregateReader, settings: Settings
 ) -> dict[str, Any]:
     """The definition checked and normalised, as every save path stores it (`RuleError`)."""
-    return validate_rule(
+    checked = validate_rule(
         definition,
         lambda slug: template_exists(aggregates, slug),
         destinations=destination_policy(settings),
     )
+    check_saved_segments(checked.get("if"), aggregates)
+    return checked
+
+
+def check_saved_segments(condition: Any, aggregates: AggregateReader, path: str = "if") -> None:
+    """Every saved segment a condition names (``{segment_id: ...}`` or a segment's
+    ``segment_id``) exists and is not deleted: an unknown id refuses the rule (`RuleError`)."""
+    if isinstance(condition, list):
+        for i, child in enumerate(condition):
+            check_saved_segments(child, aggregates, f"{path}[{i}]")
+        return
+    if not isinstance(condition, dict):
+        return
+    for key, value in condition.items():
+        if key in ("all", "any"):
+            check_saved_segments(value, aggregates, f"{path}.{key}")
+        elif key == "not":
+            check_saved_segments(value, aggregates, f"{path}.not")
+        elif key == "segment_id":
+            _saved_segment_exists(value, aggregates, f"{path}.segment_id")
+        elif key == "segment" and isinstance(value, dict) and "segment_id" in value:
+            ids = value["segment_id"]
+            for one in ids if isinstance(ids, list | tuple) else [ids]:
+                _saved_segment_exists(one, aggregates, f"{path}.segment.segment_id")
+
+
+def _saved_segment_exists(value: Any, aggregates: AggregateReader, path: str) -> None:
+    try:
+        found = aggregates.get(UUID(str(value)))
+    except Exception:
+        found = None
+    if not isinstance(found, SavedSegment) or found.deleted:
+        raise RuleError(path, f"no saved segment with id {value}")
 
 
 def redacted(definition: dict[str, Any]) -> dict[str, Any]:

@@ -25,15 +25,21 @@ from threadline.projections.campaigns import CampaignProjection
 from threadline.projections.catalogue import CatalogueProjection
 from threadline.projections.companies import CompanyProjection
 from threadline.projections.contact_card import ContactCardProjection
+from threadline.projections.contact_inbound import ContactInboundProjection
 from threadline.projections.deals import DealProjection
 from threadline.projections.forms import FormsProjection
 from threadline.projections.inbox import InboxProjection
 from threadline.projections.inboxes import InboxesProjection
+from threadline.projections.marketing_spend import MarketingSpendProjection
 from threadline.projections.money_flow import MoneyFlowProjection
 from threadline.projections.outbox import OutboxProjection
 from threadline.projections.pipelines import PipelineProjection
 from threadline.projections.process_runner import leave_stopping_to_parent
 from threadline.projections.runner import ViewRunner
+from threadline.projections.sales_plans import SalesPlanProjection
+from threadline.projections.saved_segments import SavedSegmentProjection
+from threadline.projections.service_requests import ServiceRequestsProjection
+from threadline.projections.sources_touches import SourcesTouchesProjection
 from threadline.projections.sql import ViewDatabase
 from threadline.projections.tasks import TaskProjection
 from threadline.projections.timeline import TimelineProjection
@@ -69,6 +75,12 @@ PROJECTION_CLASSES: tuple[type[ViewProjection], ...] = (
     DealProjection,
     CatalogueProjection,
     MoneyFlowProjection,
+    SalesPlanProjection,
+    ContactInboundProjection,
+    SavedSegmentProjection,
+    MarketingSpendProjection,
+    SourcesTouchesProjection,
+    ServiceRequestsProjection,
 )
 
 

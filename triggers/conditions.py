@@ -52,7 +52,8 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from threadline.domain.model.errors import InvalidInput
-from threadline.projections.segments import build_contact_filter
+from threadline.projections.saved_segments import SEGMENT_KEYS as SAVED_SEGMENT_KEYS
+from threadline.projections.segments import build_contact_filter, check_segment_values
 from threadline.triggers.business_hours import DEFAULT_CALENDAR, BusinessCalendar
 
 # The top-level names a field path may start with (the facts the runner assembles).
@@ -115,7 +116,7 @@ _SEGMENT_KEYS = frozenset(
         "created_to",
         "q",
     }
-)
+) | frozenset(SAVED_SEGMENT_KEYS)
 _SEGMENT_OPS = frozenset({"eq", "ne", "gt", "gte", "lt", "lte"})
 
 
@@ -195,6 +196,8 @@ def _validate(node: Any, path: str, depth: int, leaves: list[int]) -> None:
         raise ConditionError(path, f"a rule has at most {MAX_LEAVES} conditions")
     if "segment" in node:
         _validate_segment(node, path)
+    elif "segment_id" in node:
+        _validate_segment_id(node, path)
     elif "business_hours" in node:
         _validate_business_hours(node, path)
     elif "field" in node or "op" in node:
@@ -350,6 +353,22 @@ def _validate_segment(node: Mapping[str, Any], path: str) -> None:
                 build_contact_filter([(key, str(value))], None, field_prefix="segment")
             except InvalidInput as error:
                 raise ConditionError(where, error.message) from None
+        elif key in SAVED_SEGMENT_KEYS:
+            try:
+                check_segment_values([(key, str(value))], "segment")
+            except InvalidInput as error:
+                raise ConditionError(where, error.message) from None
+
+
+def _validate_segment_id(node: Mapping[str, Any], path: str) -> None:
+    """``{"segment_id": "<id>"}``: a saved segment (whether it exists is checked where rules
+    are saved, `services.rules_service.check_rule`, which can read the log)."""
+    if len(node) != 1:
+        raise ConditionError(path, "'segment_id' stands alone in its object")
+    try:
+        check_segment_values([("segment_id", str(node["segment_id"]))], "segment_id")
+    except InvalidInput as error:
+        raise ConditionError(_join(path, "segment_id"), error.message) from None
 
 
 def _validate_business_hours(node: Mapping[str, Any], path: str) -> None:
@@ -535,6 +554,8 @@ def _evaluate(node: Mapping[str, Any], path: str, run: _Run) -> bool:
         return not _evaluate(node["not"], _join(path, "not"), run)
     if "segment" in node:
         return _segment_leaf(node["segment"], path, run)
+    if "segment_id" in node:  # a saved segment: the segment language's own key
+        return _segment_leaf({"segment_id": str(node["segment_id"])}, path, run)
     if "business_hours" in node:
         return _business_hours_leaf(node["business_hours"], path, run)
     return _field_leaf(node, path, run)

@@ -145,5 +145,7 @@ class FactReader:
         }
 
     def in_segment(self, contact_id: str, segment: dict[str, Any], registry: Any) -> bool:
-        flt = build_contact_filter(pairs_of(segment), registry, field_prefix="segment")
+        flt = build_contact_filter(
+            pairs_of(segment), registry, field_prefix="segment", views=self.views
+        )
         return contact_in_filter(self.views, contact_id, flt)

@@ -363,6 +363,22 @@ UNSEEN_EVENTS = frozenset(
         # a document series' counter (the document itself is `document.issued`)
         "SeriesStarted",
         "NumberTaken",
+        # the reports' inputs: sales plans, marketing spend, saved segments (read by reports,
+        # campaigns and rules, never a cause), and the satisfaction survey's bookkeeping
+        "SalesPlanSet",
+        "SalesPlanChanged",
+        "SalesPlanCleared",
+        "MarketingSpendRecorded",
+        "MarketingSpendCorrected",
+        "MarketingSpendRemoved",
+        "SegmentSaved",
+        "SegmentChanged",
+        "SegmentDeleted",
+        "SurveySettingsSaved",
+        "SurveySettingsChanged",
+        "ConversationSurveyStarted",
+        "SurveySent",
+        "SurveyAnswered",
     }
 )
 

@@ -35,12 +35,16 @@ from threadline.domain.commands.forms import FormCommands
 from threadline.domain.commands.hand_over import HandOverCommands
 from threadline.domain.commands.inboxes import InboxCommands
 from threadline.domain.commands.ingest import IngestCommands
+from threadline.domain.commands.marketing_spend import MarketingSpendCommands
 from threadline.domain.commands.passwords import MemoryPasswordStore, PasswordStore
 from threadline.domain.commands.payments import PaymentCommands
 from threadline.domain.commands.pipelines import PipelineCommands
 from threadline.domain.commands.products import ProductCommands
 from threadline.domain.commands.rules import RuleCommands
+from threadline.domain.commands.sales_plans import SalesPlanCommands
+from threadline.domain.commands.saved_segments import SavedSegmentCommands
 from threadline.domain.commands.supplier_orders import SupplierOrderCommands
+from threadline.domain.commands.surveys import SurveyCommands
 from threadline.domain.commands.tasks import TaskCommands
 from threadline.domain.commands.templates import TemplateCommands
 from threadline.domain.commands.users import UserCommands
@@ -75,7 +79,11 @@ class Threadline(
     ContractCommands,
     PaymentCommands,
     SupplierOrderCommands,
+    SalesPlanCommands,
     HandOverCommands,
+    SavedSegmentCommands,
+    MarketingSpendCommands,
+    SurveyCommands,
     Application[UUID],
 ):
     """The event-sourced core: contacts, conversations, messages, tasks, users, deals."""

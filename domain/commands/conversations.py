@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from threadline.domain.commands.base import Commands, required_text
+from threadline.domain.commands.surveys import SurveyLink, survey_after_resolution
 from threadline.domain.infrastructure.group_commit import Committed
 from threadline.domain.infrastructure.unit_of_work import UnitOfWork
 from threadline.domain.model.conversation import Conversation, ConversationStatus
@@ -32,6 +33,8 @@ def split_attachments(items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]]
 
 
 class ConversationCommands(Commands):
+    survey_link: SurveyLink | None = None  # the e-mail survey's score links (SurveyCommands)
+
     def reply(
         self,
         conversation_id: UUID,
@@ -142,12 +145,16 @@ class ConversationCommands(Commands):
                 conversation.status != new_status.value
                 or snoozed_until != conversation.snoozed_until
             ):
+                resolving = conversation.status != ConversationStatus.RESOLVED.value
+                cause = correlation_id or str(uuid4())
                 conversation.change_status(
                     new_status.value,
                     snoozed_until if new_status is ConversationStatus.SNOOZED else None,
                     actor,
-                    correlation_id or str(uuid4()),
+                    cause,
                 )
+                if resolving and new_status is ConversationStatus.RESOLVED:
+                    survey_after_resolution(unit, conversation, cause, self.survey_link)
 
         return self.writer.submit(command)
 

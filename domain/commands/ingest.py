@@ -19,6 +19,7 @@ from uuid import UUID
 
 from threadline.domain.commands.base import Commands
 from threadline.domain.commands.identity_claims import claim_contact_identity, claim_owner
+from threadline.domain.commands.surveys import record_survey_reply
 from threadline.domain.infrastructure.group_commit import Command, Committed, Prefetch
 from threadline.domain.infrastructure.unit_of_work import UnitOfWork
 from threadline.domain.model.contact import Contact, Lifecycle, survivor
@@ -130,7 +131,12 @@ def ingest_command(message: InboundMessage) -> Command[IngestResult]:
                     inbox_id=message.inbox_id,
                 )
             )
-        elif conversation.status != ConversationStatus.OPEN.value:
+        elif (
+            not record_survey_reply(
+                unit, conversation, message.text, message_id, actor, correlation_id
+            )
+            and conversation.status != ConversationStatus.OPEN.value
+        ):  # a survey's score keeps the conversation as it is
             conversation.change_status(ConversationStatus.OPEN.value, None, actor, correlation_id)
         personal: dict[str, Any] = {
             "text": message.text,

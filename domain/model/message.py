@@ -15,6 +15,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from threadline.domain.model.history_clock import HistoryClock
+
 MESSAGE_NAMESPACE = uuid5(NAMESPACE_URL, "https://threadline.dev/message")
 
 
@@ -89,7 +91,7 @@ class Message(Aggregate):
         self.call_status: str | None = None
         self.call_outcome: str | None = None
 
-    class MessageReceived(Aggregate.Created):
+    class MessageReceived(HistoryClock, Aggregate.Created):
         """A client's message arrived through `channel`; `dedup_key` is the provider's key.
 
         Version 2 keeps the inquiry's `source` (channel, form, utm_*, referrer: the

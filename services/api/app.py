@@ -30,11 +30,16 @@ from threadline.services.api import (
     routes_hooks_twilio,
     routes_inbound,
     routes_inboxes,
+    routes_marketing_spend,
     routes_payments,
     routes_pipelines,
     routes_products,
+    routes_reports,
     routes_rules,
+    routes_sales_plans,
+    routes_segments,
     routes_supplier_orders,
+    routes_surveys,
     routes_tasks,
     routes_unsubscribe,
 )
@@ -74,6 +79,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         routes_forms,
         routes_forms_admin,
         routes_rules,
+        routes_sales_plans,
         routes_unsubscribe,
         routes_campaigns,
         routes_attachments,
@@ -87,6 +93,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         routes_payments,
         routes_contracts,
         routes_supplier_orders,
+        routes_reports,
+        routes_segments,
+        routes_marketing_spend,
+        routes_surveys,
     ):
         app.include_router(module.router)
     app.include_router(routes_documents.public_router)  # signed links to PDFs: no login

@@ -80,7 +80,7 @@ def _row(runtime: Runtime, campaign_id: UUID) -> CampaignRow:
 def create_campaign(body: CampaignIn, runtime: RuntimeDep, principal: ManagerDep) -> dict[str, Any]:
     """Record a campaign (a draft unless `start` is true)."""
     check_template(runtime.app.repository, body.template, body.channel)
-    segment_filter(body.segment, runtime.app.attribute_registry())
+    segment_filter(body.segment, runtime.app.attribute_registry(), runtime.views)
     created = runtime.app.create_campaign(
         body.name, body.template, body.segment, body.channel, body.per_minute, principal.actor
     )
@@ -131,7 +131,7 @@ def campaign_recipients(
 def start_campaign(campaign_id: UUID, runtime: RuntimeDep, principal: ManagerDep) -> dict[str, Any]:
     """Read the segment (a snapshot of who is in it now) and begin sending; 409 if started."""
     row = _row(runtime, campaign_id)
-    segment_filter(row.segment, runtime.app.attribute_registry())
+    segment_filter(row.segment, runtime.app.attribute_registry(), runtime.views)
     committed = runtime.app.start_campaign(campaign_id, principal.actor)
     runtime.wait_for_views(committed.notification_id)
     return describe(runtime.views, _row(runtime, campaign_id))

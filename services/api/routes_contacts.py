@@ -38,13 +38,19 @@ def list_contacts(
     q: Annotated[
         str | None, Query(max_length=200, description="text in name or identities")
     ] = None,
+    preferred_channel: Annotated[
+        str | None,
+        Query(max_length=64, description="the channel of most inbound contacts (ties: latest)"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Offset = 0,
 ) -> ListOut:
     """Filter contacts; attributes filter as `attr.industry=retail` or `attr.staff_size.gte=50`."""
     # The named parameters above document the filter in OpenAPI; the segment language
     # (shared with rules and campaigns) reads them, and the attr.* ones, from the query.
-    flt = build_contact_filter(request.query_params.multi_items(), runtime.app.attribute_registry())
+    flt = build_contact_filter(
+        request.query_params.multi_items(), runtime.app.attribute_registry(), views=runtime.views
+    )
     items, total = runtime.queries.contacts(flt, limit, offset)
     return ListOut(items=items, total=total)
 

@@ -24,6 +24,7 @@ from threadline.services.delivery import FALLBACK_CHANNEL
 from threadline.services.documents.issuing import reply_attachments, send_document_to_client
 from threadline.services.documents.links import FILE_CHANNELS
 from threadline.services.runtime import Runtime
+from threadline.services.surveys import survey_field
 
 router = APIRouter(prefix="/api", tags=["inbox"])
 
@@ -77,7 +78,8 @@ def get_conversation(
     conversation = runtime.queries.conversation(str(conversation_id))
     if conversation is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"conversation {conversation_id} not found")
-    return _inbox_item(conversation)
+    survey = survey_field(runtime.views, str(conversation_id))  # the satisfaction score
+    return {**_inbox_item(conversation), "survey": survey}
 
 
 @router.post(

@@ -315,7 +315,7 @@ def contacts_page(request: Request, user: WebUserDep) -> HTMLResponse:
     items: list[dict[str, Any]] = []
     total = 0
     try:
-        flt = build_contact_filter(pairs, registry)
+        flt = build_contact_filter(pairs, registry, views=runtime.views)
         items, total = runtime.queries.contacts(flt, PAGE_SIZE, (number - 1) * PAGE_SIZE)
     except InvalidInput as problem:
         error = f"{problem.field.removeprefix('query.')}: {problem.message}"

@@ -7,7 +7,6 @@ in `reason`, and `problem_of` names what an operator reads.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from tests.channels.test_telegram import services as telegram_services
 from tests.channels.test_twilio import AUTH_TOKEN, CLIENT
 from tests.channels.test_twilio import adapter_for as twilio_adapter
 from tests.channels.test_twilio import outbound as twilio_outbound
+from tests.run_apart import run_apart
 from threadline.channels.base import DeliveryError, DeliveryErrorKind
 from threadline.channels.email import EmailAdapter
 from threadline.channels.problems import DeliveryProblem, problem_of
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.timeout(60)
 
 def smtp_error(adapter: EmailAdapter, **overrides: object) -> DeliveryError:
     with pytest.raises(DeliveryError) as caught:
-        asyncio.run(adapter.send(email_outbound(**overrides)))
+        run_apart(adapter.send(email_outbound(**overrides)))
     return caught.value
 
 
@@ -80,7 +80,7 @@ def test_telegram_failures_name_their_plain_reason(tmp_path: Path, tg: FakeTeleg
 def test_twilio_error_codes_name_their_plain_reason(twilio_server: FakeTwilio) -> None:
     def failure(token: str = AUTH_TOKEN) -> DeliveryError:
         with pytest.raises(DeliveryError) as caught:
-            asyncio.run(twilio_adapter(twilio_server, token).send(twilio_outbound()))
+            run_apart(twilio_adapter(twilio_server, token).send(twilio_outbound()))
         return caught.value
 
     twilio_server.fail_recipient(CLIENT)  # 21610: the client replied STOP

@@ -61,9 +61,14 @@ def need_chromium() -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the session; each test takes its own context (`page`)."""
+    """One headless Chromium per test module; each test takes its own context (`page`).
+
+    Per module, not per session: Playwright's sync API keeps an event loop running on the
+    main thread while it is started, where `asyncio.run` refuses to start, and with the
+    suite's files spread over workers any file may follow a browser module on its worker.
+    """
     need_chromium()
     from playwright.sync_api import sync_playwright
 

@@ -25,6 +25,8 @@ from threadline.services.demo import (
 )
 from threadline.services.demo_documents import OWN, SUPPLIERS
 from threadline.services.demo_sales import CATALOGUE, demo_deal_id
+from threadline.services.demo_service import PLAN as SERVICE_PLAN
+from threadline.services.demo_sources import FORM_LEADS
 from threadline.services.runtime import Runtime
 
 MONEY_FLOW_COMPANIES = {OWN.name, *(supplier.party.name for supplier in SUPPLIERS)}
@@ -92,7 +94,9 @@ def test_a_bigger_demo_adds_only_the_new_clients(sqlite_runtime: Runtime) -> Non
     assert more.users == 0
     assert more.contacts == 4
     _caught_up(sqlite_runtime)
-    assert _all_contacts(sqlite_runtime)[1] == 11 + len(SUPPLIERS)  # + each supplier's contact
+    # + each supplier's contact, the service demo's clients and the web-form leads
+    extra = len(SUPPLIERS) + len(SERVICE_PLAN) + len(FORM_LEADS)
+    assert _all_contacts(sqlite_runtime)[1] == 11 + extra
     # Client 10 works for a company client 6 brought in: the second run finds it by name.
     wanted = {plan.company[0] for plan in plan_contacts(11) if plan.company}
     wanted |= MONEY_FLOW_COMPANIES  # our company and the suppliers (services/demo_documents.py)
@@ -124,7 +128,8 @@ def test_default_demo_on_sqlite(sqlite_runtime: Runtime) -> None:
     russian = [c for c in contacts if CYRILLIC.search(c["display_name"])]
     assert 20 <= len(russian) <= 40
     conversations, _ = sqlite_runtime.queries.inbox(InboxFilter(), limit=500)
-    assert {row["channel"] for row in conversations} == set(CHANNELS)
+    # every demo channel, and calls (the channels report's inbound history)
+    assert {row["channel"] for row in conversations} == {*CHANNELS, "voice"}
     assert {row["status"] for row in conversations} >= {"open", "pending", "resolved"}
     assert any(row["assignee_id"] for row in conversations)
     assert len(sqlite_runtime.queries.companies()) <= 8 + len(MONEY_FLOW_COMPANIES)

@@ -159,7 +159,7 @@ def campaign_create(user: EditorDep, form: FormDep) -> Response:
             raise InvalidInput("channel", f"one of {', '.join(CAMPAIGN_CHANNELS)}")
         check_template(runtime.app.repository, draft.template, draft.channel)
         segment = parse_segment(draft.segment)
-        segment_filter(segment, runtime.app.attribute_registry())
+        segment_filter(segment, runtime.app.attribute_registry(), runtime.views)
         created = runtime.app.create_campaign(
             draft.name, draft.template, segment, draft.channel, per_minute, user.actor
         )
@@ -238,7 +238,7 @@ def campaign_action(campaign_id: UUID, action: str, user: EditorDep, form: FormD
         return _test(user, row, text(form, "contact"))
     try:
         if action == "start":
-            segment_filter(row.segment, runtime.app.attribute_registry())
+            segment_filter(row.segment, runtime.app.attribute_registry(), runtime.views)
             committed = runtime.app.start_campaign(campaign_id, user.actor)
         elif action == "pause":
             committed = runtime.app.pause_campaign(campaign_id, user.actor)
