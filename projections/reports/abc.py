@@ -26,8 +26,8 @@ exactly 80 % is never 80.000001 %.
 
 Sections: clients by revenue and by profit (share, cumulative share, class), products by
 revenue and by profit, a summary per class, the products each revenue class buys most (top
-`top` per class and currency) and, given `compare_from` / `compare_to` (the earlier period),
-the transitions of each client's class from that period to this one (A→B, ...). A client
+`top` per class and currency) and, against `compare_from` / `compare_to` (the earlier period;
+by default the period of the same length just before this one), the transitions of each client's class from that period to this one (A→B, ...). A client
 without won deals in a period has the class "-" there.
 
 `contact_abc_classes` gives the segments filter each contact's class (its company's class
@@ -43,6 +43,7 @@ from fractions import Fraction
 from typing import Any
 
 from threadline.domain.model.errors import InvalidInput
+from threadline.projections.base import parse_ts, ts
 from threadline.projections.reports.frame import (
     Column,
     FigureRow,
@@ -297,7 +298,11 @@ def _compare_period(s: ReportSlice) -> ReportSlice | None:
     start: date | None = _option(s, "compare_from")
     end: date | None = _option(s, "compare_to")
     if start is None and end is None:
-        return None
+        if s.start is None or s.end is None:
+            return None  # the whole history has nothing before it
+        # by default, the period of the same length just before this one
+        length = parse_ts(s.end) - parse_ts(s.start)
+        return replace(s, start=ts(parse_ts(s.start) - length), end=s.start)
     if start is not None and end is not None and start > end:
         raise InvalidInput("compare_from", "the earlier period starts after it ends")
     first, last = period_bounds(start, end, s.timezone)
@@ -428,7 +433,8 @@ def _transitions(name: str, title: str, suffix: str) -> Section:
         ),
         chart="clients",
         note=(
-            "Needs compare_from / compare_to (the earlier period). '-': no won deal in that period."
+            "Against compare_from / compare_to, else the period of the same length just before"
+            " this one. '-': no won deal in that period."
         ),
     )
 

@@ -52,7 +52,8 @@ _SELECT = (
     " LEFT JOIN users p ON p.id = r.responder_id"
 )
 
-REQUEST_COLUMNS = (
+# What a request is, where it came in and who has it: the same in both sources.
+REQUEST_KEY = (
     Column("request_id", "Request", "id", ref="message"),
     Column("conversation_id", "Conversation", "id", ref="conversation"),
     Column("inbox_id", "Inbox id", "id", ref="inbox"),
@@ -62,6 +63,10 @@ REQUEST_COLUMNS = (
     Column("contact", "Client"),
     Column("assignee_id", "Operator id", "id", ref="user"),
     Column("assignee", "Operator"),
+)
+
+REQUEST_COLUMNS = (
+    *REQUEST_KEY,
     Column("responder_id", "Responder id", "id", ref="user"),
     Column("responder", "Responder"),
     Column("opened_at", "Opened", "time"),
@@ -139,15 +144,7 @@ REQUESTS = ItemSource("requests", "Service requests", REQUEST_COLUMNS, read_requ
 
 
 OPEN_COLUMNS = (
-    Column("request_id", "Request", "id", ref="message"),
-    Column("conversation_id", "Conversation", "id", ref="conversation"),
-    Column("inbox_id", "Inbox id", "id", ref="inbox"),
-    Column("inbox", "Inbox"),
-    Column("channel", "Channel"),
-    Column("contact_id", "Contact", "id", ref="contact"),
-    Column("contact", "Client"),
-    Column("assignee_id", "Operator id", "id", ref="user"),
-    Column("assignee", "Operator"),
+    *REQUEST_KEY,
     Column("opened_at", "Opened", "time"),
     Column("open", "Open", "flag"),
     Column("unassigned", "Unassigned", "flag"),

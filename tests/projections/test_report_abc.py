@@ -151,8 +151,16 @@ def test_abc_classes_by_hand(runtime: Runtime) -> None:
         if k["class_revenue"] == "A" and k["currency"] == "RUB"
     ]
     assert a_rub == ["Widget", "Gadget"]
-    # no earlier period given: no transitions
-    assert rows_of(result, "transitions") == []
+    # no earlier period given: the 31 days before March (29 January to 28 February), which
+    # hold exactly February's deals, so the same transitions as February named outright
+    named = march(compare_from=date(2026, 2, 1), compare_to=date(2026, 2, 28))
+    assert rows_of(result, "transitions") == rows_of(
+        run_report(runtime.views, REPORT, named), "transitions"
+    )
+    assert rows_of(result, "transitions")  # and there are some (worked out below)
+    # the whole history has nothing before it: no transitions
+    whole = ReportSlice(options={})
+    assert rows_of(run_report(runtime.views, REPORT, whole), "transitions") == []
 
     # other limits: 50 / 90 -> Альфа 50 % A, Бета cum 80 crosses 50 -> B, Гамма cum 95 -> C
     other = run_report(runtime.views, REPORT, march(limit_a=50.0, limit_b=90.0))
