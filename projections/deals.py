@@ -41,7 +41,7 @@ DEAL_COLUMNS = (
 
 class DealProjection(ViewProjection):
     name = "deals"
-    version = 2  # 2: pipelines moved to their own view (projections/pipelines.py)
+    version = 4  # 2: pipelines in their own view; 4: a stay keeps how it ended and lasted
     tables = (
         "deals",
         "deal_lines",
@@ -82,6 +82,11 @@ class DealProjection(ViewProjection):
         # The forecast's deals expected to close in a period; a client's won (open) deals.
         "CREATE INDEX IF NOT EXISTS deals_expected_close ON deals (expected_close)",
         "CREATE INDEX IF NOT EXISTS deals_contact_status ON deals (contact_id, status)",
+        # The clients report's open deals expected to close in a period.
+        "CREATE INDEX IF NOT EXISTS deals_status_expected ON deals (status, expected_close)",
+        # The sources report's won deals of the period's leads, read from the index alone.
+        "CREATE INDEX IF NOT EXISTS deals_contact_won ON deals"
+        " (contact_id, status, closed_at, currency, net_minor, profit_minor)",
         "CREATE TABLE IF NOT EXISTS deal_lines ("
         " deal_id TEXT NOT NULL, line_id TEXT NOT NULL, position BIGINT NOT NULL,"
         " product_id TEXT, name TEXT NOT NULL, unit TEXT NOT NULL, quantity TEXT NOT NULL,"
@@ -97,7 +102,8 @@ class DealProjection(ViewProjection):
         " entered_at TEXT NOT NULL, left_at TEXT, actor TEXT NOT NULL,"
         " manager_id TEXT, contact_id TEXT, currency TEXT NOT NULL,"
         " amount_minor BIGINT NOT NULL, probability BIGINT NOT NULL, reason TEXT,"
-        " seq BIGINT NOT NULL)",
+        " seq BIGINT NOT NULL, next_kind TEXT, next_stage_id TEXT, next_pipeline_id TEXT,"
+        " stay_seconds DOUBLE PRECISION, deal_status TEXT NOT NULL DEFAULT 'open')",
         "CREATE INDEX IF NOT EXISTS deal_stage_history_deal ON deal_stage_history (deal_id, seq)",
         "CREATE INDEX IF NOT EXISTS deal_stage_history_time ON deal_stage_history (entered_at)",
         "CREATE INDEX IF NOT EXISTS deal_stage_history_stage ON deal_stage_history"
@@ -201,16 +207,31 @@ class DealProjection(ViewProjection):
     ) -> None:
         deal_id = str(event.originator_id)
         at = ts(event.timestamp)
-        cur.execute(
-            "UPDATE deal_stage_history SET left_at = ? WHERE deal_id = ? AND left_at IS NULL",
-            [at, deal_id],
-        )
+        # The move that ends a stay says how it ended and how long it lasted (the funnel
+        # folds both in SQL); every stay of the deal carries the deal's status now.
+        ending = cur.execute(
+            "SELECT id, entered_at FROM deal_stage_history WHERE deal_id = ? AND left_at IS NULL",
+            [deal_id],
+        ).fetchall()
+        for stay in ending:
+            lasted = (event.timestamp - parse_ts(stay["entered_at"])).total_seconds()
+            cur.execute(
+                "UPDATE deal_stage_history SET left_at = ?, next_kind = ?, next_stage_id = ?,"
+                " next_pipeline_id = ?, stay_seconds = ? WHERE id = ?",
+                [at, kind, stage_id, pipeline_id, max(0.0, lasted), stay["id"]],
+            )
+        status = {"won": "won", "lost": "lost"}.get(kind, "open")
+        if kind != "created":
+            cur.execute(
+                "UPDATE deal_stage_history SET deal_status = ? WHERE deal_id = ?",
+                [status, deal_id],
+            )
         amount = Money.from_state(event.amount)  # every event that enters a stage carries it
         cur.execute(
             "INSERT INTO deal_stage_history (id, deal_id, pipeline_id, kind, from_stage_id,"
             " stage_id, entered_at, left_at, actor, manager_id, contact_id, currency,"
-            " amount_minor, probability, reason, seq)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " amount_minor, probability, reason, seq, deal_status)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (id) DO NOTHING",
             [
                 f"{event.originator_id}:{event.originator_version}",
@@ -228,6 +249,7 @@ class DealProjection(ViewProjection):
                 probability,
                 reason,
                 self.position_of_event,
+                status,
             ],
         )
 
@@ -615,6 +637,17 @@ def deal_lines(db: ViewReader, deal_id: UUID | str) -> list[DealLineRow]:
     return [DealLineRow(**{**r, "vat_included": bool(r["vat_included"])}) for r in rows]
 
 
+INTERNAL_STAY_COLUMNS = (
+    "seq",
+    "next_kind",
+    "next_stage_id",
+    "next_pipeline_id",
+    "stay_seconds",
+    "deal_status",
+)
+"""What `deal_stage_history` keeps for the reports and the API's stays do not show."""
+
+
 @dataclass(frozen=True)
 class StageStay:
     """One stay of a deal in a stage (Bitrix24's `crm.stagehistory.list` row, with more)."""
@@ -680,7 +713,8 @@ def stage_history(
     stays = []
     for r in rows:
         values = dict(r)
-        values.pop("seq", None)
+        for internal in INTERNAL_STAY_COLUMNS:
+            values.pop(internal, None)
         end = parse_ts(r["left_at"]) if r["left_at"] else moment
         values["seconds_in_stage"] = max(0.0, (end - parse_ts(r["entered_at"])).total_seconds())
         stays.append(StageStay(**values))

@@ -53,6 +53,7 @@ class ViewRunner:
 
     def start(self) -> None:
         if self._thread is None:
+            self._stopping.clear()  # a runner stopped for a rebuild follows again
             self._thread = threading.Thread(target=self._run, name="threadline-views", daemon=True)
             self._thread.start()
 

@@ -51,6 +51,13 @@ DEFAULT_DEFINITION: dict[str, Any] = {
     "holidays": [],
 }
 RESPONDER_PREFIX = "user:"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_micros(value: datetime) -> int:
+    """Microseconds since 1970 (UTC), exact: how long a client has waited is one subtraction
+    of two of these, cheaper in a report over every open request than parsing two texts."""
+    return (value - EPOCH) // timedelta(microseconds=1)
 
 
 # -- business time ------------------------------------------------------------------------------
@@ -96,7 +103,7 @@ def business_seconds(definition: Mapping[str, Any] | None, start: datetime, end:
 
 class ServiceRequestsProjection(ViewProjection):
     name = "service_requests"
-    version = 1
+    version = 3  # 3: covering indexes and `last_inbound_micros` for the service report
     tables = (
         "service_requests",
         "service_conversations",
@@ -108,17 +115,25 @@ class ServiceRequestsProjection(ViewProjection):
         " id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, contact_id TEXT NOT NULL,"
         " channel TEXT NOT NULL, inbox_id TEXT, assignee_id TEXT, responder_id TEXT,"
         " calendar TEXT NOT NULL, opened_at TEXT NOT NULL, first_response_at TEXT,"
-        " resolved_at TEXT, last_inbound_at TEXT NOT NULL, last_response_at TEXT,"
+        " resolved_at TEXT, last_inbound_at TEXT NOT NULL, last_inbound_micros BIGINT NOT NULL,"
+        " last_response_at TEXT,"
         " first_response_seconds DOUBLE PRECISION,"
         " first_response_business_seconds DOUBLE PRECISION,"
         " resolution_seconds DOUBLE PRECISION, resolution_business_seconds DOUBLE PRECISION,"
         " survey_message_id TEXT, survey_sent_at TEXT, score BIGINT, answered_at TEXT,"
         " answered_via TEXT)",
-        "CREATE INDEX IF NOT EXISTS service_requests_opened ON service_requests (opened_at)",
+        # The service report's period scan reads only this index (its GROUP BYs and medians
+        # need no row of the table); the same for what is open now, below.
+        "CREATE INDEX IF NOT EXISTS service_requests_period ON service_requests (opened_at,"
+        " channel, inbox_id, assignee_id, responder_id, first_response_seconds,"
+        " first_response_business_seconds, resolution_seconds, resolution_business_seconds,"
+        " score)",
         "CREATE INDEX IF NOT EXISTS service_requests_conversation"
         " ON service_requests (conversation_id, opened_at)",
         "CREATE INDEX IF NOT EXISTS service_requests_survey ON service_requests (survey_message_id)",
-        "CREATE INDEX IF NOT EXISTS service_requests_open ON service_requests (opened_at)"
+        "CREATE INDEX IF NOT EXISTS service_requests_open ON service_requests (opened_at,"
+        " channel, inbox_id, assignee_id, last_inbound_at, last_inbound_micros, last_response_at,"
+        " resolved_at)"
         " WHERE resolved_at IS NULL",
         "CREATE TABLE IF NOT EXISTS service_conversations ("
         " id TEXT PRIMARY KEY, contact_id TEXT NOT NULL, channel TEXT NOT NULL, inbox_id TEXT,"
@@ -253,10 +268,12 @@ class ServiceRequestsProjection(ViewProjection):
         if conversation is None:
             return
         at = ts(event.timestamp)
+        micros = epoch_micros(event.timestamp)
         if conversation["open_request_id"] is not None:
             cur.execute(
-                "UPDATE service_requests SET last_inbound_at = ? WHERE id = ?",
-                [at, conversation["open_request_id"]],
+                "UPDATE service_requests SET last_inbound_at = ?, last_inbound_micros = ?"
+                " WHERE id = ?",
+                [at, micros, conversation["open_request_id"]],
             )
             return
         if self._answers_survey(event, conversation):
@@ -264,8 +281,8 @@ class ServiceRequestsProjection(ViewProjection):
         message_id = sid(event.originator_id)
         cur.execute(
             "INSERT INTO service_requests (id, conversation_id, contact_id, channel, inbox_id,"
-            " assignee_id, calendar, opened_at, last_inbound_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            " assignee_id, calendar, opened_at, last_inbound_at, last_inbound_micros)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
             [
                 message_id,
                 conversation_id,
@@ -276,6 +293,7 @@ class ServiceRequestsProjection(ViewProjection):
                 self._calendar_name(cur, conversation["inbox_id"]),
                 at,
                 at,
+                micros,
             ],
         )
         cur.execute(

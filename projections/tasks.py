@@ -45,6 +45,8 @@ class TaskProjection(ViewProjection):
         "CREATE INDEX IF NOT EXISTS tasks_conversation ON tasks (conversation_id, status)",
         # A deal's open tasks (the deal page, `deal.open_task_count`, "every deal has a task").
         "CREATE INDEX IF NOT EXISTS tasks_deal ON tasks (deal_id, status)",
+        # The managers report's tasks done in a period.
+        "CREATE INDEX IF NOT EXISTS tasks_closed ON tasks (status, closed_at)",
     )
 
     @handles(Task.TaskCreated)

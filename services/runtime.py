@@ -114,7 +114,8 @@ class Runtime:
         return self._following.position()
 
     def rebuild_views(self, progress: Progress | None = None) -> int:
-        return self.runner.rebuild(progress)
+        """Drop every view and apply the whole log again (views following in a thread pause)."""
+        return self._following.rebuild(progress)
 
     def views_healthy(self) -> bool:
         return self._following.healthy()

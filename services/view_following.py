@@ -102,6 +102,25 @@ class ViewFollowing:
         """How often the views process died and was started again since this process began."""
         return self.follower.restarts if isinstance(self.follower, ProcessViewRunner) else 0
 
+    def rebuild(self, progress: Progress | None = None) -> int:
+        """Drop every view and apply the whole log again, the follower paused meanwhile.
+
+        The follower and the rebuild would otherwise write the same views at once: the
+        follower, mid-page when the tables are dropped, goes on from where it was and the
+        rebuilt views miss what it wrote before the drop.
+        """
+        if not self.started:
+            return self.runner.rebuild(progress)
+        if self.follower is not self.runner:
+            raise RuntimeError(
+                "the views process is running: stop the server, then run `threadline replay`"
+            )
+        self.runner.stop()
+        try:
+            return self.runner.rebuild(progress)
+        finally:
+            self.runner.start()
+
     def stop(self) -> bool:
         """Stop following; True if a views process was running."""
         child = self.follower is not self.runner

@@ -36,7 +36,8 @@ when it belongs to a company, else its own; "C" without revenue).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 from fractions import Fraction
@@ -48,6 +49,7 @@ from threadline.projections.reports.frame import (
     Column,
     FigureRow,
     Item,
+    ItemQuery,
     ItemSource,
     Measure,
     Report,
@@ -57,12 +59,14 @@ from threadline.projections.reports.frame import (
     period_bounds,
 )
 from threadline.projections.reports.turnover import (
+    CLIENT_KEY_SQL,
     LINE_COLUMNS,
     SALE_COLUMNS,
-    read_sale_lines,
-    read_sales,
+    has_unlined,
+    lines_query,
+    sales_query,
 )
-from threadline.projections.sql import Conditions, ViewReader
+from threadline.projections.sql import Conditions, ViewReader, rows_with_ids
 
 REPORT_NAME = "abc"
 CLASSES = ("A", "B", "C")
@@ -91,7 +95,10 @@ def classify(
     """
     ordered = sorted(values, key=lambda kv: (-kv[1], kv[0]))
     total = sum(v for _, v in ordered if v > 0)
+    # x / total <= limit / 100, exactly: limit as a fraction, compared crosswise in integers
     a, b = Fraction(limit_a) / 100, Fraction(limit_b) / 100
+    a_top, a_bottom = a.numerator * total, a.denominator
+    b_top, b_bottom = b.numerator * total, b.denominator
     running = 0
     found: dict[str, tuple[float | None, float | None, str]] = {}
     for key, value in ordered:
@@ -101,14 +108,13 @@ def classify(
             found[key] = (share, cumulative, "C")
             continue
         running += value
-        own, upto = Fraction(value, total), Fraction(running, total)
-        if upto <= a or own > a:
+        if running * a_bottom <= a_top or value * a_bottom > a_top:
             grade = "A"
-        elif upto <= b:
+        elif running * b_bottom <= b_top:
             grade = "B"
         else:
             grade = "C"
-        found[key] = (float(own), float(upto), grade)
+        found[key] = (value / total, running / total, grade)
     return found
 
 
@@ -155,15 +161,6 @@ def check_limits(limit_a: float, limit_b: float) -> None:
         raise InvalidInput(
             "limit_a", "limit_a must be below limit_b, both above 0 and at most 100 percent"
         )
-
-
-def _classes_of(
-    items: list[Item], key: Callable[[Mapping[str, Any]], str], figure: str, s: ReportSlice
-) -> dict[tuple[str, str], tuple[float | None, float | None, str]]:
-    limit_a, limit_b = _limits(s)
-    return classify_by_currency(
-        ((item["currency"], key(item), int(item[figure])) for item in items), limit_a, limit_b
-    )
 
 
 # -- for the segments filter -----------------------------------------------------------------
@@ -224,28 +221,147 @@ def contact_abc_classes(
 # -- the report ------------------------------------------------------------------------------
 
 
-LAST: tuple[float | None, float | None, str] = (None, None, "C")
-"""The figures of an item missing from a classification (a deal won between two reads)."""
+Classes = dict[tuple[str, str], tuple[float | None, float | None, str]]
 
 
-def _enrich(items: dict[str, list[Item]], s: ReportSlice, db: ViewReader) -> None:
-    """Each deal and line gets its client's classes; each line its product's classes."""
-    sales, lines = items["sales"], items["lines"]
-    by_revenue = _classes_of(sales, client_key, "revenue_minor", s)
-    by_profit = _classes_of(sales, client_key, "profit_minor", s)
-    products_revenue = _classes_of(lines, product_key, "revenue_minor", s)
-    products_profit = _classes_of(lines, product_key, "profit_minor", s)
-    for group in (sales, lines):
-        for item in group:
-            here = (item["currency"], client_key(item))
-            item["client_key"] = here[1]
-            item["class_revenue"] = by_revenue.get(here, LAST)[2]
-            item["class_profit"] = by_profit.get(here, LAST)[2]
-    for item in lines:
-        here = (item["currency"], product_key(item))
-        item["product_key"] = here[1]
-        item["product_class_revenue"] = products_revenue.get(here, LAST)[2]
-        item["product_class_profit"] = products_profit.get(here, LAST)[2]
+def _once(db: ViewReader, s: ReportSlice, name: str, compute: Callable[[], Any]) -> Any:
+    """`compute()`, once per report run: the transitions, both SQL sources and their classes
+    read the same clients' figures (the run's memo, `ReportSlice.run`, keeps them)."""
+    return s.run.once(name, s, compute)
+
+
+def _client_figures(db: ViewReader, s: ReportSlice) -> list[Item]:
+    """Each client's revenue and profit per currency in the slice (one GROUP BY in SQL, by
+    ids only: names are read apart, once per client, by `_client_names`)."""
+
+    def compute() -> list[Item]:
+        q = sales_query(db, s, REPORT_NAME, _client_key_column)
+        return db.query(
+            "SELECT currency, client_key, client_kind, client_id,"
+            " SUM(revenue_minor) AS revenue, SUM(profit_minor) AS profit"
+            f" FROM ({q.sql}) i GROUP BY currency, client_key, client_kind, client_id",
+            q.params,
+        )
+
+    rows: list[Item] = _once(db, s, "client_figures", compute)
+    return rows
+
+
+def _client_grades(db: ViewReader, s: ReportSlice) -> tuple[Classes, Classes]:
+    """The clients' classes by revenue and by profit in the slice (once per run)."""
+    found: tuple[Classes, Classes] = _once(
+        db, s, "client_grades", lambda: _classes(_client_figures(db, s), "client_key", s)
+    )
+    return found
+
+
+NONE: tuple[float | None, float | None, str] = (None, None, ABSENT)
+"""The figures of a client without won deals in a period (transitions only)."""
+
+
+def _client_names(db: ViewReader, rows: Iterable[Item]) -> dict[str, tuple[str, str]]:
+    """Each client's name and client group by its key (as turnover's items name them)."""
+    ids: dict[str, set[str]] = {"company": set(), "contact": set()}
+    for row in rows:
+        if row["client_kind"] in ids:
+            ids[row["client_kind"]].add(row["client_id"])
+    found: dict[str, tuple[str, str]] = {}
+    for r in rows_with_ids(db, "SELECT id, name, client_group FROM companies", ids["company"]):
+        found[f"company:{r['id']}"] = (r["name"] or "", r["client_group"] or "")
+    for r in rows_with_ids(db, "SELECT id, display_name FROM contacts", ids["contact"]):
+        found[f"contact:{r['id']}"] = (r["display_name"] or "", "")
+    return found
+
+
+def _client_key_column(product_key: str) -> tuple[str, Sequence[object]]:
+    return f", {CLIENT_KEY_SQL} AS client_key", ()
+
+
+def _classes(rows: list[Item], key: str, s: ReportSlice) -> tuple[Classes, Classes]:
+    """The classes by revenue and by profit of folded rows (`key`: their key column)."""
+    limit_a, limit_b = _limits(s)
+    return tuple(  # type: ignore[return-value]
+        classify_by_currency(
+            ((r["currency"], r[key], int(r[figure])) for r in rows), limit_a, limit_b
+        )
+        for figure in ("revenue", "profit")
+    )
+
+
+_PLAIN = re.compile(r"[^?\\\x00]*")
+"""A text that may be a SQL literal: no `?` (the PostgreSQL placeholder), no backslash."""
+
+
+def _text(value: str, params: list[object]) -> str:
+    """A key as SQL: a literal (quotes doubled) where it may be one, else a parameter (keys
+    are ids: a class's list may hold more of them than a statement takes parameters)."""
+    if _PLAIN.fullmatch(value):
+        return "'" + value.replace("'", "''") + "'"
+    params.append(value)
+    return "?"
+
+
+def _class_sql(classes: Classes, key_sql: str, params: list[object]) -> str:
+    """A CASE giving each item its class by (currency, key): the A and B keys listed (an
+    IN list is a lookup in SQL), every other key C (as a client without won deals)."""
+    listed: dict[str, list[str]] = {"A": [], "B": []}
+    for (currency, key), (_, _, grade) in sorted(classes.items()):
+        if grade in listed:
+            listed[grade].append(_text(f"{currency}|{key}", params))
+    here = f"d.currency || '|' || ({key_sql})"
+    branches = "".join(
+        f" WHEN {here} IN ({', '.join(texts)}) THEN '{grade}'"
+        for grade, texts in listed.items()
+        if texts
+    )
+    return f"CASE{branches} ELSE 'C' END" if branches else "'C'"
+
+
+def _client_classes(db: ViewReader, s: ReportSlice) -> tuple[str, list[object]]:
+    """The client key and both client classes as item columns over `d`."""
+    by_revenue, by_profit = _client_grades(db, s)
+    params: list[object] = []
+    revenue = _class_sql(by_revenue, CLIENT_KEY_SQL, params)
+    profit = _class_sql(by_profit, CLIENT_KEY_SQL, params)
+    return (
+        f", {CLIENT_KEY_SQL} AS client_key, {revenue} AS class_revenue, {profit} AS class_profit",
+        params,
+    )
+
+
+def abc_sales_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
+    """Turnover's won deals, each with its client's classes (classified first, per client)."""
+    columns, params = _client_classes(db, s)
+    return sales_query(db, s, REPORT_NAME, lambda _: (columns, params))
+
+
+def abc_lines_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
+    """Turnover's deal lines, each with its client's classes and its product's."""
+    unlined = has_unlined(db, s, REPORT_NAME)
+    columns, params = _client_classes(db, s)
+
+    def product_key(key_sql: str) -> tuple[str, Sequence[object]]:
+        return f", {key_sql} AS product_key", ()
+
+    q = lines_query(db, s, REPORT_NAME, product_key, unlined)
+    rows = db.query(
+        "SELECT currency, product_key, SUM(revenue_minor) AS revenue,"
+        f" SUM(profit_minor) AS profit FROM ({q.sql}) i GROUP BY currency, product_key",
+        q.params,
+    )
+    by_revenue, by_profit = _classes(rows, "product_key", s)
+
+    def more(key_sql: str) -> tuple[str, Sequence[object]]:
+        own: list[object] = list(params)
+        revenue = _class_sql(by_revenue, key_sql, own)
+        profit = _class_sql(by_profit, key_sql, own)
+        return (
+            f"{columns}, {key_sql} AS product_key, {revenue} AS product_class_revenue,"
+            f" {profit} AS product_class_profit",
+            own,
+        )
+
+    return lines_query(db, s, REPORT_NAME, more, unlined)
 
 
 def _ranked(
@@ -315,38 +431,28 @@ def read_transitions(db: ViewReader, s: ReportSlice) -> list[Item]:
     if earlier is None:
         _limits(s)
         return []
-    now_sales = read_sales(db, s, REPORT_NAME)
-    then_sales = read_sales(db, earlier, REPORT_NAME)
     clients: dict[tuple[str, str], Item] = {}
     figures: dict[str, dict[tuple[str, str], dict[str, int]]] = {"now": {}, "then": {}}
-    for when, sales in (("now", now_sales), ("then", then_sales)):
-        for sale in sales:
-            here = (sale["currency"], client_key(sale))
-            if here not in clients or when == "now":
-                clients[here] = {
-                    "client_kind": sale["client_kind"],
-                    "client_id": sale["client_id"],
-                    "client": sale["client"],
-                    "client_group": sale["client_group"],
-                    "currency": sale["currency"],
-                }
+    for when, period in (("then", earlier), ("now", s)):
+        for row in _client_figures(db, period):
+            here = (row["currency"], row["client_key"])
+            clients[here] = {"client_kind": row["client_kind"], "client_id": row["client_id"]}
             totals = figures[when].setdefault(here, {"revenue": 0, "profit": 0})
-            totals["revenue"] += sale["revenue_minor"]
-            totals["profit"] += sale["profit_minor"]
-    limit_a, limit_b = _limits(s)
-    grades: dict[tuple[str, str], dict[tuple[str, str], str]] = {}
-    for when in ("now", "then"):
-        for name in ("revenue", "profit"):
-            found = classify_by_currency(
-                ((c, k, v[name]) for (c, k), v in figures[when].items()), limit_a, limit_b
-            )
-            grades[(when, name)] = {here: f[2] for here, f in found.items()}
+            totals["revenue"] += int(row["revenue"])
+            totals["profit"] += int(row["profit"])
+    names = _client_names(db, clients.values())
+    for (currency, key), client in clients.items():
+        client["client"], client["client_group"] = names.get(key, ("", ""))
+        client["currency"] = currency
+    grades: dict[tuple[str, str], Classes] = {}
+    for when, period in (("then", earlier), ("now", s)):
+        grades[(when, "revenue")], grades[(when, "profit")] = _client_grades(db, period)
     items: list[Item] = []
     for here in sorted(clients, key=lambda h: (h[0], clients[h]["client"], h[1])):
         item = dict(clients[here])
         for name in ("revenue", "profit"):
-            before = grades[("then", name)].get(here, ABSENT)
-            after = grades[("now", name)].get(here, ABSENT)
+            before = grades[("then", name)].get(here, NONE)[2]
+            after = grades[("now", name)].get(here, NONE)[2]
             suffix = "" if name == "revenue" else "_profit"
             item[f"class_before{suffix}"] = before
             item[f"class_now{suffix}"] = after
@@ -390,9 +496,12 @@ TRANSITION_COLUMNS = (
 )
 
 
-def _money() -> tuple[Measure, ...]:
+def _money(per_deal: bool = False) -> tuple[Measure, ...]:
+    """Deals, revenue and profit; `per_deal`: over items that are deals (one each: counted)."""
     return (
-        Measure("deals", "Deals", "distinct", "deal_id"),
+        Measure("deals", "Deals", "count")
+        if per_deal
+        else Measure("deals", "Deals", "distinct", "deal_id"),
         Measure("revenue", "Revenue", "sum", "revenue_minor", kind="money"),
         Measure("profit", "Gross profit", "sum", "profit_minor", kind="money"),
     )
@@ -415,7 +524,7 @@ def _class_summary(name: str, title: str, field: str) -> Section:
         group_by=(field, "currency"),
         measures=(
             Measure("clients", "Clients", "distinct", "client_key"),
-            *_money(),
+            *_money(per_deal=True),
         ),
         chart="revenue" if field == "class_revenue" else "profit",
     )
@@ -448,15 +557,6 @@ OPTIONS = (
 )
 
 
-def _read_abc_sales(db: ViewReader, s: ReportSlice) -> list[Item]:
-    _limits(s)
-    return read_sales(db, s, REPORT_NAME)
-
-
-def _read_abc_lines(db: ViewReader, s: ReportSlice) -> list[Item]:
-    return read_sale_lines(db, s, REPORT_NAME)
-
-
 REPORT = Report(
     name=REPORT_NAME,
     title="ABC analysis",
@@ -468,8 +568,8 @@ REPORT = Report(
         " and the clients whose class changed since an earlier period."
     ),
     sources=(
-        ItemSource("sales", "Won deals", ABC_SALE_COLUMNS, _read_abc_sales),
-        ItemSource("lines", "Deal lines of won deals", ABC_LINE_COLUMNS, _read_abc_lines),
+        ItemSource("sales", "Won deals", ABC_SALE_COLUMNS, query=abc_sales_query),
+        ItemSource("lines", "Deal lines of won deals", ABC_LINE_COLUMNS, query=abc_lines_query),
         ItemSource("transitions", "Clients in either period", TRANSITION_COLUMNS, read_transitions),
     ),
     sections=(
@@ -478,7 +578,7 @@ REPORT = Report(
             title="Clients by revenue",
             source="sales",
             group_by=("client_kind", "client_id", "client", "currency"),
-            measures=_money(),
+            measures=_money(per_deal=True),
             finish=_ranked(client_key, "revenue"),
             extra=_ranking("revenue"),
             chart="revenue",
@@ -488,7 +588,7 @@ REPORT = Report(
             title="Clients by gross profit",
             source="sales",
             group_by=("client_kind", "client_id", "client", "currency"),
-            measures=_money(),
+            measures=_money(per_deal=True),
             finish=_ranked(client_key, "profit"),
             extra=_ranking("profit"),
             chart="profit",
@@ -532,5 +632,4 @@ REPORT = Report(
         _transitions("transitions_profit", "Class transitions (gross profit)", "_profit"),
     ),
     options=OPTIONS,
-    enrich=_enrich,
 )

@@ -2,11 +2,15 @@
 
 An inbound contact is a received message or an incoming call (answered or missed), as
 `projections/contact_inbound.py` counts them; replies, automatic messages and notes never
-count. Items are one per (contact, channel, business day) with the number of inbound
-contacts that day, so every figure is a sum of the items' `inbound` column and the CSV sums
-to the figures. Shares: a client's share of a channel is that channel's inbound contacts
-over all of the client's inbound contacts in the slice; the overall share is the channel's
-over every inbound contact; over time, the channel's share of its month.
+count. The view keeps them per contact, channel and UTC hour; every figure is a sum of the
+items' `inbound` column, so the CSV sums to the figures. The clients section's items are one
+per (contact, channel, business day) with the number of inbound contacts that day (its
+"days with contacts" counts them); the overall and by-month sections need no days, so their
+items are the hour buckets themselves, each with its business day and month: adding the
+buckets up into days is a sort the database would repeat for each of their queries. Shares:
+a client's share of a channel is that channel's inbound contacts over all of the client's
+inbound contacts in the slice; the overall share is the channel's over every inbound
+contact; over time, the channel's share of its month.
 
 Slices: the period (when the contact came in), `channel` (the channel it came in on),
 `source` / `utm_campaign` (the contact's first touch: contacts.source_channel, utm_source,
@@ -22,14 +26,15 @@ from typing import Any
 from threadline.projections.reports.frame import (
     Column,
     FigureRow,
-    Item,
+    ItemQuery,
     ItemSource,
     Measure,
     Report,
     ReportSlice,
     Section,
     SliceColumns,
-    local_day,
+    local_day_sql,
+    local_month_sql,
 )
 from threadline.projections.sql import ViewReader
 
@@ -55,49 +60,71 @@ INBOUND_COLUMNS = (
     Column("last_at", "Last inbound contact", "time"),
 )
 
+BUCKET_COLUMNS = (*INBOUND_COLUMNS[:3], Column("hour", "Hour", "time"), *INBOUND_COLUMNS[3:])
+"""The view's hour buckets: a day's item split by the hour it came in."""
 
-def read_inbound(db: ViewReader, s: ReportSlice) -> list[Item]:
-    """The hour buckets of the slice, added up per contact, channel and business day."""
+# The slices read from the contact card (`c`); the others are the bucket's own columns.
+_CONTACT_SLICES = ("manager_id", "source", "utm_campaign", "group")
+
+
+def _buckets(db: ViewReader, s: ReportSlice) -> tuple[str, list[Any]]:
+    """The FROM and WHERE of the slice's hour buckets (`b`). The contact card (`c`) is joined
+    only when the slice reads it: SQLite keeps a LEFT JOIN that no column uses."""
     c = INBOUND_SLICE.conditions(REPORT_NAME, s)
-    rows = db.query(
-        "SELECT b.contact_id, b.channel, b.hour, b.count, b.last_at, c.display_name"
-        " FROM contact_inbound b LEFT JOIN contacts c ON c.id = b.contact_id"
-        f"{c.where} ORDER BY b.hour, b.contact_id, b.channel",
-        c.params,
+    card = (
+        " LEFT JOIN contacts c ON c.id = b.contact_id"
+        if any(getattr(s, name) is not None for name in _CONTACT_SLICES)
+        else ""
     )
-    items: dict[tuple[str, str, str], Item] = {}
-    for r in rows:
-        day = local_day(r["hour"], s.timezone) or ""
-        key = (str(r["contact_id"]), str(r["channel"]), day)
-        item = items.get(key)
-        if item is None:
-            items[key] = {
-                "contact_id": key[0],
-                "contact": r["display_name"] or "",
-                "channel": key[1],
-                "day": day,
-                "month": day[:7],
-                "inbound": int(r["count"]),
-                "last_at": r["last_at"],
-            }
-        else:
-            item["inbound"] += int(r["count"])
-            item["last_at"] = max(item["last_at"], r["last_at"])
-    return sorted(
-        items.values(), key=lambda i: (i["day"], i["contact"], i["contact_id"], i["channel"])
+    return f"contact_inbound b{card}{c.where}", list(c.params)
+
+
+def inbound_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
+    """The hour buckets of the slice, added up per contact, channel and business day; the
+    client's name is looked up per day, after the buckets are added up."""
+    buckets, params = _buckets(db, s)
+    day = local_day_sql(db, "b.hour", s)
+    days = (
+        "SELECT h.contact_id, h.channel, h.day, CAST(SUM(h.count) AS BIGINT) AS inbound,"
+        " MAX(h.last_at) AS last_at FROM (SELECT b.contact_id, b.channel, b.count, b.last_at,"
+        f" {day} AS day FROM {buckets}) h GROUP BY h.contact_id, h.channel, h.day"
     )
+    sql = (
+        "SELECT g.contact_id, COALESCE(n.display_name, '') AS contact, g.channel, g.day,"
+        " substr(g.day, 1, 7) AS month, g.inbound, g.last_at"
+        f" FROM ({days}) g LEFT JOIN contacts n ON n.id = g.contact_id"
+    )
+    return ItemQuery(sql, params, "day, contact, contact_id, channel")
+
+
+def bucket_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
+    """The hour buckets of the slice as they are. The name is a scalar subquery: a section
+    that does not show it (no section here) does not look it up, its CSV does."""
+    buckets, params = _buckets(db, s)
+    day = local_day_sql(db, "b.hour", s)
+    sql = (
+        "SELECT b.contact_id, COALESCE((SELECT n.display_name FROM contacts n"
+        " WHERE n.id = b.contact_id), '') AS contact, b.channel, b.hour,"
+        f" {day} AS day, {local_month_sql(db, 'b.hour', s)} AS month,"
+        f" b.count AS inbound, b.last_at FROM {buckets}"
+    )
+    return ItemQuery(sql, params, "hour, contact, contact_id, channel")
 
 
 def _shares_within(*keys: str) -> Any:
     """A `finish` adding `share`: the row's inbound over its group's (by `keys`; none: all)."""
 
+    def group(row: FigureRow) -> tuple[Any, ...]:
+        return tuple(row.key[k] for k in keys)
+
     def finish(rows: list[FigureRow], s: ReportSlice) -> list[FigureRow]:
+        # thousands of client rows: each row's group is built once
+        groups = [group(row) for row in rows]
         totals: dict[tuple[Any, ...], int] = {}
-        for row in rows:
-            group = tuple(row.key[k] for k in keys)
-            totals[group] = totals.get(group, 0) + int(row.values["inbound"])
-        for row in rows:
-            whole = totals[tuple(row.key[k] for k in keys)]
+        for row, key in zip(rows, groups, strict=True):
+            totals[key] = totals.get(key, 0) + row.values["inbound"]
+        for row, key in zip(rows, groups, strict=True):
+            whole = totals[key]
             row.values["share"] = row.values["inbound"] / whole if whole else None
         return rows
 
@@ -114,7 +141,10 @@ REPORT = Report(
         " client and channel with each channel's share of the client's contacts, the same"
         " over all clients, and by month; automatic messages, replies and notes never count."
     ),
-    sources=(ItemSource("inbound", "Inbound contacts", INBOUND_COLUMNS, read_inbound),),
+    sources=(
+        ItemSource("inbound", "Inbound contacts by day", INBOUND_COLUMNS, query=inbound_query),
+        ItemSource("buckets", "Inbound contacts by hour", BUCKET_COLUMNS, query=bucket_query),
+    ),
     sections=(
         Section(
             name="clients",
@@ -132,7 +162,7 @@ REPORT = Report(
         Section(
             name="overall",
             title="Channels over all clients",
-            source="inbound",
+            source="buckets",
             group_by=("channel",),
             measures=(
                 Measure("inbound", "Inbound contacts", "sum", "inbound"),
@@ -146,7 +176,7 @@ REPORT = Report(
         Section(
             name="over_time",
             title="Channels by month",
-            source="inbound",
+            source="buckets",
             group_by=("month", "channel"),
             measures=(
                 Measure("inbound", "Inbound contacts", "sum", "inbound"),

@@ -18,6 +18,12 @@ facts about clients, one per invoice, won deal and open deal:
   contacts); **preferred channel** = the channel of most inbound contacts (ties: the most
   recent) of the contact, or summed over the company's contacts.
 
+Every figure is folded by the database: the facts are one SELECT (invoices, won and open
+deals), each fact carrying its client's last contact and preferred channel as lookups and
+subqueries (a contact's preferred channel as `contact_preferred` keeps it, a company's
+ranked the same way over its contacts' `contact_inbound_totals`), so no item is built in
+Python.
+
 Money sections keep the currency in their key; the discipline section counts invoices of
 every currency together (days, not amounts). Slices: pipeline, manager, source, campaign and
 channel are the deal's (an invoice's through its deal), group is the client's company's
@@ -26,25 +32,28 @@ client group, segment the fact's contact.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
-from datetime import date
 from typing import Any
 
-from threadline.projections.contact_inbound import inbound_totals, preferred_of
 from threadline.projections.reports.frame import (
     Column,
-    Item,
+    ItemQuery,
     ItemSource,
     Measure,
     Report,
     ReportSlice,
     Section,
     deal_slice,
+    is_postgres,
     local_day,
+    seconds_sql,
 )
-from threadline.projections.sql import ID_CHUNK, ViewReader
+from threadline.projections.sql import ViewReader
 
 REPORT_NAME = "clients"
+
+_DAY = re.compile(r"\d{4}-\d\d-\d\d")
 
 DEAL_SLICE = deal_slice()
 
@@ -75,188 +84,155 @@ FACT_COLUMNS = (
 )
 
 
-def _client(row: dict[str, Any]) -> dict[str, Any]:
-    if row["company_id"]:
-        return {
-            "client_kind": "company",
-            "client_id": str(row["company_id"]),
-            "client": row["company_name"] or "",
-        }
-    return {
-        "client_kind": "contact",
-        "client_id": str(row["contact_id"] or ""),
-        "client": row["contact_name"] or "",
-    }
+# Who a fact's client is: its company when it has one, else its contact ('': nobody's).
+def _client_columns(company: str, contact: str) -> str:
+    has_company = f"COALESCE({company}, '') <> ''"
+    return (
+        f"CASE WHEN {has_company} THEN 'company' ELSE 'contact' END AS client_kind,"
+        f" CASE WHEN {has_company} THEN {company} ELSE COALESCE({contact}, '') END AS client_id"
+    )
 
 
-def _blank(fact: str, fact_id: str, title: str, currency: str) -> Item:
-    return {
-        "fact": fact,
-        "fact_id": fact_id,
-        "title": title,
-        "currency": currency,
-        "invoice_minor": 0,
-        "due_on": None,
-        "paid_on": None,
-        "judged": 0,
-        "on_time": 0,
-        "late": 0,
-        "unpaid_overdue": 0,
-        "days_late": None,
-        "won": 0,
-        "open": 0,
-        "revenue_minor": 0,
-        "forecast_minor": 0,
-        "last_contact_at": None,
-        "preferred_channel": "",
-    }
+def _bytewise(db: ViewReader, expression: str) -> str:
+    """Texts compared by code point, as Python compares them (PostgreSQL: the C collation)."""
+    return f'{expression} COLLATE "C"' if is_postgres(db) else expression
 
 
-def _fully_paid_days(db: ViewReader, totals: dict[str, int]) -> dict[str, str]:
-    """The day each invoice became fully paid (invoices not fully paid are left out)."""
-    ids = sorted(totals)
-    allocations: dict[str, list[tuple[str, int]]] = {}
-    for start in range(0, len(ids), ID_CHUNK):
-        chunk = ids[start : start + ID_CHUNK]
-        marks = ",".join("?" * len(chunk))
-        rows = db.query(
-            "SELECT a.target_id, a.amount_minor, p.paid_on FROM payment_allocations a"
-            " JOIN payments p ON p.id = a.payment_id"
-            f" WHERE a.target_kind = 'invoice' AND a.target_id IN ({marks})",
-            chunk,
-        )
-        for r in rows:
-            allocations.setdefault(str(r["target_id"]), []).append(
-                (str(r["paid_on"])[:10], int(r["amount_minor"]))
-            )
-    paid: dict[str, str] = {}
-    for invoice_id, parts in allocations.items():
-        running = 0
-        for day, amount in sorted(parts):
-            running += amount
-            if running >= totals[invoice_id]:
-                paid[invoice_id] = day
-                break
-    return paid
+def _day_literal(value: str) -> str:
+    """A ``YYYY-MM-DD`` text as a SQL literal (checked to be one: nothing else reaches the SQL)."""
+    if not _DAY.fullmatch(value):
+        raise ValueError(f"not a day: {value!r}")
+    return f"'{value}'"
 
 
-def read_invoices(db: ViewReader, s: ReportSlice) -> list[Item]:
+def _days_sql(db: ViewReader, start: str, end: str) -> str:
+    """Whole days from one ``YYYY-MM-DD`` text to another (SQL expressions)."""
+    midnight = "'T00:00:00.000000Z'"
+    seconds = seconds_sql(db, f"({start} || {midnight})", f"({end} || {midnight})")
+    return f"CAST({seconds} / 86400 AS BIGINT)"
+
+
+# The day an invoice became fully paid: its allocations in the order of their payments' bank
+# days (then amounts), the first whose running sum reaches the invoice's total.
+_FULLY_PAID = (
+    "(SELECT MIN(w.day) FROM (SELECT substr(p.paid_on, 1, 10) AS day,"
+    " SUM(a.amount_minor) OVER (ORDER BY substr(p.paid_on, 1, 10), a.amount_minor"
+    " ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS running"
+    " FROM payment_allocations a JOIN payments p ON p.id = a.payment_id"
+    " WHERE a.target_kind = 'invoice' AND a.target_id = x.id) w"
+    " WHERE w.running >= x.total_minor)"
+)
+
+_NO_LIMIT = 2**63 - 1
+
+# An invoice's deal is joined only for the slices that are the deal's.
+_DEAL_DIMENSIONS = ("pipeline_id", "manager_id", "source", "utm_campaign", "channel")
+
+
+def _invoices_sql(db: ViewReader, s: ReportSlice) -> tuple[str, list[Any]]:
     c = INVOICE_SLICE.conditions(REPORT_NAME, s, period=False)
     c.add("x.kind = 'invoice' AND x.status = 'issued' AND x.due_on IS NOT NULL", [])
     c.compare("x.due_on", ">=", local_day(s.start, s.timezone))
     c.compare("x.due_on", "<", local_day(s.end, s.timezone))
-    rows = db.query(
-        "SELECT x.id, x.display_number, x.due_on, x.currency, x.total_minor, x.company_id,"
-        " x.contact_id, co.name AS company_name, ct.display_name AS contact_name"
-        " FROM documents x LEFT JOIN deals d ON d.id = x.deal_id"
-        " LEFT JOIN companies co ON co.id = x.company_id"
-        " LEFT JOIN contacts ct ON ct.id = x.contact_id"
-        f"{c.where} ORDER BY x.due_on, x.id",
-        c.params,
+    deal = (
+        " LEFT JOIN deals d ON d.id = x.deal_id"
+        if any(getattr(s, name) is not None for name in _DEAL_DIMENSIONS)
+        else ""
     )
-    paid = _fully_paid_days(db, {str(r["id"]): int(r["total_minor"]) for r in rows})
-    today = date.fromisoformat(local_day(s.now_ts, s.timezone) or s.now.date().isoformat())
-    items = []
-    for r in rows:
-        invoice_id = str(r["id"])
-        due = date.fromisoformat(str(r["due_on"])[:10])
-        item = _blank("invoice", invoice_id, r["display_number"], r["currency"])
-        item.update(_client(r))
-        item["invoice_minor"] = int(r["total_minor"])
-        item["due_on"] = due.isoformat()
-        paid_on = paid.get(invoice_id)
-        if paid_on is not None:
-            late = max((date.fromisoformat(paid_on) - due).days, 0)
-            item.update(paid_on=paid_on, judged=1, days_late=late)
-            item.update(on_time=int(late == 0), late=int(late > 0))
-        elif due < today:
-            item.update(judged=1, late=1, unpaid_overdue=1, days_late=(today - due).days)
-        items.append(item)
-    return items
-
-
-def read_deals(db: ViewReader, s: ReportSlice) -> list[Item]:
-    won = DEAL_SLICE.conditions(REPORT_NAME, s, period=False)
-    won.add("d.status = 'won'", [])
-    won.compare("d.closed_at", ">=", s.start)
-    won.compare("d.closed_at", "<", s.end)
-    open_ = DEAL_SLICE.conditions(REPORT_NAME, s, period=False)
-    open_.add("d.status = 'open'", [])
-    if s.start is not None or s.end is not None:
-        open_.add("d.expected_close IS NOT NULL", [])
-        open_.compare("d.expected_close", ">=", local_day(s.start, s.timezone))
-        open_.compare("d.expected_close", "<", local_day(s.end, s.timezone))
-    select = (
-        "SELECT d.id, d.title, d.status, d.currency, d.net_minor, d.probability,"
-        " d.company_id, d.contact_id, co.name AS company_name, ct.display_name AS contact_name"
-        " FROM deals d LEFT JOIN companies co ON co.id = d.company_id"
-        " LEFT JOIN contacts ct ON ct.id = d.contact_id"
+    invoices = (
+        "SELECT x.id, x.display_number, x.currency, x.total_minor,"
+        f" substr(x.due_on, 1, 10) AS due_on, {_FULLY_PAID} AS paid_on,"
+        f" {_client_columns('x.company_id', 'x.contact_id')}"
+        # a LIMIT keeps this SELECT apart from the one below (merged into it, the fully paid
+        # day would be computed once for every use of it)
+        f" FROM documents x{deal}{c.where} LIMIT {_NO_LIMIT}"
     )
-    rows = db.query(f"{select}{won.where} ORDER BY d.closed_at, d.id", won.params)
-    rows += db.query(f"{select}{open_.where} ORDER BY d.expected_close, d.id", open_.params)
-    items = []
-    for r in rows:
-        if not r["company_id"] and not r["contact_id"]:
-            continue  # a deal without a client is nobody's
-        net = int(r["net_minor"])
-        item = _blank(
-            "won deal" if r["status"] == "won" else "open deal",
-            str(r["id"]),
-            r["title"],
-            r["currency"],
-        )
-        item.update(_client(r))
-        if r["status"] == "won":
-            item.update(won=1, revenue_minor=net)
-        else:
-            item.update(open=1, forecast_minor=(net * int(r["probability"]) + 50) // 100)
-        items.append(item)
-    return items
+    # judged: fully paid, or not and overdue (due before today); late by the paid day or today
+    today = _day_literal(local_day(s.now_ts, s.timezone) or s.now.date().isoformat())
+    overdue = f"(v.paid_on IS NULL AND v.due_on < {today})"
+    sql = (
+        "SELECT 'invoice' AS fact, v.id AS fact_id, v.display_number AS title, v.client_kind,"
+        " v.client_id, v.currency, v.total_minor AS invoice_minor, v.due_on,"
+        f" v.paid_on, CASE WHEN v.paid_on IS NOT NULL OR {overdue} THEN 1 ELSE 0 END AS judged,"
+        " CASE WHEN v.paid_on <= v.due_on THEN 1 ELSE 0 END AS on_time,"
+        f" CASE WHEN v.paid_on > v.due_on OR {overdue} THEN 1 ELSE 0 END AS late,"
+        f" CASE WHEN {overdue} THEN 1 ELSE 0 END AS unpaid_overdue,"
+        f" CASE WHEN v.paid_on > v.due_on THEN {_days_sql(db, 'v.due_on', 'v.paid_on')}"
+        " WHEN v.paid_on IS NOT NULL THEN 0"
+        f" WHEN {overdue} THEN {_days_sql(db, 'v.due_on', today)} END AS days_late,"
+        " 0 AS won, 0 AS open, 0 AS revenue_minor, 0 AS forecast_minor"
+        f" FROM ({invoices}) v"
+    )
+    return sql, c.params
 
 
-def read_facts(db: ViewReader, s: ReportSlice) -> list[Item]:
-    return [item for item in read_invoices(db, s) + read_deals(db, s) if item["client_id"]]
+def _deals_sql(s: ReportSlice, won: bool) -> tuple[str, list[Any]]:
+    c = DEAL_SLICE.conditions(REPORT_NAME, s, period=False)
+    if won:
+        c.add("d.status = 'won'", [])
+        c.compare("d.closed_at", ">=", s.start)
+        c.compare("d.closed_at", "<", s.end)
+    elif s.start is None and s.end is None:
+        c.add("d.status = 'open'", [])
+    else:
+        # read through the expected_close index: a period's few deals, not every open one
+        # (`|| ''` keeps SQLite off the status index, which it would otherwise prefer)
+        c.add("d.status || '' = 'open'", [])
+        c.add("d.expected_close IS NOT NULL", [])
+        c.compare("d.expected_close", ">=", local_day(s.start, s.timezone))
+        c.compare("d.expected_close", "<", local_day(s.end, s.timezone))
+    forecast = "(d.net_minor * d.probability + 50) / 100"
+    sql = (
+        f"SELECT '{'won deal' if won else 'open deal'}' AS fact, d.id AS fact_id,"
+        f" d.title, {_client_columns('d.company_id', 'd.contact_id')}, d.currency,"
+        " 0 AS invoice_minor, NULL AS due_on, NULL AS paid_on, 0 AS judged, 0 AS on_time,"
+        " 0 AS late, 0 AS unpaid_overdue, NULL AS days_late,"
+        f" {int(won)} AS won, {int(not won)} AS open,"
+        f" {'d.net_minor' if won else '0'} AS revenue_minor,"
+        f" {'0' if won else forecast} AS forecast_minor"
+        f" FROM deals d{c.where}"
+    )
+    return sql, c.params
 
 
-def _in_chunks(db: ViewReader, select: str, column: str, ids: list[str]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for start in range(0, len(ids), ID_CHUNK):
-        chunk = ids[start : start + ID_CHUNK]
-        marks = ",".join("?" * len(chunk))
-        rows.extend(db.query(f"{select} WHERE {column} IN ({marks})", chunk))
-    return rows
-
-
-def enrich_clients(items: dict[str, list[Item]], s: ReportSlice, db: ViewReader) -> None:
-    """Each fact gets its client's last contact and preferred channel."""
-    facts = items["facts"]
-    contacts = sorted({i["client_id"] for i in facts if i["client_kind"] == "contact"})
-    companies = sorted({i["client_id"] for i in facts if i["client_kind"] == "company"})
-    members: dict[str, list[str]] = {f"contact:{c}": [c] for c in contacts}
-    last: dict[str, str | None] = {}
-    select = "SELECT id, company_id, last_contact_at, merged_into FROM contacts"
-    for r in _in_chunks(db, select, "id", contacts):
-        last[f"contact:{r['id']}"] = r["last_contact_at"]
-    for r in _in_chunks(db, select, "company_id", companies):
-        if r["merged_into"]:
-            continue  # folded into another contact: its survivor speaks for it
-        key = f"company:{r['company_id']}"
-        members.setdefault(key, []).append(str(r["id"]))
-        seen = last.get(key)
-        if r["last_contact_at"] and (seen is None or r["last_contact_at"] > seen):
-            last[key] = r["last_contact_at"]
-    totals = inbound_totals(db, {c for ids in members.values() for c in ids})
-    by_contact: dict[str, list[Any]] = {}
-    for t in totals:
-        by_contact.setdefault(t.contact_id, []).append(t)
-    preferred = {
-        key: preferred_of(t for c in ids for t in by_contact.get(c, []))
-        for key, ids in members.items()
-    }
-    for item in facts:
-        key = f"{item['client_kind']}:{item['client_id']}"
-        item["last_contact_at"] = last.get(key)
-        item["preferred_channel"] = preferred.get(key) or ""
+def facts_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
+    """Invoices due, deals won and open deals expected in the period, each with its client's
+    last contact and preferred channel (per item: a month has about as many clients as
+    facts, and a section narrowed to one kind of fact reads only that kind's)."""
+    parts = [_invoices_sql(db, s), _deals_sql(s, won=True), _deals_sql(s, won=False)]
+    facts = " UNION ALL ".join(sql for sql, _ in parts)
+    # a company's contacts; a merged one is folded into its survivor, which speaks for it
+    members = "m.company_id = f.client_id AND (m.merged_into IS NULL OR m.merged_into = '')"
+    # the channel of most inbound contacts; a tie: the most recent, then the later name
+    # (contact_inbound's `_rank`), summed over a company's contacts; a contact's own is kept
+    # ranked so in contact_preferred
+    company_channel = (
+        f"CASE WHEN EXISTS (SELECT 1 FROM contacts m WHERE {members})"
+        " THEN (SELECT t.channel FROM contacts m JOIN contact_inbound_totals t"
+        f" ON t.contact_id = m.id WHERE {members} GROUP BY t.channel"
+        f" ORDER BY SUM(t.count) DESC, {_bytewise(db, 'MAX(t.last_at)')} DESC,"
+        f" {_bytewise(db, 't.channel')} DESC LIMIT 1) END"
+    )
+    contact_channel = "SELECT p.channel FROM contact_preferred p WHERE p.contact_id = f.client_id"
+    company = "f.client_kind = 'company'"
+    sql = (
+        "SELECT f.fact, f.fact_id, f.title, f.client_kind, f.client_id,"
+        f" CASE WHEN {company} THEN COALESCE(co.name, '')"
+        " ELSE COALESCE(ct.display_name, '') END AS client,"
+        f" CASE WHEN {company} THEN (SELECT MAX(m.last_contact_at) FROM contacts m"
+        f" WHERE {members}) ELSE ct.last_contact_at END AS last_contact_at,"
+        f" COALESCE(CASE WHEN {company} THEN {company_channel}"
+        f" ELSE ({contact_channel}) END, '') AS preferred_channel,"
+        " f.currency, f.invoice_minor, f.due_on, f.paid_on, f.judged, f.on_time, f.late,"
+        " f.unpaid_overdue, f.days_late, f.won, f.open, f.revenue_minor, f.forecast_minor"
+        # the client's own row: its company's, or its contact's (a lookup by key, one of them)
+        f" FROM ({facts}) f"
+        f" LEFT JOIN companies co ON co.id = CASE WHEN {company} THEN f.client_id END"
+        f" LEFT JOIN contacts ct ON ct.id = CASE WHEN {company} THEN NULL ELSE f.client_id END"
+        " WHERE f.client_id <> ''"
+    )
+    params = [p for _, ps in parts for p in ps]
+    return ItemQuery(sql, params, "fact, due_on, fact_id")
 
 
 CLIENT_KEY = ("client_kind", "client_id", "client", "last_contact_at", "preferred_channel")
@@ -270,14 +246,14 @@ REPORT = Report(
         " the period, the probability-weighted forecast of open deals, the last contact and"
         " the preferred channel."
     ),
-    sources=(ItemSource("facts", "Invoices and deals", FACT_COLUMNS, read_facts),),
+    sources=(ItemSource("facts", "Invoices and deals", FACT_COLUMNS, query=facts_query),),
     sections=(
         Section(
             name="discipline",
             title="Payment discipline",
             source="facts",
             group_by=CLIENT_KEY,
-            keep=lambda item: item["fact"] == "invoice",
+            where="fact = 'invoice'",
             measures=(
                 Measure("invoices", "Invoices", "count"),
                 Measure("judged", "Invoices judged", "sum", "judged"),
@@ -301,7 +277,7 @@ REPORT = Report(
             title="Revenue and forecast",
             source="facts",
             group_by=(*CLIENT_KEY, "currency"),
-            keep=lambda item: item["fact"] != "invoice",
+            where="fact <> 'invoice'",
             measures=(
                 Measure("won", "Won deals", "sum", "won"),
                 Measure("revenue", "Revenue (net)", "sum", "revenue_minor", kind="money"),
@@ -312,5 +288,4 @@ REPORT = Report(
             chart="revenue",
         ),
     ),
-    enrich=enrich_clients,
 )

@@ -17,12 +17,10 @@ expected to close, against the net amount actually won.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
-from threadline.projections.pipelines import pipelines
 from threadline.projections.reports.frame import (
     Column,
-    Item,
+    ItemQuery,
     ItemSource,
     Measure,
     Report,
@@ -30,8 +28,8 @@ from threadline.projections.reports.frame import (
     Section,
     deal_slice,
     local_day,
-    local_month,
-    seconds_between,
+    seconds_sql,
+    ts_literal,
 )
 from threadline.projections.sql import ViewReader
 
@@ -89,138 +87,108 @@ FORECAST_COLUMNS = (
 )
 
 
-def _stages(db: ViewReader) -> dict[str, dict[str, Any]]:
-    """Every stage (archived pipelines too) with its pipeline's name and its position."""
-    found: dict[str, dict[str, Any]] = {}
-    for p in pipelines(db, include_archived=True):
-        for stage in p.stages:
-            found[stage.id] = {
-                "pipeline": p.name,
-                "name": stage.name,
-                "position": stage.position,
-                "meaning": stage.meaning,
-            }
-    return found
-
-
-def read_stays(db: ViewReader, s: ReportSlice) -> list[Item]:
-    c = STAY_SLICE.conditions(REPORT_NAME, s)
-    rows = db.query(
-        "SELECT h.id, h.deal_id, h.pipeline_id, h.stage_id, h.kind, h.entered_at, h.left_at,"
-        " h.manager_id, h.currency, h.amount_minor, h.reason, h.from_stage_id,"
-        " d.title, d.status, u.name AS manager,"
-        " n.kind AS next_kind, n.stage_id AS next_stage_id, n.pipeline_id AS next_pipeline_id"
-        " FROM deal_stage_history h JOIN deals d ON d.id = h.deal_id"
-        " LEFT JOIN users u ON u.id = h.manager_id"
-        " LEFT JOIN deal_stage_history n ON n.deal_id = h.deal_id AND n.from_stage_id = h.stage_id"
-        " AND n.entered_at = h.left_at"
-        f"{c.where} ORDER BY h.entered_at, h.id",
-        c.params,
-    )
-    stages = _stages(db)
-    now = s.now_ts
-    items: list[Item] = []
-    seen: set[str] = set()
-    for r in rows:
-        if r["id"] in seen:  # two moves in one microsecond: the first found ends the stay
-            continue
-        seen.add(r["id"])
-        here = stages.get(r["stage_id"], {})
-        position = here.get("position", 0)
-        outcome = _outcome(r, position, stages)
-        lost_at = stages.get(r["from_stage_id"] or "", {}).get("name", "")
-        items.append(
-            {
-                "stay_id": r["id"],
-                "deal_id": r["deal_id"],
-                "deal_title": r["title"],
-                "pipeline_id": r["pipeline_id"],
-                "pipeline": here.get("pipeline", ""),
-                "position": position,
-                "stage_id": r["stage_id"],
-                "stage": here.get("name", r["stage_id"]),
-                "meaning": here.get("meaning", ""),
-                "manager_id": r["manager_id"],
-                "manager": r["manager"] or "",
-                "entered_at": r["entered_at"],
-                "left_at": r["left_at"],
-                "entered": 1,
-                **{name: int(outcome == name) for name in OUTCOMES},
-                "won_later": int(r["status"] == "won"),
-                "won_entry": int(r["kind"] == "won"),
-                "lost_entry": int(r["kind"] == "lost"),
-                "closed_entry": int(r["kind"] in ("won", "lost")),
-                "seconds_in_stage": max(
-                    0.0, seconds_between(r["entered_at"], r["left_at"] or now) or 0.0
-                ),
-                "lost_at_stage": lost_at if r["kind"] == "lost" else "",
-                "reason": (r["reason"] or "") if r["kind"] == "lost" else "",
-                "currency": r["currency"],
-                "amount_minor": int(r["amount_minor"]),
-            }
-        )
-    return items
-
+# How a stay ended, from the move that ended it (kept on the stay by the deals view) and
+# the stages' order now: a move to a later stage of the same pipeline (or a win there)
+# advanced it. Each outcome is its own test (a fold reads them all; one CASE named once
+# would be evaluated once per flag anyway).
+_LEFT = "o.left_at IS NOT NULL AND o.next_kind IS NOT NULL"
+_SAME = f"{_LEFT} AND o.next_kind <> 'lost' AND o.next_pipeline_id = o.pipeline_id"
+_FORWARD = "COALESCE(o.next_position, o.position, 0) > COALESCE(o.position, 0)"
+_OUTCOME_TESTS = {
+    "advanced": f"{_SAME} AND (o.next_kind = 'won' OR {_FORWARD})",
+    "moved_back": f"{_SAME} AND o.next_kind <> 'won' AND NOT {_FORWARD}",
+    "lost": f"{_LEFT} AND o.next_kind = 'lost'",
+    "moved_out": f"{_LEFT} AND o.next_kind <> 'lost' AND o.next_pipeline_id <> o.pipeline_id",
+    "still": "o.left_at IS NULL OR o.next_kind IS NULL",
+}
 
 OUTCOMES = ("advanced", "moved_back", "lost", "moved_out", "still")
 
 
-def _outcome(row: dict[str, Any], position: int, stages: dict[str, dict[str, Any]]) -> str:
-    if row["left_at"] is None or row["next_kind"] is None:
-        return "still"
-    if row["next_kind"] == "lost":
-        return "lost"
-    if row["next_pipeline_id"] != row["pipeline_id"]:
-        return "moved_out"
-    if row["next_kind"] == "won":
-        return "advanced"
-    after = stages.get(row["next_stage_id"], {}).get("position", position)
-    return "advanced" if after > position else "moved_back"
+_DEAL_DIMENSIONS = ("source", "utm_campaign", "channel", "group", "segment")
+"""The slices a stay takes from its deal now (the deals view as `d`); the rest the stay has."""
+
+
+def stays_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
+    """Every stay that began in the period, how it ended and how long it lasted (to `now`
+    for the current one). Stage names and order are the pipelines' now (archived ones too).
+
+    The stay carries what its folds need (how it ended, how long, the deal's status), so a
+    fold reads `deal_stage_history` alone; the deal's title is a subquery only a drill-down
+    evaluates, and the deals view is joined only when the slice asks for the deal's source
+    or client.
+    """
+    c = STAY_SLICE.conditions(REPORT_NAME, s)
+    deal_join = (
+        " JOIN deals d ON d.id = h.deal_id"
+        if any(getattr(s, name) is not None for name in _DEAL_DIMENSIONS)
+        else ""
+    )
+    now = ts_literal(s.now_ts)
+    flags = ", ".join(
+        f"CASE WHEN {_OUTCOME_TESTS[name]} THEN 1 ELSE 0 END AS {name}" for name in OUTCOMES
+    )
+    stays = (
+        "SELECT h.id, h.deal_id, h.pipeline_id, h.stage_id, h.kind, h.entered_at, h.left_at,"
+        " h.manager_id, h.currency, h.amount_minor, h.reason, h.deal_status, h.stay_seconds,"
+        " p.name AS pipeline_name, st.position, st.name AS stage_name, st.meaning,"
+        " h.from_stage_id, u.name AS manager_name, h.next_kind, h.next_pipeline_id,"
+        " ns.position AS next_position"
+        " FROM deal_stage_history h"
+        " LEFT JOIN pipeline_stages st ON st.id = h.stage_id"
+        " LEFT JOIN pipelines p ON p.id = st.pipeline_id"
+        " LEFT JOIN pipeline_stages ns ON ns.id = h.next_stage_id"
+        f" LEFT JOIN users u ON u.id = h.manager_id{deal_join}{c.where}"
+    )
+    open_seconds = seconds_sql(db, "o.entered_at", now)
+    sql = (
+        "SELECT o.id AS stay_id, o.deal_id,"
+        " (SELECT t.title FROM deals t WHERE t.id = o.deal_id) AS deal_title, o.pipeline_id,"
+        " COALESCE(o.pipeline_name, '') AS pipeline, COALESCE(o.position, 0) AS position,"
+        " o.stage_id, COALESCE(o.stage_name, o.stage_id) AS stage,"
+        " COALESCE(o.meaning, '') AS meaning, o.manager_id,"
+        " COALESCE(o.manager_name, '') AS manager, o.entered_at, o.left_at, 1 AS entered,"
+        f" {flags},"
+        " CASE WHEN o.deal_status = 'won' THEN 1 ELSE 0 END AS won_later,"
+        " CASE WHEN o.kind = 'won' THEN 1 ELSE 0 END AS won_entry,"
+        " CASE WHEN o.kind = 'lost' THEN 1 ELSE 0 END AS lost_entry,"
+        " CASE WHEN o.kind IN ('won', 'lost') THEN 1 ELSE 0 END AS closed_entry,"
+        " CASE WHEN o.stay_seconds IS NOT NULL THEN o.stay_seconds"
+        f" WHEN {open_seconds} > 0 THEN {open_seconds} ELSE 0.0 END AS seconds_in_stage,"
+        " CASE WHEN o.kind = 'lost' THEN COALESCE((SELECT f.name FROM pipeline_stages f"
+        " WHERE f.id = o.from_stage_id), '') ELSE '' END AS lost_at_stage,"
+        " CASE WHEN o.kind = 'lost' THEN COALESCE(o.reason, '') ELSE '' END AS reason,"
+        f" o.currency, o.amount_minor FROM ({stays}) o"
+    )
+    return ItemQuery(sql, c.params, "entered_at, stay_id")
 
 
 FORECAST_SLICE = deal_slice()  # the period narrows `expected_close`, a date (below)
 
+_PROBABILITY = (
+    "CASE WHEN d.status = 'won' THEN 100 WHEN d.status = 'lost' THEN 0 ELSE d.probability END"
+)
 
-def read_forecast(db: ViewReader, s: ReportSlice) -> list[Item]:
-    """Deals expected to close in the period (`expected_close` is a business date)."""
+
+def forecast_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
+    """Deals expected to close in the period (`expected_close` is a business date): each
+    weighs its net amount by its probability (won 100 %, lost 0 %), rounded half up."""
     c = FORECAST_SLICE.conditions(REPORT_NAME, s)
     c.add("d.expected_close IS NOT NULL", [])
     c.compare("d.expected_close", ">=", local_day(s.start, s.timezone) if s.start else None)
     c.compare("d.expected_close", "<", local_day(s.end, s.timezone) if s.end else None)
-    rows = db.query(
-        "SELECT d.id, d.title, d.expected_close, d.status, d.manager_id, u.name AS manager,"
-        " d.probability, d.probability_manual, d.currency, d.net_minor"
-        " FROM deals d LEFT JOIN users u ON u.id = d.manager_id"
-        f"{c.where} ORDER BY d.expected_close, d.id",
-        c.params,
+    sql = (
+        "SELECT d.id AS deal_id, d.title AS deal_title,"
+        " substr(d.expected_close, 1, 7) AS month, d.status, d.manager_id,"
+        f" COALESCE(u.name, '') AS manager, {_PROBABILITY} AS probability,"
+        " CASE WHEN d.probability_manual <> 0 THEN 1 ELSE 0 END AS manual, d.currency,"
+        " d.net_minor AS amount_minor,"
+        f" (d.net_minor * ({_PROBABILITY}) + 50) / 100 AS weighted_minor,"
+        " CASE WHEN d.status = 'won' THEN d.net_minor ELSE 0 END AS won_minor,"
+        " d.expected_close"
+        f" FROM deals d LEFT JOIN users u ON u.id = d.manager_id{c.where}"
     )
-    items = []
-    for r in rows:
-        amount = int(r["net_minor"])
-        probability = (
-            100 if r["status"] == "won" else 0 if r["status"] == "lost" else int(r["probability"])
-        )
-        items.append(
-            {
-                "deal_id": r["id"],
-                "deal_title": r["title"],
-                "month": str(r["expected_close"])[:7],
-                "status": r["status"],
-                "manager_id": r["manager_id"],
-                "manager": r["manager"] or "",
-                "probability": probability,
-                "manual": int(bool(r["probability_manual"])),
-                "currency": r["currency"],
-                "amount_minor": amount,
-                "weighted_minor": (amount * probability + 50) // 100,
-                "won_minor": amount if r["status"] == "won" else 0,
-            }
-        )
-    return items
-
-
-def _stay_month(item: Item, s: ReportSlice) -> str | None:
-    return local_month(item["entered_at"], s.timezone)
+    return ItemQuery(sql, c.params, "expected_close, deal_id")
 
 
 REPORT = Report(
@@ -233,8 +201,8 @@ REPORT = Report(
         "weighted forecast by expected close month against what was won."
     ),
     sources=(
-        ItemSource("stays", "Stage stays", STAY_COLUMNS, read_stays),
-        ItemSource("forecast", "Deals by expected close", FORECAST_COLUMNS, read_forecast),
+        ItemSource("stays", "Stage stays", STAY_COLUMNS, query=stays_query),
+        ItemSource("forecast", "Deals by expected close", FORECAST_COLUMNS, query=forecast_query),
     ),
     sections=(
         Section(
@@ -286,7 +254,7 @@ REPORT = Report(
             title="Win rate",
             source="stays",
             group_by=("pipeline",),
-            keep=lambda item: bool(item["closed_entry"]),
+            where="closed_entry = 1",
             measures=(
                 Measure("closed", "Deals closed", "count"),
                 Measure("won", "Deals won", "sum", "won_entry"),
@@ -300,7 +268,7 @@ REPORT = Report(
             title="Lost deals by reason, stage and manager",
             source="stays",
             group_by=("reason", "lost_at_stage", "manager_id", "manager", "currency"),
-            keep=lambda item: bool(item["lost_entry"]),
+            where="lost_entry = 1",
             measures=(
                 Measure("deals", "Deals", "count"),
                 Measure("amount", "Amount", "sum", "amount_minor", kind="money"),

@@ -22,7 +22,8 @@ Figures and their exact rules (the README says the same for users):
   deals targets (`sales_plans`, months of the period) against revenue, gross profit and
   deals won in those months; done = fact / plan (none without a plan).
 - **Comparison**: one row per manager with the counts side by side (money stays per
-  currency in the results and plan sections).
+  currency in the results and plan sections): the other sources' items in one SELECT, so
+  its counts are theirs.
 
 Slices: period, manager and client group narrow everything; pipeline, source and campaign
 narrow the deals (results, plan fact) only; channel narrows deals by their first-touch
@@ -39,7 +40,7 @@ from typing import Any
 from threadline.projections.base import parse_ts, ts
 from threadline.projections.reports.frame import (
     Column,
-    Item,
+    ItemQuery,
     ItemSource,
     Measure,
     Report,
@@ -47,11 +48,12 @@ from threadline.projections.reports.frame import (
     Section,
     SliceColumns,
     deal_slice,
+    is_postgres,
     local_month,
-    seconds_between,
+    local_month_sql,
+    seconds_sql,
 )
-from threadline.projections.reports.service import REQUEST_COLUMNS, read_requests
-from threadline.projections.sales_plans import sales_plans
+from threadline.projections.reports.service import REQUEST_COLUMNS, requests_query
 from threadline.projections.sql import Conditions, ViewReader
 
 REPORT_NAME = "managers"
@@ -157,44 +159,31 @@ COMPARISON_COLUMNS = (
 
 
 # -- reading ----------------------------------------------------------------------------------
+#
+# Every source is one SELECT (the database folds the figures): the comparison is the same
+# SELECTs side by side (UNION ALL), so its counts are the other sections' by construction.
+# The contacts (a client's group) are joined only when the slice asks for them, so an item
+# costs no lookup it does not need.
+
+_WON = "CASE WHEN d.status = 'won' THEN 1 ELSE 0 END"
 
 
-def read_deals(db: ViewReader, s: ReportSlice) -> list[Item]:
+def deals_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
     """Deals won or lost in the period (by `closed_at`)."""
     c = DEAL_SLICE.conditions(REPORT_NAME, s)
     c.add("d.status IN ('won', 'lost')", [])
     c.add("d.closed_at IS NOT NULL", [])
-    rows = db.query(
-        "SELECT d.id, d.title, d.manager_id, u.name AS manager, d.closed_at, d.status,"
-        " d.pipeline_id, d.currency, d.net_minor, d.profit_minor"
-        " FROM deals d LEFT JOIN users u ON u.id = d.manager_id"
-        f"{c.where} ORDER BY d.closed_at, d.id",
-        c.params,
+    sql = (
+        "SELECT d.id AS deal_id, d.title AS deal_title, d.manager_id,"
+        f" COALESCE(u.name, '') AS manager, {local_month_sql(db, 'd.closed_at', s)} AS month,"
+        f" d.closed_at, d.status, d.pipeline_id, {_WON} AS won, 1 - {_WON} AS lost,"
+        " 1 AS closed, d.currency,"
+        " CASE WHEN d.status = 'won' THEN d.net_minor ELSE 0 END AS won_minor,"
+        " CASE WHEN d.status = 'won' THEN 0 ELSE d.net_minor END AS lost_minor,"
+        " CASE WHEN d.status = 'won' THEN d.profit_minor ELSE 0 END AS profit_minor"
+        f" FROM deals d LEFT JOIN users u ON u.id = d.manager_id{c.where}"
     )
-    items = []
-    for r in rows:
-        won = r["status"] == "won"
-        net = int(r["net_minor"])
-        items.append(
-            {
-                "deal_id": r["id"],
-                "deal_title": r["title"],
-                "manager_id": r["manager_id"],
-                "manager": r["manager"] or "",
-                "month": local_month(r["closed_at"], s.timezone),
-                "closed_at": r["closed_at"],
-                "status": r["status"],
-                "pipeline_id": r["pipeline_id"],
-                "won": int(won),
-                "lost": int(not won),
-                "closed": 1,
-                "currency": r["currency"],
-                "won_minor": net if won else 0,
-                "lost_minor": 0 if won else net,
-                "profit_minor": int(r["profit_minor"]) if won else 0,
-            }
-        )
-    return items
+    return ItemQuery(sql, c.params, "closed_at, deal_id")
 
 
 MESSAGE_SLICE = SliceColumns(
@@ -204,35 +193,29 @@ MESSAGE_SLICE = SliceColumns(
     contact_id="m.contact_id",
 )
 
+_ACTOR_USER = "substr(m.actor, 6)"  # the user id of a `user:<id>` actor
 
-def read_messages(db: ViewReader, s: ReportSlice) -> list[Item]:
+
+def _client_join(s: ReportSlice, contact: str) -> str:
+    """The contacts join a client-group slice reads the company through (only then)."""
+    return f" LEFT JOIN contacts k ON k.id = {contact}" if s.group is not None else ""
+
+
+def messages_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
     """Outbound messages a user asked to send (never automatic ones, never notes)."""
     c = MESSAGE_SLICE.conditions(REPORT_NAME, _activity_slice(s))
     c.add("m.direction = 'outbound'", [])
     c.add("m.actor LIKE 'user:%'", [])
     if s.manager_id is not None:
         c.compare("m.actor", "=", f"user:{s.manager_id}")
-    rows = db.query(
-        "SELECT m.id, m.conversation_id, m.contact_id, m.channel, m.actor, m.created_at,"
-        " u.name AS manager FROM inbox_messages m"
-        " LEFT JOIN contacts k ON k.id = m.contact_id"
-        " LEFT JOIN users u ON 'user:' || u.id = m.actor"
-        f"{c.where} ORDER BY m.created_at, m.id",
-        c.params,
+    sql = (
+        "SELECT m.id AS message_id, m.conversation_id, m.contact_id,"
+        f" {_ACTOR_USER} AS manager_id, COALESCE(u.name, '') AS manager, m.channel,"
+        f" m.created_at AS sent_at, {local_month_sql(db, 'm.created_at', s)} AS month"
+        f" FROM inbox_messages m{_client_join(s, 'm.contact_id')}"
+        f" LEFT JOIN users u ON u.id = {_ACTOR_USER}{c.where}"
     )
-    return [
-        {
-            "message_id": r["id"],
-            "conversation_id": r["conversation_id"],
-            "contact_id": r["contact_id"],
-            "manager_id": str(r["actor"]).partition(":")[2],
-            "manager": r["manager"] or "",
-            "channel": r["channel"],
-            "sent_at": r["created_at"],
-            "month": local_month(r["created_at"], s.timezone),
-        }
-        for r in rows
-    ]
+    return ItemQuery(sql, c.params, "sent_at, message_id")
 
 
 TASK_SLICE = SliceColumns(
@@ -241,51 +224,36 @@ TASK_SLICE = SliceColumns(
     contact_id="t.contact_id",
 )
 
+_DONE = "t.status = 'done'"
 
-def read_tasks(db: ViewReader, s: ReportSlice) -> list[Item]:
+
+def tasks_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
     """Tasks done in the period, and open tasks due in the period before `now`."""
-    if s.channel is not None:
-        return []  # tasks have no channel: a channel's activity is its messages and calls
     activity = replace(_activity_slice(s), manager_id=s.manager_id)
-    c = TASK_SLICE.conditions(REPORT_NAME, activity, period=False)
-    now = s.now_ts
-    done = Conditions().add("t.status = 'done'", [])
+    c = TASK_SLICE.conditions(REPORT_NAME, replace(activity, channel=None), period=False)
+    if s.channel is not None:
+        c.add("1 = 0", [])  # tasks have no channel: a channel's activity is its messages and calls
+    done = Conditions().add(_DONE, [])
     done.compare("t.closed_at", ">=", s.start).compare("t.closed_at", "<", s.end)
-    overdue = Conditions().add("t.status = 'open'", []).add("t.due_at < ?", [now])
+    overdue = Conditions().add("t.status = 'open'", []).add("t.due_at < ?", [s.now_ts])
     overdue.compare("t.due_at", ">=", s.start).compare("t.due_at", "<", s.end)
     c.add(
         f"(({' AND '.join(done.clauses)}) OR ({' AND '.join(overdue.clauses)}))",
         [*done.params, *overdue.params],
     )
-    rows = db.query(
-        "SELECT t.id, t.type, t.status, t.due_at, t.closed_at, t.assignee_id,"
-        " u.name AS manager FROM tasks t"
-        " LEFT JOIN contacts k ON k.id = t.contact_id"
-        " LEFT JOIN users u ON u.id = t.assignee_id"
-        f"{c.where} ORDER BY COALESCE(t.closed_at, t.due_at), t.id",
-        c.params,
+    sql = (
+        "SELECT t.id AS task_id, t.type, t.assignee_id AS manager_id,"
+        " COALESCE(u.name, '') AS manager, t.status, t.due_at, t.closed_at,"
+        f" CASE WHEN {_DONE} THEN 1 ELSE 0 END AS done,"
+        f" CASE WHEN {_DONE} AND t.type = 'call' THEN 1 ELSE 0 END AS call,"
+        f" CASE WHEN {_DONE} AND t.type = 'meeting' THEN 1 ELSE 0 END AS meeting,"
+        f" CASE WHEN {_DONE} AND t.due_at IS NOT NULL AND t.closed_at > t.due_at"
+        " THEN 1 ELSE 0 END AS done_late,"
+        f" CASE WHEN {_DONE} THEN 0 ELSE 1 END AS overdue"
+        f" FROM tasks t{_client_join(s, 't.contact_id')}"
+        f" LEFT JOIN users u ON u.id = t.assignee_id{c.where}"
     )
-    items = []
-    for r in rows:
-        is_done = r["status"] == "done"
-        late = is_done and r["due_at"] is not None and r["closed_at"] > r["due_at"]
-        items.append(
-            {
-                "task_id": r["id"],
-                "type": r["type"],
-                "manager_id": r["assignee_id"],
-                "manager": r["manager"] or "",
-                "status": r["status"],
-                "due_at": r["due_at"],
-                "closed_at": r["closed_at"],
-                "done": int(is_done),
-                "call": int(is_done and r["type"] == "call"),
-                "meeting": int(is_done and r["type"] == "meeting"),
-                "done_late": int(late),
-                "overdue": int(not is_done),
-            }
-        )
-    return items
+    return ItemQuery(sql, c.params, "COALESCE(closed_at, due_at), task_id")
 
 
 MISSED_SLICE = SliceColumns(
@@ -297,79 +265,69 @@ MISSED_SLICE = SliceColumns(
 
 
 def first_return(rang_at: str, returns: list[tuple[str, str]]) -> tuple[str, str] | None:
-    """The first (time, user id) of `returns` after `rang_at` and within 24 hours of it."""
+    """The first (time, user id) of `returns` after `rang_at` and within 24 hours of it.
+
+    The rule `missed_calls_query` applies in SQL (kept here as its plain statement)."""
     start = parse_ts(rang_at)
     limit = ts(start + RETURN_WINDOW)
     found = [r for r in returns if rang_at < r[0] <= limit]
     return min(found) if found else None
 
 
-def read_missed_calls(db: ViewReader, s: ReportSlice) -> list[Item]:
-    """Missed inbound calls in the period, each with who returned it within 24 hours."""
+def _a_day_later_sql(db: ViewReader, column: str) -> str:
+    """The `ts` text 24 hours after a `ts` column (UTC: a day is always 24 hours)."""
+    if is_postgres(db):
+        whole = (
+            f"to_char(CAST({column} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' + INTERVAL '1 day',"
+            " 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+        )
+    else:
+        whole = f"strftime('%Y-%m-%dT%H:%M:%S', {column}, '+1 day')"
+    return f"{whole} || substr({column}, 20)"  # the microseconds and the Z as they were
+
+
+def missed_calls_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
+    """Missed inbound calls in the period, each with who returned it within 24 hours.
+
+    The first return is the least (time, user id) among the users' outbound messages to the
+    contact and the call tasks done on it in (rang, rang + 24 h]: `time || ' ' || user` in
+    one MIN, the `ts` texts being all of one length (27 characters).
+    """
     c = MISSED_SLICE.conditions(REPORT_NAME, _activity_slice(s))
     c.add("m.direction = 'inbound'", [])
     c.add("m.channel = 'voice'", [])
     c.add("m.metadata LIKE ?", ['%"outcome":"missed"%'])
-    rows = db.query(
-        "SELECT m.id, m.conversation_id, m.contact_id, m.created_at, v.assignee_id"
-        " FROM inbox_messages m LEFT JOIN contacts k ON k.id = m.contact_id"
-        " LEFT JOIN inbox_conversations v ON v.id = m.conversation_id"
-        f"{c.where} ORDER BY m.created_at, m.id",
-        c.params,
+    until = _a_day_later_sql(db, "m.created_at")
+    returns = (
+        "SELECT o.created_at || ' ' || substr(o.actor, 6) AS mark FROM inbox_messages o"
+        " WHERE o.direction = 'outbound' AND o.created_at > m.created_at"
+        f" AND o.created_at <= {until} AND o.contact_id = m.contact_id"
+        " AND o.actor LIKE 'user:%'"
+        " UNION ALL SELECT r.closed_at || ' ' || r.assignee_id FROM tasks r"
+        " WHERE r.contact_id = m.contact_id AND r.type = 'call' AND r.status = 'done'"
+        f" AND r.assignee_id IS NOT NULL AND r.closed_at > m.created_at AND r.closed_at <= {until}"
     )
-    if not rows:
-        return []
-    returns = _returns(db, rows)
-    names = {r["id"]: r["name"] for r in db.query("SELECT id, name FROM users")}
-    items = []
-    for r in rows:
-        found = first_return(r["created_at"], returns.get(r["contact_id"], []))
-        manager_id = found[1] if found else r["assignee_id"]
-        if s.manager_id is not None and manager_id != s.manager_id:
-            continue
-        items.append(
-            {
-                "message_id": r["id"],
-                "conversation_id": r["conversation_id"],
-                "contact_id": r["contact_id"],
-                "manager_id": manager_id,
-                "manager": names.get(manager_id, "") if manager_id else "",
-                "rang_at": r["created_at"],
-                "returned_at": found[0] if found else None,
-                "missed": 1,
-                "returned": int(found is not None),
-                "seconds_to_return": seconds_between(r["created_at"], found[0]) if found else None,
-            }
-        )
-    return items
-
-
-def _returns(db: ViewReader, calls: list[dict[str, Any]]) -> dict[str, list[tuple[str, str]]]:
-    """Per contact, (time, user id) of every user's outbound message and call task done
-    between the first missed call and 24 hours after the last."""
-    contacts = sorted({r["contact_id"] for r in calls})
-    start = min(r["created_at"] for r in calls)
-    end = ts(parse_ts(max(r["created_at"] for r in calls)) + RETURN_WINDOW)
-    found: dict[str, list[tuple[str, str]]] = {}
-    for at in range(0, len(contacts), 400):
-        chunk = contacts[at : at + 400]
-        marks = ",".join("?" * len(chunk))
-        for r in db.query(
-            "SELECT contact_id, created_at AS at, actor FROM inbox_messages"
-            " WHERE direction = 'outbound' AND actor LIKE 'user:%'"
-            f" AND created_at > ? AND created_at <= ? AND contact_id IN ({marks})",
-            [start, end, *chunk],
-        ):
-            user = str(r["actor"]).partition(":")[2]
-            found.setdefault(r["contact_id"], []).append((r["at"], user))
-        for r in db.query(
-            "SELECT contact_id, closed_at AS at, assignee_id FROM tasks"
-            " WHERE type = 'call' AND status = 'done' AND assignee_id IS NOT NULL"
-            f" AND closed_at > ? AND closed_at <= ? AND contact_id IN ({marks})",
-            [start, end, *chunk],
-        ):
-            found.setdefault(r["contact_id"], []).append((r["at"], r["assignee_id"]))
-    return found
+    calls = (
+        "SELECT m.id, m.conversation_id, m.contact_id, m.created_at, v.assignee_id,"
+        f" (SELECT MIN(x.mark) FROM ({returns}) x) AS first_mark"
+        f" FROM inbox_messages m{_client_join(s, 'm.contact_id')}"
+        f" LEFT JOIN inbox_conversations v ON v.id = m.conversation_id{c.where}"
+    )
+    # each call's first return is looked up once (MATERIALIZED: a database inlining `f`
+    # would repeat the lookup for every column that reads it)
+    returned_at = "substr(f.first_mark, 1, 27)"
+    manager_id = "COALESCE(substr(f.first_mark, 29), f.assignee_id)"
+    seconds = seconds_sql(db, "f.created_at", returned_at)
+    manager = Conditions().compare(manager_id, "=", s.manager_id)
+    sql = (
+        f"WITH f AS MATERIALIZED ({calls})"
+        f" SELECT f.id AS message_id, f.conversation_id, f.contact_id, {manager_id} AS manager_id,"
+        f" COALESCE(u.name, '') AS manager, f.created_at AS rang_at, {returned_at} AS returned_at,"
+        " 1 AS missed, CASE WHEN f.first_mark IS NULL THEN 0 ELSE 1 END AS returned,"
+        f" CASE WHEN f.first_mark IS NULL THEN NULL ELSE {seconds} END AS seconds_to_return"
+        f" FROM f LEFT JOIN users u ON u.id = {manager_id}{manager.where}"
+    )
+    return ItemQuery(sql, [*c.params, *manager.params], "rang_at, message_id")
 
 
 def _months_of(s: ReportSlice) -> list[str] | None:
@@ -387,44 +345,29 @@ def _months_of(s: ReportSlice) -> list[str] | None:
     return months
 
 
-def read_plan_fact(db: ViewReader, s: ReportSlice) -> list[Item]:
-    """The plans of the period's months, one item each (`enrich` adds the won deals)."""
-    if s.group is not None:
-        return []  # plans have no client: a group slice shows the facts only
-    return [
-        {
-            "kind": "plan",
-            "deal_id": None,
-            "manager_id": plan.manager_id,
-            "manager": plan.manager,
-            "month": plan.month,
-            "currency": plan.currency,
-            "plan_minor": plan.revenue_minor,
-            "fact_minor": 0,
-            "plan_profit_minor": plan.gross_profit_minor or 0,
-            "fact_profit_minor": 0,
-            "plan_deals": plan.deals_won or 0,
-            "fact_deals": 0,
-        }
-        for plan in sales_plans(db, manager_id=s.manager_id, months=_months_of(s))
-    ]
+def plan_fact_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
+    """The plans of the period's months (one item each) and the deals won in the period.
 
-
-def _fact_item(deal: Item) -> Item:
-    return {
-        "kind": "deal",
-        "deal_id": deal["deal_id"],
-        "manager_id": deal["manager_id"],
-        "manager": deal["manager"],
-        "month": deal["month"],
-        "currency": deal["currency"],
-        "plan_minor": 0,
-        "fact_minor": deal["won_minor"],
-        "plan_profit_minor": 0,
-        "fact_profit_minor": deal["profit_minor"],
-        "plan_deals": 0,
-        "fact_deals": 1,
-    }
+    Plans have no client: a group slice shows the facts only."""
+    plans = Conditions().compare("p.manager_id", "=", s.manager_id)
+    months = _months_of(s)
+    if s.group is not None or months == []:
+        plans.add("1 = 0", [])
+    elif months is not None:
+        plans.add(f"p.month IN ({','.join('?' * len(months))})", months)
+    deals = deals_query(db, s)
+    sql = (
+        "SELECT 'plan' AS kind, NULL AS deal_id, p.manager_id,"
+        " COALESCE(u.name, '') AS manager, p.month, p.currency,"
+        " p.revenue_minor AS plan_minor, 0 AS fact_minor,"
+        " COALESCE(p.gross_profit_minor, 0) AS plan_profit_minor, 0 AS fact_profit_minor,"
+        " COALESCE(p.deals_won, 0) AS plan_deals, 0 AS fact_deals"
+        f" FROM sales_plans p LEFT JOIN users u ON u.id = p.manager_id{plans.where}"
+        " UNION ALL SELECT 'deal', i.deal_id, i.manager_id, i.manager, i.month, i.currency,"
+        " 0, i.won_minor, 0, i.profit_minor, 0, 1"
+        f" FROM ({deals.sql}) i WHERE i.status = 'won'"
+    )
+    return ItemQuery(sql, [*plans.params, *deals.params], "month, manager_id, kind DESC, deal_id")
 
 
 FLAGS = (
@@ -442,67 +385,67 @@ FLAGS = (
 )
 
 
-def read_first_responses(db: ViewReader, s: ReportSlice) -> list[Item]:
+def first_responses_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
     """The service report's requests, answered ones, with the responder as the manager.
 
     A conversation belongs to no pipeline, so a pipeline slice leaves them all (a manager's
     first-response time is theirs whatever the deals); the manager slice is the operator the
     conversation is assigned to, as in the service report.
     """
-    answered = read_requests(db, replace(s, pipeline_id=None))
-    return [
-        {**r, "manager_id": r["responder_id"], "manager": r["responder"]}
-        for r in answered
-        if r["answered"]
-    ]
+    q = requests_query(db, replace(s, pipeline_id=None))
+    columns = ", ".join(f"q.{column.name}" for column in REQUEST_COLUMNS)
+    sql = (
+        f"SELECT {columns}, q.responder_id AS manager_id, q.responder AS manager"
+        f" FROM ({q.sql}) q WHERE q.answered = 1"
+    )
+    return ItemQuery(sql, q.params, q.order)
 
 
-def _nothing(db: ViewReader, s: ReportSlice) -> list[Item]:
-    """A source `enrich` fills from the others (each view is read once per request)."""
-    return []
-
-
-def _flags(kind: str, ref: str, row: Item, **flags: int) -> Item:
-    return {
-        "kind": kind,
-        "ref_id": ref,
-        "manager_id": row["manager_id"],
-        "manager": row["manager"],
-        **{name: flags.get(name, 0) for name in FLAGS},
-    }
-
-
-def combine(items: dict[str, list[Item]], s: ReportSlice, db: ViewReader) -> None:
-    """Add the won deals to the plan items, and every item to the comparison."""
-    deals = items["deals"]
-    items["plan_fact"] = items["plan_fact"] + [_fact_item(d) for d in deals if d["won"]]
-    together = [_flags("deal", d["deal_id"], d, won=d["won"], lost=d["lost"]) for d in deals]
-    together += [_flags("message", m["message_id"], m, message=1) for m in items["messages"]]
-    together += [
-        _flags(
+def comparison_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
+    """Every item of the other sections as one row of per-manager flags (UNION ALL)."""
+    branches: list[tuple[ItemQuery, str, str, dict[str, str], str]] = [
+        (deals_query(db, s), "deal", "deal_id", {"won": "won", "lost": "lost"}, "NULL"),
+        (messages_query(db, s), "message", "message_id", {"message": "1"}, "NULL"),
+        (
+            tasks_query(db, s),
             "task",
-            t["task_id"],
-            t,
-            call=t["call"],
-            meeting=t["meeting"],
-            done=t["done"],
-            overdue=t["overdue"],
-            done_late=t["done_late"],
+            "task_id",
+            {name: name for name in ("call", "meeting", "done", "overdue", "done_late")},
+            "NULL",
+        ),
+        (
+            missed_calls_query(db, s),
+            "missed_call",
+            "message_id",
+            {"missed": "1", "returned": "returned"},
+            "NULL",
+        ),
+        (
+            first_responses_query(db, s),
+            "request",
+            "request_id",
+            {"answered": "1"},
+            "first_response_business_seconds",
+        ),
+    ]
+    selects: list[str] = []
+    params: list[Any] = []
+    for query, kind, ref, flags, seconds in branches:
+        values = ", ".join(
+            f"{_item(flags[name]) if name in flags else '0'} AS {name}" for name in FLAGS
         )
-        for t in items["tasks"]
-    ]
-    together += [
-        _flags("missed_call", c["message_id"], c, missed=1, returned=c["returned"])
-        for c in items["missed_calls"]
-    ]
-    together += [
-        {
-            **_flags("request", r["request_id"], r, answered=1),
-            "first_response_business_seconds": r["first_response_business_seconds"],
-        }
-        for r in items["first_responses"]
-    ]
-    items["comparison"] = together
+        selects.append(
+            f"SELECT '{kind}' AS kind, i.{ref} AS ref_id, i.manager_id, i.manager, {values},"
+            f" CAST({_item(seconds)} AS DOUBLE PRECISION) AS first_response_business_seconds"
+            f" FROM ({query.sql}) i"
+        )
+        params.extend(query.params)
+    return ItemQuery(" UNION ALL ".join(selects), params, "kind, ref_id")
+
+
+def _item(value: str) -> str:
+    """An item column of a comparison branch (`i.<name>`), or a literal as it is."""
+    return f"i.{value}" if value.isidentifier() and value != "NULL" else value
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -519,18 +462,20 @@ REPORT = Report(
         " comparison."
     ),
     sources=(
-        ItemSource("deals", "Deals closed", DEAL_COLUMNS, read_deals),
-        ItemSource("messages", "Messages sent by managers", MESSAGE_COLUMNS, read_messages),
-        ItemSource("tasks", "Tasks done and overdue", TASK_COLUMNS, read_tasks),
-        ItemSource("missed_calls", "Missed calls", MISSED_COLUMNS, read_missed_calls),
-        ItemSource("plan_fact", "Plans and won deals", PLAN_COLUMNS, read_plan_fact),
+        ItemSource("deals", "Deals closed", DEAL_COLUMNS, query=deals_query),
+        ItemSource("messages", "Messages sent by managers", MESSAGE_COLUMNS, query=messages_query),
+        ItemSource("tasks", "Tasks done and overdue", TASK_COLUMNS, query=tasks_query),
+        ItemSource("missed_calls", "Missed calls", MISSED_COLUMNS, query=missed_calls_query),
+        ItemSource("plan_fact", "Plans and won deals", PLAN_COLUMNS, query=plan_fact_query),
         ItemSource(
             "first_responses",
             "First responses",
             (*REQUEST_COLUMNS, *MANAGER),
-            read_first_responses,
+            query=first_responses_query,
         ),
-        ItemSource("comparison", "Everything per manager", COMPARISON_COLUMNS, _nothing),
+        ItemSource(
+            "comparison", "Everything per manager", COMPARISON_COLUMNS, query=comparison_query
+        ),
     ),
     sections=(
         Section(
@@ -681,5 +626,4 @@ REPORT = Report(
             order="-won",
         ),
     ),
-    enrich=combine,
 )

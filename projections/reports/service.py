@@ -14,11 +14,11 @@ than the last answer by a user).
 
 from __future__ import annotations
 
-from typing import Any
-
+from threadline.projections.base import parse_ts
 from threadline.projections.reports.frame import (
     Column,
     Item,
+    ItemQuery,
     ItemSource,
     Measure,
     Report,
@@ -26,9 +26,10 @@ from threadline.projections.reports.frame import (
     ReportSlice,
     Section,
     SliceColumns,
-    local_day,
-    seconds_between,
+    local_day_sql,
+    ts_literal,
 )
+from threadline.projections.service_requests import epoch_micros
 from threadline.projections.sql import ViewReader
 
 REPORT_NAME = "service"
@@ -41,15 +42,6 @@ REQUEST_SLICE = SliceColumns(
     channel="r.channel",
     company_id="c.company_id",
     contact_id="r.contact_id",
-)
-
-_SELECT = (
-    "SELECT r.*, i.name AS inbox, c.display_name AS contact, a.name AS assignee,"
-    " p.name AS responder FROM service_requests r"
-    " LEFT JOIN service_inboxes i ON i.id = r.inbox_id"
-    " LEFT JOIN contacts c ON c.id = r.contact_id"
-    " LEFT JOIN users a ON a.id = r.assignee_id"
-    " LEFT JOIN users p ON p.id = r.responder_id"
 )
 
 # What a request is, where it came in and who has it: the same in both sources.
@@ -92,55 +84,63 @@ def _target_seconds(s: ReportSlice) -> float:
     return float(minutes) * 60.0
 
 
-def read_requests(db: ViewReader, s: ReportSlice) -> list[Item]:
-    """The requests opened in the period (items of the timing and CSAT sections)."""
+# The names of the inbox, the client, the operator are looked up by key only where a query
+# uses them (a scalar subquery of a column nobody reads is never run; a LEFT JOIN would be,
+# for every item of a GROUP BY).
+def _name(table: str, column: str, key: str) -> str:
+    return (
+        f"CASE WHEN {key} IS NULL THEN '' ELSE"
+        f" COALESCE((SELECT x.{column} FROM {table} x WHERE x.id = {key}), '') END"
+    )
+
+
+_NAMES = (
+    "r.id AS request_id, r.conversation_id, r.inbox_id,"
+    f" {_name('service_inboxes', 'name', 'r.inbox_id')} AS inbox, r.channel, r.contact_id,"
+    f" {_name('contacts', 'display_name', 'r.contact_id')} AS contact, r.assignee_id,"
+    f" {_name('users', 'name', 'r.assignee_id')} AS assignee"
+)
+
+
+def _requests(s: ReportSlice) -> str:
+    """The FROM of both sources: the client's card only when the slice reads it (its first
+    touch, its company)."""
+    if s.source is None and s.utm_campaign is None and s.group is None:
+        return " FROM service_requests r"
+    return " FROM service_requests r LEFT JOIN contacts c ON c.id = r.contact_id"
+
+
+def requests_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
+    """The requests opened in the period (items of the timing and CSAT sections): the
+    durations are the view's (business seconds computed when the request was answered or
+    resolved); "within target" compares the business first response with the option.
+    Answered / resolved read the durations (set with the moments, in the covering index)."""
     c = REQUEST_SLICE.conditions(REPORT_NAME, s)
-    rows = db.query(f"{_SELECT}{c.where} ORDER BY r.opened_at, r.id", c.params)
-    target = _target_seconds(s)
-    items: list[Item] = []
-    for r in rows:
-        business = r["first_response_business_seconds"]
-        score = r["score"]
-        items.append(
-            {
-                "request_id": r["id"],
-                "conversation_id": r["conversation_id"],
-                "inbox_id": r["inbox_id"],
-                "inbox": r["inbox"] or "",
-                "channel": r["channel"],
-                "contact_id": r["contact_id"],
-                "contact": r["contact"] or "",
-                "assignee_id": r["assignee_id"],
-                "assignee": r["assignee"] or "",
-                "responder_id": r["responder_id"],
-                "responder": r["responder"] or "",
-                "opened_at": r["opened_at"],
-                "day": local_day(r["opened_at"], s.timezone),
-                "first_response_at": r["first_response_at"],
-                "resolved_at": r["resolved_at"],
-                "requests": 1,
-                "answered": int(r["first_response_at"] is not None),
-                "resolved": int(r["resolved_at"] is not None),
-                "within_target": int(business is not None and float(business) <= target),
-                "first_response_seconds": _float(r["first_response_seconds"]),
-                "first_response_business_seconds": _float(business),
-                "resolution_seconds": _float(r["resolution_seconds"]),
-                "resolution_business_seconds": _float(r["resolution_business_seconds"]),
-                "score": None if score is None else int(score),
-                "rated": int(score is not None),
-                "satisfied": int(score is not None and int(score) >= 4),
-            }
-        )
-    return items
+    sql = (
+        f"SELECT {_NAMES}, r.responder_id,"
+        f" {_name('users', 'name', 'r.responder_id')} AS responder, r.opened_at,"
+        f" {local_day_sql(db, 'r.opened_at', s)} AS day, r.first_response_at, r.resolved_at,"
+        " 1 AS requests,"
+        " CASE WHEN r.first_response_seconds IS NULL THEN 0 ELSE 1 END AS answered,"
+        " CASE WHEN r.resolution_seconds IS NULL THEN 0 ELSE 1 END AS resolved,"
+        " CASE WHEN r.first_response_business_seconds <= ? THEN 1 ELSE 0 END AS within_target,"
+        " r.first_response_seconds, r.first_response_business_seconds,"
+        " r.resolution_seconds, r.resolution_business_seconds, r.score,"
+        " CASE WHEN r.score IS NULL THEN 0 ELSE 1 END AS rated,"
+        " CASE WHEN r.score >= 4 THEN 1 ELSE 0 END AS satisfied"
+        f"{_requests(s)}{c.where}"
+    )
+    return ItemQuery(sql, [_target_seconds(s), *c.params], "opened_at, request_id")
 
 
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-REQUESTS = ItemSource("requests", "Service requests", REQUEST_COLUMNS, read_requests)
+REQUESTS = ItemSource("requests", "Service requests", REQUEST_COLUMNS, query=requests_query)
 """First-response items per responder (`responder_id`, `first_response_seconds`,
 `first_response_business_seconds`): the managers report may take this source as it is."""
+
+
+def read_requests(db: ViewReader, s: ReportSlice) -> list[Item]:
+    """The requests opened in the period as items (what `requests_query` selects)."""
+    return REQUESTS.items(db, s)
 
 
 OPEN_COLUMNS = (
@@ -152,42 +152,32 @@ OPEN_COLUMNS = (
     Column("waiting_seconds", "Waiting for", "seconds"),
 )
 
+# Waiting for us: the client's last message is newer than the last answer by a user.
+_WAITING = "(r.last_response_at IS NULL OR r.last_inbound_at > r.last_response_at)"
 
-def read_open(db: ViewReader, s: ReportSlice) -> list[Item]:
-    """Every request open now (the period does not narrow what is open at this moment)."""
+
+def open_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
+    """Every request open now (the period does not narrow what is open at this moment);
+    "waiting for" runs from the client's last message to `now`."""
     c = REQUEST_SLICE.conditions(REPORT_NAME, s, period=False)
     c.add("r.resolved_at IS NULL", [])
     c.compare("r.opened_at", "<=", s.now_ts)
-    rows = db.query(f"{_SELECT}{c.where} ORDER BY r.opened_at, r.id", c.params)
-    items: list[Item] = []
-    for r in rows:
-        waiting = r["last_response_at"] is None or r["last_inbound_at"] > r["last_response_at"]
-        items.append(
-            {
-                "request_id": r["id"],
-                "conversation_id": r["conversation_id"],
-                "inbox_id": r["inbox_id"],
-                "inbox": r["inbox"] or "",
-                "channel": r["channel"],
-                "contact_id": r["contact_id"],
-                "contact": r["contact"] or "",
-                "assignee_id": r["assignee_id"],
-                "assignee": r["assignee"] or "",
-                "opened_at": r["opened_at"],
-                "open": 1,
-                "unassigned": int(r["assignee_id"] is None),
-                "waiting": int(waiting),
-                "waiting_seconds": (
-                    max(0.0, seconds_between(r["last_inbound_at"], s.now_ts) or 0.0)
-                    if waiting
-                    else None
-                ),
-            }
-        )
-    return items
+    now = ts_literal(s.now_ts)
+    # exact to the microsecond, as `seconds_sql`, from the view's integer clock (no text parsed)
+    micros = epoch_micros(parse_ts(s.now_ts))
+    waited = f"CAST({micros} - r.last_inbound_micros AS DOUBLE PRECISION) / 1000000"
+    sql = (
+        f"SELECT {_NAMES}, r.opened_at, 1 AS open,"
+        " CASE WHEN r.assignee_id IS NULL THEN 1 ELSE 0 END AS unassigned,"
+        f" CASE WHEN {_WAITING} THEN 1 ELSE 0 END AS waiting,"
+        f" CASE WHEN NOT {_WAITING} THEN NULL WHEN r.last_inbound_at >= {now} THEN 0.0"
+        f" ELSE {waited} END"
+        f" AS waiting_seconds{_requests(s)}{c.where}"
+    )
+    return ItemQuery(sql, c.params, "opened_at, request_id")
 
 
-OPEN_NOW = ItemSource("open", "Requests open now", OPEN_COLUMNS, read_open)
+OPEN_NOW = ItemSource("open", "Requests open now", OPEN_COLUMNS, query=open_query)
 
 
 def _timing(prefix: str = "") -> tuple[Measure, ...]:
@@ -279,10 +269,6 @@ NOW = (
 )
 
 
-def _rated(item: Item) -> bool:
-    return bool(item["rated"])
-
-
 REPORT = Report(
     name=REPORT_NAME,
     title="Service",
@@ -323,7 +309,7 @@ REPORT = Report(
             title="First responses by responder",
             source="requests",
             group_by=("responder_id", "responder"),
-            keep=lambda item: bool(item["answered"]),
+            where="answered = 1",
             measures=(
                 Measure("answered", "First responses", "count"),
                 Measure(
@@ -365,7 +351,7 @@ REPORT = Report(
             title="Satisfaction (CSAT) by operator",
             source="requests",
             group_by=("assignee_id", "assignee"),
-            keep=_rated,
+            where="rated = 1",
             measures=CSAT,
             chart="avg_score",
         ),
@@ -374,7 +360,7 @@ REPORT = Report(
             title="Satisfaction (CSAT) by inbox",
             source="requests",
             group_by=("inbox_id", "inbox"),
-            keep=_rated,
+            where="rated = 1",
             measures=CSAT,
             chart="avg_score",
         ),

@@ -35,27 +35,25 @@ section says so), rather than a return computed on costs the slice cannot split.
 
 from __future__ import annotations
 
-import json
-from collections import Counter
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
 from threadline.domain.model.money import DEFAULT_CURRENCY
 from threadline.projections.base import parse_ts
-from threadline.projections.marketing_spend import SpendFilter, spend_entries
 from threadline.projections.reports.frame import (
     Column,
-    Item,
+    ItemQuery,
     ItemSource,
     Measure,
     Report,
     ReportSlice,
     Section,
     SliceColumns,
+    is_postgres,
     local_day,
 )
-from threadline.projections.sql import ID_CHUNK, ViewReader
+from threadline.projections.sql import Conditions, ViewReader
 
 REPORT_NAME = "sources"
 
@@ -116,166 +114,179 @@ def spend_applies(s: ReportSlice) -> bool:
     return all(value is None for value in (s.pipeline_id, s.manager_id, s.group, s.segment))
 
 
-def _form_of(source_json: str | None) -> str:
-    try:
-        value = json.loads(source_json or "{}")
-    except ValueError:
-        return ""
-    return str(value.get("form") or "") if isinstance(value, dict) else ""
+def _form_sql(db: ViewReader) -> str:
+    """The web form's slug of a contact (`contacts` as `c`): its source JSON's ``form``
+    (the JSON is parsed only when it names one)."""
+    if is_postgres(db):
+        value = "(CAST(c.source AS JSON) ->> 'form')"
+    else:
+        value = "CAST(json_extract(c.source, '$.form') AS TEXT)"
+    return f"COALESCE(CASE WHEN c.source LIKE '%\"form\"%' THEN {value} END, '')"
 
 
-def _blank_item(kind: str) -> Item:
-    return {
-        "kind": kind,
-        "source": "",
-        "utm_campaign": "",
-        "form": "",
-        "channel": "",
-        "contact_id": None,
-        "contact": "",
-        "created_at": None,
-        "deal_id": None,
-        "deal_title": "",
-        "closed_at": None,
-        "spend_id": None,
-        "spend_from": None,
-        "spend_to": None,
-        "spend_days": None,
-        "lead": 0,
-        "customer": 0,
-        "currency": None,
-        "revenue_minor": 0,
-        "profit_minor": 0,
-        "lead_cost_minor": 0,
-        "spend_minor": 0,
-        "cost_minor": 0,
-        "return_minor": 0,
-    }
+def _days_sql(db: ViewReader, first: str, last: str) -> str:
+    """The days from one date (``2026-03-07`` text) to another, both counted."""
+    if is_postgres(db):
+        return f"(CAST({last} AS DATE) - CAST({first} AS DATE) + 1)"
+    return f"(CAST(julianday({last}) - julianday({first}) AS INTEGER) + 1)"
 
 
-def _read_leads(db: ViewReader, s: ReportSlice) -> list[Item]:
+def _date_literal(day: date) -> str:
+    return f"'{day.isoformat()}'"  # a date's own text: nothing else reaches the SQL
+
+
+def _lead_conditions(db: ViewReader, s: ReportSlice) -> Conditions:
+    """The period's leads (`contacts` as `c`): merged ones left out, the slice applied."""
     c = LEAD_SLICE.conditions(REPORT_NAME, replace(s, source=None))
     c.add("c.merged_into IS NULL", [])
-    rows = db.query(
-        "SELECT c.id, c.display_name, c.created_at, c.source, c.source_channel, c.utm_source,"
-        " c.utm_campaign, c.acquisition_cost_minor, c.acquisition_currency FROM contacts c"
-        f"{c.where} ORDER BY c.created_at, c.id",
-        c.params,
-    )
-    leads = []
-    for r in rows:
-        form = _form_of(r["source"])
-        channel = r["source_channel"] or ""
-        utm_source = r["utm_source"] or ""
-        campaign = r["utm_campaign"] or ""
-        if s.source is not None and s.source not in {channel, utm_source, campaign, form} - {""}:
-            continue
-        item = _blank_item("lead")
-        cost = r["acquisition_cost_minor"]
-        has_cost = cost is not None and bool(r["acquisition_currency"])
-        item.update(
-            source=utm_source or form or channel,
-            utm_campaign=campaign,
-            form=form,
-            channel=channel,
-            contact_id=r["id"],
-            contact=r["display_name"],
-            created_at=r["created_at"],
-            lead=1,
-            currency=r["acquisition_currency"] if has_cost else None,
-            lead_cost_minor=int(cost) if has_cost else 0,
-            cost_minor=int(cost) if has_cost else 0,
-            return_minor=-int(cost) if has_cost else 0,
+    if s.source is not None:
+        # the source slice equals the channel, utm_source, utm_campaign or form (never "")
+        c.add(
+            f"? <> '' AND ? IN (c.source_channel, c.utm_source, c.utm_campaign, {_form_sql(db)})",
+            [s.source, s.source],
         )
-        leads.append(item)
-    return leads
+    return c
 
 
-def _read_won_deals(db: ViewReader, leads: list[Item]) -> list[Item]:
-    by_contact = {lead["contact_id"]: lead for lead in leads}
-    ids = sorted(by_contact)
-    rows: list[dict[str, Any]] = []
-    for start in range(0, len(ids), ID_CHUNK):
-        chunk = ids[start : start + ID_CHUNK]
-        marks = ",".join("?" * len(chunk))
-        rows.extend(
-            db.query(
-                "SELECT id, title, contact_id, closed_at, currency, net_minor, profit_minor"
-                f" FROM deals WHERE status = 'won' AND contact_id IN ({marks})",
-                chunk,
-            )
-        )
-    rows.sort(key=lambda r: (r["closed_at"] or "", r["id"]))
-    deals = []
-    for r in rows:
-        lead = by_contact[r["contact_id"]]
-        lead["customer"] = 1
-        if lead["currency"] is None:
-            lead["currency"] = r["currency"]  # the first won deal's currency
-        item = _blank_item("deal")
-        profit = int(r["profit_minor"])
-        item.update(
-            source=lead["source"],
-            utm_campaign=lead["utm_campaign"],
-            form=lead["form"],
-            channel=lead["channel"],
-            contact_id=lead["contact_id"],
-            contact=lead["contact"],
-            created_at=lead["created_at"],
-            deal_id=r["id"],
-            deal_title=r["title"],
-            closed_at=r["closed_at"],
-            currency=r["currency"],
-            revenue_minor=int(r["net_minor"]),
-            profit_minor=profit,
-            return_minor=profit,
-        )
-        deals.append(item)
-    return deals
-
-
-def _read_spend(db: ViewReader, s: ReportSlice) -> list[Item]:
+def _spend_conditions(s: ReportSlice) -> Conditions:
+    """The spend entries (`marketing_spend` as `m`) overlapping the period, removed ones left
+    out, the source slices applied."""
     first, last = period_days(s)
-    forms = {str(r["slug"]) for r in db.query("SELECT slug FROM forms")}
-    items = []
-    for entry in spend_entries(db, SpendFilter(first=first, last=last)):
-        if s.utm_campaign is not None and entry.utm_campaign != s.utm_campaign:
-            continue
-        if s.channel is not None and entry.source != s.channel:
-            continue
-        if s.source is not None and s.source not in (entry.source, entry.utm_campaign):
-            continue
-        days, amount = entry.prorated_minor(first, last)
-        if days <= 0:
-            continue
-        item = _blank_item("spend")
-        item.update(
-            source=entry.source,
-            utm_campaign=entry.utm_campaign,
-            form=entry.source if entry.source in forms else "",
-            spend_id=entry.id,
-            spend_from=entry.starts_on,
-            spend_to=entry.ends_on,
-            spend_days=days,
-            currency=entry.currency,
-            spend_minor=amount,
-            cost_minor=amount,
-            return_minor=-amount,
-        )
-        items.append(item)
-    return items
+    c = Conditions()
+    c.add("m.removed = 0", [])
+    c.compare("m.ends_on", ">=", first.isoformat() if first else None)
+    c.compare("m.starts_on", "<=", last.isoformat() if last else None)
+    c.compare("m.utm_campaign", "=", s.utm_campaign)
+    c.compare("m.source", "=", s.channel)
+    if s.source is not None:
+        c.add("? IN (m.source, m.utm_campaign)", [s.source])
+    return c
 
 
-def read_items(db: ViewReader, s: ReportSlice) -> list[Item]:
-    leads = _read_leads(db, s)
-    deals = _read_won_deals(db, leads)
-    spend = _read_spend(db, s) if spend_applies(s) else []
-    money = Counter(i["currency"] for i in (*leads, *deals, *spend) if i["currency"])
-    fallback = money.most_common(1)[0][0] if money else DEFAULT_CURRENCY
-    for lead in leads:
-        if lead["currency"] is None:
-            lead["currency"] = fallback
-    return [*leads, *deals, *spend]
+def _spend_days_sql(db: ViewReader, s: ReportSlice) -> str:
+    """The days of an entry (`m`) inside the period."""
+    first, last = period_days(s)
+    inside_from = (
+        f"CASE WHEN m.starts_on > {_date_literal(first)} THEN m.starts_on"
+        f" ELSE {_date_literal(first)} END"
+        if first
+        else "m.starts_on"
+    )
+    inside_to = (
+        f"CASE WHEN m.ends_on < {_date_literal(last)} THEN m.ends_on ELSE {_date_literal(last)} END"
+        if last
+        else "m.ends_on"
+    )
+    return _days_sql(db, inside_from, inside_to)
+
+
+# A won deal (`deals` as `w`) that is the first its client won (by the moment, then the id):
+# the client's only won deal, the usual case, is told from the index alone.
+_FIRST_WON = (
+    "((SELECT COUNT(*) FROM deals v WHERE v.contact_id = w.contact_id AND v.status = 'won') = 1"
+    " OR NOT EXISTS (SELECT 1 FROM deals v WHERE v.contact_id = w.contact_id"
+    " AND v.status = 'won' AND (COALESCE(v.closed_at, '') < COALESCE(w.closed_at, '')"
+    " OR (COALESCE(v.closed_at, '') = COALESCE(w.closed_at, '') AND v.id < w.id))))"
+)
+
+
+def _items_sql(db: ViewReader, s: ReportSlice) -> tuple[str, list[Any]]:
+    """The items as one SELECT (no UNION: a section's GROUP BY then reads only the columns
+    it folds); its first parameter is the fallback currency (of a lead with neither a cost
+    nor a won deal).
+
+    `k` is the part: 0 the leads, 1 the spend entries (`m`). A lead is read with its won
+    deals `w` (each deal row fetched once); `j` makes each pair a deal item (`j.lead` = 0)
+    and the pair of the lead's first won deal (or the lead alone, without one) its lead
+    item (`j.lead` = 1), in that deal's currency unless the lead has a cost of its own.
+    """
+    leads = _lead_conditions(db, s)
+    spend = _spend_conditions(s)
+    parts = "SELECT 0 AS part UNION ALL SELECT 1" if spend_applies(s) else "SELECT 0 AS part"
+    form = _form_sql(db)
+    has_cost = (
+        "j.lead = 1 AND c.acquisition_cost_minor IS NOT NULL"
+        " AND COALESCE(c.acquisition_currency, '') <> ''"
+    )
+    is_spend = "m.id IS NOT NULL"
+    is_deal = "j.lead = 0"
+    days = _spend_days_sql(db, s)
+    total_days = _days_sql(db, "m.starts_on", "m.ends_on")
+    amount = f"(m.amount_minor * {days} * 2 + {total_days}) / (2 * {total_days})"
+    sql = (
+        f"SELECT CASE WHEN {is_spend} THEN 'spend' WHEN {is_deal} THEN 'deal' ELSE 'lead' END"
+        f" AS kind, CASE WHEN {is_spend} THEN m.source ELSE COALESCE(NULLIF(c.utm_source, ''),"
+        f" NULLIF({form}, ''), c.source_channel, '') END AS source,"
+        f" CASE WHEN {is_spend} THEN m.utm_campaign ELSE COALESCE(c.utm_campaign, '') END"
+        f" AS utm_campaign, CASE WHEN {is_spend} THEN (CASE WHEN EXISTS (SELECT 1 FROM forms f"
+        f" WHERE f.slug = m.source) THEN m.source ELSE '' END) ELSE {form} END AS form,"
+        " COALESCE(c.source_channel, '') AS channel, c.id AS contact_id,"
+        " COALESCE(c.display_name, '') AS contact, c.created_at,"
+        f" CASE WHEN {is_deal} THEN w.id END AS deal_id,"
+        f" CASE WHEN {is_deal} THEN w.title ELSE '' END AS deal_title,"
+        f" CASE WHEN {is_deal} THEN w.closed_at END AS closed_at, m.id AS spend_id,"
+        " m.starts_on AS spend_from, m.ends_on AS spend_to,"
+        f" CASE WHEN {is_spend} THEN {days} END AS spend_days,"
+        " CASE WHEN j.lead = 1 THEN 1 ELSE 0 END AS lead,"
+        " CASE WHEN j.lead = 1 AND w.id IS NOT NULL THEN 1 ELSE 0 END AS customer,"
+        f" CASE WHEN {is_spend} THEN m.currency WHEN {has_cost} THEN c.acquisition_currency"
+        " WHEN w.id IS NOT NULL THEN w.currency ELSE ? END AS currency,"
+        f" CASE WHEN {is_deal} THEN w.net_minor ELSE 0 END AS revenue_minor,"
+        f" CASE WHEN {is_deal} THEN w.profit_minor ELSE 0 END AS profit_minor,"
+        f" CASE WHEN {has_cost} THEN c.acquisition_cost_minor ELSE 0 END AS lead_cost_minor,"
+        f" CASE WHEN {is_spend} THEN {amount} ELSE 0 END AS spend_minor,"
+        f" CASE WHEN {is_spend} THEN {amount} WHEN {has_cost} THEN c.acquisition_cost_minor"
+        " ELSE 0 END AS cost_minor,"
+        f" CASE WHEN {is_spend} THEN -{amount} WHEN {has_cost} THEN -c.acquisition_cost_minor"
+        f" WHEN {is_deal} THEN w.profit_minor ELSE 0 END AS return_minor"
+        f" FROM ({parts}) k"
+        f" LEFT JOIN marketing_spend m ON k.part = 1 AND {' AND '.join(spend.clauses)}"
+        f" LEFT JOIN contacts c ON k.part = 0 AND {' AND '.join(leads.clauses)}"
+        " LEFT JOIN deals w ON w.contact_id = c.id AND w.status = 'won'"
+        " LEFT JOIN (SELECT 0 AS lead UNION ALL SELECT 1) j ON c.id IS NOT NULL"
+        f" AND ((j.lead = 0 AND w.id IS NOT NULL) OR (j.lead = 1 AND (w.id IS NULL OR {_FIRST_WON})))"
+        " WHERE m.id IS NOT NULL OR j.lead IS NOT NULL"
+    )
+    return sql, [*spend.params, *leads.params]
+
+
+def _fallback_currency(db: ViewReader, sql: str, params: list[Any]) -> str:
+    """The currency of a lead with neither a cost nor a won deal: the one most of the
+    report's other items are in (leads with their own currency, won deals, spend entries),
+    the first of them to appear (leads, deals, entries, each in time order) on a tie; the
+    default currency when there is none."""
+    counted = db.query(
+        f"SELECT currency, COUNT(*) AS n FROM ({sql}) i WHERE currency IS NOT NULL"
+        " GROUP BY currency",
+        [None, *params],
+    )
+    if not counted:
+        return DEFAULT_CURRENCY
+    most = max(int(r["n"]) for r in counted)
+    tied = sorted(str(r["currency"]) for r in counted if int(r["n"]) == most)
+    if len(tied) == 1:
+        return tied[0]
+    marks = ", ".join("?" * len(tied))
+    first = db.query(
+        "SELECT currency, MIN(CASE kind"
+        " WHEN 'lead' THEN '0' || created_at || ' ' || contact_id"
+        " WHEN 'deal' THEN '1' || COALESCE(closed_at, '') || ' ' || deal_id"
+        " ELSE '2' || spend_from || ' ' || source || ' ' || utm_campaign || ' ' || spend_id"
+        f" END) AS k FROM ({sql}) i WHERE currency IN ({marks}) GROUP BY currency",
+        [None, *params, *tied],
+    )
+    return str(min(first, key=lambda r: str(r["k"]))["currency"])
+
+
+def items_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
+    """The leads, their won deals and the spend entries (column `kind`)."""
+    sql, params = _items_sql(db, s)
+    order = (
+        "CASE kind WHEN 'lead' THEN 0 WHEN 'deal' THEN 1 ELSE 2 END,"
+        " COALESCE(closed_at, created_at, spend_from), contact_id, deal_id, source,"
+        " utm_campaign, spend_id"
+    )
+    return ItemQuery(sql, [_fallback_currency(db, sql, params), *params], order)
 
 
 MEASURES = (
@@ -310,7 +321,9 @@ REPORT = Report(
         " them cost (per-lead costs and marketing spend prorated by days); cost per lead and"
         " per customer; return on the cost."
     ),
-    sources=(ItemSource("items", "Leads, won deals and spend entries", COLUMNS, read_items),),
+    sources=(
+        ItemSource("items", "Leads, won deals and spend entries", COLUMNS, query=items_query),
+    ),
     sections=(
         Section(
             name="sources",
@@ -337,7 +350,7 @@ REPORT = Report(
             title="By web form",
             source="items",
             group_by=("form", "currency"),
-            keep=lambda item: bool(item["form"]),
+            where="form <> ''",
             measures=MEASURES,
             chart="leads",
             order="-leads",

@@ -26,12 +26,11 @@ channel (the deal's own source), client group and segment.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from threadline.projections.base import parse_ts, ts
 from threadline.projections.reports.frame import (
     Column,
-    Item,
+    ItemQuery,
     ItemSource,
     Measure,
     Report,
@@ -39,7 +38,10 @@ from threadline.projections.reports.frame import (
     ReportSlice,
     Section,
     deal_slice,
-    local_month,
+    is_postgres,
+    local_month_sql,
+    seconds_sql,
+    ts_literal,
 )
 from threadline.projections.sql import ViewReader
 
@@ -69,123 +71,104 @@ COLUMNS = (
 )
 
 
-def _won_deals(db: ViewReader, s: ReportSlice) -> tuple[list[dict[str, Any]], str, list[Any]]:
+def _earlier_sql(db: ViewReader, column: str, days: int) -> str:
+    """The `ts` text `days` whole days (of 86,400 seconds) before a `ts` column, exact to
+    the microsecond."""
+    if is_postgres(db):
+        return (
+            f"to_char((CAST({column} AS TIMESTAMPTZ) - INTERVAL '1 second' * {days * 86400})"
+            " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+        )
+    # the whole seconds shifted, the microsecond digits of the `ts` text kept
+    return f"(strftime('%Y-%m-%dT%H:%M:%S', {column}, '-{days} days') || substr({column}, 20))"
+
+
+def _in_window(
+    at: str, contact: str, since: str, earliest: str | None, client: str = "d.contact_id"
+) -> str:
+    """A touch (its moment `at`, its client `contact`) of the won deal `d`'s client within
+    the N days before the win (`since` on, the win itself left out). `earliest` (N days
+    before the period) bounds the index range; `since`, computed per deal, is checked on
+    the touches found (`|| ''` keeps it out of the index range: computed once per touch).
+    `client` is the deal's client as the index key (NULL: no lookup at all)."""
+    bound = f" AND {at} >= {ts_literal(earliest)}" if earliest else ""
+    return f"{contact} = {client} AND {at} < d.closed_at{bound} AND {at} || '' >= {since}"
+
+
+def wins_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
+    """The deals won in the period (and not reopened since), each with the latest touch of
+    every touch source within N days before the win, or once as "none" without one.
+
+    One SELECT, no UNION (a section's GROUP BY then reads only the columns it folds): `k`
+    is the part, 0 the touches of `source_touches` (`t`: calls and trigger messages), 1 the
+    campaigns' messages (`r`). A touch is an item when no later touch of its source reached
+    the client before the win; it is the latest of its kind when no touch of that kind came
+    later (or at the same moment from a greater key). A deal that part 0 finds no touch for
+    (`t` NULL) is the item "none" when no campaign's message reached the client either.
+    """
+    days = int(s.option("days"))
     c = DEAL_SLICE.conditions(REPORT_NAME, s)
     c.add("d.status = 'won'", [])
     c.add("d.closed_at = w.closed_at", [])  # won then, and not reopened since
-    rows = db.query(
-        "SELECT d.id, d.title, d.contact_id, d.closed_at, d.manager_id, u.name AS manager,"
-        " d.currency, d.net_minor, d.profit_minor FROM source_wins w"
-        " JOIN deals d ON d.id = w.deal_id LEFT JOIN users u ON u.id = d.manager_id"
-        f"{c.where} ORDER BY d.closed_at, d.id",
-        c.params,
+    since = _earlier_sql(db, "d.closed_at", days)
+    earliest = ts(parse_ts(s.start) - timedelta(days=days)) if s.start else None
+    # a touch later than one in the window (and before the win) is in the window too
+    later = (
+        "SELECT 1 FROM source_touches t2 WHERE t2.contact_id = d.contact_id AND t2.at < d.closed_at"
     )
-    contacts = (
-        "SELECT d.contact_id FROM source_wins w JOIN deals d ON d.id = w.deal_id"
-        f"{c.where} AND d.contact_id IS NOT NULL"
+    later_sent = (
+        "SELECT 1 FROM campaign_recipients r2 WHERE r2.sent_to = d.contact_id"
+        " AND r2.sent_at IS NOT NULL AND r2.sent_at < d.closed_at"
     )
-    return rows, contacts, list(c.params)
+    c.add(
+        f"((k.part = 0 AND t.id IS NOT NULL AND NOT EXISTS ({later} AND t2.kind = t.kind"
+        " AND t2.touch_key = t.touch_key AND (t2.at > t.at OR (t2.at = t.at AND t2.id > t.id))))"
+        " OR (k.part = 0 AND t.id IS NULL AND NOT EXISTS (SELECT 1 FROM campaign_recipients r2"
+        f" WHERE r2.sent_at IS NOT NULL AND {_in_window('r2.sent_at', 'r2.sent_to', since, earliest)}))"
+        f" OR (k.part = 1 AND r.id IS NOT NULL AND NOT EXISTS ({later_sent}"
+        " AND r2.campaign_id = r.campaign_id"
+        " AND (r2.sent_at > r.sent_at OR (r2.sent_at = r.sent_at AND r2.id > r.id)))))",
+        [],
+    )
+    first_of_kind = (
+        "CASE WHEN k.part = 1 THEN (CASE WHEN EXISTS"
+        f" ({later_sent} AND (r2.sent_at > r.sent_at OR (r2.sent_at = r.sent_at"
+        " AND r2.campaign_id > r.campaign_id))) THEN 0 ELSE 1 END)"
+        " WHEN t.id IS NULL THEN 1"
+        f" WHEN EXISTS ({later} AND t2.kind = t.kind"
+        " AND (t2.at > t.at OR (t2.at = t.at AND t2.touch_key > t.touch_key))) THEN 0 ELSE 1 END"
+    )
+    touch_at = "CASE WHEN k.part = 1 THEN r.sent_at ELSE t.at END"
 
+    def part_client(part: int) -> str:
+        return f"CASE WHEN k.part = {part} THEN d.contact_id END"
 
-def _touches(
-    db: ViewReader, s: ReportSlice, contacts: str, params: list[Any], days: int
-) -> dict[str, list[tuple[str, str, str, str]]]:
-    """contact id -> [(kind, key, name, at)] from N days before the period to its end."""
-    since = None
-    if s.start:
-        since = ts(parse_ts(s.start) - timedelta(days=days))
-    window, window_params = "", []
-    if since is not None:
-        window += " AND {at} >= ?"
-        window_params.append(since)
-    if s.end is not None:
-        window += " AND {at} < ?"
-        window_params.append(s.end)
-    found: dict[str, list[tuple[str, str, str, str]]] = {}
-    rules = {str(r["id"]): str(r["name"]) for r in db.query("SELECT id, name FROM rules")}
-    for r in db.query(
-        "SELECT t.contact_id, t.kind, t.touch_key, t.at FROM source_touches t"
-        f" WHERE t.contact_id IN ({contacts}){window.format(at='t.at')}",
-        [*params, *window_params],
-    ):
-        kind, key = str(r["kind"]), str(r["touch_key"])
-        name = KIND_LABELS["call"] if kind == "call" else rules.get(key, key)
-        found.setdefault(str(r["contact_id"]), []).append((kind, key, name, str(r["at"])))
-    for r in db.query(
-        "SELECT r.sent_to, r.campaign_id, r.sent_at, c.name FROM campaign_recipients r"
-        " LEFT JOIN campaigns c ON c.id = r.campaign_id"
-        f" WHERE r.sent_to IN ({contacts}) AND r.sent_at IS NOT NULL"
-        f"{window.format(at='r.sent_at')}",
-        [*params, *window_params],
-    ):
-        key = str(r["campaign_id"])
-        found.setdefault(str(r["sent_to"]), []).append(
-            ("campaign", key, str(r["name"] or key), str(r["sent_at"]))
-        )
-    return found
-
-
-def read_items(db: ViewReader, s: ReportSlice) -> list[Item]:
-    days = int(s.option("days"))
-    window = timedelta(days=days)
-    deals, contacts, params = _won_deals(db, s)
-    touches = _touches(db, s, contacts, params, days) if deals else {}
-    items: list[Item] = []
-    for d in deals:
-        won = parse_ts(d["closed_at"])
-        latest: dict[tuple[str, str], tuple[str, str]] = {}  # (kind, key) -> (at, name)
-        for kind, key, name, at in touches.get(str(d["contact_id"]), []):
-            gap = won - parse_ts(at)
-            if timedelta(0) < gap <= window and (
-                (kind, key) not in latest or at > latest[(kind, key)][0]
-            ):
-                latest[(kind, key)] = (at, name)
-        base = {
-            "deal_id": d["id"],
-            "deal_title": d["title"],
-            "contact_id": d["contact_id"],
-            "closed_at": d["closed_at"],
-            "month": local_month(d["closed_at"], s.timezone),
-            "manager_id": d["manager_id"],
-            "manager": d["manager"] or "",
-            "currency": d["currency"],
-            "revenue_minor": int(d["net_minor"]),
-            "profit_minor": int(d["profit_minor"]),
-        }
-        if not latest:
-            items.append(
-                {
-                    **base,
-                    "kind": "none",
-                    "touch_key": "",
-                    "touch": KIND_LABELS["none"],
-                    "touch_at": None,
-                    "days_after": None,
-                    "first_of_kind": 1,
-                }
-            )
-            continue
-        newest_of_kind: dict[str, tuple[str, str]] = {}  # kind -> (at, key): the latest touch
-        for (kind, key), (at, _) in latest.items():
-            if kind not in newest_of_kind or (at, key) > newest_of_kind[kind]:
-                newest_of_kind[kind] = (at, key)
-        for (kind, key), (at, name) in sorted(latest.items()):
-            items.append(
-                {
-                    **base,
-                    "kind": kind,
-                    "touch_key": key,
-                    "touch": name,
-                    "touch_at": at,
-                    "days_after": (won - parse_ts(at)).total_seconds() / DAY,
-                    "first_of_kind": int(newest_of_kind[kind] == (at, key)),
-                }
-            )
-    return items
-
-
-def _of_kind(item: Item) -> bool:
-    return bool(item["first_of_kind"])
+    seconds = seconds_sql(db, touch_at, "d.closed_at")
+    calls, none = KIND_LABELS["call"], KIND_LABELS["none"]
+    sql = (
+        "SELECT d.id AS deal_id, d.title AS deal_title, d.contact_id, d.closed_at,"
+        f" {local_month_sql(db, 'd.closed_at', s)} AS month, d.manager_id,"
+        " COALESCE(u.name, '') AS manager,"
+        " CASE WHEN k.part = 1 THEN 'campaign' WHEN t.id IS NULL THEN 'none' ELSE t.kind END"
+        " AS kind, CASE WHEN k.part = 1 THEN r.campaign_id ELSE COALESCE(t.touch_key, '') END"
+        " AS touch_key, CASE WHEN k.part = 1 THEN COALESCE(NULLIF(cp.name, ''), r.campaign_id)"
+        f" WHEN t.id IS NULL THEN '{none}' WHEN t.kind = 'call' THEN '{calls}'"
+        " ELSE COALESCE((SELECT ru.name FROM rules ru WHERE ru.id = t.touch_key), t.touch_key)"
+        f" END AS touch, {touch_at} AS touch_at,"
+        f" CASE WHEN {touch_at} IS NOT NULL THEN {seconds} / {DAY} END AS days_after,"
+        f" {first_of_kind} AS first_of_kind,"
+        " d.currency, d.net_minor AS revenue_minor, d.profit_minor"
+        " FROM source_wins w JOIN deals d ON d.id = w.deal_id"
+        " LEFT JOIN users u ON u.id = d.manager_id"
+        " CROSS JOIN (SELECT 0 AS part UNION ALL SELECT 1) k"
+        # each part looks its own table up: the other's key is NULL, so it seeks nothing
+        " LEFT JOIN source_touches t ON k.part = 0 AND"
+        f" {_in_window('t.at', 't.contact_id', since, earliest, part_client(0))}"
+        " LEFT JOIN campaign_recipients r ON k.part = 1 AND r.sent_at IS NOT NULL AND"
+        f" {_in_window('r.sent_at', 'r.sent_to', since, earliest, part_client(1))}"
+        f" LEFT JOIN campaigns cp ON cp.id = r.campaign_id{c.where}"
+    )
+    return ItemQuery(sql, c.params, "closed_at, deal_id, kind, touch_key")
 
 
 MONEY = (
@@ -202,7 +185,7 @@ REPORT = Report(
         " campaign or a trigger message, per campaign, rule and calls: a deal counts once"
         " per touch source, with its latest touch before the win."
     ),
-    sources=(ItemSource("wins", "Won deals after touches", COLUMNS, read_items),),
+    sources=(ItemSource("wins", "Won deals after touches", COLUMNS, query=wins_query),),
     sections=(
         Section(
             name="by_touch",
@@ -221,7 +204,7 @@ REPORT = Report(
             title="By kind of touch",
             source="wins",
             group_by=("kind", "currency"),
-            keep=_of_kind,
+            where="first_of_kind = 1",
             measures=MONEY,
             chart="revenue",
             order="-revenue",
@@ -231,7 +214,7 @@ REPORT = Report(
             title="By month won",
             source="wins",
             group_by=("month", "kind", "currency"),
-            keep=_of_kind,
+            where="first_of_kind = 1",
             measures=MONEY,
             chart="revenue",
         ),

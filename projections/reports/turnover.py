@@ -13,24 +13,27 @@ and month sections) and one item per deal line (the product section: the line's 
 and profit; a line without a catalogue product is grouped under its own name). Should a
 deal's lines not add up to the deal's figures, one extra item "Deal amount without lines"
 carries the difference, so the product section's total always equals the deal total.
+
+Both sources are SQL (the database folds the sections). Names (manager, client, product)
+are scalar lookups by primary key in the item SELECT, so a section that does not show one
+never reads it; the extra "without lines" items are a second branch of the lines SELECT,
+added only when some deal of the slice has lines that do not add up (one probe per report).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-from typing import Any
-from zoneinfo import ZoneInfo
+from collections.abc import Callable, Sequence
 
 from threadline.projections.reports.frame import (
     Column,
-    Item,
+    ItemQuery,
     ItemSource,
     Measure,
     Report,
     ReportSlice,
     Section,
     deal_slice,
+    local_month_sql,
 )
 from threadline.projections.sql import Conditions, ViewReader
 
@@ -74,127 +77,142 @@ LINE_COLUMNS = (
 )
 
 
-_SALE_SELECT = (
-    "d.id, d.title, d.closed_at, d.pipeline_id, d.manager_id, u.name AS manager,"
-    " d.contact_id, d.company_id, co.name AS company, co.client_group,"
-    " c.display_name AS contact, d.currency, d.net_minor, d.profit_minor"
+_HAS_COMPANY = "COALESCE(d.company_id, '') <> ''"
+_HAS_CONTACT = "COALESCE(d.contact_id, '') <> ''"
+
+CLIENT_KEY_SQL = (
+    f"CASE WHEN {_HAS_COMPANY} THEN 'company:' || d.company_id"
+    f" WHEN {_HAS_CONTACT} THEN 'contact:' || d.contact_id ELSE ':' END"
 )
-_SALE_JOINS = (
-    " LEFT JOIN users u ON u.id = d.manager_id"
-    " LEFT JOIN companies co ON co.id = d.company_id"
-    " LEFT JOIN contacts c ON c.id = d.contact_id"
+"""A sale's client as `abc.client_key` spells it (``company:<id>``, ``contact:<id>``, ``:``)."""
+
+PRODUCT_SQL = (
+    "CASE WHEN COALESCE(l.product_id, '') <> '' THEN COALESCE(NULLIF("
+    "(SELECT p.name FROM products p WHERE p.id = l.product_id), ''), l.name) ELSE l.name END"
 )
+"""A deal line's product name (`deal_lines` as `l`): the catalogue's, else the line's own."""
+
+PRODUCT_KEY_SQL = (
+    "CASE WHEN COALESCE(l.product_id, '') <> '' THEN 'id:' || l.product_id"
+    " ELSE 'name:' || l.name END"
+)
+"""A deal line's product as `abc.product_key` spells it (``id:<id>``, ``name:<line name>``)."""
 
 
-def _won(s: ReportSlice, report: str) -> Conditions:
+def sale_fields_sql(db: ViewReader, s: ReportSlice) -> str:
+    """The SELECT list of `_SALE_FIELDS` over `deals` as `d` (names by primary key)."""
+    month = local_month_sql(db, "d.closed_at", s)
+    return (
+        "d.id AS deal_id, d.title AS deal_title, d.closed_at,"
+        f" {month} AS month, d.pipeline_id, d.manager_id,"
+        " COALESCE((SELECT u.name FROM users u WHERE u.id = d.manager_id), '') AS manager,"
+        f" CASE WHEN {_HAS_COMPANY} THEN 'company' WHEN {_HAS_CONTACT} THEN 'contact'"
+        " ELSE '' END AS client_kind,"
+        f" CASE WHEN {_HAS_COMPANY} THEN d.company_id WHEN {_HAS_CONTACT} THEN d.contact_id"
+        " END AS client_id,"
+        f" CASE WHEN {_HAS_COMPANY} THEN COALESCE("
+        "(SELECT co.name FROM companies co WHERE co.id = d.company_id), '')"
+        f" WHEN {_HAS_CONTACT} THEN COALESCE("
+        "(SELECT c.display_name FROM contacts c WHERE c.id = d.contact_id), '')"
+        " ELSE '' END AS client,"
+        f" CASE WHEN {_HAS_COMPANY} THEN COALESCE("
+        "(SELECT co.client_group FROM companies co WHERE co.id = d.company_id), '')"
+        " ELSE '' END AS client_group,"
+        " d.contact_id"
+    )
+
+
+def won(s: ReportSlice, report: str = REPORT_NAME) -> Conditions:
+    """The deals won in the slice (status "won" now, `closed_at` in the period), as `d`."""
     c = SALE_SLICE.conditions(report, s)
     c.add("d.status = 'won'", [])
     c.add("d.closed_at IS NOT NULL", [])
     return c
 
 
-def read_sales(db: ViewReader, s: ReportSlice, report: str = REPORT_NAME) -> list[Item]:
-    """One item per deal won in the slice (status "won" now, `closed_at` in the period)."""
-    c = _won(s, report)
-    rows = db.query(
-        f"SELECT {_SALE_SELECT} FROM deals d{_SALE_JOINS}{c.where} ORDER BY d.closed_at, d.id",
-        c.params,
+SALE_ORDER = "closed_at, deal_id"
+LINE_ORDER = "closed_at, deal_id, CASE WHEN line_id = '' THEN 1 ELSE 0 END, line_id"
+
+
+More = Callable[[str], tuple[str, Sequence[object]]]
+"""Extra item columns (``, expr AS name`` over `d`, and `l` for lines) and their parameters,
+given the SQL of the item's product key (`PRODUCT_KEY_SQL`, or the "without lines" key)."""
+
+
+def sales_query(
+    db: ViewReader, s: ReportSlice, report: str = REPORT_NAME, more: More | None = None
+) -> ItemQuery:
+    """One item per deal won in the slice."""
+    c = won(s, report)
+    extra, extra_params = more("NULL") if more else ("", ())
+    sql = (
+        f"SELECT {sale_fields_sql(db, s)}, d.currency, d.net_minor AS revenue_minor,"
+        f" d.profit_minor AS profit_minor{extra} FROM deals d{c.where}"
     )
-    month = _months(s.timezone)
-    return [_sale(r, month) for r in rows]
+    return ItemQuery(sql, [*extra_params, *c.params], SALE_ORDER)
 
 
-def _months(timezone: str) -> Callable[[str], str]:
-    """The business month of a `ts` text (fast: `local_month` parses with strptime)."""
-    if timezone == "UTC":
-        return lambda value: value[:7]
-    zone = ZoneInfo(timezone)
-    return lambda value: datetime.fromisoformat(value).astimezone(zone).strftime("%Y-%m")
+# A deal's lines, summed, against the deal's own figures (`deals` as `d`).
+_LINE_SUMS = (
+    "(SELECT COALESCE(SUM(l.net_minor), 0), COALESCE(SUM(l.profit_minor), 0)"
+    " FROM deal_lines l WHERE l.deal_id = d.id)"
+)
+_UNLINED_DEAL = f"(d.net_minor, d.profit_minor) <> {_LINE_SUMS}"
 
 
-def _sale(r: dict[str, Any], month: Callable[[str], str]) -> Item:
-    if r["company_id"]:
-        kind, client_id, client = "company", r["company_id"], r["company"] or ""
-    elif r["contact_id"]:
-        kind, client_id, client = "contact", r["contact_id"], r["contact"] or ""
-    else:
-        kind, client_id, client = "", None, ""
-    return {
-        "deal_id": r["id"],
-        "deal_title": r["title"],
-        "closed_at": r["closed_at"],
-        "month": month(r["closed_at"]),
-        "pipeline_id": r["pipeline_id"],
-        "manager_id": r["manager_id"],
-        "manager": r["manager"] or "",
-        "client_kind": kind,
-        "client_id": client_id,
-        "client": client,
-        "client_group": (r["client_group"] or "") if r["company_id"] else "",
-        "contact_id": r["contact_id"],
-        "currency": r["currency"],
-        "revenue_minor": int(r["net_minor"]),
-        "profit_minor": int(r["profit_minor"]),
-    }
+def has_unlined(db: ViewReader, s: ReportSlice, report: str = REPORT_NAME) -> bool:
+    """Whether a deal won in the slice has figures its lines leave out."""
+    c = won(s, report)
+    c.add(_UNLINED_DEAL, [])
+    return bool(db.query(f"SELECT d.id FROM deals d{c.where} LIMIT 1", c.params))
 
 
-def read_sale_lines(db: ViewReader, s: ReportSlice, report: str = REPORT_NAME) -> list[Item]:
-    """One item per line of the deals `read_sales` finds (plus what lines leave out)."""
-    c = _won(s, report)
-    rows = db.query(
-        f"SELECT {_SALE_SELECT}, l.line_id, l.product_id, l.name AS line_name,"
-        " p.name AS product, l.net_minor AS line_net, l.profit_minor AS line_profit"
-        f" FROM deals d{_SALE_JOINS}"
-        " LEFT JOIN deal_lines l ON l.deal_id = d.id"
-        " LEFT JOIN products p ON p.id = l.product_id"
-        f"{c.where} ORDER BY d.closed_at, d.id, l.position, l.line_id",
-        c.params,
+def lines_query(
+    db: ViewReader,
+    s: ReportSlice,
+    report: str = REPORT_NAME,
+    more: More | None = None,
+    unlined: bool | None = None,
+) -> ItemQuery:
+    """One item per line of the deals `sales_query` finds, plus what lines leave out (a
+    second branch, only when `has_unlined`: `unlined` when the caller has probed it)."""
+    c = won(s, report)
+    sale = sale_fields_sql(db, s)
+    extra, extra_params = more(PRODUCT_KEY_SQL) if more else ("", ())
+    sql = (
+        f"SELECT {sale}, l.line_id, l.product_id, {PRODUCT_SQL} AS product, d.currency,"
+        f" l.net_minor AS revenue_minor, l.profit_minor AS profit_minor{extra}"
+        f" FROM deals d JOIN deal_lines l ON l.deal_id = d.id{c.where}"
     )
-    month = _months(s.timezone)
-    items: list[Item] = []
-    deal: Item | None = None
-    net = profit = 0
-
-    def rest() -> None:
-        if deal is None:
-            return
-        if deal["revenue_minor"] != net or deal["profit_minor"] != profit:
-            items.append(
-                {
-                    **deal,
-                    "line_id": "",
-                    "product_id": None,
-                    "product": UNLINED,
-                    "revenue_minor": deal["revenue_minor"] - net,
-                    "profit_minor": deal["profit_minor"] - profit,
-                }
-            )
-
-    for r in rows:
-        if deal is None or deal["deal_id"] != r["id"]:
-            rest()
-            deal, net, profit = _sale(r, month), 0, 0
-        if r["line_id"] is None:
-            continue
-        net += int(r["line_net"])
-        profit += int(r["line_profit"])
-        items.append(
-            {
-                **deal,
-                "line_id": r["line_id"],
-                "product_id": r["product_id"],
-                "product": (r["product"] or r["line_name"]) if r["product_id"] else r["line_name"],
-                "revenue_minor": int(r["line_net"]),
-                "profit_minor": int(r["line_profit"]),
-            }
+    params: list[object] = [*extra_params, *c.params]
+    if unlined is None:
+        unlined = has_unlined(db, s, report)
+    if unlined:
+        rest = won(s, report)
+        rest.add(_UNLINED_DEAL, [])
+        extra, extra_params = more(f"'name:{UNLINED}'") if more else ("", ())
+        net, profit = (
+            f"(SELECT COALESCE(SUM(l.{f}), 0) FROM deal_lines l WHERE l.deal_id = d.id)"
+            for f in ("net_minor", "profit_minor")
         )
-    rest()
-    return items
+        sql += (
+            f" UNION ALL SELECT {sale}, '' AS line_id, CAST(NULL AS TEXT) AS product_id,"
+            f" '{UNLINED}' AS product, d.currency,"
+            f" CAST(d.net_minor - {net} AS BIGINT) AS revenue_minor,"
+            f" CAST(d.profit_minor - {profit} AS BIGINT) AS profit_minor{extra}"
+            f" FROM deals d{rest.where}"
+        )
+        params += [*extra_params, *rest.params]
+    return ItemQuery(sql, params, LINE_ORDER)
 
 
-def money_measures() -> tuple[Measure, ...]:
+def money_measures(per_deal: bool = False) -> tuple[Measure, ...]:
+    """Deals, revenue, profit and margin; `per_deal`: over items that are deals (one each, so
+    counted: no distinct count, which the database folds apart)."""
     return (
-        Measure("deals", "Deals", "distinct", "deal_id"),
+        Measure("deals", "Deals", "count")
+        if per_deal
+        else Measure("deals", "Deals", "distinct", "deal_id"),
         Measure("revenue", "Revenue", "sum", "revenue_minor", kind="money"),
         Measure("profit", "Gross profit", "sum", "profit_minor", kind="money"),
         Measure("margin", "Margin", "ratio", of=("profit", "revenue"), kind="percent"),
@@ -209,8 +227,8 @@ REPORT = Report(
         " period, by manager, product, client, client group and month, per currency."
     ),
     sources=(
-        ItemSource("sales", "Won deals", SALE_COLUMNS, read_sales),
-        ItemSource("lines", "Deal lines of won deals", LINE_COLUMNS, read_sale_lines),
+        ItemSource("sales", "Won deals", SALE_COLUMNS, query=sales_query),
+        ItemSource("lines", "Deal lines of won deals", LINE_COLUMNS, query=lines_query),
     ),
     sections=(
         Section(
@@ -218,7 +236,7 @@ REPORT = Report(
             title="By manager",
             source="sales",
             group_by=("manager_id", "manager", "currency"),
-            measures=money_measures(),
+            measures=money_measures(per_deal=True),
             chart="revenue",
             order="-revenue",
         ),
@@ -237,7 +255,7 @@ REPORT = Report(
             title="By client",
             source="sales",
             group_by=("client_kind", "client_id", "client", "currency"),
-            measures=money_measures(),
+            measures=money_measures(per_deal=True),
             chart="revenue",
             order="-revenue",
         ),
@@ -246,7 +264,7 @@ REPORT = Report(
             title="By client group",
             source="sales",
             group_by=("client_group", "currency"),
-            measures=money_measures(),
+            measures=money_measures(per_deal=True),
             chart="revenue",
             order="-revenue",
         ),
@@ -255,7 +273,7 @@ REPORT = Report(
             title="By month",
             source="sales",
             group_by=("month", "currency"),
-            measures=money_measures(),
+            measures=money_measures(per_deal=True),
             chart="revenue",
         ),
     ),

@@ -11,9 +11,12 @@ managers and auditors read reports; an operator gets 403.
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -24,10 +27,10 @@ from threadline.projections.reports.frame import (
     Measure,
     Report,
     ReportSlice,
-    Section,
     SectionResult,
     run_report,
     section_items,
+    section_page,
 )
 from threadline.projections.reports.registry import REPORTS, report_named
 from threadline.services.api.deps import Principal, RuntimeDep, require_roles
@@ -147,27 +150,38 @@ def report_info(report: Report) -> ReportInfo:
     )
 
 
-def _row(section: Section, row: FigureRow) -> FigureRowOut:
-    kinds = {m.name: m.kind for m in (*section.measures, *section.extra)}
-    return FigureRowOut(
-        key=row.key,
-        values={k: figure_value(kinds.get(k, "number"), v) for k, v in row.values.items()},
-        items=row.items,
-    )
+def _key_value(value: Any) -> Any:
+    """A key as JSON carries it (PostgreSQL gives a computed number as a Decimal)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
 
 
-def section_out(report: Report, result: SectionResult) -> SectionOut:
+def _row(kinds: dict[str, str], row: FigureRow) -> dict[str, Any]:
+    return {
+        "key": {k: _key_value(v) for k, v in row.key.items()},
+        "values": {k: figure_value(kinds.get(k, "number"), v) for k, v in row.values.items()},
+        "items": row.items,
+    }
+
+
+def section_out(report: Report, result: SectionResult) -> dict[str, Any]:
+    """A section as `SectionOut` has it, as plain JSON values: a section may have thousands
+    of rows (one per client), and a pydantic model per row cost a month's ABC report more
+    than its SQL."""
     section = result.section
     source = report.source(section.source)
-    return SectionOut(
-        name=section.name,
-        title=section.title,
-        columns=[_column(source.column(k)) for k in section.group_by],
-        measures=[_measure(m) for m in (*section.measures, *section.extra)],
-        rows=[_row(section, r) for r in result.rows],
-        total=_row(section, result.total),
-        chart=section.chart,
-    )
+    measures = (*section.measures, *section.extra)
+    kinds = {m.name: m.kind for m in measures}
+    return {
+        "name": section.name,
+        "title": section.title,
+        "columns": [_column(source.column(k)).model_dump() for k in section.group_by],
+        "measures": [_measure(m).model_dump() for m in measures],
+        "rows": [_row(kinds, r) for r in result.rows],
+        "total": _row(kinds, result.total),
+        "chart": section.chart,
+    }
 
 
 def slice_dict(s: ReportSlice) -> dict[str, Any]:
@@ -235,16 +249,20 @@ def list_reports(principal: ReaderDep) -> list[ReportInfo]:
 @router.get("/{name}", response_model=ReportOut)
 async def get_report(
     name: str, request: Request, ask: SliceDep, runtime: RuntimeDep, principal: ReaderDep
-) -> ReportOut:
+) -> JSONResponse:
     """The report's figures for the slice, section by section."""
     report = report_named(name)
     s = build_slice(runtime, report, request, ask)
     result = await run_in_threadpool(run_report, runtime.views, report, s)
-    return ReportOut(
-        name=report.name,
-        title=report.title,
-        slice=slice_dict(s),
-        sections=[section_out(report, r) for r in result.sections],
+    # built as JSON values and sent as they are (the shape is `ReportOut`, which the
+    # OpenAPI document shows; validating thousands of rows again would cost more than SQL)
+    return JSONResponse(
+        {
+            "name": report.name,
+            "title": report.title,
+            "slice": slice_dict(s),
+            "sections": [section_out(report, r) for r in result.sections],
+        }
     )
 
 
@@ -268,17 +286,23 @@ async def get_items(
     report = report_named(name)
     s = build_slice(runtime, report, request, ask)
     key = _key_of(request)
-    found, source, items = await run_in_threadpool(
-        section_items, runtime.views, report, section, s, key, measure
+    page = await run_in_threadpool(
+        partial(section_page, limit=limit, offset=offset),
+        runtime.views,
+        report,
+        section,
+        s,
+        key,
+        measure,
     )
     return ItemsOut(
         report=report.name,
-        section=found.name,
+        section=page.section.name,
         measure=measure,
         key=key,
-        columns=[_column(c) for c in source.columns],
-        items=items[offset : offset + limit],
-        total=len(items),
+        columns=[_column(c) for c in page.source.columns],
+        items=page.items,
+        total=page.total,
     )
 
 

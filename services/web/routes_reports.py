@@ -51,6 +51,7 @@ from threadline.projections.reports.frame import (
     fold_row,
     run_report,
     section_items,
+    section_page,
 )
 from threadline.projections.reports.registry import REPORTS, report_named
 from threadline.projections.saved_segments import saved_segments
@@ -550,7 +551,16 @@ def items_page(name: str, section: str, request: Request, user: ReaderDep) -> HT
     measure = (params.get("measure") or "").strip() or None
     try:
         s = slice_of(user, report, params)
-        found, source, items = section_items(user.runtime.views, report, section, s, key, measure)
+        number = page_number((params.get("page") or "1").strip())
+        views, offset = user.runtime.views, (number - 1) * PAGE_SIZE
+        page = section_page(views, report, section, s, key, measure, limit=PAGE_SIZE, offset=offset)
+        pages = max(1, (page.total + PAGE_SIZE - 1) // PAGE_SIZE)
+        if number > pages:  # past the last page: show the last
+            number, offset = pages, (pages - 1) * PAGE_SIZE
+            page = section_page(
+                views, report, section, s, key, measure, limit=PAGE_SIZE, offset=offset
+            )
+        found, source = page.section, page.source
         figure = found.measure(measure) if measure else None
     except InvalidInput as refused:
         back = f"/reports/{report.name}" + (f"?{kept}" if kept else "")
@@ -566,10 +576,6 @@ def items_page(name: str, section: str, request: Request, user: ReaderDep) -> HT
         return not_found(user, user._("There is no such section in this report."))
     shows = Shows(user)
     columns, linked = shown_columns(source.columns)
-    number = page_number((params.get("page") or "1").strip())
-    pages = max(1, (len(items) + PAGE_SIZE - 1) // PAGE_SIZE)
-    number = min(number, pages)
-    shown = items[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
     group_columns = {c: source.column(c) for c in found.group_by}
     described = [
         (user._(group_columns[k].label), shows.field(group_columns[k], key).text or "—")
@@ -588,8 +594,8 @@ def items_page(name: str, section: str, request: Request, user: ReaderDep) -> HT
         figure=figure,
         described=described,
         columns=columns,
-        rows=[item_cells(shows, columns, linked, item) for item in shown],
-        total=len(items),
+        rows=[item_cells(shows, columns, linked, item) for item in page.items],
+        total=page.total,
         number=number,
         pages=pages,
         page_link=f"/reports/{report.name}/{found.name}/items?{drill_query}",

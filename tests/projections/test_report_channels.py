@@ -175,3 +175,31 @@ def test_channels_over_the_api_csv_sums_to_the_figures(sqlite_runtime: Runtime) 
         assert sum(int(r["inbound"]) for r in rows) == overall["total"]["values"]["inbound"] == 7
         refused = http.get(f"/api/reports/channels?{query}&pipeline_id=x", headers=headers)
         assert refused.status_code == 422
+
+
+def test_overall_drills_into_hour_buckets(runtime: Runtime) -> None:
+    """The overall and by-month sections fold the hour buckets themselves (no days needed):
+    their figures equal the per-day items' and their drill-down lists the buckets."""
+    ids = build(runtime)
+    anna = str(ids["anna"])
+    result = run_report(runtime.views, REPORT, march())
+    overall = next(s for s in result.sections if s.section.name == "overall")
+    telegram = next(r for r in overall.rows if r.key["channel"] == "telegram")
+    assert (telegram.values["inbound"], telegram.items) == (3, 2)  # two hour buckets
+    _, source, items = section_items(
+        runtime.views, REPORT, "overall", march(), {"channel": "telegram"}, "inbound"
+    )
+    assert source.name == "buckets"
+    assert [(i["contact_id"], i["contact"], i["hour"], i["day"], i["inbound"]) for i in items] == [
+        (anna, "Анна", "2026-03-02T10:00:00.000000Z", "2026-03-02", 2),
+        (anna, "Анна", "2026-03-03T09:00:00.000000Z", "2026-03-03", 1),
+    ]
+    # Борис's call of 31 March 22:30 UTC is in the April bucket of the by-month section
+    _, _, april = section_items(
+        runtime.views,
+        REPORT,
+        "over_time",
+        ReportSlice(timezone=MOSCOW, now=NOW),
+        {"month": "2026-04"},
+    )
+    assert [(i["channel"], i["day"], i["inbound"]) for i in april] == [("voice", "2026-04-01", 1)]

@@ -256,3 +256,53 @@ def test_clients_over_the_api_csv_sums_to_the_figures(sqlite_runtime: Runtime) -
         judged = sections["discipline"]["total"]["values"]["judged"]
         assert sum(int(r["judged"]) for r in invoices) == judged
         assert len(invoices) == 4
+
+
+def test_clients_preferred_channel_ties_as_contact_inbound_ranks_them(runtime: Runtime) -> None:
+    """A company's channels are summed over its contacts; a tie in counts goes to the most
+    recent channel, and at the same moment to the later channel name (as `preferred_of`).
+
+    ООО Тюльпан: Пётр telegram 2 and 9 March 09:00, Ольга e-mail 3 and 9 March 09:00
+    => 2 : 2 at the same moment => telegram (the later name).
+    ООО Лилия: Иван SMS 2 and 4 March, e-mail 5 March; Вера e-mail 10 March
+    => SMS 2 : e-mail 2, e-mail the most recent => email (Иван alone prefers SMS).
+    """
+    from threadline.projections.contact_inbound import inbound_totals, preferred_of
+
+    ids = build(runtime)
+    app = runtime.app
+    tulip = app.create_company("test", "ООО Тюльпан").value
+    lily = app.create_company("test", "ООО Лилия").value
+    petr = receive(runtime, utc(2), "t1", "telegram", telegram="701", sender_name="Пётр")
+    receive(runtime, utc(9), "t2", "telegram", telegram="701")
+    olga = receive(runtime, utc(3), "t3", "email", email="olga@example.com", sender_name="Ольга")
+    receive(runtime, utc(9), "t4", "email", email="olga@example.com")
+    ivan = receive(runtime, utc(2), "l1", "sms", phone="+79160000001", sender_name="Иван")
+    receive(runtime, utc(4), "l2", "sms", phone="+79160000001")
+    receive(runtime, utc(5), "l3", "email", email="ivan@example.com", phone="+79160000001")
+    vera = receive(runtime, utc(10), "l4", "email", email="vera@example.com", sender_name="Вера")
+    for contact, company in ((petr, tulip), (olga, tulip), (ivan, lily), (vera, lily)):
+        _ = app.update_contact(contact.contact_id, "test", company_id=company).value
+    for title, company in (("D5", tulip), ("D6", lily)):
+        with recorded_at(utc(11)):
+            deal_id = app.create_deal("test", title, NEW, amount="100", company_id=company).value
+        with recorded_at(utc(12)):
+            _ = app.win_deal(deal_id, "test").value
+    assert runtime.wait_for_views(app.recorder.max_notification_id(), timeout=60)
+
+    money = rows_of(run_report(runtime.views, REPORT, march()), "money")
+    preferred = {key[2]: key[4] for key in money}
+    assert preferred["ООО Тюльпан"] == "telegram"
+    assert preferred["ООО Лилия"] == "email"
+    assert preferred["ООО Ромашка"] == "telegram"
+    assert preferred["Борис"] == "sms"
+    # every client as the view's own reader ranks its contacts' summed totals
+    members = {
+        "ООО Тюльпан": [str(petr.contact_id), str(olga.contact_id)],
+        "ООО Лилия": [str(ivan.contact_id), str(vera.contact_id)],
+        "ООО Ромашка": [ids["anna"]],
+        "Борис": [ids["boris"]],
+    }
+    for client, contacts in members.items():
+        assert preferred[client] == preferred_of(inbound_totals(runtime.views, contacts))
+    assert preferred_of(inbound_totals(runtime.views, [str(ivan.contact_id)])) == "sms"

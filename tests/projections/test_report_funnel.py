@@ -247,5 +247,7 @@ def test_funnel_over_the_api_csv_sums_to_the_figures(sqlite_runtime: Runtime) ->
             == 422
         )
         operator = runtime.app.create_user("op@example.com", "operator", "test").value[1]
+        # the token is checked against the users view: wait until it shows the new user
+        assert runtime.wait_for_views(runtime.app.recorder.max_notification_id(), timeout=30)
         denied = http.get("/api/reports/funnel", headers={"Authorization": f"Bearer {operator}"})
         assert denied.status_code == 403

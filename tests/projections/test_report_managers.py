@@ -278,3 +278,48 @@ def test_a_missed_call_is_returned_only_within_24_hours() -> None:
     assert first_return(rang, returns[:2]) is None
     both = [("2020-03-02T12:00:00.000000Z", "b"), ("2020-03-02T11:00:00.000000Z", "a")]
     assert first_return(rang, both) == ("2020-03-02T11:00:00.000000Z", "a")  # the first
+
+
+def test_the_comparison_adds_up_the_other_sections_under_every_slice(runtime: Runtime) -> None:
+    """The comparison is the other sources side by side (one SQL source): its counts are
+    theirs, whatever the slice; its drill-down lists the items behind a figure."""
+    ids = build(runtime)
+    for s in (
+        whole(),
+        march(),
+        whole(manager_id=ids["boris"]),
+        whole(channel="voice"),
+        whole(group=""),
+        whole(timezone="Europe/Moscow"),
+    ):
+        result = run_report(runtime.views, REPORT, s)
+        side = rows_of(result, "comparison")
+        expected: dict[Any, dict[str, int]] = {}
+
+        def add(
+            manager: tuple[Any, ...], into: dict[Any, dict[str, int]] = expected, **counts: int
+        ) -> None:
+            row = into.setdefault(manager, {})
+            for name, value in counts.items():
+                row[name] = row.get(name, 0) + value
+
+        for key, v in rows_of(result, "results").items():
+            add(key[:2], won=v["won"], lost=v["lost"])
+        for key, v in rows_of(result, "messages").items():
+            add(key[:2], messages=v["messages"])
+        for key, v in rows_of(result, "tasks").items():
+            add(key, calls=v["calls"], done=v["done"], overdue=v["overdue"])
+        for key, v in rows_of(result, "missed_calls").items():
+            add(key, missed=v["missed"], returned=v["returned"])
+        for key, v in rows_of(result, "first_response").items():
+            add(key, answered=v["answered"])
+        assert set(side) == set(expected), s
+        for manager, counts in expected.items():
+            assert {name: side[manager][name] for name in counts} == counts, (s, manager)
+
+    anna = {"manager_id": ids["anna"], "manager": "Анна"}
+    _, _, items = section_items(runtime.views, REPORT, "comparison", whole(), anna, "messages")
+    assert [i["kind"] for i in items] == ["message", "message"]
+    _, _, calls = section_items(runtime.views, REPORT, "missed_calls", whole(), anna, "returned")
+    assert len(calls) == 1 and calls[0]["returned_at"] > calls[0]["rang_at"]
+    assert 0 < calls[0]["seconds_to_return"] <= 24 * 3600

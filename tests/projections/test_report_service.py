@@ -248,3 +248,43 @@ def test_service_report_over_the_api_csv_sums_to_the_figures(
             assert sum(int(r[name]) for r in rows) == section["total"]["values"][name]
         bad = http.get("/api/reports/service?target_minutes=0", headers=headers)
         assert bad.status_code == 422
+
+
+def test_service_items_and_slices_through_the_client(runtime: Runtime, clock: EventClock) -> None:
+    """The items behind the figures (the SQL sources as rows), and the slices that read the
+    client's card (first touch, group) on both databases."""
+    from threadline.projections.reports.service import read_requests
+
+    people = build(runtime, clock)
+    s = ReportSlice(start=START, end=END, now=NOW, options={"target_minutes": 60})
+    items = read_requests(runtime.views, s)
+    assert [i["channel"] for i in items] == ["email", "sms", "email", "email"]  # by opened_at
+    first = items[0]
+    assert (first["day"], first["assignee"], first["responder"]) == ("2026-03-06", "Анна", "Анна")
+    assert (first["answered"], first["resolved"], first["within_target"]) == (1, 1, 1)
+    assert first["first_response_seconds"] == 229_500
+    assert first["first_response_business_seconds"] == 2_700
+    assert (first["score"], first["rated"], first["satisfied"]) == (5, 1, 1)
+    last = items[-1]
+    assert (last["answered"], last["within_target"], last["assignee_id"]) == (0, 0, None)
+    assert (last["assignee"], last["responder"], last["score"], last["rated"]) == ("", "", None, 0)
+    assert {i["responder_id"] for i in items if i["answered"]} == {people["anna"], people["boris"]}
+
+    _, _, waiting = section_items(runtime.views, REPORT, "now", s, measure="longest_wait")
+    assert sorted(i["waiting_seconds"] for i in waiting) == [90_000, 93_600]
+    names = sorted((i["contact"], i["inbox"], i["assignee"]) for i in waiting)
+    assert names == [("four@example.com", "", ""), ("three@example.com", "", "Анна")]
+
+    # the slices through the client's card: nothing of these clients has a campaign or group
+    for narrowed in (
+        ReportSlice(start=START, end=END, now=NOW, utm_campaign="spring"),
+        ReportSlice(start=START, end=END, now=NOW, group="vip"),
+    ):
+        result = run_report(runtime.views, REPORT, narrowed)
+        assert rows_of(result, "by_channel").total.values["requests"] == 0
+        assert rows_of(result, "now").total.values["open"] == 0
+    everyone = run_report(
+        runtime.views, REPORT, ReportSlice(start=START, end=END, now=NOW, group="")
+    )
+    assert rows_of(everyone, "by_channel").total.values["requests"] == 4
+    assert rows_of(everyone, "now").total.values["open"] == 2

@@ -204,3 +204,19 @@ def test_drill_down_slices_and_unbounded(runtime: Runtime) -> None:
     )
     assert in_new[("yandex", "RUB")]["leads"] == 2 and in_new[("yandex", "RUB")]["spend"] == 0
     assert in_new[("yandex", "RUB")]["cost"] == 15_000
+
+
+def test_fallback_currency_tie_goes_to_the_first_to_appear(runtime: Runtime) -> None:
+    """One lead's cost in USD, a later one's in RUB: a tie, so a lead with neither a cost
+    nor a won deal counts in USD, the currency of the first item."""
+    app = runtime.app
+    app.create_contact(
+        "test",
+        "A",
+        source={"utm_source": "a", "acquisition_cost": {"amount": "1", "currency": "USD"}},
+    )
+    app.create_contact("test", "B", source={"utm_source": "b", "acquisition_cost": cost("1.00")})
+    app.create_contact("test", "C", source={"utm_source": "c"})
+    assert runtime.wait_for_views(app.recorder.max_notification_id(), timeout=60)
+    sources = rows_of(run_report(runtime.views, REPORT, ReportSlice()), "sources")
+    assert set(sources) == {("a", "USD"), ("b", "RUB"), ("c", "USD")}

@@ -192,3 +192,25 @@ def test_touches_csv_over_the_api(sqlite_runtime: Runtime) -> None:
         assert len(rows) == 7  # A and B for three kinds, D
         bad = http.get(f"/api/reports/touches?{query}&days=0", headers=headers)
         assert bad.status_code == 422
+
+
+def test_touches_before_the_period_count(runtime: Runtime) -> None:
+    """A period starting 20 days after the touches: A (won at T0 + 29 days) still counts
+    for each touch source, B (T0 + 31) has none within 30 days, D (T0 + 5) is before it."""
+    ids = build(runtime)
+    start = ids["t0"] + timedelta(days=20)
+    late = ReportSlice(
+        start=start.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        end=(start + timedelta(days=20)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        options={"days": 30},
+    )
+    kinds = {
+        key[0]: (v["deals"], v["revenue"])
+        for key, v in rows_of(run_report(runtime.views, REPORT, late), "by_kind").items()
+    }
+    assert kinds == {
+        "call": (1, 100_000),
+        "campaign": (1, 100_000),
+        "rule": (1, 100_000),
+        "none": (1, 200_000),
+    }

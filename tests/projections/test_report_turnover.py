@@ -230,3 +230,19 @@ def test_month_is_the_business_month(runtime: Runtime) -> None:
     moscow = run_report(runtime.views, REPORT, ReportSlice(timezone="Europe/Moscow"))
     assert figures(utc, "by_month", "revenue") == {("2026-03", "RUB"): (100000,)}
     assert figures(moscow, "by_month", "revenue") == {("2026-04", "RUB"): (100000,)}
+
+
+def test_the_items_of_what_lines_leave_out(runtime: Runtime) -> None:
+    # every deal of the data set has lines adding up to its figures: no "without lines" item,
+    # and the SELECT with that branch (run when some deal's lines do not add up) finds none
+    from threadline.projections.reports.frame import ItemSource
+    from threadline.projections.reports.turnover import LINE_COLUMNS, has_unlined, lines_query
+
+    build_sales(runtime)
+    assert not has_unlined(runtime.views, march())
+    source = ItemSource(
+        "lines", "Lines", LINE_COLUMNS, query=lambda db, s: lines_query(db, s, unlined=True)
+    )
+    items = source.items(runtime.views, march())
+    assert len(items) == 7
+    assert sum(i["revenue_minor"] for i in items if i["currency"] == "RUB") == 1000000
