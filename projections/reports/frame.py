@@ -31,7 +31,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from threadline.domain.model.errors import InvalidInput, NotFound
-from threadline.projections.base import parse_ts, ts
+from threadline.projections.base import ts
 from threadline.projections.queries import ContactFilter
 from threadline.projections.sql import Conditions, ViewReader
 
@@ -145,12 +145,6 @@ def local_day(value: str | None, timezone: str) -> str | None:
 def _local_day_of_minute(minute: str, timezone: str) -> str:
     moment = datetime.fromisoformat(minute).replace(tzinfo=UTC)
     return moment.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d")
-
-
-def seconds_between(start: str | None, end: str | None) -> float | None:
-    if not start or not end:
-        return None
-    return (parse_ts(end) - parse_ts(start)).total_seconds()
 
 
 # -- SQL that differs between SQLite and PostgreSQL ----------------------------------------------
@@ -797,12 +791,6 @@ def _typed(measure: Measure, value: Any) -> Any:
     ):
         return int(value)
     return float(value)
-
-
-def fold_sql(db: ViewReader, section: Section, query: ItemQuery, s: ReportSlice) -> SectionResult:
-    """A section of a SQL source, folded by the database, in the section's order."""
-    rows, total = _folded_rows(db, section, query)
-    return _arranged(section, rows, total, s)
 
 
 def _copied(rows: Sequence[FigureRow]) -> list[FigureRow]:
