@@ -289,7 +289,10 @@ def main(argv: list[str] | None = None) -> int:
                             figure="report_ms", report=report.name, period=period, error=str(error)
                         )
                         continue
-                    rows = {s["name"]: len(s["rows"]) for s in first.json()["sections"]}
+                    rows = {
+                        s["name"]: s.get("rows_total", len(s["rows"]))
+                        for s in first.json()["sections"]
+                    }
                     emit(
                         figure="report_ms",
                         report=report.name,

@@ -135,6 +135,11 @@ class ServiceRequestsProjection(ViewProjection):
         " channel, inbox_id, assignee_id, last_inbound_at, last_inbound_micros, last_response_at,"
         " resolved_at)"
         " WHERE resolved_at IS NULL",
+        # what is open now, by inbox, channel and operator: read in the key order, no sort
+        "CREATE INDEX IF NOT EXISTS service_requests_open_keys ON service_requests (inbox_id,"
+        " channel, assignee_id, opened_at, last_inbound_at, last_inbound_micros, last_response_at,"
+        " resolved_at)"
+        " WHERE resolved_at IS NULL",
         "CREATE TABLE IF NOT EXISTS service_conversations ("
         " id TEXT PRIMARY KEY, contact_id TEXT NOT NULL, channel TEXT NOT NULL, inbox_id TEXT,"
         " assignee_id TEXT, status TEXT NOT NULL, open_request_id TEXT, survey_sent_at TEXT,"

@@ -60,6 +60,8 @@ from threadline.projections.reports.frame import (
 )
 from threadline.projections.reports.turnover import (
     CLIENT_KEY_SQL,
+    HAS_COMPANY,
+    HAS_CONTACT,
     LINE_COLUMNS,
     SALE_COLUMNS,
     has_unlined,
@@ -232,31 +234,34 @@ def _once(db: ViewReader, s: ReportSlice, name: str, compute: Callable[[], Any])
 
 def _client_figures(db: ViewReader, s: ReportSlice) -> list[Item]:
     """Each client's revenue and profit per currency in the slice (one GROUP BY in SQL, by
-    ids only: names are read apart, once per client, by `_client_names`)."""
+    the client's key only: its kind and id are read from the key; no names)."""
 
     def compute() -> list[Item]:
         q = sales_query(db, s, REPORT_NAME, _client_key_column)
-        return db.query(
-            "SELECT currency, client_key, client_kind, client_id,"
-            " SUM(revenue_minor) AS revenue, SUM(profit_minor) AS profit"
-            f" FROM ({q.sql}) i GROUP BY currency, client_key, client_kind, client_id",
+        rows = db.query(
+            "SELECT currency, client_key, SUM(revenue_minor) AS revenue,"
+            f" SUM(profit_minor) AS profit FROM ({q.sql}) i GROUP BY currency, client_key",
             q.params,
         )
+        for row in rows:  # the key is "<kind>:<id>" (":" without a client: no id)
+            row["client_kind"], _, client_id = row["client_key"].partition(":")
+            row["client_id"] = client_id or None
+        return rows
 
     rows: list[Item] = _once(db, s, "client_figures", compute)
     return rows
 
 
+GRADES = "client_grades"
+"""The run memo's name of the clients' classes (`_client_grades`, the clients' `finish`)."""
+
+
 def _client_grades(db: ViewReader, s: ReportSlice) -> tuple[Classes, Classes]:
     """The clients' classes by revenue and by profit in the slice (once per run)."""
     found: tuple[Classes, Classes] = _once(
-        db, s, "client_grades", lambda: _classes(_client_figures(db, s), "client_key", s)
+        db, s, GRADES, lambda: _classes(_client_figures(db, s), "client_key", s)
     )
     return found
-
-
-NONE: tuple[float | None, float | None, str] = (None, None, ABSENT)
-"""The figures of a client without won deals in a period (transitions only)."""
 
 
 def _client_names(db: ViewReader, rows: Iterable[Item]) -> dict[str, tuple[str, str]]:
@@ -271,6 +276,10 @@ def _client_names(db: ViewReader, rows: Iterable[Item]) -> dict[str, tuple[str, 
     for r in rows_with_ids(db, "SELECT id, display_name FROM contacts", ids["contact"]):
         found[f"contact:{r['id']}"] = (r["display_name"] or "", "")
     return found
+
+
+NONE: tuple[float | None, float | None, str] = (None, None, ABSENT)
+"""The figures of a client without won deals in a period (transitions only)."""
 
 
 def _client_key_column(product_key: str) -> tuple[str, Sequence[object]]:
@@ -317,16 +326,52 @@ def _class_sql(classes: Classes, key_sql: str, params: list[object]) -> str:
     return f"CASE{branches} ELSE 'C' END" if branches else "'C'"
 
 
+def _client_class_sql(classes: Classes, params: list[object]) -> str:
+    """A sale's client class (`deals` as `d`) as a CASE by currency and client kind over the
+    client's id: the A and B ids listed (an IN list is a lookup; no key text is built per
+    item), every other client C (as a client without won deals)."""
+    listed: dict[str, dict[str, dict[str, list[str]]]] = {}
+    for (currency, key), (_, _, grade) in sorted(classes.items()):
+        if grade in ("A", "B"):
+            kind, _, client_id = key.partition(":")
+            grades = listed.setdefault(currency, {}).setdefault(kind, {})
+            grades.setdefault(grade, []).append(client_id)
+    if not listed:
+        return "'C'"
+
+    def by_id(column: str, grades: Mapping[str, list[str]]) -> str:
+        branches = "".join(
+            f" WHEN {column} IN ({', '.join(_text(i, params) for i in ids)}) THEN '{grade}'"
+            for grade, ids in sorted(grades.items())
+        )
+        return f"CASE{branches} ELSE 'C' END" if branches else "'C'"
+
+    currencies = ""
+    for currency, kinds in listed.items():
+        currencies += f" WHEN {_text(currency, params)} THEN CASE"
+        currencies += f" WHEN {HAS_COMPANY} THEN {by_id('d.company_id', kinds.get('company', {}))}"
+        currencies += f" WHEN {HAS_CONTACT} THEN {by_id('d.contact_id', kinds.get('contact', {}))}"
+        nobody = kinds.get("", {})  # the sales without a client: key ":"
+        currencies += f" ELSE '{min(nobody, default='C')}' END"
+    return f"CASE d.currency{currencies} ELSE 'C' END"
+
+
 def _client_classes(db: ViewReader, s: ReportSlice) -> tuple[str, list[object]]:
-    """The client key and both client classes as item columns over `d`."""
-    by_revenue, by_profit = _client_grades(db, s)
-    params: list[object] = []
-    revenue = _class_sql(by_revenue, CLIENT_KEY_SQL, params)
-    profit = _class_sql(by_profit, CLIENT_KEY_SQL, params)
-    return (
-        f", {CLIENT_KEY_SQL} AS client_key, {revenue} AS class_revenue, {profit} AS class_profit",
-        params,
-    )
+    """The client key and both client classes as item columns over `d` (once per run)."""
+
+    def compute() -> tuple[str, list[object]]:
+        by_revenue, by_profit = _client_grades(db, s)
+        params: list[object] = []
+        revenue = _client_class_sql(by_revenue, params)
+        profit = _client_class_sql(by_profit, params)
+        return (
+            f", {CLIENT_KEY_SQL} AS client_key, {revenue} AS class_revenue,"
+            f" {profit} AS class_profit",
+            params,
+        )
+
+    found: tuple[str, list[object]] = _once(db, s, "client_classes", compute)
+    return found
 
 
 def abc_sales_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
@@ -365,17 +410,30 @@ def abc_lines_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
 
 
 def _ranked(
-    key: Callable[[Mapping[str, Any]], str], figure: str
+    key: Callable[[Mapping[str, Any]], str], figure: str, memo: str | None = None
 ) -> Callable[[list[FigureRow], ReportSlice], list[FigureRow]]:
-    """A `finish` that adds share, cumulative share and class, per currency, largest first."""
+    """A `finish` that adds share, cumulative share and class, per currency, largest first.
+
+    `memo`: the name under which the run keeps the same rows' classes by revenue and by
+    profit, classified already (the clients': the class columns of the items need them
+    first); they are classified here only when the run has not.
+    """
+    index = tuple(FIGURES).index(figure)
 
     def finish(rows: list[FigureRow], s: ReportSlice) -> list[FigureRow]:
-        limit_a, limit_b = _limits(s)
-        classes = classify_by_currency(
-            ((r.key["currency"], key(r.key), int(r.values[figure] or 0)) for r in rows),
-            limit_a,
-            limit_b,
-        )
+        def own() -> tuple[Classes, ...]:
+            limit_a, limit_b = _limits(s)
+            return tuple(
+                classify_by_currency(
+                    ((r.key["currency"], key(r.key), int(r.values[f] or 0)) for r in rows),
+                    limit_a,
+                    limit_b,
+                )
+                for f in FIGURES
+            )
+
+        everything: tuple[Classes, ...] = own() if memo is None else s.run.once(memo, s, own)
+        classes = everything[index]
         for r in rows:
             share, cumulative, grade = classes[(r.key["currency"], key(r.key))]
             r.values["share"] = share
@@ -426,40 +484,51 @@ def _compare_period(s: ReportSlice) -> ReportSlice | None:
 
 
 def read_transitions(db: ViewReader, s: ReportSlice) -> list[Item]:
-    """One item per client and currency with won deals in either period: its two classes."""
+    """One item per client and currency with won deals in either period: its two classes
+    (each period's figures and classes read once per run: the classes of the sales are
+    those of this period)."""
     earlier = _compare_period(s)
     if earlier is None:
         _limits(s)
         return []
-    clients: dict[tuple[str, str], Item] = {}
-    figures: dict[str, dict[tuple[str, str], dict[str, int]]] = {"now": {}, "then": {}}
-    for when, period in (("then", earlier), ("now", s)):
-        for row in _client_figures(db, period):
-            here = (row["currency"], row["client_key"])
-            clients[here] = {"client_kind": row["client_kind"], "client_id": row["client_id"]}
-            totals = figures[when].setdefault(here, {"revenue": 0, "profit": 0})
-            totals["revenue"] += int(row["revenue"])
-            totals["profit"] += int(row["profit"])
-    names = _client_names(db, clients.values())
-    for (currency, key), client in clients.items():
-        client["client"], client["client_group"] = names.get(key, ("", ""))
-        client["currency"] = currency
-    grades: dict[tuple[str, str], Classes] = {}
-    for when, period in (("then", earlier), ("now", s)):
-        grades[(when, "revenue")], grades[(when, "profit")] = _client_grades(db, period)
+    # one figures row per (currency, client key) and period: the key is what they group by
+    then = {(r["currency"], r["client_key"]): r for r in _client_figures(db, earlier)}
+    now = {(r["currency"], r["client_key"]): r for r in _client_figures(db, s)}
+    (then_revenue, then_profit), (now_revenue, now_profit) = (
+        _client_grades(db, earlier),
+        _client_grades(db, s),
+    )
+    names = _client_names(db, [*then.values(), *now.values()])
+    nobody: dict[str, Any] = {"revenue": 0, "profit": 0}
     items: list[Item] = []
-    for here in sorted(clients, key=lambda h: (h[0], clients[h]["client"], h[1])):
-        item = dict(clients[here])
-        for name in ("revenue", "profit"):
-            before = grades[("then", name)].get(here, NONE)[2]
-            after = grades[("now", name)].get(here, NONE)[2]
-            suffix = "" if name == "revenue" else "_profit"
-            item[f"class_before{suffix}"] = before
-            item[f"class_now{suffix}"] = after
-            item[f"changed{suffix}"] = int(before != after)
-            item[f"{name}_before_minor"] = figures["then"].get(here, {}).get(name, 0)
-            item[f"{name}_now_minor"] = figures["now"].get(here, {}).get(name, 0)
-        items.append(item)
+    for here in {**then, **now}:
+        before, after = then.get(here, nobody), now.get(here, nobody)
+        row = after if here in now else before
+        client, group = names.get(here[1], ("", ""))
+        revenue_before = then_revenue.get(here, NONE)[2]
+        revenue_now = now_revenue.get(here, NONE)[2]
+        profit_before = then_profit.get(here, NONE)[2]
+        profit_now = now_profit.get(here, NONE)[2]
+        items.append(
+            {
+                "client_kind": row["client_kind"],
+                "client_id": row["client_id"],
+                "client": client,
+                "client_group": group,
+                "currency": here[0],
+                "class_before": revenue_before,
+                "class_now": revenue_now,
+                "changed": int(revenue_before != revenue_now),
+                "revenue_before_minor": int(before["revenue"]),
+                "revenue_now_minor": int(after["revenue"]),
+                "class_before_profit": profit_before,
+                "class_now_profit": profit_now,
+                "changed_profit": int(profit_before != profit_now),
+                "profit_before_minor": int(before["profit"]),
+                "profit_now_minor": int(after["profit"]),
+            }
+        )
+    items.sort(key=lambda i: (i["currency"], i["client"], client_key(i)))
     return items
 
 
@@ -527,6 +596,7 @@ def _class_summary(name: str, title: str, field: str) -> Section:
             *_money(per_deal=True),
         ),
         chart="revenue" if field == "class_revenue" else "profit",
+        shared_fold=True,  # by revenue and by profit: one pass over the sales (9 classes)
     )
 
 
@@ -579,7 +649,7 @@ REPORT = Report(
             source="sales",
             group_by=("client_kind", "client_id", "client", "currency"),
             measures=_money(per_deal=True),
-            finish=_ranked(client_key, "revenue"),
+            finish=_ranked(client_key, "revenue", GRADES),
             extra=_ranking("revenue"),
             chart="revenue",
         ),
@@ -589,7 +659,7 @@ REPORT = Report(
             source="sales",
             group_by=("client_kind", "client_id", "client", "currency"),
             measures=_money(per_deal=True),
-            finish=_ranked(client_key, "profit"),
+            finish=_ranked(client_key, "profit", GRADES),
             extra=_ranking("profit"),
             chart="profit",
         ),

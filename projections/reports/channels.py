@@ -7,7 +7,9 @@ items' `inbound` column, so the CSV sums to the figures. The clients section's i
 per (contact, channel, business day) with the number of inbound contacts that day (its
 "days with contacts" counts them); the overall and by-month sections need no days, so their
 items are the hour buckets themselves, each with its business day and month: adding the
-buckets up into days is a sort the database would repeat for each of their queries. Shares:
+buckets up into days is a sort the database would repeat for each of their queries. Those two
+fold together, in one pass over the buckets by channel and month (`shared_fold`: a period has
+few such rows), added up in Python to each one's keys. Shares:
 a client's share of a channel is that channel's inbound contacts over all of the client's
 inbound contacts in the slice; the overall share is the channel's over every inbound
 contact; over time, the channel's share of its month.
@@ -21,6 +23,7 @@ pipeline is refused.
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 from threadline.projections.reports.frame import (
@@ -113,19 +116,23 @@ def bucket_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
 
 def _shares_within(*keys: str) -> Any:
     """A `finish` adding `share`: the row's inbound over its group's (by `keys`; none: all)."""
-
-    def group(row: FigureRow) -> tuple[Any, ...]:
-        return tuple(row.key[k] for k in keys)
+    getter = itemgetter(*keys) if keys else None
 
     def finish(rows: list[FigureRow], s: ReportSlice) -> list[FigureRow]:
-        # thousands of client rows: each row's group is built once
-        groups = [group(row) for row in rows]
-        totals: dict[tuple[Any, ...], int] = {}
-        for row, key in zip(rows, groups, strict=True):
-            totals[key] = totals.get(key, 0) + row.values["inbound"]
-        for row, key in zip(rows, groups, strict=True):
+        # thousands of client rows: one pass to add up each group, one to divide
+        inbound = [row.values["inbound"] for row in rows]
+        if getter is None:
+            whole = sum(inbound)
+            for row, count in zip(rows, inbound, strict=True):
+                row.values["share"] = count / whole if whole else None
+            return rows
+        groups = [getter(row.key) for row in rows]
+        totals: dict[Any, int] = {}
+        for key, count in zip(groups, inbound, strict=True):
+            totals[key] = totals.get(key, 0) + count
+        for row, key, count in zip(rows, groups, inbound, strict=True):
             whole = totals[key]
-            row.values["share"] = row.values["inbound"] / whole if whole else None
+            row.values["share"] = count / whole if whole else None
         return rows
 
     return finish
@@ -169,6 +176,7 @@ REPORT = Report(
                 Measure("clients", "Clients", "distinct", "contact_id"),
             ),
             order="-inbound",
+            shared_fold=True,  # with over_time: one pass over the buckets
             finish=_shares_within(),
             extra=(SHARE,),
             chart="inbound",
@@ -182,6 +190,7 @@ REPORT = Report(
                 Measure("inbound", "Inbound contacts", "sum", "inbound"),
                 Measure("clients", "Clients", "distinct", "contact_id"),
             ),
+            shared_fold=True,
             finish=_shares_within("month"),
             extra=(SHARE,),
             chart="inbound",

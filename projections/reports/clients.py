@@ -40,6 +40,7 @@ from threadline.projections.reports.frame import (
     Column,
     ItemQuery,
     ItemSource,
+    Label,
     Measure,
     Report,
     ReportSlice,
@@ -175,9 +176,8 @@ def _deals_sql(s: ReportSlice, won: bool) -> tuple[str, list[Any]]:
     elif s.start is None and s.end is None:
         c.add("d.status = 'open'", [])
     else:
-        # read through the expected_close index: a period's few deals, not every open one
-        # (`|| ''` keeps SQLite off the status index, which it would otherwise prefer)
-        c.add("d.status || '' = 'open'", [])
+        # read through the (status, expected_close) index: a period's few open deals
+        c.add("d.status = 'open'", [])
         c.add("d.expected_close IS NOT NULL", [])
         c.compare("d.expected_close", ">=", local_day(s.start, s.timezone))
         c.compare("d.expected_close", "<", local_day(s.end, s.timezone))
@@ -195,44 +195,70 @@ def _deals_sql(s: ReportSlice, won: bool) -> tuple[str, list[Any]]:
     return sql, c.params
 
 
-def facts_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
-    """Invoices due, deals won and open deals expected in the period, each with its client's
-    last contact and preferred channel (per item: a month has about as many clients as
-    facts, and a section narrowed to one kind of fact reads only that kind's)."""
-    parts = [_invoices_sql(db, s), _deals_sql(s, won=True), _deals_sql(s, won=False)]
-    facts = " UNION ALL ".join(sql for sql, _ in parts)
-    # a company's contacts; a merged one is folded into its survivor, which speaks for it
-    members = "m.company_id = f.client_id AND (m.merged_into IS NULL OR m.merged_into = '')"
-    # the channel of most inbound contacts; a tie: the most recent, then the later name
-    # (contact_inbound's `_rank`), summed over a company's contacts; a contact's own is kept
-    # ranked so in contact_preferred
+# What a client's row shows is a function of the client (`{client_kind}`, `{client_id}`):
+# the items carry it as lookups (read only by the drill-down and the CSV), a section that
+# groups by the client looks it up once per client row (`Label`).
+_CLIENT_BY = ("client_kind", "client_id")
+_COMPANY = "{client_kind} = 'company'"
+# a company's contacts; a merged one is folded into its survivor, which speaks for it
+_MEMBERS = "m.company_id = {client_id} AND (m.merged_into IS NULL OR m.merged_into = '')"
+
+_CLIENT_NAME = (
+    f"COALESCE(CASE WHEN {_COMPANY} THEN (SELECT co.name FROM companies co"
+    " WHERE co.id = {client_id}) ELSE (SELECT ct.display_name FROM contacts ct"
+    " WHERE ct.id = {client_id}) END, '')"
+)
+
+_LAST_CONTACT = (
+    f"CASE WHEN {_COMPANY} THEN (SELECT MAX(m.last_contact_at) FROM contacts m"
+    f" WHERE {_MEMBERS}) ELSE (SELECT ct.last_contact_at FROM contacts ct"
+    " WHERE ct.id = {client_id}) END"
+)
+
+
+def _preferred_channel_sql(db: ViewReader) -> str:
+    """The channel of most inbound contacts; a tie: the most recent, then the later name
+    (contact_inbound's `_rank`), summed over a company's contacts; a contact's own is kept
+    ranked so in contact_preferred."""
     company_channel = (
-        f"CASE WHEN EXISTS (SELECT 1 FROM contacts m WHERE {members})"
+        f"CASE WHEN EXISTS (SELECT 1 FROM contacts m WHERE {_MEMBERS})"
         " THEN (SELECT t.channel FROM contacts m JOIN contact_inbound_totals t"
-        f" ON t.contact_id = m.id WHERE {members} GROUP BY t.channel"
+        f" ON t.contact_id = m.id WHERE {_MEMBERS} GROUP BY t.channel"
         f" ORDER BY SUM(t.count) DESC, {_bytewise(db, 'MAX(t.last_at)')} DESC,"
         f" {_bytewise(db, 't.channel')} DESC LIMIT 1) END"
     )
-    contact_channel = "SELECT p.channel FROM contact_preferred p WHERE p.contact_id = f.client_id"
-    company = "f.client_kind = 'company'"
+    contact_channel = "SELECT p.channel FROM contact_preferred p WHERE p.contact_id = {client_id}"
+    return f"COALESCE(CASE WHEN {_COMPANY} THEN {company_channel} ELSE ({contact_channel}) END, '')"
+
+
+def _client_labels(db: ViewReader) -> dict[str, Label]:
+    return {
+        "client": Label(_CLIENT_NAME, by=_CLIENT_BY),
+        "last_contact_at": Label(_LAST_CONTACT, by=_CLIENT_BY),
+        "preferred_channel": Label(_preferred_channel_sql(db), by=_CLIENT_BY),
+    }
+
+
+def facts_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
+    """Invoices due, deals won and open deals expected in the period. Each fact's client's
+    name, last contact and preferred channel are lookups by the client: the sections group
+    by the client and look them up once per client row (labels), not per fact."""
+    parts = [_invoices_sql(db, s), _deals_sql(s, won=True), _deals_sql(s, won=False)]
+    facts = " UNION ALL ".join(sql for sql, _ in parts)
+    labels = _client_labels(db)
+    of_fact = {"client_kind": "f.client_kind", "client_id": "f.client_id"}
+    looked_up = ", ".join(
+        f"{labels[name].sql.format(**of_fact)} AS {name}"
+        for name in ("client", "last_contact_at", "preferred_channel")
+    )
     sql = (
-        "SELECT f.fact, f.fact_id, f.title, f.client_kind, f.client_id,"
-        f" CASE WHEN {company} THEN COALESCE(co.name, '')"
-        " ELSE COALESCE(ct.display_name, '') END AS client,"
-        f" CASE WHEN {company} THEN (SELECT MAX(m.last_contact_at) FROM contacts m"
-        f" WHERE {members}) ELSE ct.last_contact_at END AS last_contact_at,"
-        f" COALESCE(CASE WHEN {company} THEN {company_channel}"
-        f" ELSE ({contact_channel}) END, '') AS preferred_channel,"
+        f"SELECT f.fact, f.fact_id, f.title, f.client_kind, f.client_id, {looked_up},"
         " f.currency, f.invoice_minor, f.due_on, f.paid_on, f.judged, f.on_time, f.late,"
         " f.unpaid_overdue, f.days_late, f.won, f.open, f.revenue_minor, f.forecast_minor"
-        # the client's own row: its company's, or its contact's (a lookup by key, one of them)
-        f" FROM ({facts}) f"
-        f" LEFT JOIN companies co ON co.id = CASE WHEN {company} THEN f.client_id END"
-        f" LEFT JOIN contacts ct ON ct.id = CASE WHEN {company} THEN NULL ELSE f.client_id END"
-        " WHERE f.client_id <> ''"
+        f" FROM ({facts}) f WHERE f.client_id <> ''"
     )
     params = [p for _, ps in parts for p in ps]
-    return ItemQuery(sql, params, "fact, due_on, fact_id")
+    return ItemQuery(sql, params, "fact, due_on, fact_id", labels=labels)
 
 
 CLIENT_KEY = ("client_kind", "client_id", "client", "last_contact_at", "preferred_channel")

@@ -22,11 +22,13 @@ from threadline.projections.reports.frame import (
     Column,
     ItemQuery,
     ItemSource,
+    Label,
     Measure,
     Report,
     ReportSlice,
     Section,
     deal_slice,
+    is_postgres,
     local_day,
     seconds_sql,
     ts_literal,
@@ -87,26 +89,55 @@ FORECAST_COLUMNS = (
 )
 
 
-# How a stay ended, from the move that ended it (kept on the stay by the deals view) and
-# the stages' order now: a move to a later stage of the same pipeline (or a win there)
-# advanced it. Each outcome is its own test (a fold reads them all; one CASE named once
-# would be evaluated once per flag anyway).
-_LEFT = "o.left_at IS NOT NULL AND o.next_kind IS NOT NULL"
-_SAME = f"{_LEFT} AND o.next_kind <> 'lost' AND o.next_pipeline_id = o.pipeline_id"
-_FORWARD = "COALESCE(o.next_position, o.position, 0) > COALESCE(o.position, 0)"
+# How a stay ended, from the move that ended it (kept on the stay by the deals view, which
+# sets `left_at`, `next_kind`, `next_pipeline_id` and `stay_seconds` together: a stay with no
+# `next_kind` is still open) and the stages' order now (`st` the stay's stage, `ns` the next
+# one): a move to a later stage of the same pipeline (or a win there) advanced it. Each
+# outcome is its own test over as few columns as may be (a fold names each once, and sorts
+# every column its tests read along with the stay).
+_FORWARD = "COALESCE(ns.position, st.position, 0) > COALESCE(st.position, 0)"
+_SAME = "h.next_pipeline_id = h.pipeline_id"
 _OUTCOME_TESTS = {
-    "advanced": f"{_SAME} AND (o.next_kind = 'won' OR {_FORWARD})",
-    "moved_back": f"{_SAME} AND o.next_kind <> 'won' AND NOT {_FORWARD}",
-    "lost": f"{_LEFT} AND o.next_kind = 'lost'",
-    "moved_out": f"{_LEFT} AND o.next_kind <> 'lost' AND o.next_pipeline_id <> o.pipeline_id",
-    "still": "o.left_at IS NULL OR o.next_kind IS NULL",
+    "advanced": f"h.next_kind <> 'lost' AND {_SAME} AND (h.next_kind = 'won' OR {_FORWARD})",
+    "moved_back": f"h.next_kind NOT IN ('lost', 'won') AND {_SAME} AND NOT {_FORWARD}",
+    "lost": "h.next_kind = 'lost'",
+    "moved_out": "h.next_kind <> 'lost' AND h.next_pipeline_id <> h.pipeline_id",
+    "still": "h.next_kind IS NULL",
 }
 
 OUTCOMES = ("advanced", "moved_back", "lost", "moved_out", "still")
 
 
+# Names and order of a stay's stage now, looked up from its id: a section grouping by the
+# stage id looks them up once per row, not once per stay (the items' columns give the same).
+_STAGE_LABELS = {
+    "pipeline": Label(
+        "COALESCE((SELECT p.name FROM pipeline_stages ps JOIN pipelines p"
+        " ON p.id = ps.pipeline_id WHERE ps.id = {stage_id}), '')",
+        by=("stage_id",),
+    ),
+    "position": Label(
+        "COALESCE((SELECT ps.position FROM pipeline_stages ps WHERE ps.id = {stage_id}), 0)",
+        by=("stage_id",),
+    ),
+    "stage": Label(
+        "COALESCE((SELECT ps.name FROM pipeline_stages ps WHERE ps.id = {stage_id}), {stage_id})",
+        by=("stage_id",),
+    ),
+}
+_MANAGER_LABEL = Label(
+    "COALESCE((SELECT u.name FROM users u WHERE u.id = {manager_id}), '')", by=("manager_id",)
+)
+
+
 _DEAL_DIMENSIONS = ("source", "utm_campaign", "channel", "group", "segment")
 """The slices a stay takes from its deal now (the deals view as `d`); the rest the stay has."""
+
+
+def _open_seconds(db: ViewReader, now: str) -> str:
+    """The seconds from an open stay's entry to `now`, at least 0."""
+    seconds = seconds_sql(db, "h.entered_at", ts_literal(now))
+    return f"GREATEST({seconds}, 0.0)" if is_postgres(db) else f"MAX({seconds}, 0.0)"
 
 
 def stays_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
@@ -114,9 +145,10 @@ def stays_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
     for the current one). Stage names and order are the pipelines' now (archived ones too).
 
     The stay carries what its folds need (how it ended, how long, the deal's status), so a
-    fold reads `deal_stage_history` alone; the deal's title is a subquery only a drill-down
-    evaluates, and the deals view is joined only when the slice asks for the deal's source
-    or client.
+    fold reads `deal_stage_history` and the two stages' positions alone; names (the deal's
+    title, the stage's, the manager's) are subqueries only a drill-down evaluates or labels
+    looked up per grouped row, and the deals view is joined only when the slice asks for
+    the deal's source or client.
     """
     c = STAY_SLICE.conditions(REPORT_NAME, s)
     deal_join = (
@@ -124,43 +156,38 @@ def stays_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
         if any(getattr(s, name) is not None for name in _DEAL_DIMENSIONS)
         else ""
     )
-    now = ts_literal(s.now_ts)
     flags = ", ".join(
         f"CASE WHEN {_OUTCOME_TESTS[name]} THEN 1 ELSE 0 END AS {name}" for name in OUTCOMES
     )
-    stays = (
-        "SELECT h.id, h.deal_id, h.pipeline_id, h.stage_id, h.kind, h.entered_at, h.left_at,"
-        " h.manager_id, h.currency, h.amount_minor, h.reason, h.deal_status, h.stay_seconds,"
-        " p.name AS pipeline_name, st.position, st.name AS stage_name, st.meaning,"
-        " h.from_stage_id, u.name AS manager_name, h.next_kind, h.next_pipeline_id,"
-        " ns.position AS next_position"
+    position, stage = (
+        _STAGE_LABELS[n].sql.format(stage_id="h.stage_id") for n in ("position", "stage")
+    )
+    sql = (
+        "SELECT h.id AS stay_id, h.deal_id,"
+        " (SELECT t.title FROM deals t WHERE t.id = h.deal_id) AS deal_title, h.pipeline_id,"
+        # the pipeline's label through the stay's stage, already joined (win rate groups by
+        # the pipeline alone: one look-up per stay, not two)
+        " COALESCE((SELECT p.name FROM pipelines p WHERE p.id = st.pipeline_id), '') AS pipeline,"
+        f" {position} AS position, h.stage_id, {stage} AS stage,"
+        " COALESCE((SELECT ps.meaning FROM pipeline_stages ps WHERE ps.id = h.stage_id), '')"
+        " AS meaning, h.manager_id,"
+        f" {_MANAGER_LABEL.sql.format(manager_id='h.manager_id')} AS manager,"
+        f" h.entered_at, h.left_at, 1 AS entered, {flags},"
+        " CASE WHEN h.deal_status = 'won' THEN 1 ELSE 0 END AS won_later,"
+        " CASE WHEN h.kind = 'won' THEN 1 ELSE 0 END AS won_entry,"
+        " CASE WHEN h.kind = 'lost' THEN 1 ELSE 0 END AS lost_entry,"
+        " CASE WHEN h.kind IN ('won', 'lost') THEN 1 ELSE 0 END AS closed_entry,"
+        f" COALESCE(h.stay_seconds, {_open_seconds(db, s.now_ts)}) AS seconds_in_stage,"
+        " CASE WHEN h.kind = 'lost' THEN COALESCE((SELECT f.name FROM pipeline_stages f"
+        " WHERE f.id = h.from_stage_id), '') ELSE '' END AS lost_at_stage,"
+        " CASE WHEN h.kind = 'lost' THEN COALESCE(h.reason, '') ELSE '' END AS reason,"
+        " h.currency, h.amount_minor"
         " FROM deal_stage_history h"
         " LEFT JOIN pipeline_stages st ON st.id = h.stage_id"
-        " LEFT JOIN pipelines p ON p.id = st.pipeline_id"
-        " LEFT JOIN pipeline_stages ns ON ns.id = h.next_stage_id"
-        f" LEFT JOIN users u ON u.id = h.manager_id{deal_join}{c.where}"
+        f" LEFT JOIN pipeline_stages ns ON ns.id = h.next_stage_id{deal_join}{c.where}"
     )
-    open_seconds = seconds_sql(db, "o.entered_at", now)
-    sql = (
-        "SELECT o.id AS stay_id, o.deal_id,"
-        " (SELECT t.title FROM deals t WHERE t.id = o.deal_id) AS deal_title, o.pipeline_id,"
-        " COALESCE(o.pipeline_name, '') AS pipeline, COALESCE(o.position, 0) AS position,"
-        " o.stage_id, COALESCE(o.stage_name, o.stage_id) AS stage,"
-        " COALESCE(o.meaning, '') AS meaning, o.manager_id,"
-        " COALESCE(o.manager_name, '') AS manager, o.entered_at, o.left_at, 1 AS entered,"
-        f" {flags},"
-        " CASE WHEN o.deal_status = 'won' THEN 1 ELSE 0 END AS won_later,"
-        " CASE WHEN o.kind = 'won' THEN 1 ELSE 0 END AS won_entry,"
-        " CASE WHEN o.kind = 'lost' THEN 1 ELSE 0 END AS lost_entry,"
-        " CASE WHEN o.kind IN ('won', 'lost') THEN 1 ELSE 0 END AS closed_entry,"
-        " CASE WHEN o.stay_seconds IS NOT NULL THEN o.stay_seconds"
-        f" WHEN {open_seconds} > 0 THEN {open_seconds} ELSE 0.0 END AS seconds_in_stage,"
-        " CASE WHEN o.kind = 'lost' THEN COALESCE((SELECT f.name FROM pipeline_stages f"
-        " WHERE f.id = o.from_stage_id), '') ELSE '' END AS lost_at_stage,"
-        " CASE WHEN o.kind = 'lost' THEN COALESCE(o.reason, '') ELSE '' END AS reason,"
-        f" o.currency, o.amount_minor FROM ({stays}) o"
-    )
-    return ItemQuery(sql, c.params, "entered_at, stay_id")
+    labels = {**_STAGE_LABELS, "manager": _MANAGER_LABEL}
+    return ItemQuery(sql, c.params, "entered_at, stay_id", labels=labels)
 
 
 FORECAST_SLICE = deal_slice()  # the period narrows `expected_close`, a date (below)
@@ -172,7 +199,8 @@ _PROBABILITY = (
 
 def forecast_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
     """Deals expected to close in the period (`expected_close` is a business date): each
-    weighs its net amount by its probability (won 100 %, lost 0 %), rounded half up."""
+    weighs its net amount by its probability (won 100 %, lost 0 %), rounded half up. The
+    manager's name is a subquery only a drill-down evaluates."""
     c = FORECAST_SLICE.conditions(REPORT_NAME, s)
     c.add("d.expected_close IS NOT NULL", [])
     c.compare("d.expected_close", ">=", local_day(s.start, s.timezone) if s.start else None)
@@ -180,13 +208,14 @@ def forecast_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
     sql = (
         "SELECT d.id AS deal_id, d.title AS deal_title,"
         " substr(d.expected_close, 1, 7) AS month, d.status, d.manager_id,"
-        f" COALESCE(u.name, '') AS manager, {_PROBABILITY} AS probability,"
+        f" {_MANAGER_LABEL.sql.format(manager_id='d.manager_id')} AS manager,"
+        f" {_PROBABILITY} AS probability,"
         " CASE WHEN d.probability_manual <> 0 THEN 1 ELSE 0 END AS manual, d.currency,"
         " d.net_minor AS amount_minor,"
         f" (d.net_minor * ({_PROBABILITY}) + 50) / 100 AS weighted_minor,"
         " CASE WHEN d.status = 'won' THEN d.net_minor ELSE 0 END AS won_minor,"
         " d.expected_close"
-        f" FROM deals d LEFT JOIN users u ON u.id = d.manager_id{c.where}"
+        f" FROM deals d{c.where}"
     )
     return ItemQuery(sql, c.params, "expected_close, deal_id")
 

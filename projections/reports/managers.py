@@ -22,8 +22,9 @@ Figures and their exact rules (the README says the same for users):
   deals targets (`sales_plans`, months of the period) against revenue, gross profit and
   deals won in those months; done = fact / plan (none without a plan).
 - **Comparison**: one row per manager with the counts side by side (money stays per
-  currency in the results and plan sections): the other sources' items in one SELECT, so
-  its counts are theirs.
+  currency in the results and plan sections): its items are the other sources' items (one
+  SELECT, for drill-downs and CSV), and a report run adds up the other sections' figures per
+  manager rather than folding those items again, so its counts are theirs.
 
 Slices: period, manager and client group narrow everything; pipeline, source and campaign
 narrow the deals (results, plan fact) only; channel narrows deals by their first-touch
@@ -33,6 +34,7 @@ have no channel).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -40,12 +42,15 @@ from typing import Any
 from threadline.projections.base import parse_ts, ts
 from threadline.projections.reports.frame import (
     Column,
+    FigureRow,
     ItemQuery,
     ItemSource,
+    Label,
     Measure,
     Report,
     ReportSlice,
     Section,
+    SectionResult,
     SliceColumns,
     deal_slice,
     is_postgres,
@@ -168,6 +173,17 @@ COMPARISON_COLUMNS = (
 _WON = "CASE WHEN d.status = 'won' THEN 1 ELSE 0 END"
 
 
+def _manager_name(manager_id: str) -> str:
+    """A manager's name from their id ('' without one or without a user): what every source's
+    `LEFT JOIN users u` + `COALESCE(u.name, '')` gives."""
+    return f"COALESCE((SELECT n.name FROM users n WHERE n.id = {manager_id}), '')"
+
+
+_LABELS = {"manager": Label(_manager_name("{manager_id}"), by=("manager_id",))}
+"""Every section groups by the manager's id: the name is looked up once per row after the
+GROUP BY, not once per item before it (nor sorted with every item)."""
+
+
 def deals_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
     """Deals won or lost in the period (by `closed_at`)."""
     c = DEAL_SLICE.conditions(REPORT_NAME, s)
@@ -183,7 +199,7 @@ def deals_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
         " CASE WHEN d.status = 'won' THEN d.profit_minor ELSE 0 END AS profit_minor"
         f" FROM deals d LEFT JOIN users u ON u.id = d.manager_id{c.where}"
     )
-    return ItemQuery(sql, c.params, "closed_at, deal_id")
+    return ItemQuery(sql, c.params, "closed_at, deal_id", labels=_LABELS)
 
 
 MESSAGE_SLICE = SliceColumns(
@@ -215,7 +231,7 @@ def messages_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
         f" FROM inbox_messages m{_client_join(s, 'm.contact_id')}"
         f" LEFT JOIN users u ON u.id = {_ACTOR_USER}{c.where}"
     )
-    return ItemQuery(sql, c.params, "sent_at, message_id")
+    return ItemQuery(sql, c.params, "sent_at, message_id", labels=_LABELS)
 
 
 TASK_SLICE = SliceColumns(
@@ -253,7 +269,7 @@ def tasks_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
         f" FROM tasks t{_client_join(s, 't.contact_id')}"
         f" LEFT JOIN users u ON u.id = t.assignee_id{c.where}"
     )
-    return ItemQuery(sql, c.params, "COALESCE(closed_at, due_at), task_id")
+    return ItemQuery(sql, c.params, "COALESCE(closed_at, due_at), task_id", labels=_LABELS)
 
 
 MISSED_SLICE = SliceColumns(
@@ -327,7 +343,7 @@ def missed_calls_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
         f" CASE WHEN f.first_mark IS NULL THEN NULL ELSE {seconds} END AS seconds_to_return"
         f" FROM f LEFT JOIN users u ON u.id = {manager_id}{manager.where}"
     )
-    return ItemQuery(sql, [*c.params, *manager.params], "rang_at, message_id")
+    return ItemQuery(sql, [*c.params, *manager.params], "rang_at, message_id", labels=_LABELS)
 
 
 def _months_of(s: ReportSlice) -> list[str] | None:
@@ -356,18 +372,33 @@ def plan_fact_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
     elif months is not None:
         plans.add(f"p.month IN ({','.join('?' * len(months))})", months)
     deals = deals_query(db, s)
-    sql = (
-        "SELECT 'plan' AS kind, NULL AS deal_id, p.manager_id,"
-        " COALESCE(u.name, '') AS manager, p.month, p.currency,"
+    rows = (
+        "SELECT 'plan' AS kind, NULL AS deal_id, p.manager_id, p.month, p.currency,"
         " p.revenue_minor AS plan_minor, 0 AS fact_minor,"
         " COALESCE(p.gross_profit_minor, 0) AS plan_profit_minor, 0 AS fact_profit_minor,"
         " COALESCE(p.deals_won, 0) AS plan_deals, 0 AS fact_deals"
-        f" FROM sales_plans p LEFT JOIN users u ON u.id = p.manager_id{plans.where}"
-        " UNION ALL SELECT 'deal', i.deal_id, i.manager_id, i.manager, i.month, i.currency,"
+        f" FROM sales_plans p{plans.where}"
+        " UNION ALL SELECT 'deal', i.deal_id, i.manager_id, i.month, i.currency,"
         " 0, i.won_minor, 0, i.profit_minor, 0, 1"
         f" FROM ({deals.sql}) i WHERE i.status = 'won'"
     )
-    return ItemQuery(sql, [*plans.params, *deals.params], "month, manager_id, kind DESC, deal_id")
+    return ItemQuery(
+        _named(rows, PLAN_COLUMNS),
+        [*plans.params, *deals.params],
+        "month, manager_id, kind DESC, deal_id",
+        labels=_LABELS,
+    )
+
+
+def _named(rows: str, columns: tuple[Column, ...]) -> str:
+    """`rows` (a UNION ALL without the manager's name) with the name looked up outside it:
+    the branches of a UNION ALL compute every column they list for every row, so a fold
+    that leaves the name to its label then never looks it up per item."""
+    listed = ", ".join(
+        f"{_manager_name('b.manager_id')} AS manager" if c.name == "manager" else f"b.{c.name}"
+        for c in columns
+    )
+    return f"SELECT {listed} FROM ({rows}) b"
 
 
 FLAGS = (
@@ -398,11 +429,13 @@ def first_responses_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
         f"SELECT {columns}, q.responder_id AS manager_id, q.responder AS manager"
         f" FROM ({q.sql}) q WHERE q.answered = 1"
     )
-    return ItemQuery(sql, q.params, q.order)
+    return ItemQuery(sql, q.params, q.order, labels={**q.labels, **_LABELS})
 
 
 def comparison_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
-    """Every item of the other sections as one row of per-manager flags (UNION ALL)."""
+    """Every item of the other sections as one row of per-manager flags (UNION ALL): what the
+    comparison's drill-downs and CSV list, and what a page of that section alone folds (a
+    report run derives it from the other sections: `side_by_side`)."""
     branches: list[tuple[ItemQuery, str, str, dict[str, str], str]] = [
         (deals_query(db, s), "deal", "deal_id", {"won": "won", "lost": "lost"}, "NULL"),
         (messages_query(db, s), "message", "message_id", {"message": "1"}, "NULL"),
@@ -435,17 +468,70 @@ def comparison_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
             f"{_item(flags[name]) if name in flags else '0'} AS {name}" for name in FLAGS
         )
         selects.append(
-            f"SELECT '{kind}' AS kind, i.{ref} AS ref_id, i.manager_id, i.manager, {values},"
+            f"SELECT '{kind}' AS kind, i.{ref} AS ref_id, i.manager_id, {values},"
             f" CAST({_item(seconds)} AS DOUBLE PRECISION) AS first_response_business_seconds"
             f" FROM ({query.sql}) i"
         )
         params.extend(query.params)
-    return ItemQuery(" UNION ALL ".join(selects), params, "kind, ref_id")
+    return ItemQuery(
+        _named(" UNION ALL ".join(selects), COMPARISON_COLUMNS),
+        params,
+        "kind, ref_id",
+        labels=_LABELS,
+    )
 
 
 def _item(value: str) -> str:
     """An item column of a comparison branch (`i.<name>`), or a literal as it is."""
     return f"i.{value}" if value.isidentifier() and value != "NULL" else value
+
+
+# -- the comparison from the other sections ---------------------------------------------------
+
+SIDE_BY_SIDE: tuple[tuple[str, dict[str, str]], ...] = (
+    ("results", {"won": "won", "lost": "lost"}),
+    ("messages", {"messages": "messages"}),
+    ("tasks", {name: name for name in ("calls", "meetings", "done", "overdue", "done_late")}),
+    ("missed_calls", {"missed": "missed", "returned": "returned"}),
+    ("first_response", {"answered": "answered", "median_first_response": "median_business"}),
+)
+"""Each section the comparison reads, and which of its figures gives which comparison figure.
+Those sections fold the comparison's very items (its branches are their sources, with no
+`where`): so its sums are theirs added up per manager, and its median the first-response
+section's (only first responses carry a response time)."""
+
+_MEDIAN = "median_first_response"
+
+
+def side_by_side(results: Mapping[str, SectionResult]) -> tuple[list[FigureRow], FigureRow]:
+    """The comparison's rows and total from the other sections' (their items never folded a
+    second time: a report run reads them once)."""
+    blank: dict[str, Any] = {name: 0 for _, figures in SIDE_BY_SIDE for name in figures}
+    blank[_MEDIAN] = None
+    rows: dict[Any, FigureRow] = {}
+    total = FigureRow(key={}, values=dict(blank), items=0)
+    for name, figures in SIDE_BY_SIDE:
+        result = results[name]
+        for row in result.rows:
+            manager_id = row.key["manager_id"]
+            into = rows.get(manager_id)
+            if into is None:
+                key = {"manager_id": manager_id, "manager": row.key["manager"]}
+                into = rows[manager_id] = FigureRow(key=key, values=dict(blank), items=0)
+            _add_up(into, row, figures)
+        _add_up(total, result.total, figures)
+    return list(rows.values()), total
+
+
+def _add_up(into: FigureRow, row: FigureRow, figures: Mapping[str, str]) -> None:
+    """A section row's figures added to a comparison row (a manager has one first-response
+    row, so its median is taken as it is)."""
+    into.items += row.items
+    for mine, theirs in figures.items():
+        if mine == _MEDIAN:
+            into.values[mine] = row.values[theirs]
+        else:
+            into.values[mine] += row.values[theirs]
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -624,6 +710,8 @@ REPORT = Report(
             ),
             chart="won",
             order="-won",
+            derive=side_by_side,
+            derive_from=tuple(name for name, _ in SIDE_BY_SIDE),
         ),
     ),
 )

@@ -20,6 +20,7 @@ from threadline.projections.reports.frame import (
     Item,
     ItemQuery,
     ItemSource,
+    Label,
     Measure,
     Report,
     ReportOption,
@@ -102,6 +103,21 @@ _NAMES = (
 )
 
 
+def _label(table: str, column: str, key: str) -> Label:
+    """A name as a label of its id (the same expression as `_name`'s item column): a section
+    grouping by the id looks it up once per row, not once per item."""
+    return Label(_name(table, column, "{" + key + "}"), by=(key,))
+
+
+# The sections group by the ids: their names stay out of the GROUP BY (a name looked up per
+# item and sorted with it cost the open-now fold a third of its time).
+_KEY_LABELS = {
+    "inbox": _label("service_inboxes", "name", "inbox_id"),
+    "assignee": _label("users", "name", "assignee_id"),
+}
+_REQUEST_LABELS = {**_KEY_LABELS, "responder": _label("users", "name", "responder_id")}
+
+
 def _requests(s: ReportSlice) -> str:
     """The FROM of both sources: the client's card only when the slice reads it (its first
     touch, its company)."""
@@ -130,7 +146,9 @@ def requests_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
         " CASE WHEN r.score >= 4 THEN 1 ELSE 0 END AS satisfied"
         f"{_requests(s)}{c.where}"
     )
-    return ItemQuery(sql, [_target_seconds(s), *c.params], "opened_at, request_id")
+    return ItemQuery(
+        sql, [_target_seconds(s), *c.params], "opened_at, request_id", labels=_REQUEST_LABELS
+    )
 
 
 REQUESTS = ItemSource("requests", "Service requests", REQUEST_COLUMNS, query=requests_query)
@@ -174,7 +192,7 @@ def open_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
         f" ELSE {waited} END"
         f" AS waiting_seconds{_requests(s)}{c.where}"
     )
-    return ItemQuery(sql, c.params, "opened_at, request_id")
+    return ItemQuery(sql, c.params, "opened_at, request_id", labels=_KEY_LABELS)
 
 
 OPEN_NOW = ItemSource("open", "Requests open now", OPEN_COLUMNS, query=open_query)
@@ -279,9 +297,13 @@ REPORT = Report(
         " us now; and the satisfaction score (CSAT) from the survey after resolution."
     ),
     sources=(REQUESTS, OPEN_NOW),
+    # The timing sections (and the two CSAT ones) fold once, by inbox, channel and operator
+    # together (few combinations), each added up from that: one pass and one listing of the
+    # medians' values instead of three.
     sections=(
         Section(
             name="by_inbox",
+            shared_fold=True,
             title="By inbox",
             source="requests",
             group_by=("inbox_id", "inbox"),
@@ -290,6 +312,7 @@ REPORT = Report(
         ),
         Section(
             name="by_channel",
+            shared_fold=True,
             title="By channel",
             source="requests",
             group_by=("channel",),
@@ -298,6 +321,7 @@ REPORT = Report(
         ),
         Section(
             name="by_operator",
+            shared_fold=True,
             title="By operator",
             source="requests",
             group_by=("assignee_id", "assignee"),
@@ -348,6 +372,7 @@ REPORT = Report(
         ),
         Section(
             name="csat",
+            shared_fold=True,
             title="Satisfaction (CSAT) by operator",
             source="requests",
             group_by=("assignee_id", "assignee"),
@@ -357,6 +382,7 @@ REPORT = Report(
         ),
         Section(
             name="csat_by_inbox",
+            shared_fold=True,
             title="Satisfaction (CSAT) by inbox",
             source="requests",
             group_by=("inbox_id", "inbox"),

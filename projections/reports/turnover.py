@@ -16,8 +16,11 @@ carries the difference, so the product section's total always equals the deal to
 
 Both sources are SQL (the database folds the sections). Names (manager, client, product)
 are scalar lookups by primary key in the item SELECT, so a section that does not show one
-never reads it; the extra "without lines" items are a second branch of the lines SELECT,
-added only when some deal of the slice has lines that do not add up (one probe per report).
+never reads it, and one grouped by the manager's or client's id too reads it once per row
+(`LABELS`), not once per deal. The manager, group and month sections are folded together
+(`shared_fold`: few combinations of their keys). The extra "without lines" items are a
+second branch of the lines SELECT, added only when some deal of the slice has lines that
+do not add up (one probe per report).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from threadline.projections.reports.frame import (
     Column,
     ItemQuery,
     ItemSource,
+    Label,
     Measure,
     Report,
     ReportSlice,
@@ -77,12 +81,13 @@ LINE_COLUMNS = (
 )
 
 
-_HAS_COMPANY = "COALESCE(d.company_id, '') <> ''"
-_HAS_CONTACT = "COALESCE(d.contact_id, '') <> ''"
+HAS_COMPANY = "COALESCE(d.company_id, '') <> ''"
+HAS_CONTACT = "COALESCE(d.contact_id, '') <> ''"
+"""Whether a sale's client is its company; else (`HAS_CONTACT`) its contact (`deals` as `d`)."""
 
 CLIENT_KEY_SQL = (
-    f"CASE WHEN {_HAS_COMPANY} THEN 'company:' || d.company_id"
-    f" WHEN {_HAS_CONTACT} THEN 'contact:' || d.contact_id ELSE ':' END"
+    f"CASE WHEN {HAS_COMPANY} THEN 'company:' || d.company_id"
+    f" WHEN {HAS_CONTACT} THEN 'contact:' || d.contact_id ELSE ':' END"
 )
 """A sale's client as `abc.client_key` spells it (``company:<id>``, ``contact:<id>``, ``:``)."""
 
@@ -99,6 +104,22 @@ PRODUCT_KEY_SQL = (
 """A deal line's product as `abc.product_key` spells it (``id:<id>``, ``name:<line name>``)."""
 
 
+LABELS = {
+    "manager": Label(
+        "COALESCE((SELECT u.name FROM users u WHERE u.id = {manager_id}), '')", by=("manager_id",)
+    ),
+    "client": Label(
+        "CASE {client_kind} WHEN 'company' THEN COALESCE("
+        "(SELECT co.name FROM companies co WHERE co.id = {client_id}), '')"
+        " WHEN 'contact' THEN COALESCE("
+        "(SELECT c.display_name FROM contacts c WHERE c.id = {client_id}), '') ELSE '' END",
+        by=("client_kind", "client_id"),
+    ),
+}
+"""The names of `sale_fields_sql` as looked up once per grouped row (the same values: the
+client kind is "company" exactly when the client id is the company's, "contact" likewise)."""
+
+
 def sale_fields_sql(db: ViewReader, s: ReportSlice) -> str:
     """The SELECT list of `_SALE_FIELDS` over `deals` as `d` (names by primary key)."""
     month = local_month_sql(db, "d.closed_at", s)
@@ -106,16 +127,16 @@ def sale_fields_sql(db: ViewReader, s: ReportSlice) -> str:
         "d.id AS deal_id, d.title AS deal_title, d.closed_at,"
         f" {month} AS month, d.pipeline_id, d.manager_id,"
         " COALESCE((SELECT u.name FROM users u WHERE u.id = d.manager_id), '') AS manager,"
-        f" CASE WHEN {_HAS_COMPANY} THEN 'company' WHEN {_HAS_CONTACT} THEN 'contact'"
+        f" CASE WHEN {HAS_COMPANY} THEN 'company' WHEN {HAS_CONTACT} THEN 'contact'"
         " ELSE '' END AS client_kind,"
-        f" CASE WHEN {_HAS_COMPANY} THEN d.company_id WHEN {_HAS_CONTACT} THEN d.contact_id"
+        f" CASE WHEN {HAS_COMPANY} THEN d.company_id WHEN {HAS_CONTACT} THEN d.contact_id"
         " END AS client_id,"
-        f" CASE WHEN {_HAS_COMPANY} THEN COALESCE("
+        f" CASE WHEN {HAS_COMPANY} THEN COALESCE("
         "(SELECT co.name FROM companies co WHERE co.id = d.company_id), '')"
-        f" WHEN {_HAS_CONTACT} THEN COALESCE("
+        f" WHEN {HAS_CONTACT} THEN COALESCE("
         "(SELECT c.display_name FROM contacts c WHERE c.id = d.contact_id), '')"
         " ELSE '' END AS client,"
-        f" CASE WHEN {_HAS_COMPANY} THEN COALESCE("
+        f" CASE WHEN {HAS_COMPANY} THEN COALESCE("
         "(SELECT co.client_group FROM companies co WHERE co.id = d.company_id), '')"
         " ELSE '' END AS client_group,"
         " d.contact_id"
@@ -149,7 +170,7 @@ def sales_query(
         f"SELECT {sale_fields_sql(db, s)}, d.currency, d.net_minor AS revenue_minor,"
         f" d.profit_minor AS profit_minor{extra} FROM deals d{c.where}"
     )
-    return ItemQuery(sql, [*extra_params, *c.params], SALE_ORDER)
+    return ItemQuery(sql, [*extra_params, *c.params], SALE_ORDER, LABELS)
 
 
 # A deal's lines, summed, against the deal's own figures (`deals` as `d`).
@@ -203,7 +224,7 @@ def lines_query(
             f" FROM deals d{rest.where}"
         )
         params += [*extra_params, *rest.params]
-    return ItemQuery(sql, params, LINE_ORDER)
+    return ItemQuery(sql, params, LINE_ORDER, LABELS)
 
 
 def money_measures(per_deal: bool = False) -> tuple[Measure, ...]:
@@ -239,6 +260,7 @@ REPORT = Report(
             measures=money_measures(per_deal=True),
             chart="revenue",
             order="-revenue",
+            shared_fold=True,
         ),
         Section(
             name="by_product",
@@ -267,6 +289,7 @@ REPORT = Report(
             measures=money_measures(per_deal=True),
             chart="revenue",
             order="-revenue",
+            shared_fold=True,
         ),
         Section(
             name="by_month",
@@ -275,6 +298,7 @@ REPORT = Report(
             group_by=("month", "currency"),
             measures=money_measures(per_deal=True),
             chart="revenue",
+            shared_fold=True,
         ),
     ),
 )

@@ -6,6 +6,10 @@ options under their names (listed by `GET /api/reports`). A figure's drill-down 
 `.../sections/{section}/items?key.<column>=<value>&measure=<figure>` with the same slice:
 the items it was folded from. The CSV is the same items, one row per item. Admins,
 managers and auditors read reports; an operator gets 403.
+
+A section may have thousands of rows (one per client): the report gives the first `rows` of
+each (200 unless asked) with `rows_total`, and `.../sections/{section}?offset=&limit=` pages
+through the rest. A section's totals row is always over all its rows.
 """
 
 from __future__ import annotations
@@ -42,6 +46,10 @@ router = APIRouter(prefix="/api/reports", tags=["reports"])
 
 ReaderDep = Annotated[Principal, Depends(require_roles(Role.ADMIN, Role.MANAGER, Role.AUDITOR))]
 MAX_ITEMS = 1000
+ROWS = 200
+"""The rows of a section a report gives unless asked (a screen shows no more; a chart of
+2,500 bars says nothing); the rest are paged by `GET .../sections/{section}`."""
+MAX_ROWS = 10_000
 
 
 class ColumnOut(BaseModel):
@@ -96,9 +104,19 @@ class SectionOut(BaseModel):
     title: str
     columns: list[ColumnOut]
     measures: list[MeasureOut]
-    rows: list[FigureRowOut]
-    total: FigureRowOut
+    rows: list[FigureRowOut] = Field(
+        ..., description="the section's rows in its own order: the first `rows` (or the page)"
+    )
+    rows_total: int = Field(..., description="how many rows the section has in all")
+    total: FigureRowOut = Field(..., description="the totals row, always over all the rows")
     chart: str | None
+
+
+class SectionPageOut(SectionOut):
+    report: str
+    slice: dict[str, Any]
+    offset: int = Field(..., description="how many of the section's rows come before these")
+    limit: int
 
 
 class ReportOut(BaseModel):
@@ -165,10 +183,12 @@ def _row(kinds: dict[str, str], row: FigureRow) -> dict[str, Any]:
     }
 
 
-def section_out(report: Report, result: SectionResult) -> dict[str, Any]:
-    """A section as `SectionOut` has it, as plain JSON values: a section may have thousands
-    of rows (one per client), and a pydantic model per row cost a month's ABC report more
-    than its SQL."""
+def section_out(
+    report: Report, result: SectionResult, limit: int, offset: int = 0
+) -> dict[str, Any]:
+    """A section as `SectionOut` has it, as plain JSON values, with `limit` of its rows from
+    `offset`: a section may have thousands of rows (one per client), and a pydantic model per
+    row cost a month's ABC report more than its SQL; only the rows sent are converted."""
     section = result.section
     source = report.source(section.source)
     measures = (*section.measures, *section.extra)
@@ -178,7 +198,8 @@ def section_out(report: Report, result: SectionResult) -> dict[str, Any]:
         "title": section.title,
         "columns": [_column(source.column(k)).model_dump() for k in section.group_by],
         "measures": [_measure(m).model_dump() for m in measures],
-        "rows": [_row(kinds, r) for r in result.rows],
+        "rows": [_row(kinds, r) for r in result.rows[offset : offset + limit]],
+        "rows_total": len(result.rows),
         "total": _row(kinds, result.total),
         "chart": section.chart,
     }
@@ -248,9 +269,22 @@ def list_reports(principal: ReaderDep) -> list[ReportInfo]:
 
 @router.get("/{name}", response_model=ReportOut)
 async def get_report(
-    name: str, request: Request, ask: SliceDep, runtime: RuntimeDep, principal: ReaderDep
+    name: str,
+    request: Request,
+    ask: SliceDep,
+    runtime: RuntimeDep,
+    principal: ReaderDep,
+    rows: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=MAX_ROWS,
+            description="rows per section at most (the first, in the section's order);"
+            " `rows_total` says how many there are, `.../sections/{section}` pages them",
+        ),
+    ] = ROWS,
 ) -> JSONResponse:
-    """The report's figures for the slice, section by section."""
+    """The report's figures for the slice, section by section (each its first `rows` rows)."""
     report = report_named(name)
     s = build_slice(runtime, report, request, ask)
     result = await run_in_threadpool(run_report, runtime.views, report, s)
@@ -261,7 +295,35 @@ async def get_report(
             "name": report.name,
             "title": report.title,
             "slice": slice_dict(s),
-            "sections": [section_out(report, r) for r in result.sections],
+            "sections": [section_out(report, r, rows) for r in result.sections],
+        }
+    )
+
+
+@router.get("/{name}/sections/{section}", response_model=SectionPageOut)
+async def get_section(
+    name: str,
+    section: str,
+    request: Request,
+    ask: SliceDep,
+    runtime: RuntimeDep,
+    principal: ReaderDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_ROWS, description="rows at most")] = ROWS,
+    offset: Offset = 0,
+) -> JSONResponse:
+    """One section's rows, `limit` of them from `offset` in the section's order (the totals
+    row over all of them): the rest of a section the report gave the first rows of."""
+    report = report_named(name)
+    s = build_slice(runtime, report, request, ask)
+    one = report.only(section)
+    result = await run_in_threadpool(run_report, runtime.views, one, s)
+    return JSONResponse(
+        {
+            "report": report.name,
+            "slice": slice_dict(s),
+            **section_out(report, result.sections[0], limit, offset),
+            "offset": offset,
+            "limit": limit,
         }
     )
 

@@ -4,7 +4,10 @@
 - `GET /reports/{name}`: the slice picker (period with presets, pipeline, manager, source,
   utm campaign, channel, client group and the report's own options) and each section as an
   SVG bar chart, a table (key columns, figures formatted by kind, a totals row) and a CSV
-  button. Every figure links to its drill-down.
+  button. Every figure links to its drill-down. A section shows its first 50 rows (the chart
+  draws those) and links to its own page for all of them.
+- `GET /reports/{name}/{section}?<slice>&page=N`: one section, 200 rows a page, with next /
+  previous links; the chart draws the page's rows, the totals row is over all of them.
 - `GET /reports/{name}/{section}/items?<slice>&key.<column>=<value>&measure=<figure>`: the
   items behind one figure (or behind the section), 200 a page, with a CSV button for them.
 - `GET /reports/{name}/{section}.csv?<slice>[&key...&measure=...]`: the same items as the
@@ -48,6 +51,7 @@ from threadline.projections.reports.frame import (
     Report,
     ReportSlice,
     Section,
+    SectionResult,
     fold_row,
     run_report,
     section_items,
@@ -69,6 +73,8 @@ router = APIRouter(include_in_schema=False)
 
 READER_ROLES = ("admin", "manager", "auditor")
 PAGE_SIZE = 200
+SHOWN = 50
+"""The rows of a section the report page shows (and charts); the section's page has them all."""
 MAX_PAGE = 100_000
 NO_GROUP = "__none__"
 CHANNELS = {
@@ -358,6 +364,8 @@ class SectionView:
     csv: str
     chart_label: str = ""
     empty: bool = field(default=False)
+    rows_total: int = 0
+    all_href: str = ""
 
 
 def key_columns_of(report: Report, section: Section) -> list[Column]:
@@ -392,11 +400,15 @@ def section_view(
     report: Report,
     s: ReportSlice,
     kept: str,
-    section: Section,
-    rows: list[FigureRow],
-    total: FigureRow,
+    result: SectionResult,
+    start: int,
+    count: int,
 ) -> SectionView:
+    """The section's table and chart of `count` of its rows from `start` (the totals over
+    all of them, per currency when there are several)."""
     _ = user._
+    section, total = result.section, result.total
+    rows = result.rows[start : start + count]
     keys = key_columns_of(report, section)
     views = [
         RowView(
@@ -408,7 +420,7 @@ def section_view(
     totals = [RowView(keys=[Cell(_("Total"))], figures=[], total=True)]
     totals[0].figures = figure_cells(shows, report, section, kept, total, {})
     has_money = any(m.kind == "money" for m in (*section.measures, *section.extra))
-    currencies = sorted({str(r.key.get("currency") or "") for r in rows})
+    currencies = sorted({str(r.key.get("currency") or "") for r in result.rows})
     if has_money and len(currencies) > 1:
         # currencies are never added together: one totals row per currency
         totals = currency_totals(user, shows, report, s, kept, section, currencies)
@@ -431,6 +443,7 @@ def section_view(
             )
     chart_label = _(section.measure(section.chart).label) if section.chart else ""
     csv = f"/reports/{report.name}/{section.name}.csv" + (f"?{kept}" if kept else "")
+    all_href = f"/reports/{report.name}/{section.name}" + (f"?{kept}" if kept else "")
     return SectionView(
         name=section.name,
         title=_(section.title),
@@ -442,7 +455,9 @@ def section_view(
         chart=bar_chart(bars, f"{_(section.title)}: {chart_label}"),
         csv=csv,
         chart_label=chart_label,
-        empty=not rows,
+        empty=not result.rows,
+        rows_total=len(result.rows),
+        all_href=all_href,
     )
 
 
@@ -517,8 +532,7 @@ def report_page(name: str, request: Request, user: ReaderDep) -> HTMLResponse:
         result = run_report(user.runtime.views, report, s)
         shows = Shows(user)
         sections = [
-            section_view(user, shows, report, s, kept, r.section, r.rows, r.total)
-            for r in result.sections
+            section_view(user, shows, report, s, kept, r, 0, SHOWN) for r in result.sections
         ]
     except InvalidInput as refused:
         error = error_text(user, report, refused)
@@ -634,4 +648,50 @@ def items_csv_file(name: str, section: str, request: Request, user: ReaderDep) -
         content=body.encode("utf-8"),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{report.name}-{found.name}.csv"'},
+    )
+
+
+# declared after `{section}.csv`, which this path would match too
+@router.get("/reports/{name}/{section}")
+def section_rows_page(name: str, section: str, request: Request, user: ReaderDep) -> HTMLResponse:
+    """One section of a report, all its rows `PAGE_SIZE` a page (the report page shows the
+    first `SHOWN`); the chart draws the page's rows, the totals row is over all of them."""
+    report = known_report(user, name)
+    if report is None:
+        return not_found(user, user._("There is no such report."))
+    params = request.query_params
+    kept = urlencode(kept_params(report, params))
+    back = f"/reports/{report.name}" + (f"?{kept}" if kept else "")
+    try:
+        one = report.only(section)
+        s = slice_of(user, report, params)
+        result = run_report(user.runtime.views, one, s).sections[0]
+    except InvalidInput as refused:
+        return user.render(
+            "reports/section.html",
+            status_code=422,
+            active="reports",
+            report=report,
+            error=error_text(user, report, refused),
+            back=back,
+        )
+    except NotFound:
+        return not_found(user, user._("There is no such section in this report."))
+    pages = max(1, (len(result.rows) + PAGE_SIZE - 1) // PAGE_SIZE)
+    number = min(page_number((params.get("page") or "1").strip()), pages)  # past the end: last
+    start = (number - 1) * PAGE_SIZE
+    view = section_view(user, Shows(user), report, s, kept, result, start, PAGE_SIZE)
+    here = f"/reports/{report.name}/{result.section.name}?" + (f"{kept}&" if kept else "")
+    return user.render(
+        "reports/section.html",
+        active="reports",
+        report=report,
+        section=view,
+        first=start + 1,
+        last=start + len(view.rows),
+        number=number,
+        pages=pages,
+        page_link=f"{here}page=",
+        back=back,
+        error="",
     )

@@ -1,10 +1,11 @@
 """The database's fold of a SQL source gives the figures the Python fold gives of its items.
 
-A report's figures over a SQL source are folded by the database (GROUP BY, window functions
-for medians) and its drill-downs read the items with the figure's conditions added. Here the
-same items are folded both ways, on SQLite and PostgreSQL, for every kind of measure, with
-NULLs, zeros, ties and empty groups: the figures, the totals, the item counts and every
-figure's drill-down must agree.
+A report's figures over a SQL source are folded by the database (one GROUP BY; medians and
+distinct counts from each group's listed values; labels looked up after grouping) and its
+drill-downs read the items with the figure's conditions added. Here the same items are folded
+both ways, on SQLite and PostgreSQL, for every kind of measure, with NULLs, zeros, ties, empty
+groups and any double: the figures, the totals, the item counts and every figure's drill-down
+must agree.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from threadline.projections.reports.frame import (
     Column,
     ItemQuery,
     ItemSource,
+    Label,
     Measure,
     Report,
     ReportSlice,
@@ -47,6 +49,8 @@ COLUMNS = (
     Column("seconds", "Seconds", "seconds"),
     Column("won", "Won", "flag"),
     Column("client", "Client", "id"),
+    Column("precise", "Precise", "seconds"),
+    Column("team_label", "Team label"),
 )
 
 MEASURES = (
@@ -59,22 +63,32 @@ MEASURES = (
     Measure("min_seconds", "Least", "min", "seconds", kind="seconds"),
     Measure("max_seconds", "Most", "max", "seconds", kind="seconds"),
     Measure("clients", "Clients", "distinct", "client"),
+    Measure("median_precise", "Median of any double", "median", "precise", kind="seconds"),
 )
+
+TEAM_LABEL = "UPPER(COALESCE({team}, '-'))"
+"""A name looked up from the team (as a report looks a client's name up from its id)."""
 
 
 def _query(db: ViewReader, s: ReportSlice) -> ItemQuery:
     return ItemQuery(
-        "SELECT item_id, team, kind, currency, amount, seconds, won, client FROM fold_probe",
+        "SELECT item_id, team, kind, currency, amount, seconds, won, client, precise,"
+        f" {TEAM_LABEL.format(team='team')} AS team_label FROM fold_probe",
         [],
         "item_id",
+        labels={"team_label": Label(TEAM_LABEL, by=("team",))},
     )
 
 
 def _read(db: ViewReader, s: ReportSlice) -> list[dict[str, Any]]:
-    return db.query(f"SELECT * FROM {TABLE} ORDER BY item_id")
+    return db.query(
+        f"SELECT *, {TEAM_LABEL.format(team='team')} AS team_label FROM {TABLE} ORDER BY item_id"
+    )
 
 
-def _report(sql: bool) -> Report:
+def _report(sql: bool, shared: bool = False) -> Report:
+    """The probe report; `shared`: its unnarrowed sections fold once, at the union of their
+    keys, and are added up to each one's keys in Python (`Section.shared_fold`)."""
     source = (
         ItemSource("items", "Items", COLUMNS, query=_query)
         if sql
@@ -89,11 +103,24 @@ def _report(sql: bool) -> Report:
         description="",
         sources=(source,),
         sections=(
-            Section("by_team", "By team", "items", ("team", "currency"), MEASURES),
+            Section(
+                "by_team", "By team", "items", ("team", "currency"), MEASURES, shared_fold=shared
+            ),
             Section(
                 "by_kind", "Only b", "items", ("team", "kind", "currency"), MEASURES, **narrowed
             ),
-            Section("all", "All", "items", ("currency",), MEASURES, order="-amount"),
+            Section(
+                "all", "All", "items", ("currency",), MEASURES, order="-amount", shared_fold=shared
+            ),
+            # grouped by the team alone in the database, the label looked up per row after
+            Section(
+                "labelled",
+                "Labelled",
+                "items",
+                ("team_label", "team", "currency"),
+                MEASURES,
+                shared_fold=shared,
+            ),
         ),
     )
 
@@ -106,6 +133,8 @@ ITEM = st.fixed_dictionaries(
         "seconds": st.one_of(st.none(), st.sampled_from([0.0, 1.5, 60.0, 3600.0, 7.25])),
         "won": st.sampled_from([0, 1]),
         "client": st.one_of(st.none(), st.sampled_from(["c1", "c2", "c3"])),
+        # any double: a median must read back the very number stored
+        "precise": st.one_of(st.none(), st.floats(-1e15, 1e15, allow_nan=False)),
     }
 )
 
@@ -119,11 +148,11 @@ def _load(runtime: Runtime, items: list[dict[str, Any]]) -> None:
         cur.execute(
             f"CREATE TABLE {TABLE} (item_id TEXT PRIMARY KEY, team TEXT, kind TEXT NOT NULL,"
             " currency TEXT NOT NULL, amount BIGINT NOT NULL, seconds DOUBLE PRECISION,"
-            " won BIGINT NOT NULL, client TEXT)"
+            " won BIGINT NOT NULL, client TEXT, precise DOUBLE PRECISION)"
         )
         for n, item in enumerate(items):
             cur.execute(
-                f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     f"i{n:04d}",
                     item["team"],
@@ -133,6 +162,7 @@ def _load(runtime: Runtime, items: list[dict[str, Any]]) -> None:
                     item["seconds"],
                     item["won"],
                     item["client"],
+                    item["precise"],
                 ],
             )
 
@@ -157,6 +187,8 @@ def test_the_database_folds_as_python_does(runtime: Runtime, items: list[dict[st
     in_python = run_report(runtime.views, _report(sql=False), s)
     in_sql = run_report(runtime.views, _report(sql=True), s)
     assert _figures(in_sql) == _figures(in_python)
+    shared = run_report(runtime.views, _report(sql=True, shared=True), s)
+    assert _figures(shared) == _figures(in_python)
     for section in in_python.sections:
         for row in section.rows:
             key = {k: "" if v is None else str(v) for k, v in row.key.items()}
@@ -185,6 +217,7 @@ def test_a_page_of_items_is_that_slice_of_all_of_them(runtime: Runtime) -> None:
             "seconds": None if n % 4 == 0 else float(n),
             "won": n % 2,
             "client": f"c{n % 5}",
+            "precise": n / 3,
         }
         for n in range(23)
     ]
