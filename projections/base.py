@@ -118,10 +118,12 @@ class ViewProjection(Projection[TrackingRecorder]):
         self.fresh = {}
         # Views share one tracking table, so each tracks the upstream log under its own key.
         self.tracking_name = f"{upstream}.{self.name}"
-        self.create_tables()
         if self.stored_version() != self.version:
+            # (before creating anything: the new schema may index a column the old lacks)
             self.drop_tables()  # forgets the position too: the runner rebuilds it from zero
             self.record_version()
+        else:
+            self.create_tables()
 
     def stored_version(self) -> int | None:
         with self.db.transaction() as cur:

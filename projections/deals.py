@@ -41,7 +41,7 @@ DEAL_COLUMNS = (
 
 class DealProjection(ViewProjection):
     name = "deals"
-    version = 4  # 2: pipelines in their own view; 4: a stay keeps how it ended and lasted
+    version = 5  # 2: pipelines in own view; 4: a stay keeps how it ended; 5: lines_short
     tables = (
         "deals",
         "deal_lines",
@@ -61,7 +61,10 @@ class DealProjection(ViewProjection):
         " source_utm_source TEXT, source_utm_campaign TEXT, source_form TEXT,"
         " source TEXT NOT NULL, lost_reason TEXT, stage_entered_at TEXT NOT NULL,"
         " created_at TEXT NOT NULL, updated_at TEXT NOT NULL, closed_at TEXT,"
-        " created_by TEXT NOT NULL)",
+        " created_by TEXT NOT NULL,"
+        # 1 when the deal's own net or profit is not the sum of its lines' (rounding, a deal
+        # without lines): the turnover and ABC reports add that rest as a line of its own.
+        " lines_short BIGINT NOT NULL DEFAULT 0)",
         # The board: a stage's open deals, newest change first.
         # A stage's status is implied by its meaning, so the board's cards need no status key.
         "CREATE INDEX IF NOT EXISTS deals_board ON deals (pipeline_id, stage_id, updated_at)",
@@ -79,6 +82,9 @@ class DealProjection(ViewProjection):
         "CREATE INDEX IF NOT EXISTS deals_created ON deals (created_at)",
         # The reports' won (lost) deals of a period: revenue is counted when a deal closes.
         "CREATE INDEX IF NOT EXISTS deals_closed ON deals (status, closed_at)",
+        # Whether a period has won deals whose lines leave some of their figures out (few).
+        "CREATE INDEX IF NOT EXISTS deals_closed_short ON deals (status, closed_at)"
+        " WHERE lines_short = 1",
         # The forecast's deals expected to close in a period; a client's won (open) deals.
         "CREATE INDEX IF NOT EXISTS deals_expected_close ON deals (expected_close)",
         "CREATE INDEX IF NOT EXISTS deals_contact_status ON deals (contact_id, status)",
@@ -153,10 +159,13 @@ class DealProjection(ViewProjection):
     def _write_lines(
         self, cur: ViewCursor, deal_id: str, lines: list[DealLine], currency: str
     ) -> dict[str, int]:
-        """Replace the deal's lines; returns the deal's totals in minor units."""
+        """Replace the deal's lines; returns the deal's totals in minor units and whether
+        its lines leave some of them out (`lines_short`)."""
         cur.execute("DELETE FROM deal_lines WHERE deal_id = ?", [deal_id])
+        minors: list[tuple[int, int]] = []  # each line's net and profit
         for position, line in enumerate(lines):
             f = line.figures(currency)
+            minors.append((Money(f.net, currency).minor, Money(f.profit, currency).minor))
             cur.execute(
                 "INSERT INTO deal_lines (deal_id, line_id, position, product_id, name, unit,"
                 " quantity, price, cost, discount, vat, vat_rate, vat_included, currency,"
@@ -185,13 +194,16 @@ class DealProjection(ViewProjection):
                 ],
             )
         totals = deal_figures(lines, currency)
-        return {
+        figures = {
             "net_minor": Money(totals.net, currency).minor,
             "vat_minor": Money(totals.vat, currency).minor,
             "total_minor": Money(totals.total, currency).minor,
             "cost_minor": Money(totals.cost, currency).minor,
             "profit_minor": Money(totals.profit, currency).minor,
         }
+        line_sums = (sum(net for net, _ in minors), sum(profit for _, profit in minors))
+        short = (figures["net_minor"], figures["profit_minor"]) != line_sums
+        return {**figures, "lines_short": int(short)}
 
     def _enter_stage(
         self,
@@ -262,9 +274,9 @@ class DealProjection(ViewProjection):
         contact_id = self.aliases.survivor(sid(event.contact_id))
         at = ts(event.timestamp)
         cur.execute(
-            f"INSERT INTO deals ({DEAL_COLUMNS}) VALUES"
+            f"INSERT INTO deals ({DEAL_COLUMNS}, lines_short) VALUES"
             " (?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, NULL, ?, ?,"
-            " ?, NULL, ?) ON CONFLICT (id) DO NOTHING",
+            " ?, NULL, ?, ?) ON CONFLICT (id) DO NOTHING",
             [
                 deal_id,
                 sid(event.pipeline_id),
@@ -290,6 +302,7 @@ class DealProjection(ViewProjection):
                 at,
                 at,
                 event.actor,
+                totals["lines_short"],
             ],
         )
         deal = {"manager_id": sid(event.manager_id), "contact_id": contact_id}
@@ -365,7 +378,7 @@ class DealProjection(ViewProjection):
         totals = self._write_lines(cur, deal_id, lines_from_state(event.lines), deal["currency"])
         cur.execute(
             "UPDATE deals SET net_minor = ?, vat_minor = ?, total_minor = ?, cost_minor = ?,"
-            " profit_minor = ?, updated_at = ? WHERE id = ?",
+            " profit_minor = ?, lines_short = ?, updated_at = ? WHERE id = ?",
             [*totals.values(), ts(event.timestamp), deal_id],
         )
         self._log(cur, event, "lines_changed", {"amount": event.amount, "lines": len(event.lines)})

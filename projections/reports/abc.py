@@ -47,6 +47,7 @@ from threadline.domain.model.errors import InvalidInput
 from threadline.projections.base import parse_ts, ts
 from threadline.projections.reports.frame import (
     Column,
+    Derive,
     FigureRow,
     Item,
     ItemQuery,
@@ -56,6 +57,8 @@ from threadline.projections.reports.frame import (
     ReportOption,
     ReportSlice,
     Section,
+    SectionResult,
+    folded,
     period_bounds,
 )
 from threadline.projections.reports.turnover import (
@@ -232,11 +235,25 @@ def _once(db: ViewReader, s: ReportSlice, name: str, compute: Callable[[], Any])
     return s.run.once(name, s, compute)
 
 
-def _client_figures(db: ViewReader, s: ReportSlice) -> list[Item]:
-    """Each client's revenue and profit per currency in the slice (one GROUP BY in SQL, by
-    the client's key only: its kind and id are read from the key; no names)."""
+def _client_figures(db: ViewReader, s: ReportSlice, ranked: bool = False) -> list[Item]:
+    """Each client's revenue and profit per currency in the slice: `ranked`, from the fold of
+    the clients' ranking (the report's own period: the run folds it anyway); else one GROUP
+    BY in SQL, by the client's key only (an earlier period's: its kind and id are read from
+    the key; no names)."""
 
     def compute() -> list[Item]:
+        if ranked:
+            return [
+                {
+                    "currency": row["currency"],
+                    "client_kind": row["client_kind"] or "",
+                    "client_id": row["client_id"] or None,
+                    "client_key": client_key(row),
+                    "revenue": row["m_revenue"],
+                    "profit": row["m_profit"],
+                }
+                for row in folded(db, REPORT, "clients_revenue", s)
+            ]
         q = sales_query(db, s, REPORT_NAME, _client_key_column)
         rows = db.query(
             "SELECT currency, client_key, SUM(revenue_minor) AS revenue,"
@@ -248,7 +265,7 @@ def _client_figures(db: ViewReader, s: ReportSlice) -> list[Item]:
             row["client_id"] = client_id or None
         return rows
 
-    rows: list[Item] = _once(db, s, "client_figures", compute)
+    rows: list[Item] = _once(db, s, f"client_figures {ranked}", compute)
     return rows
 
 
@@ -256,10 +273,11 @@ GRADES = "client_grades"
 """The run memo's name of the clients' classes (`_client_grades`, the clients' `finish`)."""
 
 
-def _client_grades(db: ViewReader, s: ReportSlice) -> tuple[Classes, Classes]:
-    """The clients' classes by revenue and by profit in the slice (once per run)."""
+def _client_grades(db: ViewReader, s: ReportSlice, ranked: bool = True) -> tuple[Classes, Classes]:
+    """The clients' classes by revenue and by profit in the slice (once per run; `ranked`:
+    the report's own period, see `_client_figures`)."""
     found: tuple[Classes, Classes] = _once(
-        db, s, GRADES, lambda: _classes(_client_figures(db, s), "client_key", s)
+        db, s, GRADES, lambda: _classes(_client_figures(db, s, ranked), "client_key", s)
     )
     return found
 
@@ -374,20 +392,55 @@ def _client_classes(db: ViewReader, s: ReportSlice) -> tuple[str, list[object]]:
     return found
 
 
+CLIENT_CLASSES = frozenset({"class_revenue", "class_profit"})
+PRODUCT_CLASSES = frozenset({"product_class_revenue", "product_class_profit"})
+
+
 def abc_sales_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
     """Turnover's won deals, each with its client's classes (classified first, per client)."""
     columns, params = _client_classes(db, s)
     return sales_query(db, s, REPORT_NAME, lambda _: (columns, params))
 
 
+def abc_sales_fold(db: ViewReader, s: ReportSlice, needed: frozenset[str]) -> ItemQuery:
+    """The won deals as a fold reads them: without the clients' classes unless it needs
+    them (the clients' rankings fold without waiting for the classification)."""
+    if needed & CLIENT_CLASSES:
+        return abc_sales_query(db, s)
+    return sales_query(db, s, REPORT_NAME, _client_key_column)
+
+
 def abc_lines_query(db: ViewReader, s: ReportSlice) -> ItemQuery:
     """Turnover's deal lines, each with its client's classes and its product's."""
-    unlined = has_unlined(db, s, REPORT_NAME)
-    columns, params = _client_classes(db, s)
+    return _lines_query(db, s, client_classes=True, product_classes=True)
+
+
+def abc_lines_fold(db: ViewReader, s: ReportSlice, needed: frozenset[str]) -> ItemQuery:
+    """The deal lines as a fold reads them: the classes only where the fold needs them (no
+    section groups by a product's class: the products are classed once, by `finish`)."""
+    return _lines_query(
+        db,
+        s,
+        client_classes=bool(needed & CLIENT_CLASSES),
+        product_classes=bool(needed & PRODUCT_CLASSES),
+    )
+
+
+def _lines_query(
+    db: ViewReader, s: ReportSlice, client_classes: bool, product_classes: bool
+) -> ItemQuery:
+    unlined: bool = _once(db, s, "unlined", lambda: has_unlined(db, s, REPORT_NAME))
+    columns, params = (
+        _client_classes(db, s) if client_classes else (f", {CLIENT_KEY_SQL} AS client_key", [])
+    )
 
     def product_key(key_sql: str) -> tuple[str, Sequence[object]]:
         return f", {key_sql} AS product_key", ()
 
+    if not product_classes:
+        return lines_query(
+            db, s, REPORT_NAME, lambda key_sql: (columns + product_key(key_sql)[0], params), unlined
+        )
     q = lines_query(db, s, REPORT_NAME, product_key, unlined)
     rows = db.query(
         "SELECT currency, product_key, SUM(revenue_minor) AS revenue,"
@@ -487,48 +540,60 @@ def read_transitions(db: ViewReader, s: ReportSlice) -> list[Item]:
     """One item per client and currency with won deals in either period: its two classes
     (each period's figures and classes read once per run: the classes of the sales are
     those of this period)."""
+    return _transitions_items(db, s, listed=True)
+
+
+def fold_transitions(db: ViewReader, s: ReportSlice) -> list[Item]:
+    """`read_transitions` for the sections' fold: the classes and the currency alone."""
+    return _transitions_items(db, s, listed=False)
+
+
+def _transitions_items(db: ViewReader, s: ReportSlice, listed: bool) -> list[Item]:
     earlier = _compare_period(s)
     if earlier is None:
         _limits(s)
         return []
     # one figures row per (currency, client key) and period: the key is what they group by
     then = {(r["currency"], r["client_key"]): r for r in _client_figures(db, earlier)}
-    now = {(r["currency"], r["client_key"]): r for r in _client_figures(db, s)}
+    now = {(r["currency"], r["client_key"]): r for r in _client_figures(db, s, ranked=True)}
     (then_revenue, then_profit), (now_revenue, now_profit) = (
-        _client_grades(db, earlier),
+        _client_grades(db, earlier, ranked=False),
         _client_grades(db, s),
     )
-    names = _client_names(db, [*then.values(), *now.values()])
+    names = _client_names(db, [*then.values(), *now.values()]) if listed else {}
     nobody: dict[str, Any] = {"revenue": 0, "profit": 0}
     items: list[Item] = []
     for here in {**then, **now}:
-        before, after = then.get(here, nobody), now.get(here, nobody)
-        row = after if here in now else before
-        client, group = names.get(here[1], ("", ""))
         revenue_before = then_revenue.get(here, NONE)[2]
         revenue_now = now_revenue.get(here, NONE)[2]
         profit_before = then_profit.get(here, NONE)[2]
         profit_now = now_profit.get(here, NONE)[2]
-        items.append(
-            {
-                "client_kind": row["client_kind"],
-                "client_id": row["client_id"],
-                "client": client,
-                "client_group": group,
-                "currency": here[0],
-                "class_before": revenue_before,
-                "class_now": revenue_now,
-                "changed": int(revenue_before != revenue_now),
-                "revenue_before_minor": int(before["revenue"]),
-                "revenue_now_minor": int(after["revenue"]),
-                "class_before_profit": profit_before,
-                "class_now_profit": profit_now,
-                "changed_profit": int(profit_before != profit_now),
-                "profit_before_minor": int(before["profit"]),
-                "profit_now_minor": int(after["profit"]),
-            }
-        )
-    items.sort(key=lambda i: (i["currency"], i["client"], client_key(i)))
+        item: Item = {
+            "currency": here[0],
+            "class_before": revenue_before,
+            "class_now": revenue_now,
+            "changed": int(revenue_before != revenue_now),
+            "class_before_profit": profit_before,
+            "class_now_profit": profit_now,
+            "changed_profit": int(profit_before != profit_now),
+        }
+        if listed:  # what only the listing shows (a fold groups by the classes alone)
+            before, after = then.get(here, nobody), now.get(here, nobody)
+            row = after if here in now else before
+            client, group = names.get(here[1], ("", ""))
+            item.update(
+                client_kind=row["client_kind"],
+                client_id=row["client_id"],
+                client=client,
+                client_group=group,
+                revenue_before_minor=int(before["revenue"]),
+                revenue_now_minor=int(after["revenue"]),
+                profit_before_minor=int(before["profit"]),
+                profit_now_minor=int(after["profit"]),
+            )
+        items.append(item)
+    if listed:
+        items.sort(key=lambda i: (i["currency"], i["client"], client_key(i)))
     return items
 
 
@@ -576,6 +641,11 @@ def _money(per_deal: bool = False) -> tuple[Measure, ...]:
     )
 
 
+def _buyers() -> tuple[Measure, ...]:
+    """The figures of what a class buys: its buyers, deals and money."""
+    return (Measure("clients", "Clients", "distinct", "client_key"), *_money())
+
+
 def _ranking(figure: str) -> tuple[Measure, ...]:
     label = "revenue" if figure == "revenue" else "gross profit"
     return (
@@ -585,7 +655,7 @@ def _ranking(figure: str) -> tuple[Measure, ...]:
     )
 
 
-def _class_summary(name: str, title: str, field: str) -> Section:
+def _class_summary(name: str, title: str, field: str, clients: str) -> Section:
     return Section(
         name=name,
         title=title,
@@ -596,8 +666,50 @@ def _class_summary(name: str, title: str, field: str) -> Section:
             *_money(per_deal=True),
         ),
         chart="revenue" if field == "class_revenue" else "profit",
-        shared_fold=True,  # by revenue and by profit: one pass over the sales (9 classes)
+        derive=_summed_classes(field, clients),
+        derive_from=(clients,),
     )
+
+
+def _summed_classes(field: str, clients: str) -> Derive:
+    """A class summary added up from the clients' ranking (`clients`): each client row is
+    one client of one currency with its class, so a class's clients are its rows, its
+    deals and money their sums (a run folds the sales once for both)."""
+
+    def derive(results: Mapping[str, SectionResult]) -> tuple[list[FigureRow], FigureRow]:
+        sums: dict[tuple[str, str], list[int]] = {}  # clients, deals, revenue, profit, items
+        every: set[tuple[Any, Any]] = set()
+        for client in results[clients].rows:
+            key, values = client.key, client.values
+            here = (values["class"], key["currency"])
+            sum_ = sums.get(here)
+            if sum_ is None:
+                sum_ = sums[here] = [0, 0, 0, 0, 0]
+            sum_[0] += 1
+            sum_[1] += values["deals"]
+            sum_[2] += values["revenue"]
+            sum_[3] += values["profit"]
+            sum_[4] += client.items
+            every.add((key["client_kind"] or "", key["client_id"] or ""))
+        rows = [
+            FigureRow(
+                key={field: grade, "currency": currency},
+                values=dict(zip(_SUMMED, figures[:4], strict=True)),
+                items=figures[4],
+            )
+            for (grade, currency), figures in sums.items()
+        ]
+        everything = [sum(figures[i] for figures in sums.values()) for i in range(5)]
+        everything[0] = len(every)
+        total = FigureRow(
+            key={}, values=dict(zip(_SUMMED, everything[:4], strict=True)), items=everything[4]
+        )
+        return rows, total
+
+    return derive
+
+
+_SUMMED = ("clients", "deals", "revenue", "profit")
 
 
 def _transitions(name: str, title: str, suffix: str) -> Section:
@@ -638,9 +750,23 @@ REPORT = Report(
         " and the clients whose class changed since an earlier period."
     ),
     sources=(
-        ItemSource("sales", "Won deals", ABC_SALE_COLUMNS, query=abc_sales_query),
-        ItemSource("lines", "Deal lines of won deals", ABC_LINE_COLUMNS, query=abc_lines_query),
-        ItemSource("transitions", "Clients in either period", TRANSITION_COLUMNS, read_transitions),
+        ItemSource(
+            "sales", "Won deals", ABC_SALE_COLUMNS, query=abc_sales_query, fold=abc_sales_fold
+        ),
+        ItemSource(
+            "lines",
+            "Deal lines of won deals",
+            ABC_LINE_COLUMNS,
+            query=abc_lines_query,
+            fold=abc_lines_fold,
+        ),
+        ItemSource(
+            "transitions",
+            "Clients in either period",
+            TRANSITION_COLUMNS,
+            read_transitions,
+            read_folded=fold_transitions,
+        ),
     ),
     sections=(
         Section(
@@ -663,8 +789,12 @@ REPORT = Report(
             extra=_ranking("profit"),
             chart="profit",
         ),
-        _class_summary("classes_revenue", "Client classes by revenue", "class_revenue"),
-        _class_summary("classes_profit", "Client classes by gross profit", "class_profit"),
+        _class_summary(
+            "classes_revenue", "Client classes by revenue", "class_revenue", "clients_revenue"
+        ),
+        _class_summary(
+            "classes_profit", "Client classes by gross profit", "class_profit", "clients_profit"
+        ),
         Section(
             name="products_revenue",
             title="Products by revenue",
@@ -690,10 +820,7 @@ REPORT = Report(
             title="What each class buys most",
             source="lines",
             group_by=("class_revenue", "product_id", "product", "currency"),
-            measures=(
-                Measure("clients", "Clients", "distinct", "client_key"),
-                *_money(),
-            ),
+            measures=_buyers(),
             finish=_top_per_class,
             chart="revenue",
             note="Clients' class by revenue; the top products per class (option top).",

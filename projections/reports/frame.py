@@ -409,6 +409,10 @@ class Label:
         return self.sql.format(**{name: f"g.{_q(name)}" for name in self.by})
 
 
+FoldQuery = Callable[[ViewReader, ReportSlice, frozenset[str]], ItemQuery]
+"""`ItemSource.fold`: the items a fold reads, given the item columns it needs."""
+
+
 @dataclass(frozen=True)
 class ItemSource:
     """The rows behind a report, read with the slice applied in SQL.
@@ -423,15 +427,30 @@ class ItemSource:
     columns: tuple[Column, ...]
     read: Callable[[ViewReader, ReportSlice], list[Item]] | None = None
     query: Callable[[ViewReader, ReportSlice], ItemQuery] | None = None
+    fold: FoldQuery | None = None
+    """The items as one fold of a report run reads them, given the columns it groups and
+    measures by: the other columns may be left out. For columns that cost a pass of their own
+    before the items can be selected (ABC's classes, classified over the whole period): a
+    fold that does not read them does not wait for that pass. Without it, folds read `query`."""
+    read_folded: Callable[[ViewReader, ReportSlice], list[Item]] | None = None
+    """A `read` for a report run, whose sections only fold the items: the columns they group
+    and measure by are enough (names and the listing's order may be left out)."""
 
     def __post_init__(self) -> None:
         if (self.read is None) == (self.query is None):
             raise ValueError(f"source {self.name}: give exactly one of read and query")
+        if self.fold is not None and self.query is None:
+            raise ValueError(f"source {self.name}: a fold query needs the items' query")
+        if self.read_folded is not None and self.read is None:
+            raise ValueError(f"source {self.name}: a folded read needs the items' read")
         for column in self.columns:
             if not _IDENTIFIER.fullmatch(column.name):
                 raise ValueError(f"source {self.name}: column {column.name!r} is not a name")
 
-    def items(self, db: ViewReader, s: ReportSlice) -> list[Item]:
+    def items(self, db: ViewReader, s: ReportSlice, folding: bool = False) -> list[Item]:
+        """The items (`folding`: only to be folded, by a report run)."""
+        if folding and self.read_folded is not None:
+            return self.read_folded(db, s)
         if self.read is not None:
             return self.read(db, s)
         assert self.query is not None
@@ -728,10 +747,12 @@ def _key_order(group_by: tuple[str, ...], rows: Sequence[FigureRow]) -> Callable
 
 def compute_section(section: Section, items: list[Item], s: ReportSlice) -> SectionResult:
     """A section of a Python source: its items grouped and folded here."""
-    kept = [item for item in items if section.keep is None or section.keep(item)]
+    keep = section.keep
+    kept = items if keep is None else [item for item in items if keep(item)]
     groups: dict[tuple[Any, ...], list[Item]] = {}
-    for item in kept:
-        groups.setdefault(tuple(item.get(k) for k in section.group_by), []).append(item)
+    names = section.group_by
+    for item in kept:  # (a key missing from an item is None)
+        groups.setdefault(tuple(map(item.get, names)), []).append(item)
     rows = [
         fold_row(section, dict(zip(section.group_by, key, strict=True)), members)
         for key, members in groups.items()
@@ -758,9 +779,12 @@ def _arranged(
     return SectionResult(section=section, rows=rows, total=total)
 
 
-def read_items(db: ViewReader, report: Report, s: ReportSlice) -> dict[str, list[Item]]:
-    """The items of the report's Python sources (enriched); SQL sources are folded in SQL."""
-    items = {source.name: source.items(db, s) for source in report.sources if source.read}
+def read_items(
+    db: ViewReader, report: Report, s: ReportSlice, folding: bool = False
+) -> dict[str, list[Item]]:
+    """The items of the report's Python sources (enriched); SQL sources are folded in SQL.
+    `folding`: a report run's, which only folds them."""
+    items = {source.name: source.items(db, s, folding) for source in report.sources if source.read}
     if report.enrich is not None:
         report.enrich(items, s, db)
     return items
@@ -774,9 +798,7 @@ def run_report(db: ViewReader, report: Report, s: ReportSlice) -> ReportResult:
     query), the Python ones here meanwhile.
     """
     s = _fresh(s)
-    queries = {
-        source.name: source.query(db, s) for source in report.sources if source.query is not None
-    }
+    queries = {source.name for source in report.sources if source.query is not None}
     in_sql: dict[tuple[Any, ...], Section] = {}
     for section in report.sections:
         if section.source in queries and section.derive is None:
@@ -785,16 +807,19 @@ def run_report(db: ViewReader, report: Report, s: ReportSlice) -> ReportResult:
     grouping: dict[tuple[Any, ...], Future[list[dict[str, Any]]]] = {}
     # (a report run from inside a fold, by a `finish`, folds inline: no thread waits on its pool)
     inline = len(folds) < 2 or threading.current_thread().name.startswith(_FOLDING_NAME)
-    for fold_section in folds.values():
+    read = _FoldQueries(db, report, s)
+    for fold_section in folds.values():  # each query built when its fold is submitted
         signature = _fold_signature(fold_section)
         if signature not in grouping:
-            query = queries[fold_section.source]
-            grouping[signature] = (
-                _done(_grouped(db, fold_section, query))
-                if inline
-                else _folding_threads().submit(_grouped, db, fold_section, query)
-            )
-    items = read_items(db, report, s)  # the Python sources while the database folds
+
+            def submit(section: Section = fold_section) -> Future[list[dict[str, Any]]]:
+                query = read.query(section)
+                if inline:
+                    return _done(_grouped(db, section, query))
+                return _folding_threads().submit(_grouped, db, section, query)
+
+            grouping[signature] = s.run.once(_fold_memo(signature), s, submit)
+    items = read_items(db, report, s, folding=True)  # the Python sources meanwhile
     figures: dict[tuple[Any, ...], tuple[list[FigureRow], FigureRow]] = {}
     readers = Counter(
         _fold_signature(x) for x in report.sections if x.source in queries and x.derive is None
@@ -812,7 +837,8 @@ def run_report(db: ViewReader, report: Report, s: ReportSlice) -> ReportResult:
                     grouped = _rolled_up(section, grouped)
                 figures[signature] = _figure_rows(section, grouped)
             rows, total = figures[signature]
-            if readers[signature] > 1:  # a `finish` may change them: each reader its copy
+            readers[signature] -= 1
+            if readers[signature]:  # a `finish` may change them: each reader but the last a copy
                 rows, total = _copied(rows), _copied([total])[0]
             results[section.name] = _arranged(section, rows, total, s)
         else:
@@ -823,6 +849,54 @@ def run_report(db: ViewReader, report: Report, s: ReportSlice) -> ReportResult:
             results[section.name] = _arranged(section, rows, total, s)
     sections = [results[section.name] for section in report.sections]
     return ReportResult(report=report, slice=s, sections=sections)
+
+
+def folded(
+    db: ViewReader, report: Report, section_name: str, s: ReportSlice
+) -> list[dict[str, Any]]:
+    """The grouped rows (`_grouped`'s) of a section's fold over `s` in this run: the run's own
+    fold when it is under way, else folded here (once per run). For a source whose other
+    columns are worked out from a section's figures (ABC's client classes from the clients'
+    ranking), so the items are not read twice."""
+    section = report.section(section_name)
+    if section.shared_fold or section.derive is not None:
+        raise ValueError(f"{report.name}.{section_name}: not a fold of its own")
+    signature = _fold_signature(section)
+    run = _FoldQueries(db, report, s)
+    inline: Callable[[], Future[list[dict[str, Any]]]] = lambda: _done(  # noqa: E731
+        _grouped(db, section, run.query(section))
+    )
+    future: Future[list[dict[str, Any]]] = s.run.once(_fold_memo(signature), s, inline)
+    return future.result()
+
+
+def _fold_memo(signature: tuple[Any, ...]) -> str:
+    """The run memo's name of a fold (its future), shared by `run_report` and `folded`."""
+    return f"fold {signature!r}"
+
+
+class _FoldQueries:
+    """The item query each fold of a run reads: the source's own `fold` for the columns the
+    fold needs, else its `query` (built once per run)."""
+
+    def __init__(self, db: ViewReader, report: Report, s: ReportSlice) -> None:
+        self.db, self.report, self.s = db, report, s
+        self.built: dict[str, ItemQuery] = {}
+
+    def query(self, section: Section) -> ItemQuery:
+        source = self.report.source(section.source)
+        if source.fold is not None and section.where is None:  # `where` may name any column
+            return source.fold(self.db, self.s, _fold_columns(section))
+        if source.name not in self.built:
+            assert source.query is not None
+            self.built[source.name] = source.query(self.db, self.s)
+        return self.built[source.name]
+
+
+def _fold_columns(section: Section) -> frozenset[str]:
+    """The item columns a fold of `section` groups and measures by."""
+    fields = {m.field for m in section.measures if m.field is not None}
+    return frozenset({*section.group_by, *fields})
 
 
 def _folds(sections: list[Section]) -> dict[tuple[Any, ...], Section]:
@@ -889,7 +963,7 @@ def _aggregate(measure: Measure) -> str | None:
     return {
         "count": "COUNT(*)",
         "sum": f"COALESCE(SUM({field}), 0)",
-        "distinct": f"COUNT(DISTINCT {field})",
+        "distinct": None,  # the length of its list of values (`_grouped`): one b-tree, not two
         "min": f"MIN({field})",
         "max": f"MAX({field})",
     }.get(measure.how)
@@ -944,9 +1018,11 @@ def _grouped(db: ViewReader, section: Section, query: ItemQuery) -> list[dict[st
         if name in section.group_by and all(b in section.group_by for b in label.by)
     }
     keys = [_q(k) for k in section.group_by if k not in labels]
-    folded = [m for m in section.measures if _aggregate(m) is not None or m.how == "avg"]
+    folded = [
+        m for m in section.measures if _aggregate(m) is not None or m.how in ("avg", "distinct")
+    ]
     columns = [f"COUNT(*) AS {_q('__items')}"] + [
-        f"{_aggregate(m)} AS {_q('m_' + m.name)}" for m in folded if m.how != "avg"
+        f"{_aggregate(m)} AS {_q('m_' + m.name)}" for m in folded if _aggregate(m) is not None
     ]
     for m in folded:
         if m.how == "avg":  # the row's from these too: each mention of a column computes it
@@ -968,9 +1044,12 @@ def _grouped(db: ViewReader, section: Section, query: ItemQuery) -> list[dict[st
     grouped = db.query(sql, query.params)
     if not keys:
         grouped = [row for row in grouped if row["__items"]]
+    counted = [("m_" + m.name, "d_" + str(m.field)) for m in folded if m.how == "distinct"]
     for row in grouped:
         for f in distinct_fields:
             row["d_" + f] = _values(row["d_" + f], numbers=False)
+        for name, values in counted:
+            row[name] = len(row[values])
         for f in median_fields:
             row["v_" + f] = _values(row["v_" + f], numbers=True)
     return grouped

@@ -16,10 +16,14 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import pytest
+
 from tests.conftest import make_runtime
 from threadline.domain.infrastructure.group_commit import Committed
+from threadline.domain.model.deal import Deal
 from threadline.domain.model.history_clock import recorded_at
 from threadline.domain.model.pipeline import seeded_pipeline_id, seeded_stage_id
+from threadline.projections.base import ViewProjection, handles
 from threadline.projections.deals import (
     DealProjection,
     StageHistoryFilter,
@@ -28,7 +32,10 @@ from threadline.projections.deals import (
     stage_history,
 )
 from threadline.projections.pipelines import PipelineProjection
-from threadline.projections.sql import table_rows
+from threadline.projections.reports.frame import ReportSlice, run_report
+from threadline.projections.reports.turnover import REPORT as TURNOVER
+from threadline.projections.sql import ViewCursor, table_rows
+from threadline.services import view_stack
 from threadline.services.runtime import Runtime
 
 NEW = seeded_pipeline_id("new-clients")
@@ -315,3 +322,57 @@ def test_deal_events_show_on_the_clients_timeline(runtime: Runtime) -> None:
     assert data["probability"] == 60
     assert lost["body"] == "Too expensive" and rows[3]["actor"] == "user:a"
     assert rows[0]["correlation_id"] != rows[1]["correlation_id"]
+
+
+class DealsOfVersion4(ViewProjection):
+    """The deals view as version 4 stored it: no `lines_short` column (issue 15's ABC)."""
+
+    name = "deals"
+    version = 4
+    tables = ("deals",)
+    schema = (
+        "CREATE TABLE IF NOT EXISTS deals (id TEXT PRIMARY KEY, status TEXT NOT NULL,"
+        " closed_at TEXT, net_minor BIGINT NOT NULL, profit_minor BIGINT NOT NULL)",
+    )
+
+    @handles(Deal.DealCreated)
+    def _created(self, event: Any, cur: ViewCursor) -> None:
+        cur.execute(
+            "INSERT INTO deals (id, status, net_minor, profit_minor) VALUES (?, 'open', 0, 0)"
+            " ON CONFLICT (id) DO NOTHING",
+            [str(event.originator_id)],
+        )
+
+
+def test_a_view_of_an_older_version_is_rebuilt_before_its_new_schema_is_created(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Version 5 indexes a column version 4 lacks: the old table is dropped first (creating
+    the new indexes over it would fail and the process would not start)."""
+    with monkeypatch.context() as before:
+        before.setattr(view_stack, "PROJECTION_CLASSES", (PipelineProjection, DealsOfVersion4))
+        runtime = make_runtime(database_url)
+        try:
+            with seeded(runtime):
+                maria = client(runtime)
+                deal = at(
+                    datetime(2026, 3, 2, 10, tzinfo=UTC),
+                    lambda: runtime.app.create_deal(
+                        "test", "Старая", NEW, contact_id=maria, amount="1000"
+                    ),
+                )
+                at(datetime(2026, 3, 3, 10, tzinfo=UTC), lambda: runtime.app.win_deal(deal, "test"))
+        finally:
+            runtime.close()
+    runtime = make_runtime(database_url)
+    try:
+        settle(runtime)
+        rows = table_rows(runtime.views, "deals", "id")
+        assert [(r["id"], r["status"], r["net_minor"], r["lines_short"]) for r in rows] == [
+            (str(deal), "won", 100000, 0)
+        ]
+        result = run_report(runtime.views, TURNOVER, ReportSlice())
+        by_month = {tuple(r.key.values()): r.values["revenue"] for r in result.sections[0].rows}
+        assert sum(by_month.values()) == 100000
+    finally:
+        runtime.close()
