@@ -156,7 +156,9 @@ class ViewDatabase:
 
     def __init__(self, recorder: TrackingRecorder) -> None:
         self.recorder: Any = recorder
-        self.postgres = type(recorder).__module__.startswith("eventsourcing.postgres")
+        self.postgres = any(  # (a recorder of ours may subclass the library's)
+            cls.__module__.startswith("eventsourcing.postgres") for cls in type(recorder).__mro__
+        )
 
     @property
     def tracking_table(self) -> str:

@@ -43,6 +43,11 @@ payments_app = typer.Typer(
     help="Payments: import bank statements (1C kl_to_1c.txt) and CSV files.", no_args_is_help=True
 )
 app.add_typer(payments_app, name="payments")
+audit_app = typer.Typer(
+    help="Tamper evidence: verify the log's hash chain, make signed checkpoints.",
+    no_args_is_help=True,
+)
+app.add_typer(audit_app, name="audit")
 console = Console(stderr=True, soft_wrap=True)  # long URLs and tokens stay on one line
 
 
@@ -645,3 +650,80 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@audit_app.command("verify")
+def audit_verify(
+    checkpoint: Annotated[
+        list[Path] | None,
+        typer.Option(help="a checkpoint file to check against the stored events (repeatable)"),
+    ] = None,
+    trusted_key: Annotated[
+        list[str] | None,
+        typer.Option(help="a public key (hex) checkpoints must be signed with (repeatable)"),
+    ] = None,
+) -> None:
+    """Walk the whole log against its SHA-256 chain; exit 1 at the first position where
+    they disagree (an event changed, deleted, inserted or reordered) or a checkpoint fails."""
+    import json
+
+    from threadline.services.audit_chain import check_checkpoint
+
+    settings = _settings()
+    runtime = _runtime(settings, run_views=False, role="cli")
+    try:
+        chain = runtime.chain
+        with _progress("verifying the chain") as bar:
+            task = bar.add_task("verify", total=None)
+            report = chain.verify(lambda done, total: bar.update(task, completed=done, total=total))
+        failures = 0
+        if report.intact:
+            console.print(
+                f"chain intact: {report.checked} events verified up to position"
+                f" {report.sealed_position}; {report.unsealed} stored after it, not sealed yet"
+            )
+        else:
+            failures += 1
+            console.print(
+                f"[red]chain broken at position {report.broken_at}: {report.reason}.[/red]"
+                " Restore the store from a backup taken before that event, or investigate"
+                " who wrote to the database directly."
+            )
+        for path in checkpoint or []:
+            problem = check_checkpoint(chain, json.loads(path.read_text()), trusted_key or ())
+            if problem is None:
+                console.print(f"checkpoint {path}: holds")
+            else:
+                failures += 1
+                console.print(f"[red]checkpoint {path}: {problem}[/red]")
+    finally:
+        runtime.close()
+    if failures:
+        raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    out: Annotated[Path, typer.Option(help="where to write the checkpoint (JSON)")],
+    key: Annotated[
+        Path,
+        typer.Option(help="the Ed25519 signing key (PEM); made (mode 0600) when missing"),
+    ] = Path("var/audit-signing.pem"),
+) -> None:
+    """Seal the log and sign its last link: keep the file away from the database (a later
+    `audit verify --checkpoint FILE` catches even a rewrite of the whole chain)."""
+    import json
+
+    from threadline.services.audit_chain import load_or_make_key, make_checkpoint
+
+    settings = _settings()
+    runtime = _runtime(settings, run_views=False, role="cli")
+    try:
+        signed = make_checkpoint(runtime.chain, load_or_make_key(key))
+    finally:
+        runtime.close()
+    out.write_text(json.dumps(signed, indent=2) + "\n")
+    console.print(
+        f"checkpoint at position {signed['position']} written to {out};"
+        f" signing key {key} (public {signed['public_key']})"
+    )

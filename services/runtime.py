@@ -15,6 +15,7 @@ from threadline.domain.infrastructure.store_access import recover_connections
 from threadline.projections.process_runner import ProcessViewRunner
 from threadline.projections.queries import Queries
 from threadline.projections.runner import Progress, ViewRunner
+from threadline.services.audit_chain import ChainSealer, EventChain
 from threadline.services.components import Stores, build_components
 from threadline.services.config import Settings
 from threadline.services.state_stack import open_state
@@ -59,6 +60,8 @@ class Runtime:
         budget = budget_of(settings)
         self.pool_budget = budget
         self.app = open_log(settings, budget)
+        self.chain = EventChain(self.app.recorder)  # tamper evidence, sealed where views run
+        self._sealer = ChainSealer(self.chain)
         stack = open_views(settings, views_url, budget, self.app, writer=run_views)
         self._view_stack = stack
         self.views = stack.views
@@ -100,6 +103,9 @@ class Runtime:
         follower = self._following.start(progress)
         if follower is not None:
             self.app.commit_listeners.append(follower.notify)
+        if self.run_views:  # one process per deployment follows the log: it seals it too
+            self._sealer.start()
+            self.app.commit_listeners.append(self._sealer.notify)
 
     def wait_for_views(self, notification_id: int | None, timeout: float | None = None) -> bool:
         """Read-your-writes: block until the views show `notification_id` (True if they do).
@@ -149,6 +155,8 @@ class Runtime:
             stopped.append("channel hub")
         if self._following.stop():
             stopped.append("views process")
+        if self._sealer.stop():
+            stopped.append("chain sealer")
         factories = [(self._view_stack.factory, "views")]
         if self._state.factory is not None:
             factories.append((self._state.factory, "state"))

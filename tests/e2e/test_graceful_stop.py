@@ -144,7 +144,10 @@ def assert_closed_in_order(server: ServerProcess, code: int | None, took: float)
     log = server.log_tail(200)
     assert code == 0, f"exit status {code} after {took:.1f}s\n{log}"
     assert took < STOP_WITHIN, f"took {took:.1f}s to stop\n{log}"
-    assert "runtime closed in order: trigger runner, channel hub, views process stopped" in log, log
+    assert (
+        "runtime closed in order: trigger runner, channel hub, views process, chain sealer stopped"
+        in log
+    ), log
     assert "SQLite checkpointed: log, views, state" in log, log
     assert "the views process exited" not in log, log
     assert leftover_wal(server.workdir.parent / "var") == {}, log
