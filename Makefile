@@ -34,7 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy -p threadline
 
-## bench: the library-save calibration, the ingest, channel, trigger, web-app, deals, documents, soak and reports benchmarks (JSON lines)
+## bench: the library-save calibration, the ingest, channel, trigger, web-app, deals, documents, soak, reports and audit benchmarks (JSON lines)
 bench: $(STAMP)
 	$(BIN)/python bench/library_save.py
 	$(BIN)/python bench/ingest.py
@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/documents.py
 	$(BIN)/python bench/soak.py
 	$(BIN)/python bench/reports.py
+	$(BIN)/python bench/audit.py
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

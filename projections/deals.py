@@ -62,8 +62,9 @@ class DealProjection(ViewProjection):
         " source TEXT NOT NULL, lost_reason TEXT, stage_entered_at TEXT NOT NULL,"
         " created_at TEXT NOT NULL, updated_at TEXT NOT NULL, closed_at TEXT,"
         " created_by TEXT NOT NULL,"
-        # 1 when the deal's own net or profit is not the sum of its lines' (rounding, a deal
-        # without lines): the turnover and ABC reports add that rest as a line of its own.
+        # 1 when the deal's own net or profit is not the sum of its lines' minor units: the
+        # turnover and ABC reports add the rest as a line of its own. (Today a deal's figures
+        # are its lines' sums, so it stays 0 unless pricing ever rounds per deal.)
         " lines_short BIGINT NOT NULL DEFAULT 0)",
         # The board: a stage's open deals, newest change first.
         # A stage's status is implied by its meaning, so the board's cards need no status key.

@@ -153,6 +153,14 @@ class EventChain:
                 return
             after = int(rows[-1]["position"])
 
+    def _count_after(self, position: int) -> int:
+        """How many events are stored after `position` (read a page at a time)."""
+        count = 0
+        while page := self._events(position + 1, PAGE):
+            count += len(page)
+            position = int(page[-1].id)
+        return count
+
     def verify(self, progress: Callable[[int, int], None] | None = None) -> ChainReport:
         """Walk the log and the chain side by side from the first event: every sealed event
         must be stored unchanged at its position, and nothing may be stored between sealed
@@ -181,14 +189,8 @@ class EventChain:
             event, sealed = next(events, None), next(links, None)
         if progress is not None:
             progress(checked, total)
-        unsealed = (
-            len(self._events(sealed_position + 1, total + 1)) if total > sealed_position else 0
-        )
+        unsealed = self._count_after(sealed_position)
         return ChainReport(checked, sealed_position, unsealed, link=previous)
-
-    def link_at(self, position: int) -> bytes | None:
-        row = self.db.query_one("SELECT link FROM event_chain WHERE position = ?", [position])
-        return None if row is None else bytes(row["link"])
 
 
 # -- signed checkpoints ----------------------------------------------------------------------

@@ -237,12 +237,13 @@ def _once(db: ViewReader, s: ReportSlice, name: str, compute: Callable[[], Any])
 
 def _client_figures(db: ViewReader, s: ReportSlice, ranked: bool = False) -> list[Item]:
     """Each client's revenue and profit per currency in the slice: `ranked`, from the fold of
-    the clients' ranking (the report's own period: the run folds it anyway); else one GROUP
-    BY in SQL, by the client's key only (an earlier period's: its kind and id are read from
-    the key; no names)."""
+    the clients' ranking when the report run folds it (the report's own period); else one
+    GROUP BY in SQL, by the client's key only (an earlier period, a drill-down, a page of one
+    section: its kind and id are read from the key; no names)."""
 
     def compute() -> list[Item]:
-        if ranked:
+        ranking = folded(REPORT, "clients_revenue", s) if ranked else None
+        if ranking is not None:
             return [
                 {
                     "currency": row["currency"],
@@ -252,7 +253,7 @@ def _client_figures(db: ViewReader, s: ReportSlice, ranked: bool = False) -> lis
                     "revenue": row["m_revenue"],
                     "profit": row["m_profit"],
                 }
-                for row in folded(db, REPORT, "clients_revenue", s)
+                for row in ranking
             ]
         q = sales_query(db, s, REPORT_NAME, _client_key_column)
         rows = db.query(

@@ -72,6 +72,11 @@ class RunMemo:
                 self._values[key] = compute()
             return self._values[key]
 
+    def known(self, name: str, s: ReportSlice) -> Any:
+        """What `once` computed for `name` over this slice so far (None: nothing yet)."""
+        with self._lock:
+            return self._values.get(f"{name} {s!r}")
+
 
 def _fresh(s: ReportSlice) -> ReportSlice:
     return replace(s, run=RunMemo())
@@ -851,23 +856,18 @@ def run_report(db: ViewReader, report: Report, s: ReportSlice) -> ReportResult:
     return ReportResult(report=report, slice=s, sections=sections)
 
 
-def folded(
-    db: ViewReader, report: Report, section_name: str, s: ReportSlice
-) -> list[dict[str, Any]]:
-    """The grouped rows (`_grouped`'s) of a section's fold over `s` in this run: the run's own
-    fold when it is under way, else folded here (once per run). For a source whose other
-    columns are worked out from a section's figures (ABC's client classes from the clients'
-    ranking), so the items are not read twice."""
+def folded(report: Report, section_name: str, s: ReportSlice) -> list[dict[str, Any]] | None:
+    """The grouped rows (`_grouped`'s) of a section's fold over `s` in this report run, once
+    it has been submitted (None: this run does not fold it, as a drill-down or a page of
+    another section). For a source whose other columns are worked out from a section's
+    figures (ABC's client classes from the clients' ranking): the items are not read twice."""
     section = report.section(section_name)
     if section.shared_fold or section.derive is not None:
         raise ValueError(f"{report.name}.{section_name}: not a fold of its own")
-    signature = _fold_signature(section)
-    run = _FoldQueries(db, report, s)
-    inline: Callable[[], Future[list[dict[str, Any]]]] = lambda: _done(  # noqa: E731
-        _grouped(db, section, run.query(section))
+    future: Future[list[dict[str, Any]]] | None = s.run.known(
+        _fold_memo(_fold_signature(section)), s
     )
-    future: Future[list[dict[str, Any]]] = s.run.once(_fold_memo(signature), s, inline)
-    return future.result()
+    return None if future is None else future.result()
 
 
 def _fold_memo(signature: tuple[Any, ...]) -> str:

@@ -74,7 +74,7 @@ def invoice_draft(
 
 def issue(runtime: Runtime, draft: DocumentDraft) -> UUID:
     committed = runtime.app.issue_document(draft, rendering(runtime), "user:test")
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     return committed.value
 
 
@@ -103,7 +103,7 @@ def pay(
         suggestions,
     )
     committed = runtime.app.record_payments([entry], "user:test")
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     return payment_id, committed.value
 
 
@@ -215,7 +215,7 @@ def test_a_suggestion_is_not_applied_until_a_person_confirms_it(
     committed = runtime.app.allocate_payment(
         payment_id, TargetKind.INVOICE, invoice_id, None, AllocationHow.CONFIRMED, "user:test"
     )
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     assert suggestions_of_payment(runtime.views, payment_id) == []
     row = document(runtime.views, invoice_id)
     assert row is not None and row.payment_state == "paid"
@@ -266,7 +266,7 @@ def test_supplier_orders_come_from_a_won_deal_per_supplier(runtime: Runtime) -> 
     (order_id,) = made.order_ids
     again = runtime.app.create_supplier_orders(deal_id, "user:test", date(2026, 12, 1))
     assert again.value.order_ids == [order_id] and again.notification_id is None
-    runtime.wait_for_views(first.notification_id)
+    assert runtime.wait_for_views(first.notification_id, timeout=60)
     order = supplier_order(runtime.views, order_id)
     assert order is not None and order.state == "draft" and order.display_number == "ЗП-1"
     assert order.amount == Money(Decimal("1800.00"), RUB)
@@ -312,14 +312,14 @@ def test_contracts_register_change_and_close(runtime: Runtime, company: UUID) ->
     committed = runtime.app.change_contract(
         contract_id, "user:test", changes={"ends_on": "2027-12-31"}
     )
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     from threadline.projections.documents import contract
 
     row = contract(runtime.views, contract_id)
     assert row is not None and row.ends_on == "2027-12-31" and row.title == "Поставка мебели"
     assert row.amount == Money(Decimal("120000.00"), RUB)
     committed = runtime.app.close_contract(contract_id, "terminated", "user:test")
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     row = contract(runtime.views, contract_id)
     assert row is not None and row.status == "closed"
     with pytest.raises(Conflict):

@@ -50,7 +50,7 @@ def seed(server: LiveServer) -> tuple[str, str]:
     runtime = server.runtime
     runtime.wait_for_views(runtime.app.seed_pipelines("test").notification_id)
     contact = runtime.app.create_contact(actor="test", name="Olga Smirnova")
-    runtime.wait_for_views(contact.notification_id)
+    assert runtime.wait_for_views(contact.notification_id, timeout=60)
     ids = []
     for title, amount in (("Boxes for Olga", "1000"), ("Tape for Olga", "250")):
         created = runtime.app.create_deal(
@@ -60,7 +60,7 @@ def seed(server: LiveServer) -> tuple[str, str]:
             contact_id=contact.value,
             amount=amount,
         )
-        runtime.wait_for_views(created.notification_id)
+        assert runtime.wait_for_views(created.notification_id, timeout=60)
         ids.append(str(created.value))
     return ids[0], ids[1]
 

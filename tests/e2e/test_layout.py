@@ -72,7 +72,7 @@ def seed(server: LiveServer) -> tuple[str, str]:
         },
         tags=["wholesale", "northern-warehouses", "priority-customer-2026"],
     )
-    runtime.wait_for_views(updated.notification_id)
+    assert runtime.wait_for_views(updated.notification_id, timeout=60)
     task = runtime.app.create_task(
         actor="test",
         title="Call back about the delivery window of the quarterly wholesale order " * 2,
@@ -80,7 +80,7 @@ def seed(server: LiveServer) -> tuple[str, str]:
         contact_id=result.contact_id,
         conversation_id=result.conversation_id,
     )
-    runtime.wait_for_views(task.notification_id)
+    assert runtime.wait_for_views(task.notification_id, timeout=60)
     return str(result.conversation_id), str(result.contact_id)
 
 

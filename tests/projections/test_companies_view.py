@@ -115,7 +115,7 @@ def test_an_old_views_database_gets_the_new_table(
         runtime = make_runtime(database_url)
         try:
             made = runtime.app.create_company("test", "Acme", client_group="wholesale")
-            runtime.wait_for_views(made.notification_id)
+            assert runtime.wait_for_views(made.notification_id, timeout=60)
             acme = str(made.value)
         finally:
             runtime.close()

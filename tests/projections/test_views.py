@@ -21,7 +21,7 @@ def ingest(runtime: Runtime, key: str, channel: str = "email", **kw: Any) -> Any
     committed = runtime.app.ingest(
         InboundMessage.create(channel=channel, dedup_key=key, identities=identities, **kw)
     )
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     return committed.value
 
 

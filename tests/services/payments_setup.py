@@ -38,7 +38,7 @@ def company(runtime: Runtime, name: str, inn: str, roles: list[str] | None = Non
     committed = runtime.app.create_company(
         ACTOR, name, legal_form="company", requisites=[{"inn": inn}], roles=roles
     )
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     value: UUID = committed.value
     return value
 
@@ -77,7 +77,7 @@ def invoice(
         contract_id=contract_id,
     )
     committed = runtime.app.issue_document(draft, render(runtime), ACTOR)
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     value: UUID = committed.value
     return value
 
@@ -101,7 +101,7 @@ def supplier_order(runtime: Runtime, supplier_id: UUID, client_id: UUID, cost: s
     ).value
     _ = runtime.app.move_deal(deal_id, seeded_stage_id("new-clients", "paid"), ACTOR).value
     made = runtime.app.create_supplier_orders(deal_id, ACTOR, date(2026, 12, 1))
-    runtime.wait_for_views(made.notification_id)
+    assert runtime.wait_for_views(made.notification_id, timeout=60)
     (order_id,) = made.value.order_ids
     return order_id
 

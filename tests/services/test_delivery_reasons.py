@@ -53,7 +53,7 @@ def email_thread(runtime: Runtime, key: str, identities: list[tuple[str, str]]) 
             subject="Order 42", text="Where is my order?",
         )
     )  # fmt: skip
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     return UUID(str(committed.value.conversation_id))
 
 

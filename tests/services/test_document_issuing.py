@@ -431,7 +431,7 @@ def test_an_invoice_names_the_deals_contract_and_a_contract_alone_prints_its_amo
         contact_id=None,
         title="Поставка оборудования",
     )
-    runtime.wait_for_views(registered.notification_id)
+    assert runtime.wait_for_views(registered.notification_id, timeout=60)
     doc = invoice(client, sale["deal"])
     assert doc["contract_id"] == str(registered.value)
     assert issued_event(runtime, doc["id"]).personal["contract"]["number"] == "17/2026"
@@ -445,7 +445,7 @@ def test_an_invoice_names_the_deals_contract_and_a_contract_alone_prints_its_amo
         company_id=UUID(sale["company"]),
         title="Обслуживание",
     )
-    runtime.wait_for_views(alone.notification_id)
+    assert runtime.wait_for_views(alone.notification_id, timeout=60)
     act = post(client, "/api/documents", {"kind": "act", "contract_id": str(alone.value)})
     assert act["total"]["amount"] == "1500.50" and act["company_id"] == sale["company"]
     assert act["deal_id"] is None
@@ -469,7 +469,7 @@ def test_a_purchase_order_prints_under_the_orders_number_with_the_supplier_as_se
     deal_id = deal(client, None, person, lines=[{"product_id": product["id"], "quantity": "3"}])
     runtime.wait_for_views(runtime.app.win_deal(UUID(deal_id), "test").notification_id)
     made = runtime.app.create_supplier_orders(UUID(deal_id), "test", date(2026, 12, 7))
-    runtime.wait_for_views(made.notification_id)
+    assert runtime.wait_for_views(made.notification_id, timeout=60)
     (order_id,) = made.value.order_ids
 
     printed = post(

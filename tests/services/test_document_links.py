@@ -55,7 +55,7 @@ def issued_for(runtime: Runtime, contact_id: UUID) -> UUID:
         contact_id=contact_id,
     )
     committed = runtime.app.issue_document(draft, render(runtime), ACTOR)
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     value: UUID = committed.value
     return value
 

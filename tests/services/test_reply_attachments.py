@@ -76,7 +76,7 @@ def client_writes(runtime: Runtime) -> tuple[str, str]:
     assert inbox is not None
     parsed = parse_email(mail.as_bytes(), runtime.channels.attachments, inbox.id)
     committed = runtime.app.ingest(parsed)
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     return str(committed.value.conversation_id), str(committed.value.contact_id)
 
 

@@ -379,7 +379,7 @@ class VoidingFirst:
         self.calls += 1
         if self.invoice_id is not None:
             voided = self.runtime.app.void_document(self.invoice_id, "reissued", "user:other")
-            self.runtime.wait_for_views(voided.notification_id)
+            assert self.runtime.wait_for_views(voided.notification_id, timeout=60)
             self.invoice_id = None
         committed: Committed[list[UUID]] = self.runtime.app.record_payments(entries, actor)
         return committed

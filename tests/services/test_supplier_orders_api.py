@@ -54,7 +54,7 @@ def printed_order(runtime: Runtime, order_id: UUID, supplier_id: UUID) -> UUID:
         fixed_number=Numbered("ЗП", 2026, 1, "ЗП-1"),
     )
     committed = runtime.app.issue_document(draft, render(runtime), ACTOR)
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     value: UUID = committed.value
     return value
 

@@ -23,7 +23,7 @@ def inbound(runtime: Runtime, key: str, text: str, email: str = "client@example.
             channel="email", dedup_key=key, identities=[("email", email)], text=text
         )
     )
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     return committed.value
 
 

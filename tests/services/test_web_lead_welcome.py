@@ -129,7 +129,7 @@ def test_the_welcome_and_the_leads_answer_are_in_the_forms_conversation(
     assert inbox is not None
     parsed = parse_email(answer.as_bytes(), runtime.channels.attachments, inbox.id)
     committed = runtime.app.ingest(parsed)
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     assert str(committed.value.conversation_id) == conversation_id
 
     [row] = inbox_items(client)

@@ -99,7 +99,7 @@ def wait_for(predicate: Callable[[], Any], what: str = "the condition") -> Any:
 
 def contact(runtime: Runtime, name: str, *identities: tuple[str, str], tags: list[str]) -> UUID:
     committed = runtime.app.create_contact("test", name, list(identities), tags=tags)
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     return committed.value
 
 

@@ -95,7 +95,7 @@ def message(
             channel=channel, dedup_key=key, identities=[identity], text=text, metadata=metadata
         )
     )
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     return committed.value
 
 

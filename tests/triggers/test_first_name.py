@@ -93,7 +93,7 @@ def test_a_contact_created_from_a_number_is_greeted_without_it(runtime: Runtime)
             channel="sms", dedup_key="sms-1", identities=[("phone", "+14155550142")], text="Hi"
         )
     )
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     facts = facts_for(runtime, committed.value.contact_id)
     assert facts["contact"]["display_name"] == "+14155550142"  # what the card shows
     assert facts["contact"]["first_name"] == ""
@@ -107,5 +107,5 @@ def test_a_contact_created_from_a_number_is_greeted_without_it(runtime: Runtime)
             sender_name="Olga Smirnova", text="Hi",
         )
     )  # fmt: skip
-    runtime.wait_for_views(named.notification_id)
+    assert runtime.wait_for_views(named.notification_id, timeout=60)
     assert facts_for(runtime, named.value.contact_id)["contact"]["first_name"] == "Olga"

@@ -136,7 +136,7 @@ def issue(
         supplier_order_id=supplier_order_id,
     )
     committed = runtime.app.issue_document(draft, rendering(runtime), ACTOR)
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     document_id: UUID = committed.value
     return document_id
 
@@ -165,7 +165,7 @@ def pay(
         (),
     )
     committed = runtime.app.record_payments([entry], ACTOR)
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     return payment_id
 
 
@@ -401,7 +401,7 @@ def supplier_order_of_won_deal(runtime: Runtime) -> tuple[UUID, UUID, UUID, UUID
     # Ordered on 1 March with 14 days to pay: due on Monday 15 March.
     made = runtime.app.create_supplier_orders(deal_id, ACTOR, date(2027, 3, 1), payment_days=14)
     (order_id,) = made.value.order_ids
-    runtime.wait_for_views(made.notification_id)
+    assert runtime.wait_for_views(made.notification_id, timeout=60)
     return order_id, supplier, manager, deal_id
 
 

@@ -42,7 +42,7 @@ def client_writes(runtime: Runtime, key: str, name: str, email: str) -> Any:
             subject=f"Question from {name}", text="Hello",
         )
     )  # fmt: skip
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     return committed.value
 
 
@@ -51,7 +51,7 @@ def task_for(runtime: Runtime, title: str, due: datetime, user: UUID, message: A
         ACTOR, title, due_at=due, assignee_id=user, contact_id=message.contact_id,
         conversation_id=message.conversation_id,
     )  # fmt: skip
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     return str(committed.value)
 
 

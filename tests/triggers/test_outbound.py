@@ -61,7 +61,7 @@ def inbound(runtime: Runtime, key: str) -> Any:
             text=f"Question {key}",
         )
     )
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     return committed.value
 
 

@@ -53,7 +53,7 @@ def inbound(runtime: Runtime, key: str, channel: str, who: tuple[str, str], **ex
             text=f"message {key}", **extra,
         )
     )  # fmt: skip
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     return committed.value
 
 

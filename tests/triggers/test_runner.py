@@ -41,7 +41,7 @@ def inbound(
             channel=channel, dedup_key=key, identities=identities, sender_name="Client", text=text
         )
     )
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     return committed.value
 
 

@@ -27,7 +27,7 @@ ROMASHKA_ACCOUNT = "40702810938000000001"
 
 
 def settle(runtime: Runtime, committed: Any) -> Any:
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     return committed.value
 
 

@@ -54,7 +54,7 @@ def settle(runtime: Runtime) -> None:
 def new_contact(runtime: Runtime, name: str = "Olga Smirnova", **kwargs: Any) -> str:
     kwargs.setdefault("identities", [("email", f"{name.split()[0].lower()}@example.com")])
     committed = runtime.app.create_contact(actor="test", name=name, **kwargs)
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     return str(committed.value)
 
 

@@ -48,7 +48,7 @@ def runtime(sqlite_url: str, tmp_path: Path) -> Iterator[Runtime]:
 
 
 def settle(runtime: Runtime, committed: Any) -> Any:
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     return committed.value
 
 
@@ -389,7 +389,7 @@ def test_a_new_deal_from_a_conversation_takes_the_inquirys_source(runtime: Runti
             source={"utm_source": "yandex", "utm_campaign": "boxes-spring"},
         )
     )
-    runtime.wait_for_views(received.notification_id)
+    assert runtime.wait_for_views(received.notification_id, timeout=60)
     message = received.value
     form = client.get(
         f"/deals/new?conversation_id={message.conversation_id}&contact_id={message.contact_id}"

@@ -36,7 +36,7 @@ def runtime(sqlite_url: str, tmp_path: Path) -> Iterator[Runtime]:
 
 
 def done(runtime: Runtime, committed: Any) -> Any:
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     return committed.value
 
 

@@ -62,7 +62,7 @@ def ingest(
             **extra,
         )
     )
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     return committed.value
 
 
@@ -78,7 +78,7 @@ def names_in(html: str) -> list[str]:
 
 
 def wait(runtime: Runtime, committed: Any) -> None:
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
 
 
 @pytest.fixture

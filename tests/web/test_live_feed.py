@@ -26,7 +26,7 @@ def receive(runtime: Runtime, number: int, text: str = "Hello") -> Any:
             text=text,
         )
     )
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     return committed.value
 
 
@@ -95,7 +95,7 @@ def test_tasks_and_notifications_say_whose_they_are(runtime: Runtime) -> None:
     start = feed.changes(0)[0]
     me, colleague = uuid4(), uuid4()
     task = runtime.app.create_task(actor="test", title="Call back", contact_id=message.contact_id)
-    runtime.wait_for_views(task.notification_id)
+    assert runtime.wait_for_views(task.notification_id, timeout=60)
     notify(runtime, me)
     notify(runtime, colleague)
     _, keys = feed.changes(start)
@@ -113,7 +113,7 @@ def test_what_cannot_be_placed_says_everything(runtime: Runtime) -> None:
     feed = ChangeFeed(runtime, position_ttl=0)
     start = feed.changes(0)[0]
     company = runtime.app.create_company(actor="test", name="Acme")  # shown on many cards
-    runtime.wait_for_views(company.notification_id)
+    assert runtime.wait_for_views(company.notification_id, timeout=60)
     assert feed.changes(start)[1] == {EVERYTHING}
 
 

@@ -214,9 +214,9 @@ def test_renaming_and_reordering_leave_a_deals_stage_history_as_it_was(runtime: 
         contact_id=contact.value,
         amount="1500",
     )
-    runtime.wait_for_views(deal.notification_id)
+    assert runtime.wait_for_views(deal.notification_id, timeout=60)
     moved = runtime.app.move_deal(deal.value, order, "test")
-    runtime.wait_for_views(moved.notification_id)
+    assert runtime.wait_for_views(moved.notification_id, timeout=60)
 
     def history() -> list[tuple[Any, ...]]:
         rows = stage_history(runtime.views, StageHistoryFilter(deal_id=str(deal.value)), 50, 0)

@@ -36,7 +36,7 @@ def runtime(sqlite_url: str, tmp_path: Path) -> Iterator[Runtime]:
 
 def new_contact(runtime: Runtime, name: str = "Olga Smirnova") -> str:
     committed = runtime.app.create_contact(actor="test", name=name)
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     return str(committed.value)
 
 
@@ -52,7 +52,7 @@ def new_conversation(runtime: Runtime) -> tuple[str, str]:
             text="Send me the prices, please",
         )
     )
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     return str(committed.value.conversation_id), str(committed.value.contact_id)
 
 
@@ -229,7 +229,7 @@ def test_a_new_client_gets_its_identities_company_and_responsible(runtime: Runti
     client, csrf, _me = web_client(runtime, "operator")
     manager = create_user(runtime, "manager@example.com", "manager", name="Maria Manager")
     company = runtime.app.create_company(actor="test", name="Romashka LLC")
-    runtime.wait_for_views(company.notification_id)
+    assert runtime.wait_for_views(company.notification_id, timeout=60)
 
     listing = client.get("/contacts")
     assert 'hx-get="/ui/contacts/new"' in listing.text

@@ -39,7 +39,7 @@ def new_task(runtime: Runtime, title: str, due: datetime | None, assignee: UUID,
     committed = runtime.app.create_task(
         actor="test", title=title, type="call", due_at=due, assignee_id=assignee, **kw
     )
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     return str(committed.value)
 
 
@@ -68,13 +68,13 @@ def notify(runtime: Runtime, user_id: UUID, text: str, contact_id: UUID | None =
         )
 
     committed = runtime.app.writer.submit(command)
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     return str(notification_id)
 
 
 def seed(runtime: Runtime, me: UUID) -> dict[str, str]:
     contact = runtime.app.create_contact(actor="test", name="Olga Smirnova")
-    runtime.wait_for_views(contact.notification_id)
+    assert runtime.wait_for_views(contact.notification_id, timeout=60)
     colleague = create_user(runtime, "colleague@example.com", "operator", name="Colleague")
     noon = noon_today()
     return {

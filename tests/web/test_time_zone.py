@@ -57,7 +57,7 @@ def test_a_user_picks_a_zone_and_times_are_read_and_typed_in_it(runtime: Runtime
             channel="api", dedup_key="tz-1", identities=[("email", "tz@example.com")], text="hi"
         )
     )
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     conversation = f"/inbox/{committed.value.conversation_id}"
     assert client.get("/ui/session").json()["timezone"] == "UTC"
 

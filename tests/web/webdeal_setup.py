@@ -25,7 +25,7 @@ WORDS_RU = "Пятьдесят семь тысяч девятьсот два р�
 
 
 def settle(runtime: Runtime, committed: Any) -> Any:
-    runtime.wait_for_views(committed.notification_id)
+    assert runtime.wait_for_views(committed.notification_id, timeout=60)
     return committed.value
 
 
