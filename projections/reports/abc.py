@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import replace
 from datetime import date
 from fractions import Fraction
@@ -59,6 +60,7 @@ from threadline.projections.reports.frame import (
     Section,
     SectionResult,
     folded,
+    in_background,
     period_bounds,
 )
 from threadline.projections.reports.turnover import (
@@ -238,23 +240,36 @@ def _once(db: ViewReader, s: ReportSlice, name: str, compute: Callable[[], Any])
 def _client_figures(db: ViewReader, s: ReportSlice, ranked: bool = False) -> list[Item]:
     """Each client's revenue and profit per currency in the slice: `ranked`, from the fold of
     the clients' ranking when the report run folds it (the report's own period); else one
-    GROUP BY in SQL, by the client's key only (an earlier period, a drill-down, a page of one
-    section: its kind and id are read from the key; no names)."""
+    GROUP BY in SQL (`_summed_clients`: an earlier period, a drill-down, a page of one
+    section)."""
 
     def compute() -> list[Item]:
-        ranking = folded(REPORT, "clients_revenue", s) if ranked else None
-        if ranking is not None:
-            return [
-                {
-                    "currency": row["currency"],
-                    "client_kind": row["client_kind"] or "",
-                    "client_id": row["client_id"] or None,
-                    "client_key": client_key(row),
-                    "revenue": row["m_revenue"],
-                    "profit": row["m_profit"],
-                }
-                for row in ranking
-            ]
+        ranking = folded(REPORT, "clients_revenue", s)
+        if ranking is None:
+            return _summed_clients(db, s).result()
+        return [
+            {
+                "currency": row["currency"],
+                "client_kind": row["client_kind"] or "",
+                "client_id": row["client_id"] or None,
+                "client_key": client_key(row),
+                "revenue": row["m_revenue"],
+                "profit": row["m_profit"],
+            }
+            for row in ranking
+        ]
+
+    if not ranked:
+        return _summed_clients(db, s).result()
+    rows: list[Item] = _once(db, s, "client_figures ranked", compute)
+    return rows
+
+
+def _summed_clients(db: ViewReader, s: ReportSlice) -> Future[list[Item]]:
+    """Each client's figures in the slice as one GROUP BY by the client's key only (its kind
+    and id read from the key; no names), on the folding threads once per run."""
+
+    def compute() -> list[Item]:
         q = sales_query(db, s, REPORT_NAME, _client_key_column)
         rows = db.query(
             "SELECT currency, client_key, SUM(revenue_minor) AS revenue,"
@@ -266,9 +281,20 @@ def _client_figures(db: ViewReader, s: ReportSlice, ranked: bool = False) -> lis
             row["client_id"] = client_id or None
         return rows
 
-    rows: list[Item] = _once(db, s, f"client_figures {ranked}", compute)
-    return rows
+    found: Future[list[Item]] = in_background(s, "summed clients", compute)
+    return found
 
+
+def prepare_transitions(db: ViewReader, s: ReportSlice) -> None:
+    """The earlier period's figures, started on the folding threads before the run's folds
+    are awaited (the transitions read them once this period's clients are classed)."""
+    earlier = _compare_period(s)
+    if earlier is not None:
+        _summed_clients(db, earlier)
+
+
+PRODUCT_GRADES = "product_grades"
+"""The run memo's name of the products' classes (both products' `finish`es rank the same rows)."""
 
 GRADES = "client_grades"
 """The run memo's name of the clients' classes (`_client_grades`, the clients' `finish`)."""
@@ -767,6 +793,7 @@ REPORT = Report(
             TRANSITION_COLUMNS,
             read_transitions,
             read_folded=fold_transitions,
+            prepare=prepare_transitions,
         ),
     ),
     sections=(
@@ -801,20 +828,22 @@ REPORT = Report(
             title="Products by revenue",
             source="lines",
             group_by=("product_id", "product", "currency"),
-            measures=_money(),
-            finish=_ranked(product_key, "revenue"),
+            measures=_buyers(),
+            finish=_ranked(product_key, "revenue", PRODUCT_GRADES),
             extra=_ranking("revenue"),
             chart="revenue",
+            shared_fold=True,
         ),
         Section(
             name="products_profit",
             title="Products by gross profit",
             source="lines",
             group_by=("product_id", "product", "currency"),
-            measures=_money(),
-            finish=_ranked(product_key, "profit"),
+            measures=_buyers(),
+            finish=_ranked(product_key, "profit", PRODUCT_GRADES),
             extra=_ranking("profit"),
             chart="profit",
+            shared_fold=True,
         ),
         Section(
             name="class_products",
@@ -823,6 +852,7 @@ REPORT = Report(
             group_by=("class_revenue", "product_id", "product", "currency"),
             measures=_buyers(),
             finish=_top_per_class,
+            shared_fold=True,
             chart="revenue",
             note="Clients' class by revenue; the top products per class (option top).",
         ),

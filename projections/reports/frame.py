@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from threadline.domain.model.errors import InvalidInput, NotFound
@@ -440,6 +440,11 @@ class ItemSource:
     read_folded: Callable[[ViewReader, ReportSlice], list[Item]] | None = None
     """A `read` for a report run, whose sections only fold the items: the columns they group
     and measure by are enough (names and the listing's order may be left out)."""
+    prepare: Callable[[ViewReader, ReportSlice], None] | None = None
+    """Work a report run starts for a Python source before it submits its folds (and may
+    wait for one): SQL the source will read, handed to the folding threads by `in_background`
+    (ABC's transitions: the earlier period's figures), so the run's own thread does not
+    read it serially after the folds."""
 
     def __post_init__(self) -> None:
         if (self.read is None) == (self.query is None):
@@ -788,8 +793,14 @@ def read_items(
     db: ViewReader, report: Report, s: ReportSlice, folding: bool = False
 ) -> dict[str, list[Item]]:
     """The items of the report's Python sources (enriched); SQL sources are folded in SQL.
-    `folding`: a report run's, which only folds them."""
-    items = {source.name: source.items(db, s, folding) for source in report.sources if source.read}
+    `folding`: a report run's, which only folds them. Without `enrich`, which may read any
+    source, only the sources a section folds (a page of one section reads no other)."""
+    used = {section.source for section in report.sections}
+    items = {
+        source.name: source.items(db, s, folding)
+        for source in report.sources
+        if source.read and (report.enrich is not None or source.name in used)
+    }
     if report.enrich is not None:
         report.enrich(items, s, db)
     return items
@@ -812,6 +823,10 @@ def run_report(db: ViewReader, report: Report, s: ReportSlice) -> ReportResult:
     grouping: dict[tuple[Any, ...], Future[list[dict[str, Any]]]] = {}
     # (a report run from inside a fold, by a `finish`, folds inline: no thread waits on its pool)
     inline = len(folds) < 2 or threading.current_thread().name.startswith(_FOLDING_NAME)
+    used = {section.source for section in report.sections}
+    for source in report.sources:
+        if source.prepare is not None and source.name in used:
+            source.prepare(db, s)
     read = _FoldQueries(db, report, s)
     for fold_section in folds.values():  # each query built when its fold is submitted
         signature = _fold_signature(fold_section)
@@ -870,6 +885,19 @@ def folded(report: Report, section_name: str, s: ReportSlice) -> list[dict[str, 
     return None if future is None else future.result()
 
 
+def in_background(s: ReportSlice, name: str, compute: Callable[[], Any]) -> Future[Any]:
+    """`compute()` on the folding threads, once per run (`name` in the run memo): a future
+    its reader waits for. Inline on a folding thread itself (no fold waits on its own pool)."""
+
+    def submit() -> Future[Any]:
+        if threading.current_thread().name.startswith(_FOLDING_NAME):
+            return _done(compute())
+        return _folding_threads().submit(compute)
+
+    future: Future[Any] = s.run.once(name, s, submit)
+    return future
+
+
 def _fold_memo(signature: tuple[Any, ...]) -> str:
     """The run memo's name of a fold (its future), shared by `run_report` and `folded`."""
     return f"fold {signature!r}"
@@ -919,11 +947,13 @@ def _folds(sections: list[Section]) -> dict[tuple[Any, ...], Section]:
     }
 
 
-def _done(value: list[dict[str, Any]]) -> Future[list[dict[str, Any]]]:
-    future: Future[list[dict[str, Any]]] = Future()
+def _done(value: Done) -> Future[Done]:
+    future: Future[Done] = Future()
     future.set_result(value)
     return future
 
+
+Done = TypeVar("Done")
 
 _FOLDING_NAME = "threadline-fold"
 _FOLDING: list[ThreadPoolExecutor] = []
