@@ -12,8 +12,15 @@ each in events per second and against the baseline measured in the same run:
 - `verify`: `threadline audit verify`'s walk of the log against the chain;
 - `checkpoint`: checking a signed checkpoint at the log's end (recomputing every link).
 
-Not yet here (issue 16, later parts): the replay rate and the ingest cost of encryption with
-chaining. One JSON object per line on stdout; progress on stderr.
+- `replay`: `threadline replay`'s rebuild of every view (the audit index included) over the
+  whole log, in events per second, against the target of 50,000 (issue 16, part 9);
+- `ingest_chain_cost`: `bench/ingest.py`'s workload (`--messages`, eight submitters, views in
+  their own process as under `threadline serve`) ingested into two fresh stores, once with the
+  chain's sealing follower running and once without it, in messages per second: the ingest cost
+  of chaining as a ratio (the target: encryption and chaining together under 25 % of ingest
+  throughput; per-contact encryption is not built yet, so this is chaining alone).
+
+One JSON object per line on stdout; progress on stderr.
 """
 
 from __future__ import annotations
@@ -47,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=0.1, help="1.0: ~1,200,000 events")
     parser.add_argument("--store", help="an existing SQLite store to copy instead of generating")
+    parser.add_argument(
+        "--messages", type=int, default=5000, help="messages per ingest run (chain cost)"
+    )
+    parser.add_argument("--no-replay", action="store_true", help="skip the replay figure")
     args = parser.parse_args(argv)
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -124,6 +135,26 @@ def main(argv: list[str] | None = None) -> int:
             events_per_s=rate(int(checkpoint["position"]), seconds),
         )
         app.close()
+        if not args.no_replay:
+            runtime = Runtime(settings, run_views=False)
+            try:
+                log(f"replaying {events} events into every view")
+                started = time.perf_counter()
+                runtime.rebuild_views()
+                seconds = time.perf_counter() - started
+                emit(
+                    figure="replay",
+                    events=events,
+                    views=len(runtime.projections),
+                    seconds=round(seconds, 1),
+                    events_per_s=rate(events, seconds),
+                    ratio_to_read=round(rate(events, seconds) / baseline, 3),
+                    target_events_per_s=REPLAY_TARGET,
+                    met=rate(events, seconds) >= REPLAY_TARGET,
+                )
+            finally:
+                runtime.close()
+        chain_cost(folder, args.messages)
     emit(
         figure="host",
         cpus=os.cpu_count(),
@@ -133,6 +164,77 @@ def main(argv: list[str] | None = None) -> int:
         backend="sqlite",
     )
     return 0 if report.intact and problem is None else 1
+
+
+REPLAY_TARGET = 50_000.0
+
+
+def ingest_rate(folder: Path, messages: list[Any], chained: bool) -> dict[str, Any]:
+    """Messages per second of `messages` ingested by eight submitters into a fresh store, the
+    views in their own process, until the views show the last one; `chained`: the sealing
+    follower runs as under `threadline serve` (else it is stopped right after the start)."""
+    from ingest import Submitters
+
+    from threadline.services.config import Settings
+    from threadline.services.runtime import Runtime
+
+    url = f"sqlite:///{folder}/ingest-{'chained' if chained else 'plain'}.db"
+    runtime = Runtime(Settings(database_url=url), views_in_process=False)
+    try:
+        runtime.start()
+        if not chained:
+            runtime._sealer.stop()
+            runtime.app.commit_listeners.remove(runtime._sealer.notify)
+        app = runtime.app
+
+        def ingest(message: Any, stats: Any) -> None:
+            committed = app.ingest(message)
+            if committed.notification_id is not None:
+                stats.last_notification = max(stats.last_notification, committed.notification_id)
+
+        started = time.perf_counter()
+        results, _ = Submitters(8, time.monotonic() + 600).run(messages, ingest, "ingest")
+        last = int(app.recorder.max_notification_id() or 0)
+        while not runtime.wait_for_views(last, timeout=5.0):
+            log(f"views at {runtime.views_position()} of {last}")
+        seconds = time.perf_counter() - started
+        sealed_lag = last - runtime.chain.head()[0] if chained else None
+        errors = [e for r in results for e in r.errors]
+        return {
+            "messages_per_s": rate(len(messages), seconds),
+            "events": last,
+            "unsealed_at_end": sealed_lag,
+            "errors": len(errors),
+        }
+    finally:
+        runtime.close()
+
+
+def chain_cost(folder: Path, count: int) -> None:
+    """The ingest cost of the chain: the same workload with and without the sealer, twice
+    each, alternating (the better of each pair, as the machine is shared)."""
+    from ingest import build_workload
+
+    workload = build_workload(count, seed=16)
+    plain, chained = [], []
+    for round_ in range(2):
+        log(f"ingest round {round_ + 1}: without the sealer, then with it")
+        plain.append(ingest_rate(folder / f"r{round_}", workload.messages, chained=False))
+        chained.append(ingest_rate(folder / f"r{round_}", workload.messages, chained=True))
+    best_plain = max(plain, key=lambda r: r["messages_per_s"])
+    best_chained = max(chained, key=lambda r: r["messages_per_s"])
+    cost = 1 - best_chained["messages_per_s"] / best_plain["messages_per_s"]
+    emit(
+        figure="ingest_chain_cost",
+        messages=count,
+        without_chain=best_plain,
+        with_chain=best_chained,
+        runs_without=[r["messages_per_s"] for r in plain],
+        runs_with=[r["messages_per_s"] for r in chained],
+        cost_share=round(cost, 3),
+        target_share=0.25,
+        encryption="not built yet (issue 16 part 2): chaining alone",
+    )
 
 
 if __name__ == "__main__":

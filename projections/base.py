@@ -100,6 +100,9 @@ class ViewProjection(Projection[TrackingRecorder]):
     _handlers: dict[type, Handler] = {}
     # Handlers that may keep rows in `self.fresh` instead of writing them (see `apply_batch`).
     deferring_handlers: frozenset[str] = frozenset()
+    # A view of every event of the log (the audit index): the runner decodes them all for it,
+    # and its `apply_events` sees each one, handled or not.
+    every_event: bool = False
     fresh: dict[str, dict[str, Any]]
     position_of_event: int = 0
 
@@ -224,17 +227,22 @@ class ViewProjection(Projection[TrackingRecorder]):
                 raise StalePosition(self.name, expected_position, current)
         self.fresh = {}  # nothing kept from a batch that failed half-way
         self.before_batch(cur)
-        deferring = self.deferring_handlers
         with self.db.pipelined(cur) as batch_cur:
-            for notification_id, domain_event in events:
-                handler = self._handlers.get(type(domain_event))
-                if handler is not None:  # events a view does not handle leave it unchanged
-                    if self.fresh and handler.__name__ not in deferring:
-                        self._flush_fresh(batch_cur)
-                    self.position_of_event = notification_id
-                    handler(self, domain_event, batch_cur)
-            self._flush_fresh(batch_cur)
+            self.apply_events(batch_cur, events)
         self.db.insert_tracking(cur, tracking)
+
+    def apply_events(self, cur: ViewCursor, events: Sequence[tuple[int, Any]]) -> None:
+        """The batch's events, each to its handler (a view of every event may take the whole
+        batch at once instead)."""
+        deferring = self.deferring_handlers
+        for notification_id, domain_event in events:
+            handler = self._handlers.get(type(domain_event))
+            if handler is not None:  # events a view does not handle leave it unchanged
+                if self.fresh and handler.__name__ not in deferring:
+                    self._flush_fresh(cur)
+                self.position_of_event = notification_id
+                handler(self, domain_event, cur)
+        self._flush_fresh(cur)
 
 
 def merge_call(existing: dict[str, Any] | None, event: Any) -> dict[str, Any]:

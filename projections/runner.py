@@ -27,8 +27,29 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 
 
+FROZEN_SCHEMA = ("CREATE TABLE IF NOT EXISTS views_frozen (position BIGINT NOT NULL)",)
+"""A views database built as of a past position (`threadline replay --until`) says so here."""
+
+
+class FrozenViews(Exception):
+    """These views are the log as of a past position: nothing may move them on."""
+
+    def __init__(self, position: int) -> None:
+        super().__init__(
+            f"these views are the log as of position {position} (threadline replay --until)"
+            " and stay there: read them with `threadline serve --no-projections` and"
+            " THREADLINE_TRIGGERS=0 THREADLINE_CHANNELS=0, or point THREADLINE_VIEWS_URL at"
+            " the live views"
+        )
+        self.position = position
+
+
 class ViewRunner:
-    """Runs a set of views over one application's log, exactly once per event and view."""
+    """Runs a set of views over one application's log, exactly once per event and view.
+
+    With `until`, it applies the log up to that position and no further (a replay as of a
+    past moment, into views of their own, which are then marked frozen).
+    """
 
     def __init__(
         self,
@@ -36,13 +57,17 @@ class ViewRunner:
         projections: Sequence[ViewProjection],
         page_size: int = 1000,
         poll_interval: float = 0.2,
+        until: int | None = None,
     ) -> None:
         self.app = app
         self.projections = list(projections)
         self.page_size = page_size
         self.poll_interval = poll_interval
+        self.until = until
+        self.frozen = self._frozen_position()
         self.positions = {p.name: p.position() for p in self.projections}
         self._topics = frozenset().union(*(p.handled_topics() for p in self.projections))
+        self._every = any(p.every_event for p in self.projections)  # decode them all
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._advanced = threading.Condition()
@@ -87,10 +112,33 @@ class ViewRunner:
 
     # -- work -----------------------------------------------------------------------------
 
+    def _frozen_position(self) -> int | None:
+        if not self.projections:
+            return None
+        db = self.projections[0].db
+        db.create_schema(FROZEN_SCHEMA)
+        row = db.query_one("SELECT MAX(position) AS position FROM views_frozen")
+        return None if row is None or row["position"] is None else int(row["position"])
+
+    def thaw(self) -> None:
+        """Forget the frozen mark: these views are about to be built again as of a position
+        (`replay_as_of` into the same place)."""
+        with self.projections[0].db.transaction() as cur:
+            cur.execute("DELETE FROM views_frozen")
+        self.frozen = None
+
+    def freeze(self) -> None:
+        """Mark these views as the log as of their position, for good (after `until`)."""
+        with self.projections[0].db.transaction() as cur:
+            cur.execute("INSERT INTO views_frozen (position) VALUES (?)", [self.position()])
+        self.frozen = self.position()
+
     def catch_up(self, progress: Progress | None = None) -> int:
-        """Apply everything recorded so far; returns how many notifications were read."""
+        """Apply everything recorded so far (up to `until`); how many notifications were read."""
         total = 0
         target = self.app.recorder.max_notification_id() or 0
+        if self.until is not None:
+            target = min(target, self.until)
         while True:
             read = self.step()
             total += read
@@ -101,13 +149,19 @@ class ViewRunner:
 
     def step(self) -> int:
         """Process one page of the log; returns the number of notifications read."""
+        if self.frozen is not None:
+            raise FrozenViews(self.frozen)
         start = self.position() + 1
-        notifications = self.app.recorder.select_notifications(start=start, limit=self.page_size)
+        if self.until is not None and start > self.until:
+            return 0
+        notifications = self.app.recorder.select_notifications(
+            start=start, limit=self.page_size, stop=self.until
+        )
         if not notifications:
             return 0
         decoded: list[tuple[int, Any]] = []
         for notification in notifications:
-            if notification.topic in self._topics:
+            if self._every or notification.topic in self._topics:
                 decoded.append((notification.id, self.app.mapper.to_domain_event(notification)))
         last_id = notifications[-1].id
         if not self._step_together(decoded, last_id):
@@ -160,7 +214,9 @@ class ViewRunner:
             self.positions[projection.name] = last_id
 
     def rebuild(self, progress: Progress | None = None) -> int:
-        """Drop every view and apply the whole log again from position zero."""
+        """Drop every view and apply the whole log again from position zero (to `until`)."""
+        if self.frozen is not None:
+            raise FrozenViews(self.frozen)
         for projection in self.projections:
             projection.drop_tables()
             self.positions[projection.name] = 0

@@ -7,6 +7,7 @@ import logging
 import secrets
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -14,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from threadline.projections.runner import FrozenViews
 from threadline.services.config import Settings
 from threadline.services.malloc_arenas import limit_malloc_arenas
 from threadline.services.shutdown import ClosedOnStop
@@ -101,7 +103,11 @@ def _catch_up(runtime: Runtime, label: str = "views") -> None:
         def report(done: int, total: int) -> None:
             bar.update(task, completed=done, total=max(total, 1))
 
-        runtime.start(report)
+        try:
+            runtime.start(report)
+        except FrozenViews as error:
+            console.print(f"[red]{error}[/red]")
+            raise typer.Exit(2) from None
 
 
 @app.command()
@@ -301,9 +307,41 @@ def migrate() -> None:
 
 
 @app.command()
-def replay() -> None:
-    """Drop every view and rebuild it from the first event (stop the server first on SQLite)."""
+def replay(
+    until: Annotated[
+        datetime | None,
+        typer.Option(
+            help="build the views as of this moment (ISO 8601, UTC unless a zone is given)"
+            " into a database of their own; the live views are untouched",
+            formats=[
+                "%Y-%m-%d",
+                "%Y-%m-%dT%H:%M:%S",
+                "%Y-%m-%d %H:%M:%S",
+                "%Y-%m-%dT%H:%M:%S%z",
+                "%Y-%m-%dT%H:%M:%S.%f%z",
+            ],
+        ),
+    ] = None,
+    until_position: Annotated[
+        int | None, typer.Option(min=0, help="as --until, at a position of the log")
+    ] = None,
+    into: Annotated[
+        str | None,
+        typer.Option(
+            help="with --until: where (a sqlite:/// or postgresql:// URL); default: beside the"
+            " live views (...-views-until-N.db, or the schema <schema>_until_N)"
+        ),
+    ] = None,
+) -> None:
+    """Drop every view and rebuild it from the first event (stop the server first on SQLite);
+    with --until or --until-position, build a separate, frozen set of views as of then."""
     settings = _settings()
+    if until is not None or until_position is not None:
+        _replay_until(settings, until, until_position, into)
+        return
+    if into is not None:
+        console.print("[red]--into goes with --until or --until-position[/red]")
+        raise typer.Exit(2)
     runtime = _runtime(settings, run_views=False)
     try:
         total = runtime.app.recorder.max_notification_id() or 0
@@ -315,6 +353,61 @@ def replay() -> None:
 
             read = runtime.rebuild_views(report)
         console.print(f"rebuilt {len(runtime.projections)} views from {read} events")
+    finally:
+        runtime.close()
+
+
+def _require_audit_index(runtime: Runtime) -> None:
+    """Exit unless the audit index (a view) has read the whole log: moments become positions
+    and histories are found through it."""
+    from threadline.services.history_at import indexed_position
+
+    head = int(runtime.app.recorder.max_notification_id() or 0)
+    indexed = indexed_position(runtime.views)
+    if indexed < head:
+        console.print(
+            f"[red]the audit index (a view) has reached position {indexed} of {head}."
+            " Start the server (or run `threadline replay`) so the views catch up, then try"
+            " again.[/red]"
+        )
+        raise typer.Exit(1)
+
+
+def _replay_until(
+    settings: Settings, until: datetime | None, until_position: int | None, into: str | None
+) -> None:
+    from threadline.projections.base import ts
+    from threadline.services.history_at import position_at
+    from threadline.services.store import views_url_as_of
+    from threadline.services.view_stack import replay_as_of, views_url_of
+
+    if until is not None and until_position is not None:
+        console.print("[red]give --until or --until-position, not both[/red]")
+        raise typer.Exit(2)
+    runtime = _runtime(settings, run_views=False)
+    try:
+        head = int(runtime.app.recorder.max_notification_id() or 0)
+        if until is not None:
+            moment = ts(until if until.tzinfo else until.replace(tzinfo=UTC))
+            _require_audit_index(runtime)
+            position = position_at(runtime.views, moment)
+        else:
+            assert until_position is not None
+            position = min(until_position, head)
+        target = into or views_url_as_of(views_url_of(settings), position)
+        with _progress(f"replaying the log up to position {position}") as bar:
+            task = bar.add_task("replay", total=max(position, 1))
+
+            def report(done: int, goal: int) -> None:
+                bar.update(task, completed=done, total=max(goal, 1))
+
+            read = replay_as_of(settings, runtime.app, position, target, report)
+        console.print(f"built the views as of position {position} from {read} events: {target}")
+        console.print(
+            "  read them (nothing moves them on) with: THREADLINE_VIEWS_URL='"
+            f"{target}' THREADLINE_TRIGGERS=0 THREADLINE_CHANNELS=0 threadline serve"
+            " --no-projections"
+        )
     finally:
         runtime.close()
 
@@ -727,3 +820,65 @@ def audit_checkpoint(
         f"checkpoint at position {signed['position']} written to {out};"
         f" signing key {key} (public {signed['public_key']})"
     )
+
+
+@audit_app.command("export")
+def audit_export(
+    out: Annotated[Path, typer.Option(help="a folder: events.jsonl and report.html are written")],
+    contact: Annotated[
+        str | None, typer.Option(help="a contact's id: its history (merged contacts too)")
+    ] = None,
+    date_from: Annotated[
+        datetime | None,
+        typer.Option("--from", help="events recorded at or after (ISO 8601, UTC)"),
+    ] = None,
+    date_to: Annotated[
+        datetime | None, typer.Option("--to", help="events recorded before (ISO 8601, UTC)")
+    ] = None,
+) -> None:
+    """Export the communication history (a contact's, or a period's) as JSON lines and a
+    readable HTML report with actors, causes and attachments."""
+    from threadline.projections.base import ts
+    from threadline.services.audit_export import (
+        ExportScope,
+        chain_state,
+        exported_events,
+        render_html,
+        write_jsonl,
+    )
+
+    if contact is None and date_from is None and date_to is None:
+        console.print("[red]give --contact ID, or --from and/or --to[/red]")
+        raise typer.Exit(2)
+
+    def moment(value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        return ts(value if value.tzinfo else value.replace(tzinfo=UTC))
+
+    scope = ExportScope(contact_id=contact, start=moment(date_from), end=moment(date_to))
+    settings = _settings()
+    runtime = _runtime(settings, run_views=False, role="cli")
+    try:
+        _require_audit_index(runtime)
+        out.mkdir(parents=True, exist_ok=True)
+        with _progress("exporting events") as bar:
+            task = bar.add_task("export", total=None)
+            events = list(
+                exported_events(
+                    runtime.views,
+                    runtime.app,
+                    scope,
+                    lambda done: bar.update(task, completed=done),
+                )
+            )
+        with (out / "events.jsonl").open("w", encoding="utf-8") as jsonl:
+            write_jsonl(iter(events), jsonl)
+        html = render_html(events, scope, "cli", chain_state(runtime.chain))
+        (out / "report.html").write_text(html, encoding="utf-8")
+        console.print(
+            f"exported {len(events)} events ({scope.describe()}) to {out / 'events.jsonl'}"
+            f" and {out / 'report.html'}"
+        )
+    finally:
+        runtime.close()

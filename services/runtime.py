@@ -15,6 +15,7 @@ from threadline.domain.infrastructure.store_access import recover_connections
 from threadline.projections.process_runner import ProcessViewRunner
 from threadline.projections.queries import Queries
 from threadline.projections.runner import Progress, ViewRunner
+from threadline.services.access_log import AccessLog
 from threadline.services.audit_chain import ChainSealer, EventChain
 from threadline.services.components import Stores, build_components
 from threadline.services.config import Settings
@@ -62,6 +63,7 @@ class Runtime:
         self.app = open_log(settings, budget)
         self.chain = EventChain(self.app.recorder)  # tamper evidence, sealed where views run
         self._sealer = ChainSealer(self.chain)
+        self.access_log = AccessLog(self.app.recorder)  # who read what; survives a replay
         stack = open_views(settings, views_url, budget, self.app, writer=run_views)
         self._view_stack = stack
         self.views = stack.views
@@ -157,6 +159,8 @@ class Runtime:
             stopped.append("views process")
         if self._sealer.stop():
             stopped.append("chain sealer")
+        if self.access_log.close():
+            stopped.append("access log")
         factories = [(self._view_stack.factory, "views")]
         if self._state.factory is not None:
             factories.append((self._state.factory, "state"))

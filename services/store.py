@@ -20,7 +20,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlencode, urlparse
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +192,21 @@ def default_views_url(database_url: str) -> str:
         stem = path[:-3] if path.endswith(".db") else path
         return f"sqlite:///{stem}-views.db"
     return database_url
+
+
+def views_url_as_of(views_url: str, position: int) -> str:
+    """Where `threadline replay --until` builds the views as of `position`: a sibling SQLite
+    file (`...-views-until-N.db`), or a schema of its own in the same PostgreSQL database
+    (`<schema>_until_N`); the live views stay where they are."""
+    if views_url.startswith("sqlite:///"):
+        path = sqlite_path(views_url)
+        stem = path[:-3] if path.endswith(".db") else path
+        return f"sqlite:///{stem}-until-{position}.db"
+    parsed = urlparse(views_url)
+    query = parse_qs(parsed.query)
+    schema = (query.get("schema") or ["public"])[0]
+    query["schema"] = [f"{schema}_until_{position}"]
+    return parsed._replace(query=urlencode(query, doseq=True)).geturl()
 
 
 def state_url_for(views_url: str) -> str:

@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
 
 from threadline.domain.commands.application import Threadline
+from threadline.projections.audit_index import AuditIndexProjection
 from threadline.projections.automation import AutomationProjection
 from threadline.projections.base import ViewProjection
 from threadline.projections.campaigns import CampaignProjection
@@ -81,6 +83,7 @@ PROJECTION_CLASSES: tuple[type[ViewProjection], ...] = (
     MarketingSpendProjection,
     SourcesTouchesProjection,
     ServiceRequestsProjection,
+    AuditIndexProjection,
 )
 
 
@@ -141,6 +144,42 @@ def open_views(
         projections=projections,
         runner=ViewRunner(app, projections),
     )
+
+
+def replay_as_of(
+    settings: Settings,
+    app: Threadline,
+    position: int,
+    into_url: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Build every view as of `position` into `into_url` (a database or schema of its own;
+    the live views are untouched) and mark it frozen; how many events were read.
+
+    Rebuilding into the same place again starts over (a frozen set is never moved on)."""
+    budget = budget_of(settings)
+    with schema_locks(settings.database_url, into_url):
+        stack = open_views(settings, into_url, budget, app, writer=True)
+    try:
+        stack.runner.thaw()
+        runner = ViewRunner(app, stack.projections, until=position)
+        read = runner.rebuild(progress)
+        runner.freeze()
+        return read
+    finally:
+        close_stores_of(stack)
+
+
+def close_stores_of(stack: ViewStack) -> None:
+    """Close a views stack opened beside the runtime's own (`replay_as_of`), its SQLite
+    write-ahead log checkpointed into the file first."""
+    datastore = getattr(stack.views.recorder, "datastore", None)
+    if datastore is not None and getattr(datastore, "pool", None) is not None:
+        checkpoint(datastore, "views as of a position")
+    try:
+        stack.factory.close()
+    except Exception:
+        log.debug("closing the views factory failed", exc_info=True)
 
 
 def close_stores(app: Threadline, factories: list[tuple[Any, str]]) -> list[str]:

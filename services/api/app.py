@@ -11,8 +11,10 @@ from starlette.concurrency import run_in_threadpool
 
 from threadline.services.api import (
     health_details,
+    routes_access_log,
     routes_admin,
     routes_attachments,
+    routes_audit,
     routes_calls,
     routes_campaigns,
     routes_companies,
@@ -97,6 +99,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         routes_segments,
         routes_marketing_spend,
         routes_surveys,
+        routes_audit,
+        routes_access_log,
     ):
         app.include_router(module.router)
     app.include_router(routes_documents.public_router)  # signed links to PDFs: no login

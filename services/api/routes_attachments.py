@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
 from threadline.services.api.deps import PrincipalDep, RuntimeDep
@@ -46,6 +46,7 @@ NOT_FOUND = "no such attachment"
 def get_attachment(
     message_id: UUID,
     index: Annotated[int, Path(ge=0, le=1000)],
+    request: Request,
     runtime: RuntimeDep,
     principal: PrincipalDep,
 ) -> Response:
@@ -58,4 +59,6 @@ def get_attachment(
         return error_response(404, NOT_FOUND)
     except AttachmentUnavailable as error:
         return error_response(502, error.reason)
+    target = f"{message_id}/{index}"
+    runtime.access_log.record(principal, "attachment", target, via="api", path=request.url.path)
     return file_response(found)

@@ -72,10 +72,15 @@ def create_contact(body: ContactIn, runtime: RuntimeDep, principal: WriterDep) -
 
 
 @router.get("/{contact_id}")
-def get_contact(contact_id: UUID, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+def get_contact(
+    contact_id: UUID, request: Request, runtime: RuntimeDep, principal: PrincipalDep
+) -> dict[str, Any]:
     card = runtime.queries.contact(str(contact_id))
     if card is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"contact {contact_id} not found")
+    runtime.access_log.record(
+        principal, "contact", str(contact_id), via="api", path=request.url.path
+    )
     card["open_tasks"] = runtime.queries.tasks(status="open", contact_id=str(contact_id), limit=50)
     return card
 
@@ -108,6 +113,7 @@ def patch_contact(
 @router.get("/{contact_id}/timeline", response_model=ListOut)
 def get_timeline(
     contact_id: UUID,
+    request: Request,
     runtime: RuntimeDep,
     principal: PrincipalDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
@@ -118,6 +124,9 @@ def get_timeline(
 ) -> ListOut:
     if runtime.queries.contact(str(contact_id)) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"contact {contact_id} not found")
+    runtime.access_log.record(
+        principal, "contact", str(contact_id), via="api", path=request.url.path
+    )
     items = runtime.queries.timeline(str(contact_id), limit, before)
     return ListOut(items=items, total=None)
 

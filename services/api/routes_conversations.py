@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from threadline.channels.registry import load_adapters
 from threadline.domain.model.errors import InvalidInput
@@ -73,8 +73,18 @@ def inbox(
 
 @router.get("/conversations/{conversation_id}")
 def get_conversation(
-    conversation_id: UUID, runtime: RuntimeDep, principal: PrincipalDep
+    conversation_id: UUID, request: Request, runtime: RuntimeDep, principal: PrincipalDep
 ) -> dict[str, Any]:
+    found = conversation_out(conversation_id, runtime)
+    runtime.access_log.record(
+        principal, "conversation", str(conversation_id), via="api", path=request.url.path
+    )
+    return found
+
+
+def conversation_out(conversation_id: UUID, runtime: Runtime) -> dict[str, Any]:
+    """The conversation as the API shows it (404 when unknown); a change answers with it too,
+    unrecorded: the change's event names its author already."""
     conversation = runtime.queries.conversation(str(conversation_id))
     if conversation is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"conversation {conversation_id} not found")
@@ -183,7 +193,7 @@ def assign(
         conversation_id, assignee_of(principal, body.assignee_id), principal.actor
     )
     runtime.wait_for_views(committed.notification_id)
-    return get_conversation(conversation_id, runtime, principal)
+    return conversation_out(conversation_id, runtime)
 
 
 @router.post("/conversations/{conversation_id}/status")
@@ -194,7 +204,7 @@ def change_status(
         conversation_id, body.status, principal.actor, snoozed_until=body.snoozed_until
     )
     runtime.wait_for_views(committed.notification_id)
-    return get_conversation(conversation_id, runtime, principal)
+    return conversation_out(conversation_id, runtime)
 
 
 @router.post("/conversations/{conversation_id}/read", status_code=status.HTTP_204_NO_CONTENT)

@@ -389,6 +389,8 @@ async def get_items_csv(
         section_items, runtime.views, report, section, s, _key_of(request), measure
     )
     body = items_csv(source.columns, items)
+    target = f"{report.name}/{found.name}"
+    runtime.access_log.record(principal, "export", target, via="api", path=request.url.path)
     filename = f"{report.name}-{found.name}.csv"
     return Response(
         content=body.encode("utf-8"),

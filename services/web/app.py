@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from threadline.services.web import (
     routes_admin,
     routes_attachments,
+    routes_audit,
     routes_auth,
     routes_companies,
     routes_contacts,
@@ -59,6 +60,7 @@ PAGE_MODULES = (
     routes_segments,
     routes_admin,
     routes_attachments,
+    routes_audit,
 )
 
 

@@ -46,4 +46,8 @@ def attachment(message_id: str, index: str, user: WebUserDep) -> Response:
         return _page(user, 404, user._("No such attachment."))
     except AttachmentUnavailable as error:
         return _page(user, 502, f"{user._('The file could not be downloaded.')} ({error.reason})")
+    target = f"{parsed}/{number}"
+    user.runtime.access_log.record(
+        user, "attachment", target, via="web", path=user.request.url.path
+    )
     return file_response(found)

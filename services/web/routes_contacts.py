@@ -362,6 +362,9 @@ def contact_card(contact_id: str, user: WebUserDep) -> HTMLResponse:
             "</section>",
             status_code=404,
         )
+    user.runtime.access_log.record(
+        user, "contact", str(contact["id"]), via="web", path=user.request.url.path
+    )
     return render_card(user, contact)
 
 
@@ -375,6 +378,9 @@ def contact_page(
         return not_found(user)
     if str(contact["id"]) != known:
         return redirect(f"/contacts/{contact['id']}")
+    user.runtime.access_log.record(
+        user, "contact", str(contact["id"]), via="web", path=user.request.url.path
+    )
     return render_page(user, contact, editing=edit if user.can_write else None, flash=done)
 
 
@@ -385,6 +391,9 @@ def recent_fragment(contact_id: str, user: WebUserDep) -> HTMLResponse:
     contact = live_contact(user, known) if known else None
     if contact is None:
         return not_found(user)
+    user.runtime.access_log.record(
+        user, "contact", str(contact["id"]), via="web", path=user.request.url.path
+    )
     rows = user.runtime.queries.timeline(str(contact["id"]), PAGE_TIMELINE)
     return user.render(
         "contacts/_recent.html", contact=contact, recent=list(reversed(rows)), labels=LABELS
@@ -398,6 +407,9 @@ def timeline_page(contact_id: str, user: WebUserDep, before: str = "") -> Respon
     contact = live_contact(user, known) if known else None
     if contact is None:
         return not_found(user)
+    user.runtime.access_log.record(
+        user, "contact", str(contact["id"]), via="web", path=user.request.url.path
+    )
     seq = whole_number(before, 2**63 - 1)
     rows = user.runtime.queries.timeline(str(contact["id"]), TIMELINE_PAGE + 1, seq)
     more = len(rows) > TIMELINE_PAGE

@@ -400,6 +400,9 @@ def conversation_page(conversation_id: str, request: Request, user: WebUserDep) 
     conversation = _conversation(user, conversation_id)
     if conversation is None:
         return _not_found(user)
+    user.runtime.access_log.record(
+        user, "conversation", str(conversation["id"]), via="web", path=request.url.path
+    )
     conversation = _mark_read(user, conversation)
     return _page(user, _filters(request), conversation)
 
@@ -418,6 +421,9 @@ def thread_fragment(conversation_id: str, request: Request, user: WebUserDep) ->
     conversation = _conversation(user, conversation_id)
     if conversation is None:
         return _not_found(user)
+    user.runtime.access_log.record(
+        user, "conversation", str(conversation["id"]), via="web", path=request.url.path
+    )
     conversation = _mark_read(user, conversation)
     context = _conversation_context(user, conversation, _filters(request))
     return user.render("inbox/_thread.html", **context)

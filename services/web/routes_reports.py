@@ -644,6 +644,8 @@ def items_csv_file(name: str, section: str, request: Request, user: ReaderDep) -
     except NotFound:
         return not_found(user, user._("There is no such section in this report."))
     body = items_csv(source.columns, items)
+    target = f"{report.name}/{found.name}"
+    user.runtime.access_log.record(user, "export", target, via="web", path=request.url.path)
     return Response(
         content=body.encode("utf-8"),
         media_type="text/csv; charset=utf-8",
