@@ -10,6 +10,7 @@ for what an event concerns and how a correlation id leads from an effect to its 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -193,10 +194,22 @@ def _as_of(runtime: Any, at: datetime | None, position: int | None) -> tuple[str
     return moment, position_at(runtime.views, moment)
 
 
-def _not_indexed(error: NotYetIndexed) -> HTTPException:
-    return HTTPException(
-        status.HTTP_503_SERVICE_UNAVAILABLE, f"{error}: try again in a moment", {"Retry-After": "1"}
-    )
+async def _rebuilt(
+    rebuild: Callable[[Any, Any, str, int], dict[str, Any] | None],
+    runtime: Any,
+    subject: str,
+    position: int,
+) -> dict[str, Any] | None:
+    """A card or a thread rebuilt as of `position` (off the event loop); 503 while the audit
+    index has not reached it yet."""
+    try:
+        return await run_in_threadpool(rebuild, runtime.app, runtime.views, subject, position)
+    except NotYetIndexed as error:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"{error}: try again in a moment",
+            {"Retry-After": "1"},
+        ) from None
 
 
 @router.get("/contacts/{contact_id}", response_model=ContactAsOfOut)
@@ -211,12 +224,7 @@ async def contact_as_of(
     """The contact's card and timeline as they stood at a moment (or a position) of the log,
     rebuilt from the log by the same views; the live views are untouched."""
     moment, upto = _as_of(runtime, at, position)
-    try:
-        card = await run_in_threadpool(
-            contact_at, runtime.app, runtime.views, str(contact_id), upto
-        )
-    except NotYetIndexed as error:
-        raise _not_indexed(error) from None
+    card = await _rebuilt(contact_at, runtime, str(contact_id), upto)
     if card is None:
         raise HTTPException(404, f"contact {contact_id} did not exist at position {upto}")
     runtime.access_log.record(
@@ -236,12 +244,7 @@ async def conversation_as_of(
 ) -> ConversationAsOfOut:
     """The conversation and its messages as they stood at a moment (or a position) of the log."""
     moment, upto = _as_of(runtime, at, position)
-    try:
-        found = await run_in_threadpool(
-            conversation_at, runtime.app, runtime.views, str(conversation_id), upto
-        )
-    except NotYetIndexed as error:
-        raise _not_indexed(error) from None
+    found = await _rebuilt(conversation_at, runtime, str(conversation_id), upto)
     if found is None:
         raise HTTPException(
             404, f"conversation {conversation_id} had not started at position {upto}"
@@ -267,7 +270,7 @@ async def audit_export(
     runtime: RuntimeDep,
     principal: AuditorDep,
     contact_id: Annotated[
-        str | None, Query(max_length=100, description="a contact's history (merged included)")
+        UUID | None, Query(description="a contact's history (merged included)")
     ] = None,
     date_from: Annotated[
         datetime | None, Query(alias="from", description="recorded at or after (ISO 8601)")
@@ -281,7 +284,8 @@ async def audit_export(
     readable HTML report with actors, causes and attachments (as `threadline audit export`)."""
     if contact_id is None and date_from is None and date_to is None:
         raise HTTPException(422, "give contact_id, or from and/or to")
-    scope = ExportScope(contact_id=contact_id, start=_moment(date_from), end=_moment(date_to))
+    contact = None if contact_id is None else str(contact_id)
+    scope = ExportScope(contact_id=contact, start=_moment(date_from), end=_moment(date_to))
 
     def build() -> str:
         events = list(exported_events(runtime.views, runtime.app, scope))
@@ -293,9 +297,9 @@ async def audit_export(
 
     body = await run_in_threadpool(build)
     runtime.access_log.record(
-        principal, "export", contact_id or "audit-export", via="api", path=request.url.path
+        principal, "export", contact or "audit-export", via="api", path=request.url.path
     )
-    name = f"threadline-audit-{contact_id or 'period'}.{format}"
+    name = f"threadline-audit-{contact or 'period'}.{format}"
     return Response(
         body,
         media_type="text/html" if format == "html" else "application/x-ndjson",
