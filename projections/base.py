@@ -42,6 +42,26 @@ def ts(value: datetime | None) -> str | None:
     return value.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
+@overload
+def utc_ts(value: datetime) -> str: ...
+
+
+@overload
+def utc_ts(value: None) -> None: ...
+
+
+@overload
+def utc_ts(value: datetime | None) -> str | None: ...
+
+
+def utc_ts(value: datetime | None) -> str | None:
+    """`ts` of a moment someone typed or sent: one without a zone is UTC, as every stored
+    time is (`ts` alone would read it in the server's local zone)."""
+    if value is None:
+        return None
+    return ts(value if value.tzinfo is not None else value.replace(tzinfo=UTC))
+
+
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 """The text form `ts` writes, for the few places that need the format itself."""
 

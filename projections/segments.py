@@ -19,12 +19,12 @@ the views when the filter is built, so the builder needs `views` for them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from threadline.domain.model.attributes import AttributeRegistry, AttributeType
 from threadline.domain.model.errors import InvalidInput
-from threadline.projections.base import ts
+from threadline.projections.base import utc_ts
 from threadline.projections.queries import COMPARATORS, AttributeCondition, ContactFilter
 from threadline.projections.saved_segments import (
     SEGMENT_KEYS,
@@ -129,7 +129,7 @@ def _instant(raw: str | None, field: str) -> str | None:
         if len(text) == 10:
             return date.fromisoformat(text).isoformat()
         moment = datetime.fromisoformat(text)
-        return ts(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+        return utc_ts(moment)
     except (ValueError, OverflowError):  # not a date; or at the calendar's very edge
         raise InvalidInput(
             field, "expected an ISO date or time (2026-03-01, 2026-03-01T09:30Z)"

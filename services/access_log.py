@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from threadline.domain.infrastructure.store_access import CONNECTION_ERRORS, recover_connections
-from threadline.projections.base import ts
+from threadline.projections.base import ts, utc_ts
 from threadline.projections.sql import Conditions, ViewDatabase
 
 log = logging.getLogger(__name__)
@@ -117,13 +117,6 @@ class AccessQuery:
     until: datetime | None = None
     after: int = 0
     limit: int = 100
-
-
-def _utc_text(moment: datetime | None) -> str | None:
-    """The `ts` text of a moment to compare with `at`; a moment without a zone is UTC."""
-    if moment is None:
-        return None
-    return ts(moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC))
 
 
 class AccessLog:
@@ -226,8 +219,8 @@ class AccessLog:
             Conditions()
             .compare("id", ">", query.after)
             .equal([("actor", query.actor), ("kind", query.kind), ("target_id", query.target_id)])
-            .compare("at", ">=", _utc_text(query.since))
-            .compare("at", "<", _utc_text(query.until))
+            .compare("at", ">=", utc_ts(query.since))
+            .compare("at", "<", utc_ts(query.until))
         )
         rows = self.db.query(
             f"SELECT id, {_COLUMNS} FROM access_log{where.where} ORDER BY id LIMIT ?",

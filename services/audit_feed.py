@@ -138,6 +138,7 @@ def audit_page(
     more = len(rows) > limit
     rows = rows[:limit]
     names = _actor_names(db, (str(r["actor"]) for r in rows))
+    decoded = dict(decoded_events(log, [int(r["position"]) for r in rows]))
     events = [
         AuditEvent(
             position=int(r["position"]),
@@ -155,20 +156,38 @@ def audit_page(
             conversation_id=r["conversation_id"],
             deal_id=r["deal_id"],
             caused_by=None if r["caused_by"] is None else int(r["caused_by"]),
-            data=event_data(log, int(r["position"])),
+            data=event_data(decoded.get(int(r["position"]))),
         )
         for r in rows
     ]
     return AuditPage(events, events[-1].position if more and events else None)
 
 
-def event_data(log: Any, position: int) -> dict[str, Any]:
-    """The event stored at `position`, decoded, as JSON values (without the fields the feed
-    shows as columns)."""
-    found = log.recorder.select_notifications(start=position, limit=1)
-    if not found or int(found[0].id) != position:
+def decoded_events(app: Any, positions: list[int]) -> list[tuple[int, Any]]:
+    """The events at `positions`, read from the log in runs of neighbours and decoded."""
+    wanted = set(positions)
+    found: list[tuple[int, Any]] = []
+    index = 0
+    while index < len(positions):
+        start = positions[index]
+        end = start
+        while index + 1 < len(positions) and positions[index + 1] - end <= 8:
+            index += 1
+            end = positions[index]
+        for notification in app.recorder.select_notifications(
+            start=start, limit=end - start + 1, stop=end
+        ):
+            if int(notification.id) in wanted:
+                found.append((int(notification.id), app.mapper.to_domain_event(notification)))
+        index += 1
+    return found
+
+
+def event_data(event: Any) -> dict[str, Any]:
+    """A decoded event as JSON values (without the fields the feed shows as columns); nothing
+    for an event no longer stored at its position (`threadline audit verify` says where)."""
+    if event is None:
         return {}
-    event = log.mapper.to_domain_event(found[0])
     return {name: plain(value) for name, value in vars(event).items() if name not in HIDDEN_FIELDS}
 
 

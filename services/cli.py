@@ -7,7 +7,7 @@ import logging
 import secrets
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -376,7 +376,7 @@ def _require_audit_index(runtime: Runtime) -> None:
 def _replay_until(
     settings: Settings, until: datetime | None, until_position: int | None, into: str | None
 ) -> None:
-    from threadline.projections.base import ts
+    from threadline.projections.base import utc_ts
     from threadline.services.history_at import position_at
     from threadline.services.store import views_url_as_of
     from threadline.services.view_stack import replay_as_of, views_url_of
@@ -388,7 +388,7 @@ def _replay_until(
     try:
         head = int(runtime.app.recorder.max_notification_id() or 0)
         if until is not None:
-            moment = ts(until if until.tzinfo else until.replace(tzinfo=UTC))
+            moment = utc_ts(until)
             _require_audit_index(runtime)
             position = position_at(runtime.views, moment)
         else:
@@ -838,7 +838,7 @@ def audit_export(
 ) -> None:
     """Export the communication history (a contact's, or a period's) as JSON lines and a
     readable HTML report with actors, causes and attachments."""
-    from threadline.projections.base import ts
+    from threadline.projections.base import utc_ts
     from threadline.services.audit_export import (
         ExportScope,
         chain_state,
@@ -851,12 +851,7 @@ def audit_export(
         console.print("[red]give --contact ID, or --from and/or --to[/red]")
         raise typer.Exit(2)
 
-    def moment(value: datetime | None) -> str | None:
-        if value is None:
-            return None
-        return ts(value if value.tzinfo else value.replace(tzinfo=UTC))
-
-    scope = ExportScope(contact_id=contact, start=moment(date_from), end=moment(date_to))
+    scope = ExportScope(contact_id=contact, start=utc_ts(date_from), end=utc_ts(date_to))
     settings = _settings()
     runtime = _runtime(settings, run_views=False, role="cli")
     try:

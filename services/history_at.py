@@ -37,7 +37,7 @@ from threadline.projections.inbox import InboxProjection
 from threadline.projections.queries import Queries
 from threadline.projections.sql import ViewDatabase, ViewReader
 from threadline.projections.timeline import TimelineProjection
-from threadline.services.audit_feed import with_merged
+from threadline.services.audit_feed import decoded_events, with_merged
 from threadline.services.store import library_env
 
 AS_OF_VIEWS: tuple[type[ViewProjection], ...] = (
@@ -78,26 +78,6 @@ def subject_positions(db: ViewReader, column: str, ids: list[str], upto: int) ->
         [*ids, upto],
     )
     return [int(r["position"]) for r in rows]
-
-
-def decoded_events(app: Any, positions: list[int]) -> list[tuple[int, Any]]:
-    """The events at `positions`, read from the log in runs of neighbours and decoded."""
-    wanted = set(positions)
-    found: list[tuple[int, Any]] = []
-    index = 0
-    while index < len(positions):
-        start = positions[index]
-        end = start
-        while index + 1 < len(positions) and positions[index + 1] - end <= 8:
-            index += 1
-            end = positions[index]
-        for notification in app.recorder.select_notifications(
-            start=start, limit=end - start + 1, stop=end
-        ):
-            if int(notification.id) in wanted:
-                found.append((int(notification.id), app.mapper.to_domain_event(notification)))
-        index += 1
-    return found
 
 
 @contextmanager

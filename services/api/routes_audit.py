@@ -21,9 +21,9 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from threadline.domain.model.user import Role
-from threadline.projections.base import ts
+from threadline.projections.base import utc_ts
 from threadline.services.api.deps import Principal, RuntimeDep, require_roles
-from threadline.services.api.schemas import MAX_OFFSET
+from threadline.services.api.schemas import MAX_OFFSET, Instant
 from threadline.services.audit_export import (
     ExportScope,
     chain_state,
@@ -81,14 +81,6 @@ class AuditEventsOut(BaseModel):
     )
 
 
-def _moment(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # a moment without a zone is UTC, as every stored time is
-        value = value.replace(tzinfo=UTC)
-    return ts(value)
-
-
 @router.get("/events", response_model=AuditEventsOut)
 async def audit_events(
     request: Request,
@@ -109,10 +101,10 @@ async def audit_events(
     ] = None,
     correlation_id: Annotated[str | None, Query(max_length=200)] = None,
     date_from: Annotated[
-        datetime | None, Query(alias="from", description="recorded at or after (ISO 8601)")
+        Instant | None, Query(alias="from", description="recorded at or after (ISO 8601)")
     ] = None,
     date_to: Annotated[
-        datetime | None, Query(alias="to", description="recorded before (ISO 8601)")
+        Instant | None, Query(alias="to", description="recorded before (ISO 8601)")
     ] = None,
     after: Annotated[
         int, Query(ge=0, le=MAX_OFFSET, description="the last position already seen")
@@ -131,8 +123,8 @@ async def audit_events(
         actor_kind=actor_kind,
         event_types=tuple(event_type or ()),
         correlation_id=correlation_id,
-        start=_moment(date_from),
-        end=_moment(date_to),
+        start=utc_ts(date_from),
+        end=utc_ts(date_to),
     )
     page = await run_in_threadpool(audit_page, runtime.views, runtime.app, f, after, limit)
     # a read of the history (the access log: a contact's, a conversation's, or the log's)
@@ -172,7 +164,7 @@ class ConversationAsOfOut(AsOfOut):
 
 
 AtQuery = Annotated[
-    datetime | None,
+    Instant | None,
     Query(description="the moment (ISO 8601; without a zone: UTC); default: now"),
 ]
 PositionQuery = Annotated[
@@ -189,8 +181,7 @@ def _as_of(runtime: Any, at: datetime | None, position: int | None) -> tuple[str
         if position > head:
             raise HTTPException(422, f"the log has no position {position} yet (it ends at {head})")
         return None, position
-    moment = _moment(at or datetime.now(UTC))
-    assert moment is not None
+    moment = utc_ts(at or datetime.now(UTC))
     return moment, position_at(runtime.views, moment)
 
 
@@ -273,10 +264,10 @@ async def audit_export(
         UUID | None, Query(description="a contact's history (merged included)")
     ] = None,
     date_from: Annotated[
-        datetime | None, Query(alias="from", description="recorded at or after (ISO 8601)")
+        Instant | None, Query(alias="from", description="recorded at or after (ISO 8601)")
     ] = None,
     date_to: Annotated[
-        datetime | None, Query(alias="to", description="recorded before (ISO 8601)")
+        Instant | None, Query(alias="to", description="recorded before (ISO 8601)")
     ] = None,
     format: Annotated[Literal["jsonl", "html"], Query(description="jsonl or html")] = "jsonl",
 ) -> Response:
@@ -285,7 +276,7 @@ async def audit_export(
     if contact_id is None and date_from is None and date_to is None:
         raise HTTPException(422, "give contact_id, or from and/or to")
     contact = None if contact_id is None else str(contact_id)
-    scope = ExportScope(contact_id=contact, start=_moment(date_from), end=_moment(date_to))
+    scope = ExportScope(contact_id=contact, start=utc_ts(date_from), end=utc_ts(date_to))
 
     def build() -> str:
         events = list(exported_events(runtime.views, runtime.app, scope))
