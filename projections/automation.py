@@ -16,7 +16,7 @@ from uuid import UUID
 
 from threadline.domain.model.automation import Notification, WebhookCall
 from threadline.domain.model.calendar import Calendar
-from threadline.domain.model.rule import Rule, RuleFiring, Timer
+from threadline.domain.model.rule import Rule, RuleFiring, Timer, joined_trace
 from threadline.domain.model.template import Template
 from threadline.projections.base import ViewProjection, dumps, handles, sid, ts
 from threadline.projections.sql import ViewCursor, ViewReader, rows_with_ids
@@ -168,7 +168,7 @@ class AutomationProjection(ViewProjection):
                 dumps(event.cause),
                 event.outcome,
                 event.reason,
-                dumps(event.trace),
+                dumps(joined_trace(event.trace, getattr(event, "personal", None))),
                 dumps(event.effects),
                 event.depth,
                 at,

@@ -273,8 +273,9 @@ def merge_call(existing: dict[str, Any] | None, event: Any) -> dict[str, Any]:
     call["outcome"] = getattr(event, "outcome", "missed")
     if getattr(event, "duration", None) is not None:
         call["duration"] = event.duration
-    if getattr(event, "recording_url", None):
-        call["recording_url"] = event.recording_url
+    recording = (getattr(event, "personal", None) or {}).get("recording_url")
+    if recording:
+        call["recording_url"] = recording
     return call
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from threadline.domain.model.campaign import Campaign, CampaignRecipient
-from threadline.domain.model.message import Message
+from threadline.domain.model.message import Message, failure_reason
 from threadline.projections.base import ViewProjection, dumps, handles, sid, ts
 from threadline.projections.queries import ContactFilter
 from threadline.projections.sql import ViewCursor, ViewReader
@@ -216,17 +216,17 @@ class CampaignProjection(ViewProjection):
             cur.execute(
                 "UPDATE campaign_recipients SET state = 'failed', failed_at = ?, reason = ?,"
                 " last_error = ?, updated_at = ? WHERE message_id = ?",
-                [at, event.reason, event.reason, at, message],
+                [at, failure_reason(event), failure_reason(event), at, message],
             )
             cur.execute(
                 "UPDATE campaign_tests SET state = 'failed', failure = ?, updated_at = ?"
                 " WHERE message_id = ?",
-                [event.reason, at, message],
+                [failure_reason(event), at, message],
             )
         else:
             cur.execute(
                 "UPDATE campaign_recipients SET last_error = ?, updated_at = ? WHERE message_id = ?",
-                [event.reason, at, message],
+                [failure_reason(event), at, message],
             )
 
 

@@ -15,7 +15,7 @@ from uuid import UUID
 
 from threadline.domain.model.contact import Contact
 from threadline.domain.model.conversation import Conversation
-from threadline.domain.model.message import Message
+from threadline.domain.model.message import Message, failure_reason, full_metadata
 from threadline.projections.base import (
     ContactAliases,
     ViewProjection,
@@ -123,7 +123,7 @@ class InboxProjection(ViewProjection):
             "id": conversation_id,
             "contact_id": sid(event.contact_id),
             "channel": event.channel,
-            "thread_key": event.thread_key,
+            "thread_key": event.personal.get("thread_key", event.thread_key),
             "subject": event.personal.get("subject", ""),
             "created_at": ts(event.timestamp),
             "updated_at": ts(event.timestamp),
@@ -181,7 +181,7 @@ class InboxProjection(ViewProjection):
                 personal.get("subject", ""),
                 personal.get("sender_name", ""),
                 dumps(_attachments(event)),
-                dumps(getattr(event, "metadata", {})),
+                dumps(full_metadata(event)),
                 event.actor,
                 at,
                 at,
@@ -234,7 +234,7 @@ class InboxProjection(ViewProjection):
     @handles(Message.MessageDeliveryFailed)
     def _failed(self, event: Any, cur: ViewCursor) -> None:
         failure = {
-            "reason": event.reason,
+            "reason": failure_reason(event),
             "problem": event.problem,
             "permanent": event.permanent,
             "retry_at": ts(event.retry_at),

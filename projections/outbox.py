@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from threadline.domain.model.message import Message
+from threadline.domain.model.message import Message, failure_reason, full_metadata
 from threadline.projections.base import ViewProjection, dumps, handles, sid, ts
 from threadline.projections.sql import ViewCursor, ViewReader
 
@@ -78,12 +78,12 @@ class OutboxProjection(ViewProjection):
         cur.execute(
             "UPDATE outbox SET state = ?, last_error = ?, next_attempt_at = ?, updated_at = ?"
             " WHERE message_id = ?",
-            [state, event.reason, retry_at, ts(event.timestamp), sid(event.originator_id)],
+            [state, failure_reason(event), retry_at, ts(event.timestamp), sid(event.originator_id)],
         )
 
     @handles(Message.MessageReceived)
     def _received(self, event: Any, cur: ViewCursor) -> None:
-        metadata = event.metadata or {}
+        metadata = full_metadata(event)  # the Message-IDs are personal
         header = metadata.get("message_id")
         if not header:
             return

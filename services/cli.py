@@ -66,6 +66,7 @@ def _runtime(
     settings: Settings, run_views: bool = True, views_in_process: bool = True, role: str = "cli"
 ) -> Runtime:
     """The process's runtime; `role` picks its connection budget and names its connections."""
+    from threadline.services.pseudonym_key import PseudonymKeyError
     from threadline.services.runtime import Runtime
     from threadline.services.secret_box import SecretKeyError
 
@@ -77,6 +78,9 @@ def _runtime(
         raise typer.Exit(2) from None
     except SecretKeyError as error:
         console.print(f"[red]cannot read the secrets: {error}[/red]")
+        raise typer.Exit(2) from None
+    except PseudonymKeyError as error:
+        console.print(f"[red]cannot derive the store's ids: {error}[/red]")
         raise typer.Exit(2) from None
     except Exception as error:
         console.print(
@@ -502,6 +506,7 @@ def secrets_rotate() -> None:
 
     Stop the server first; afterwards start it with THREADLINE_SECRET_KEY alone.
     """
+    from threadline.services.pseudonym_key import PseudonymKeyStore
     from threadline.services.secret_box import rotate_check_value
 
     settings = _settings()
@@ -516,6 +521,7 @@ def secrets_rotate() -> None:
     try:
         secrets_count = runtime.channels.secrets.rotate()
         hashes = runtime.credentials.rotate()
+        PseudonymKeyStore(runtime.state_db, runtime.secret_box).rotate()
         rotate_check_value(runtime.state_db, runtime.secret_box)
     finally:
         runtime.close()
@@ -523,6 +529,29 @@ def secrets_rotate() -> None:
         f"re-encrypted {secrets_count} inbox secrets and {hashes} password hashes with the new "
         "key; from now on start with THREADLINE_SECRET_KEY alone"
     )
+
+
+@secrets_app.command("pseudonym-key")
+def secrets_pseudonym_key() -> None:
+    """Print the store's pseudonym key (64 hex digits), to keep with the secret key.
+
+    A new or restored state database needs it as THREADLINE_PSEUDONYM_KEY: without it the
+    ids of returning clients and redelivered messages would not match the log's.
+    """
+    from threadline.domain.model.pseudonyms import KEYED, current
+
+    runtime = _runtime(_settings(), run_views=False)
+    try:
+        pseudonyms = current()
+    finally:
+        runtime.close()
+    if pseudonyms.scheme != KEYED:
+        console.print(
+            "this store's log began before keyed ids: its ids are uuid5 of the values and it "
+            "has no pseudonym key"
+        )
+        raise typer.Exit(1)
+    typer.echo(pseudonyms.key.hex())
 
 
 @rules_app.command("export")

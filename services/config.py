@@ -55,6 +55,14 @@ SETTINGS: list[tuple[str, str, str]] = [
         "`threadline secrets rotate` re-encrypts them with `THREADLINE_SECRET_KEY`.",
     ),
     (
+        "THREADLINE_PSEUDONYM_KEY",
+        "(state database)",
+        "The key (64 hex digits) of the ids derived from personal values (identity claims, "
+        "messages, threads). Made at a store's first start and kept in the state database, "
+        "encrypted; set this only to give it to a new or restored state database "
+        "(`threadline secrets pseudonym-key` prints it). A wrong key stops the start.",
+    ),
+    (
         "THREADLINE_MAX_BODY_BYTES",
         "1048576",
         "Largest request body accepted; larger bodies are answered 413.",
@@ -240,6 +248,7 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     secret_key: str | None = None
     secret_key_old: str | None = None
+    pseudonym_key: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -261,6 +270,7 @@ class Settings:
                 webhook_allow=_webhook_allow(get("THREADLINE_WEBHOOK_ALLOW") or ""),
                 secret_key=get("THREADLINE_SECRET_KEY"),
                 secret_key_old=get("THREADLINE_SECRET_KEY_OLD"),
+                pseudonym_key=get("THREADLINE_PSEUDONYM_KEY"),
                 max_body_bytes=int(get("THREADLINE_MAX_BODY_BYTES") or cls.max_body_bytes),
                 default_region=(get("THREADLINE_DEFAULT_REGION") or "").upper() or None,
                 timezone=_time_zone(get("THREADLINE_TIMEZONE") or cls.timezone),

@@ -17,6 +17,7 @@ from threadline.domain.commands.application import Threadline
 from threadline.projections.sql import ViewDatabase
 from threadline.services.config import Settings
 from threadline.services.credentials import CredentialStore
+from threadline.services.pseudonym_key import PseudonymKeyStore, open_pseudonyms
 from threadline.services.secret_box import SecretBox, open_secret_box
 from threadline.services.store import library_env, state_url_for
 
@@ -48,4 +49,11 @@ def open_state(
     credentials.encrypt_plaintext()
     app.passwords = credentials
     credentials.import_from_log(app)
+    # The key of the ids derived from personal values: checked against the store, installed.
+    open_pseudonyms(
+        app.recorder,
+        not app.recorder.max_notification_id(),
+        PseudonymKeyStore(db, secret_box),
+        settings.pseudonym_key,
+    )
     return StateStack(db=db, factory=factory, secret_box=secret_box, credentials=credentials)

@@ -194,6 +194,10 @@ def default_views_url(database_url: str) -> str:
     return database_url
 
 
+_AS_OF_FILE = re.compile(r"-until-[0-9]+$")
+_AS_OF_SCHEMA = re.compile(r"_until_[0-9]+$")
+
+
 def views_url_as_of(views_url: str, position: int) -> str:
     """Where `threadline replay --until` builds the views as of `position`: a sibling SQLite
     file (`...-views-until-N.db`), or a schema of its own in the same PostgreSQL database
@@ -216,12 +220,22 @@ def state_url_for(views_url: str) -> str:
     one SQLite file those writers would make each other's transactions fail with "database
     is locked" (a read transaction cannot be upgraded once another connection committed).
     PostgreSQL has no such problem, so there it is the views' database.
+
+    Views a `replay --until` built (`views_url_as_of`) share the live views' state: a
+    server browsing them read-only needs the same users, secrets and pseudonym key.
     """
     if views_url.startswith("sqlite:///"):
         path = sqlite_path(views_url)
         stem = path[:-3] if path.endswith(".db") else path
+        stem = _AS_OF_FILE.sub("", stem)
         stem = stem[: -len("-views")] if stem.endswith("-views") else stem
         return f"sqlite:///{stem}-state.db"
+    parsed = urlparse(views_url)
+    query = parse_qs(parsed.query)
+    schema = (query.get("schema") or [""])[0]
+    if _AS_OF_SCHEMA.search(schema):
+        query["schema"] = [_AS_OF_SCHEMA.sub("", schema)]
+        return parsed._replace(query=urlencode(query, doseq=True)).geturl()
     return views_url
 
 

@@ -136,7 +136,9 @@ class DateScans:
             for contact_id in contacts_with_attribute_ending(self.views, attribute, ending):
                 trigger = TriggerEvent(
                     names=("birthday",),
-                    cause_key=f"birthday:{contact_id}:{day.isoformat()}",
+                    # once a year per contact; the key (a firing's id, a timer's cause) does
+                    # not say the birthday itself, which is personal
+                    cause_key=f"birthday:{contact_id}:{day.year}",
                     occurred_at=occurrence,
                     facts={"type": "birthday", "date": day.isoformat()},
                     contact_id=UUID(contact_id),

@@ -149,7 +149,7 @@ def _personal_facts(personal: dict[str, Any]) -> dict[str, Any]:
     return {k: _plain(v) for k, v in personal.items() if k in PERSONAL_FACTS}
 
 
-PERSONAL_FACTS = ("text", "subject", "title", "purpose", "counterparty")
+PERSONAL_FACTS = ("text", "subject", "title", "purpose", "counterparty", "reason")
 
 
 def _uuid(value: Any) -> UUID | None:

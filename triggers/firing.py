@@ -25,6 +25,7 @@ from threadline.domain.model.rule import (
     Timer,
     cause_reference,
     firing_id,
+    split_trace,
     timer_id,
 )
 from threadline.domain.model.task import ReplyTaskMark, Task, reply_task_mark_id
@@ -130,6 +131,7 @@ def firing_command(prepared: PreparedFiring) -> Command[UUID | None]:
                 effects.append(
                     _apply(unit, action, event, new_firing, index, actor, correlation_id)
                 )
+        public_trace, compared = split_trace(decision.trace)
         unit.add(
             RuleFiring(
                 id=new_firing,
@@ -139,11 +141,12 @@ def firing_command(prepared: PreparedFiring) -> Command[UUID | None]:
                 contact_id=event.contact_id,
                 outcome=outcome,
                 reason=reason,
-                trace=decision.trace,
+                trace=public_trace,
                 effects=effects,
                 depth=prepared.depth,
                 actor=actor,
                 correlation_id=event.correlation_id or correlation_id,
+                personal=compared,
             )
         )
         return new_firing

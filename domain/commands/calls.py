@@ -67,7 +67,8 @@ class CallCommands(Commands):
                 return None
             if call.call_status in FINAL_CALL_STATUSES and status not in FINAL_CALL_STATUSES:
                 return None  # a late "ringing" after "completed" changes nothing
-            call.update_call(status, outcome, duration, recording_url, actor, correlation_id)
+            recording = {"recording_url": recording_url} if recording_url else {}
+            call.update_call(status, outcome, duration, recording, actor, correlation_id)
             return outcome
 
         return self.writer.submit(command)

@@ -53,12 +53,13 @@ def automatic_conversation(
     if existing is not None:
         return existing
     conversation = unit.add(
-        Conversation(
+        Conversation.start(
             id=wanted,
             contact_id=contact.id,
             channel=channel,
             thread_key=AUTOMATIC_THREAD,
-            personal={"subject": ""},
+            subject="",
+            address=None,
             actor=actor,
             correlation_id=correlation_id,
         )

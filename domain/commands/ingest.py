@@ -117,15 +117,13 @@ def ingest_command(message: InboundMessage) -> Command[IngestResult]:
             )
         if conversation is None:
             conversation = unit.add(
-                Conversation(
+                Conversation.start(
                     id=conversation_id,
                     contact_id=contact.id,
                     channel=message.channel,
                     thread_key=message.thread_key,
-                    personal={
-                        "subject": message.subject,
-                        "address": message.identities[0].as_dict(),
-                    },
+                    subject=message.subject,
+                    address=message.identities[0].as_dict(),
                     actor=actor,
                     correlation_id=correlation_id,
                     inbox_id=message.inbox_id,

@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import lru_cache
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from threadline.domain.model.errors import InvalidInput
+from threadline.domain.model.pseudonyms import pseudonymous_id
 
 IDENTITY_NAMESPACE = uuid5(NAMESPACE_URL, "https://threadline.dev/identity")
 _WEB_VISITOR_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
@@ -48,10 +48,10 @@ class Identity:
         return {"kind": str(self.kind), "value": self.value}
 
 
-@lru_cache(maxsize=65536)
 def identity_claim_id(kind: str, value: str) -> UUID:
-    # Cached: a message's identities are looked up by claim id several times per ingest.
-    return uuid5(IDENTITY_NAMESPACE, f"{kind}:{value}")
+    """Keyed (`threadline.domain.model.pseudonyms`): a claim's id does not confirm a guessed
+    address to whoever holds the log."""
+    return pseudonymous_id(IDENTITY_NAMESPACE, f"{kind}:{value}")
 
 
 # Special-use names that are real mail domains on company and home networks (RFC 6761,

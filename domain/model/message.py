@@ -1,21 +1,21 @@
 """The Message aggregate: one inbound, outbound or internal message.
 
-An inbound message's id is ``uuid5(channel, dedup key)``: a second delivery of
-the same provider input maps to the same id, and the store itself refuses to
-create it twice.
+An inbound message's id is derived from its channel and dedup key (keyed:
+`threadline.domain.model.pseudonyms`): a second delivery of the same provider input
+maps to the same id, and the store itself refuses to create it twice.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from functools import lru_cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
 from threadline.domain.model.history_clock import HistoryClock
+from threadline.domain.model.pseudonyms import Pseudonyms, digest, pseudonymous_id
 
 MESSAGE_NAMESPACE = uuid5(NAMESPACE_URL, "https://threadline.dev/message")
 
@@ -42,10 +42,41 @@ class CallOutcome(StrEnum):
     VOICEMAIL = "voicemail"
 
 
-@lru_cache(maxsize=4096)
+# What a channel's metadata may say in an event's public part: how the message came (kind,
+# folder, our mailbox or number, the bot), never who sent it or how to reach them. Anything
+# else a channel adds (Message-IDs, References, a Telegram chat id, file ids) is personal.
+PUBLIC_METADATA = frozenset(
+    {
+        "kind", "auto_reply", "auto_reply_reason", "bounce", "delivery_status", "date",
+        "mailbox", "folder", "truncated", "bot_id", "update_id", "start_payload",
+        "contact_own", "files_missing", "form", "sid", "to", "num_media", "call",
+    }
+)  # fmt: skip
+
+
+def split_metadata(metadata: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A channel's metadata as (public part, personal part); see `PUBLIC_METADATA`."""
+    public = {k: v for k, v in metadata.items() if k in PUBLIC_METADATA}
+    personal = {k: v for k, v in metadata.items() if k not in PUBLIC_METADATA}
+    return public, personal
+
+
+def full_metadata(event: Any) -> dict[str, Any]:
+    """A received message's whole metadata: the public part and the personal one (gone once
+    the contact is forgotten)."""
+    personal = (getattr(event, "personal", None) or {}).get("metadata") or {}
+    return {**(getattr(event, "metadata", None) or {}), **personal}
+
+
+def failure_reason(event: Any) -> str:
+    """A failed delivery's technical detail ("" once the contact is forgotten)."""
+    return str((getattr(event, "personal", None) or {}).get("reason", ""))
+
+
 def inbound_message_id(channel: str, dedup_key: str) -> UUID:
-    # Cached briefly: a batch asks for each message's id in its prefetch and its command.
-    return uuid5(MESSAGE_NAMESPACE, f"{channel}:{dedup_key}")
+    """Keyed (`threadline.domain.model.pseudonyms`): a Message-ID or a Telegram chat in the
+    dedup key cannot be confirmed from the id."""
+    return pseudonymous_id(MESSAGE_NAMESPACE, f"{channel}:{dedup_key}")
 
 
 class Message(Aggregate):
@@ -97,9 +128,14 @@ class Message(Aggregate):
         Version 2 keeps the inquiry's `source` (channel, form, utm_*, referrer: the
         cleaned `InboundMessage.source`), so every inquiry keeps its own attribution, not
         only the contact's first one. Version 1 had none: it reads as its channel alone.
+
+        Version 3 moved what names or reaches the client out of the public part: the dedup
+        key (a Message-ID, a Telegram chat) is in `personal` and `dedup_key` is its digest,
+        and the metadata outside `PUBLIC_METADATA` (Message-IDs, References, a chat id) sits
+        in `personal["metadata"]`. An older event reads the same way (its digest unkeyed).
         """
 
-        class_version = 2
+        class_version = 3
         conversation_id: UUID
         contact_id: UUID
         channel: str
@@ -115,6 +151,14 @@ class Message(Aggregate):
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["source"] = {"channel": state["channel"]}
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            public, personal = split_metadata(state["metadata"])
+            raw = str(state["dedup_key"])
+            state["personal"] = {**state["personal"], "dedup_key": raw, "metadata": personal}
+            state["metadata"] = public
+            state["dedup_key"] = Pseudonyms.legacy().digest(raw)
 
     class MessageSendRequested(Aggregate.Created):
         """An operator (or a rule) asked for this reply to go out through `channel`."""
@@ -155,7 +199,11 @@ class Message(Aggregate):
         correlation_id: str,
         source: dict[str, Any] | None = None,
     ) -> Message:
-        """`source` is the inquiry's cleaned attribution; it always names the channel."""
+        """`source` is the inquiry's cleaned attribution; it always names the channel.
+
+        `dedup_key` and `metadata` are the channel's own: the key and the personal metadata
+        go to `personal`, the event's public part keeps the digest and the rest."""
+        public, personal_metadata = split_metadata(metadata)
         return cls._create(
             cls.MessageReceived,
             id=id,
@@ -163,10 +211,10 @@ class Message(Aggregate):
             contact_id=contact_id,
             channel=channel,
             direction=Direction.INBOUND.value,
-            dedup_key=dedup_key,
-            personal=personal,
+            dedup_key=digest(dedup_key),
+            personal={**personal, "dedup_key": dedup_key, "metadata": personal_metadata},
             attachments=attachments,
-            metadata=metadata,
+            metadata=public,
             actor=actor,
             correlation_id=correlation_id,
             source={"channel": channel, **(source or {})},
@@ -252,20 +300,29 @@ class Message(Aggregate):
             state["status"] = "sent"
 
     class MessageDeliveryFailed(Aggregate.Event):
-        """A send failed; `reason` is the technical detail, `problem` the plain reason (a
-        `channels.problems.DeliveryProblem` value). Version 1 had no problem: empty."""
+        """A send failed; `problem` is the plain reason (a `channels.problems.DeliveryProblem`
+        value), `personal["reason"]` the technical detail (a server's answer often quotes
+        the recipient's address: `failure_reason`). Version 1 had no problem (empty);
+        version 2 kept the detail in `reason`; both read as version 3. `contact_id` names
+        whose key the detail is sealed with (`personal_cipher`); None on older events."""
 
-        class_version = 2
-        reason: str
+        class_version = 3
         permanent: bool
         actor: str
         correlation_id: str
         retry_at: datetime | None
         problem: str
+        personal: dict[str, Any]
+        contact_id: UUID | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["problem"] = ""
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state["personal"] = {"reason": state.pop("reason", "")}
+            state["contact_id"] = None
 
     @event(MessageDelivered)
     def mark_delivered(
@@ -276,7 +333,6 @@ class Message(Aggregate):
         self.provider_status = status
         self.attempt_open = False
 
-    @event(MessageDeliveryFailed)
     def mark_failed(
         self,
         reason: str,
@@ -287,6 +343,21 @@ class Message(Aggregate):
         problem: str = "",
     ) -> None:
         """`permanent` stops the worker; otherwise it tries again at `retry_at`."""
+        self._failed(
+            permanent, actor, correlation_id, retry_at, problem, {"reason": reason}, self.contact_id
+        )
+
+    @event(MessageDeliveryFailed)
+    def _failed(
+        self,
+        permanent: bool,
+        actor: str,
+        correlation_id: str,
+        retry_at: datetime | None,
+        problem: str,
+        personal: dict[str, Any],
+        contact_id: UUID | None,
+    ) -> None:
         self.state = DeliveryState.FAILED.value if permanent else DeliveryState.REQUESTED.value
         self.attempt_open = False
 
@@ -303,24 +374,50 @@ class Message(Aggregate):
         self.provider_status = status
 
     class CallUpdated(Aggregate.Event):
+        """The recording's address (the client's voice) is in `personal["recording_url"]`,
+        sealed with the key of `contact_id` (`personal_cipher`); version 1 kept it in a field
+        of its own and reads as version 2 (with no contact)."""
+
+        class_version = 2
         status: str
         outcome: str
         duration: int | None
-        recording_url: str | None
+        personal: dict[str, Any]
         actor: str
         correlation_id: str
+        contact_id: UUID | None
 
-    @event(CallUpdated)
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            recording = state.pop("recording_url", None)
+            state["personal"] = {"recording_url": recording} if recording else {}
+            state["contact_id"] = None
+
     def update_call(
         self,
         status: str,
         outcome: str,
         duration: int | None,
-        recording_url: str | None,
+        personal: dict[str, Any],
         actor: str,
         correlation_id: str,
     ) -> None:
         """A call's progress from the provider's status callbacks (ringing, completed, ...)."""
+        self._call_updated(
+            status, outcome, duration, personal, actor, correlation_id, self.contact_id
+        )
+
+    @event(CallUpdated)
+    def _call_updated(
+        self,
+        status: str,
+        outcome: str,
+        duration: int | None,
+        personal: dict[str, Any],
+        actor: str,
+        correlation_id: str,
+        contact_id: UUID | None,
+    ) -> None:
         self.call_status = status
         self.call_outcome = outcome
 

@@ -92,10 +92,43 @@ class FiringOutcome(StrEnum):
     SCHEDULED = "scheduled"  # an `after` delay: the timer will fire it
 
 
+def split_trace(trace: list[Any]) -> tuple[list[Any], dict[str, Any]]:
+    """A condition trace as (what the rule compared, the event's values it compared them to):
+    the leaves without `actual`, and `{"actual": [...]}` in the leaves' order."""
+    public: list[Any] = []
+    actual: list[Any] = []
+    for leaf in trace:
+        if isinstance(leaf, dict):
+            public.append({k: v for k, v in leaf.items() if k != "actual"})
+            actual.append(leaf.get("actual"))
+        else:
+            public.append(leaf)
+            actual.append(None)
+    return public, {"actual": actual}
+
+
+def joined_trace(trace: list[Any], personal: dict[str, Any] | None) -> list[Any]:
+    """The whole trace again; a forgotten contact's leaves show no values."""
+    actual = list((personal or {}).get("actual") or [])
+    joined: list[Any] = []
+    for index, leaf in enumerate(trace):
+        if isinstance(leaf, dict) and index < len(actual):
+            joined.append({**leaf, "actual": actual[index]})
+        else:
+            joined.append(leaf)
+    return joined
+
+
 class RuleFiring(Aggregate):
     """One rule applied to one cause: the trace of its conditions and what its actions did."""
 
     class RuleFired(Aggregate.Created):
+        """`trace` is what each condition compared (field, operator, expected value, result);
+        the values the event held (`actual`: a message's text, a name) are in
+        `personal["actual"]`, one per leaf (`split_trace`, `joined_trace`). Version 1 kept
+        them in the trace: it reads as version 2."""
+
+        class_version = 2
         rule_id: UUID
         rule_version: int
         cause: dict[str, Any]
@@ -107,6 +140,11 @@ class RuleFiring(Aggregate):
         depth: int
         actor: str
         correlation_id: str
+        personal: dict[str, Any]
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["trace"], state["personal"] = split_trace(state["trace"])
 
     @event(RuleFired)
     def __init__(
@@ -123,6 +161,7 @@ class RuleFiring(Aggregate):
         depth: int,
         actor: str,
         correlation_id: str,
+        personal: dict[str, Any],
     ) -> None:
         self.rule_id = rule_id
         self.contact_id = contact_id
@@ -137,8 +176,8 @@ class TimerState(StrEnum):
 
 
 # Facts that copy personal data out of the cause event (a message's text and subject, a
-# task's title): a timer never keeps them.
-PERSONAL_FACTS = frozenset({"text", "subject", "title"})
+# task's title) or are personal themselves (a birthday's date): a timer never keeps them.
+PERSONAL_FACTS = frozenset({"text", "subject", "title", "date"})
 
 
 def cause_reference(cause: dict[str, Any]) -> dict[str, Any]:

@@ -250,7 +250,9 @@ class ServerProcess:
 
 
 @contextmanager
-def server_pool(database_url: str, workdir: Path) -> Iterator[Callable[[], ServerProcess]]:
+def server_pool(
+    database_url: str, workdir: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[Callable[[], ServerProcess]]:
     """A factory of started servers on one database, every one of them stopped on exit.
 
     Tests use it from a fixture that depends on the database fixture, so the
@@ -259,7 +261,9 @@ def server_pool(database_url: str, workdir: Path) -> Iterator[Callable[[], Serve
     servers: list[ServerProcess] = []
 
     def start() -> ServerProcess:
-        server = ServerProcess(database_url, workdir, name=f"server{len(servers) + 1}")
+        server = ServerProcess(
+            database_url, workdir, name=f"server{len(servers) + 1}", extra_env=extra_env
+        )
         servers.append(server)
         return server.start()
 

@@ -29,7 +29,8 @@ from eventsourcing.utils import get_topic
 from server_process import ServerProcess, server_pool
 
 from threadline.domain.commands.application import Threadline
-from threadline.domain.model.message import Message, inbound_message_id
+from threadline.domain.model.message import MESSAGE_NAMESPACE, Message
+from threadline.domain.model.pseudonyms import Pseudonyms
 from threadline.services.store import library_env
 
 TOTAL = 1000
@@ -57,6 +58,10 @@ class Outbound:
     thread: str
     payload: dict[str, Any]
     message_id: str
+
+
+PSEUDONYM_KEY = bytes(range(32))
+PSEUDONYMS = Pseudonyms.keyed(PSEUDONYM_KEY)
 
 
 def build_messages(count: int = TOTAL) -> list[Outbound]:
@@ -92,7 +97,7 @@ def build_messages(count: int = TOTAL) -> list[Outbound]:
                 sender=sender,
                 thread=thread,
                 payload=payload,
-                message_id=str(inbound_message_id("api", external_id)),
+                message_id=str(PSEUDONYMS.uuid(MESSAGE_NAMESPACE, f"api:{external_id}")),
             )
         )
     return messages
@@ -321,7 +326,9 @@ def assert_views_match_log(views: ViewsReport, log: Counter[str], context: str) 
 @pytest.fixture
 def servers(database_url: str, tmp_path: Path) -> Iterator[Callable[[], ServerProcess]]:
     """Servers on this backend's database, stopped before the fixture drops a PG schema."""
-    with server_pool(database_url, tmp_path / "servers") as start:
+    # The servers key their ids with this key, so the test can say which id each message gets.
+    key = {"THREADLINE_PSEUDONYM_KEY": PSEUDONYM_KEY.hex()}
+    with server_pool(database_url, tmp_path / "servers", key) as start:
         yield start
 
 

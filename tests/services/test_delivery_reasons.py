@@ -24,7 +24,7 @@ from tests.older_events import as_version_1
 from tests.waiting import wait_for
 from tests.web.helpers import web_client
 from threadline.domain.model.inbound import InboundMessage
-from threadline.domain.model.message import Message
+from threadline.domain.model.message import Message, failure_reason
 from threadline.projections.inbox import inbox_message
 from threadline.services.delivery import DeliveryWorker
 from threadline.services.runtime import Runtime
@@ -142,8 +142,10 @@ def test_delivery_events_stored_before_states_and_reasons_still_load() -> None:
     message.mark_delivered("SM1", "test", "c", "queued")
     created, attempted, failed, retried, delivered = message.collect_events()
 
-    old_failure = as_version_1(app, failed, "problem")
-    assert old_failure.problem == "" and old_failure.reason.startswith("Twilio 503")
+    old_failure = as_version_1(  # version 1: the detail in `reason`, no problem
+        app, failed, "problem", "personal", replaced={"reason": "Twilio 503: Service Unavailable"}
+    )
+    assert old_failure.problem == "" and failure_reason(old_failure).startswith("Twilio 503")
     old_delivery = as_version_1(app, delivered, "status")
     assert old_delivery.status == "sent"  # the first release recorded only "the provider took it"
 

@@ -107,12 +107,13 @@ def _conversation_for(
     if existing is not None:
         return existing
     return unit.add(
-        Conversation(
+        Conversation.start(
             id=wanted,
             contact_id=contact.id,
             channel=channel,
             thread_key="automatic",
-            personal={"subject": ""},
+            subject="",
+            address=None,
             actor=actor,
             correlation_id=correlation_id,
         )
