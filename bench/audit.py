@@ -14,11 +14,11 @@ each in events per second and against the baseline measured in the same run:
 
 - `replay`: `threadline replay`'s rebuild of every view (the audit index included) over the
   whole log, in events per second, against the target of 50,000 (issue 16, part 9);
-- `ingest_chain_cost`: `bench/ingest.py`'s workload (`--messages`, eight submitters, views in
-  their own process as under `threadline serve`) ingested into two fresh stores, once with the
-  chain's sealing follower running and once without it, in messages per second: the ingest cost
-  of chaining as a ratio (the target: encryption and chaining together under 25 % of ingest
-  throughput; per-contact encryption is not built yet, so this is chaining alone).
+- `ingest_protection_cost`: `bench/ingest.py`'s workload (`--messages`, eight submitters, views
+  in their own process as under `threadline serve`) ingested into fresh stores three ways: with
+  neither protection, with each contact's personal parts encrypted (`personal_cipher`), and with
+  encryption and the chain's sealing follower, in messages per second; the ingest cost of both
+  as a share of the unprotected rate (the target: under 25 %).
 
 One JSON object per line on stdout; progress on stderr.
 """
@@ -58,7 +58,15 @@ def main(argv: list[str] | None = None) -> int:
         "--messages", type=int, default=5000, help="messages per ingest run (chain cost)"
     )
     parser.add_argument("--no-replay", action="store_true", help="skip the replay figure")
+    parser.add_argument(
+        "--only-ingest", action="store_true", help="only the ingest cost of the protections"
+    )
     args = parser.parse_args(argv)
+    if args.only_ingest:
+        with tempfile.TemporaryDirectory(prefix="threadline-audit-bench-") as temporary:
+            protection_cost(Path(temporary), args.messages)
+        emit(figure="host", cpus=os.cpu_count(), load=list(os.getloadavg()))
+        return 0
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -154,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             finally:
                 runtime.close()
-        chain_cost(folder, args.messages)
+        protection_cost(folder, args.messages)
     emit(
         figure="host",
         cpus=os.cpu_count(),
@@ -169,22 +177,26 @@ def main(argv: list[str] | None = None) -> int:
 REPLAY_TARGET = 50_000.0
 
 
-def ingest_rate(folder: Path, messages: list[Any], chained: bool) -> dict[str, Any]:
+def ingest_rate(folder: Path, messages: list[Any], sealed: bool, chained: bool) -> dict[str, Any]:
     """Messages per second of `messages` ingested by eight submitters into a fresh store, the
-    views in their own process, until the views show the last one; `chained`: the sealing
-    follower runs as under `threadline serve` (else it is stopped right after the start)."""
+    views in their own process, until the views show the last one. `sealed`: personal parts
+    are encrypted with each contact's key, as under `threadline serve` (else stored in
+    clear); `chained`: the sealing follower runs (else it is stopped right after the start)."""
     from ingest import Submitters
 
     from threadline.services.config import Settings
     from threadline.services.runtime import Runtime
 
-    url = f"sqlite:///{folder}/ingest-{'chained' if chained else 'plain'}.db"
+    name = f"{'sealed' if sealed else 'clear'}-{'chained' if chained else 'unchained'}"
+    url = f"sqlite:///{folder}/ingest-{name}.db"
     runtime = Runtime(Settings(database_url=url), views_in_process=False)
     try:
         runtime.start()
         if not chained:
             runtime._sealer.stop()
             runtime.app.commit_listeners.remove(runtime._sealer.notify)
+        if not sealed:
+            runtime.app.personal_mapper.keyring = None
         app = runtime.app
 
         def ingest(message: Any, stats: Any) -> None:
@@ -210,30 +222,30 @@ def ingest_rate(folder: Path, messages: list[Any], chained: bool) -> dict[str, A
         runtime.close()
 
 
-def chain_cost(folder: Path, count: int) -> None:
-    """The ingest cost of the chain: the same workload with and without the sealer, twice
-    each, alternating (the better of each pair, as the machine is shared)."""
+def protection_cost(folder: Path, count: int) -> None:
+    """The ingest cost of encryption and chaining: the same workload without either, with
+    encryption alone and with both, twice each, alternating (the best of each, as the
+    machine is shared)."""
     from ingest import build_workload
 
     workload = build_workload(count, seed=16)
-    plain, chained = [], []
+    configurations = {"neither": (False, False), "encrypted": (True, False), "both": (True, True)}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in configurations}
     for round_ in range(2):
-        log(f"ingest round {round_ + 1}: without the sealer, then with it")
-        plain.append(ingest_rate(folder / f"r{round_}", workload.messages, chained=False))
-        chained.append(ingest_rate(folder / f"r{round_}", workload.messages, chained=True))
-    best_plain = max(plain, key=lambda r: r["messages_per_s"])
-    best_chained = max(chained, key=lambda r: r["messages_per_s"])
-    cost = 1 - best_chained["messages_per_s"] / best_plain["messages_per_s"]
+        for name, (sealed, chained) in configurations.items():
+            log(f"ingest round {round_ + 1}: {name}")
+            where = folder / f"r{round_}"
+            runs[name].append(ingest_rate(where, workload.messages, sealed, chained))
+    best = {name: max(r["messages_per_s"] for r in found) for name, found in runs.items()}
     emit(
-        figure="ingest_chain_cost",
+        figure="ingest_protection_cost",
         messages=count,
-        without_chain=best_plain,
-        with_chain=best_chained,
-        runs_without=[r["messages_per_s"] for r in plain],
-        runs_with=[r["messages_per_s"] for r in chained],
-        cost_share=round(cost, 3),
+        messages_per_s=best,
+        runs={name: [r["messages_per_s"] for r in found] for name, found in runs.items()},
+        encryption_share=round(1 - best["encrypted"] / best["neither"], 3),
+        cost_share=round(1 - best["both"] / best["neither"], 3),
         target_share=0.25,
-        encryption="not built yet (issue 16 part 2): chaining alone",
+        errors=sum(r["errors"] for found in runs.values() for r in found),
     )
 
 

@@ -18,7 +18,7 @@ from threadline.domain.model.automation import Notification, WebhookCall
 from threadline.domain.model.calendar import Calendar
 from threadline.domain.model.rule import Rule, RuleFiring, Timer, joined_trace
 from threadline.domain.model.template import Template
-from threadline.projections.base import ViewProjection, dumps, handles, sid, ts
+from threadline.projections.base import Scrub, ViewProjection, dumps, handles, sid, ts
 from threadline.projections.sql import ViewCursor, ViewReader, rows_with_ids
 
 EFFECT_KEYS = ("message_id", "task_id", "notification_id", "webhook_id")
@@ -36,6 +36,10 @@ class AutomationProjection(ViewProjection):
         "notifications",
         "webhook_calls",
         "calendars",
+    )
+    forgets = (
+        Scrub("notifications", {"text": ""}),
+        Scrub("rule_firings", {"trace": "[]"}),
     )
     schema = (
         "CREATE TABLE IF NOT EXISTS rules ("

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, overload
 from uuid import UUID
@@ -85,6 +86,32 @@ def dumps(value: Any) -> str:
 
 Handler = Callable[[Any, Any, ViewCursor], None]
 
+FORGOTTEN_NAME = "Forgotten contact"
+"""What a view shows for the name of a contact that was forgotten (`Scrub`)."""
+
+
+@dataclass(frozen=True)
+class Scrub:
+    """What a view does to a forgotten contact's rows in one of its tables: set the columns
+    of `set_to` (names and texts blanked; ids, times, amounts and states kept, so the
+    history keeps its shape), or delete the rows (`set_to` None). `where` selects the
+    rows; each `?` in it is the contact's id."""
+
+    table: str
+    set_to: dict[str, Any] | None = None
+    where: str = "contact_id = ?"
+
+    def apply(self, cur: ViewCursor, contact_id: str) -> None:
+        ids = [contact_id] * self.where.count("?")
+        if self.set_to is None:
+            cur.execute(f"DELETE FROM {self.table} WHERE {self.where}", ids)
+            return
+        assignments = ", ".join(f"{column} = ?" for column in self.set_to)
+        cur.execute(
+            f"UPDATE {self.table} SET {assignments} WHERE {self.where}",
+            [*self.set_to.values(), *ids],
+        )
+
 
 class StalePosition(Exception):
     """Another runner moved this view on since its position was read; re-read and go on."""
@@ -125,6 +152,9 @@ class ViewProjection(Projection[TrackingRecorder]):
     every_event: bool = False
     fresh: dict[str, dict[str, Any]]
     position_of_event: int = 0
+    # What the view scrubs when a contact is forgotten (`ContactForgotten`): every table
+    # that keeps a name, an address or a text of a client names itself here.
+    forgets: tuple[Scrub, ...] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -133,7 +163,17 @@ class ViewProjection(Projection[TrackingRecorder]):
             for attribute in vars(klass).values():
                 for event_class in getattr(attribute, "_handles", ()):
                     handlers[event_class] = attribute
+        if cls.forgets:
+            from threadline.domain.model.contact import Contact
+
+            handlers.setdefault(Contact.ContactForgotten, ViewProjection.scrub_forgotten)
         cls._handlers = handlers
+
+    def scrub_forgotten(self, event: Any, cur: ViewCursor) -> None:
+        """`ContactForgotten`: apply the view's `forgets` to the contact's rows."""
+        contact_id = str(event.originator_id)
+        for scrub in self.forgets:
+            scrub.apply(cur, contact_id)
 
     def __init__(self, view: TrackingRecorder, upstream: str = "Threadline") -> None:
         super().__init__(view)

@@ -18,7 +18,7 @@ from uuid import UUID
 
 from threadline.domain.model.campaign import Campaign, CampaignRecipient
 from threadline.domain.model.message import Message, failure_reason
-from threadline.projections.base import ViewProjection, dumps, handles, sid, ts
+from threadline.projections.base import Scrub, ViewProjection, dumps, handles, sid, ts
 from threadline.projections.queries import ContactFilter
 from threadline.projections.sql import ViewCursor, ViewReader
 
@@ -28,6 +28,10 @@ RECIPIENT_STATES = ("queued", "sent", "delivered", "failed", "skipped")
 class CampaignProjection(ViewProjection):
     name = "campaigns"
     tables = ("campaigns", "campaign_recipients", "campaign_tests")
+    forgets = (
+        Scrub("campaign_recipients", {"sent_to": "", "last_error": None}),
+        Scrub("campaign_tests", {"failure": None}),
+    )
     schema = (
         "CREATE TABLE IF NOT EXISTS campaigns ("
         " id TEXT PRIMARY KEY, name TEXT NOT NULL, template TEXT NOT NULL,"

@@ -19,7 +19,15 @@ from threadline.domain.model.errors import InvalidInput
 from threadline.domain.model.message import Message
 from threadline.domain.model.money import Money
 from threadline.domain.model.task import Task
-from threadline.projections.base import ViewProjection, dumps, handles, sid, ts
+from threadline.projections.base import (
+    FORGOTTEN_NAME,
+    Scrub,
+    ViewProjection,
+    dumps,
+    handles,
+    sid,
+    ts,
+)
 from threadline.projections.sql import ViewCursor, ViewReader
 
 COUNT_COLUMNS = ("inbound_count", "outbound_count", "note_count", "conversation_count")
@@ -49,6 +57,16 @@ class ContactCardProjection(ViewProjection):
         "contact_attributes",
         "contact_tags",
         "contact_channels",
+    )
+    forgets = (
+        Scrub(
+            "contacts",
+            {"display_name": FORGOTTEN_NAME, "attributes": "{}", "search": "", "referrer": None},
+            "id = ?",
+        ),
+        Scrub("contact_attributes"),
+        Scrub("contact_identities"),
+        Scrub("contact_opt_outs", {"reason": ""}),
     )
     schema = (
         "CREATE TABLE IF NOT EXISTS contacts ("
@@ -142,7 +160,9 @@ class ContactCardProjection(ViewProjection):
 
     @handles(Contact.ContactIdentityAdded)
     def _identity(self, event: Any, cur: ViewCursor) -> None:
-        self._add_identity(cur, sid(event.originator_id), event.kind, event.personal["value"])
+        value = event.personal.get("value")
+        if value:  # a forgotten contact's identities no longer open
+            self._add_identity(cur, sid(event.originator_id), event.kind, value)
 
     def _add_identity(self, cur: ViewCursor, contact_id: str | None, kind: str, value: str) -> None:
         cur.execute(
@@ -163,7 +183,7 @@ class ContactCardProjection(ViewProjection):
     def _renamed(self, event: Any, cur: ViewCursor) -> None:
         cur.execute(
             "UPDATE contacts SET display_name = ?, updated_at = ? WHERE id = ?",
-            [event.personal["display_name"], ts(event.timestamp), sid(event.originator_id)],
+            [event.personal.get("display_name", ""), ts(event.timestamp), sid(event.originator_id)],
         )
         self._refresh_search(cur, event)
 

@@ -19,6 +19,7 @@ from threadline.domain.model.deal import Deal, DealLine, deal_figures, lines_fro
 from threadline.domain.model.money import Money
 from threadline.projections.base import (
     ContactAliases,
+    Scrub,
     ViewProjection,
     dumps,
     handles,
@@ -49,6 +50,10 @@ class DealProjection(ViewProjection):
         "deal_log",
         "deal_conversations",
         "deal_aliases",
+    )
+    forgets = (
+        Scrub("deals", {"title": ""}),
+        Scrub("deal_log", {"data": "{}"}, "deal_id IN (SELECT id FROM deals WHERE contact_id = ?)"),
     )
     schema = (
         "CREATE TABLE IF NOT EXISTS deals ("

@@ -17,7 +17,9 @@ from threadline.domain.model.contact import Contact
 from threadline.domain.model.conversation import Conversation
 from threadline.domain.model.message import Message, failure_reason, full_metadata
 from threadline.projections.base import (
+    FORGOTTEN_NAME,
     ContactAliases,
+    Scrub,
     ViewProjection,
     dumps,
     handles,
@@ -35,6 +37,31 @@ class InboxProjection(ViewProjection):
     # 3: an inbound message's source (its inquiry's attribution)
     version = 3
     tables = ("inbox_conversations", "inbox_messages", "inbox_contacts", "inbox_contact_aliases")
+    forgets = (
+        Scrub("inbox_contacts", {"name": FORGOTTEN_NAME, "lower_name": ""}, "id = ?"),
+        Scrub(
+            "inbox_conversations",
+            {
+                "contact_name": FORGOTTEN_NAME,
+                "thread_key": "",
+                "subject": "",
+                "last_message": "",
+                "search": "",
+            },
+        ),
+        Scrub(
+            "inbox_messages",
+            {
+                "text": "",
+                "html": "",
+                "subject": "",
+                "sender_name": "",
+                "metadata": "{}",
+                "failure": None,
+                "search": "",
+            },
+        ),
+    )
     schema = (
         "CREATE TABLE IF NOT EXISTS inbox_conversations ("
         " id TEXT PRIMARY KEY, contact_id TEXT NOT NULL, contact_name TEXT NOT NULL,"
@@ -68,7 +95,7 @@ class InboxProjection(ViewProjection):
 
     @handles(Contact.ContactCreated, Contact.ContactRenamed)
     def _contact_name(self, event: Any, cur: ViewCursor) -> None:
-        name = event.personal["display_name"]
+        name = event.personal.get("display_name", "")
         contact_id = sid(event.originator_id)
         cur.execute(
             "INSERT INTO inbox_contacts (id, name, lower_name) VALUES (?, ?, ?)"
@@ -84,6 +111,21 @@ class InboxProjection(ViewProjection):
                     "UPDATE inbox_conversations SET contact_name = ?, search = ? WHERE id = ?",
                     [name, f"{name} {row['subject']}".lower(), row["id"]],
                 )
+
+    @handles(Contact.ContactForgotten)
+    def _forgotten(self, event: Any, cur: ViewCursor) -> None:
+        """Blank the contact's names and texts (`forgets`); its messages keep their files'
+        sizes, types and hashes, not their names."""
+        self.scrub_forgotten(event, cur)
+        rows = cur.execute(
+            "SELECT id, attachments FROM inbox_messages WHERE contact_id = ? AND attachments != '[]'",
+            [str(event.originator_id)],
+        ).fetchall()
+        for row in rows:
+            items = [{**item, "filename": ""} for item in json.loads(row["attachments"])]
+            cur.execute(
+                "UPDATE inbox_messages SET attachments = ? WHERE id = ?", [dumps(items), row["id"]]
+            )
 
     # A conversation started in a batch is written once, with its messages' summary
     # (last message, counts) folded in: one INSERT instead of an INSERT and an UPDATE

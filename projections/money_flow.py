@@ -16,7 +16,15 @@ from threadline.domain.model.document import Document
 from threadline.domain.model.money import Money
 from threadline.domain.model.payment import Payment
 from threadline.domain.model.supplier_order import SupplierOrder
-from threadline.projections.base import ContactAliases, ViewProjection, dumps, handles, sid, ts
+from threadline.projections.base import (
+    ContactAliases,
+    Scrub,
+    ViewProjection,
+    dumps,
+    handles,
+    sid,
+    ts,
+)
 from threadline.projections.sql import ViewCursor
 
 # The tables whose `paid_minor` an allocation to each kind of target moves.
@@ -43,6 +51,20 @@ class MoneyFlowProjection(ViewProjection):
         "payment_suggestions",
         "supplier_orders",
         "money_aliases",
+    )
+    # Financial records keep their amounts, dates and numbers; the person's name goes.
+    forgets = (
+        Scrub("documents", {"title": ""}),
+        Scrub("contracts", {"title": ""}),
+        Scrub(
+            "payments",
+            {
+                "counterparty_name": "",
+                "counterparty_inn": "",
+                "counterparty_account": "",
+                "purpose": "",
+            },
+        ),
     )
     schema = (
         "CREATE TABLE IF NOT EXISTS documents ("

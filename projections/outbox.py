@@ -20,22 +20,30 @@ from typing import Any
 from uuid import UUID
 
 from threadline.domain.model.message import Message, failure_reason, full_metadata
-from threadline.projections.base import ViewProjection, dumps, handles, sid, ts
+from threadline.projections.base import Scrub, ViewProjection, dumps, handles, sid, ts
 from threadline.projections.sql import ViewCursor, ViewReader
 
 
 class OutboxProjection(ViewProjection):
     name = "outbox"
+    version = 2  # 2: each row names its contact (a forgotten one's rows are scrubbed)
     tables = ("outbox", "thread_headers")
+    forgets = (
+        Scrub("outbox", {"last_error": None}),  # a server's answer may quote the address
+        Scrub("thread_headers"),  # the client's Message-IDs
+    )
     schema = (
         "CREATE TABLE IF NOT EXISTS outbox ("
         " message_id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, channel TEXT NOT NULL,"
         " state TEXT NOT NULL, attempts BIGINT NOT NULL DEFAULT 0, next_attempt_at TEXT NOT NULL,"
-        " last_error TEXT, provider_id TEXT, position BIGINT NOT NULL, updated_at TEXT NOT NULL)",
+        " last_error TEXT, provider_id TEXT, position BIGINT NOT NULL, updated_at TEXT NOT NULL,"
+        " contact_id TEXT)",
         "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_attempt_at)",
+        "CREATE INDEX IF NOT EXISTS outbox_contact ON outbox (contact_id)",
         "CREATE TABLE IF NOT EXISTS thread_headers ("
         " conversation_id TEXT PRIMARY KEY, message_header TEXT NOT NULL,"
-        " refs TEXT NOT NULL)",
+        " refs TEXT NOT NULL, contact_id TEXT)",
+        "CREATE INDEX IF NOT EXISTS thread_headers_contact ON thread_headers (contact_id)",
     )
 
     @handles(Message.MessageSendRequested)
@@ -43,7 +51,7 @@ class OutboxProjection(ViewProjection):
         at = ts(event.timestamp)
         cur.execute(
             "INSERT INTO outbox (message_id, conversation_id, channel, state, next_attempt_at,"
-            " position, updated_at) VALUES (?, ?, ?, 'requested', ?, ?, ?)"
+            " position, updated_at, contact_id) VALUES (?, ?, ?, 'requested', ?, ?, ?, ?)"
             " ON CONFLICT (message_id) DO NOTHING",
             [
                 sid(event.originator_id),
@@ -52,6 +60,7 @@ class OutboxProjection(ViewProjection):
                 at,
                 self.position_of_event,
                 at,
+                sid(event.contact_id),
             ],
         )
 
@@ -91,10 +100,10 @@ class OutboxProjection(ViewProjection):
         if header not in refs:
             refs.append(str(header))
         cur.execute(
-            "INSERT INTO thread_headers (conversation_id, message_header, refs) VALUES (?, ?, ?)"
-            " ON CONFLICT (conversation_id) DO UPDATE SET message_header = excluded.message_header,"
-            " refs = excluded.refs",
-            [sid(event.conversation_id), str(header), dumps(refs)],
+            "INSERT INTO thread_headers (conversation_id, message_header, refs, contact_id)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (conversation_id) DO UPDATE"
+            " SET message_header = excluded.message_header, refs = excluded.refs",
+            [sid(event.conversation_id), str(header), dumps(refs), sid(event.contact_id)],
         )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from threadline.domain.model.task import Task
-from threadline.projections.base import ViewProjection, handles, sid, ts
+from threadline.projections.base import Scrub, ViewProjection, handles, sid, ts
 from threadline.projections.sql import ViewCursor, ViewReader, rows_with_ids
 
 
@@ -32,6 +32,7 @@ def open_tasks_of_deal(db: ViewReader, deal_id: str) -> int:
 class TaskProjection(ViewProjection):
     name = "tasks"
     tables = ("tasks",)
+    forgets = (Scrub("tasks", {"title": "", "notes": ""}),)
     schema = (
         "CREATE TABLE IF NOT EXISTS tasks ("
         " id TEXT PRIMARY KEY, type TEXT NOT NULL, title TEXT NOT NULL, notes TEXT NOT NULL,"

@@ -19,6 +19,7 @@ from threadline.domain.model.message import Message
 from threadline.domain.model.task import Task
 from threadline.projections.base import (
     ContactAliases,
+    Scrub,
     ViewProjection,
     dumps,
     handles,
@@ -34,6 +35,7 @@ class TimelineProjection(ViewProjection):
     name = "timeline"
     version = 3  # 2: opt-out and opt-in rows; 3: deal rows
     tables = ("timeline", "timeline_conversations", "timeline_aliases")
+    forgets = (Scrub("timeline", {"title": "", "body": "", "data": "{}"}),)
     schema = (
         "CREATE TABLE IF NOT EXISTS timeline ("
         " id TEXT PRIMARY KEY, contact_id TEXT NOT NULL, occurred_at TEXT NOT NULL,"
@@ -124,7 +126,7 @@ class TimelineProjection(ViewProjection):
     def _identity(self, event: Any, cur: ViewCursor) -> None:
         self._row(
             cur, event, event.originator_id, "contact.identity_added",
-            title=event.personal["value"], data={"kind": event.kind},
+            title=event.personal.get("value", ""), data={"kind": event.kind},
         )  # fmt: skip
 
     @handles(Contact.ContactTagsAdded, Contact.ContactTagsRemoved)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import logging
 import secrets
 import subprocess
 import sys
@@ -12,14 +11,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from threadline.projections.runner import FrozenViews
+from threadline.services.cli_privacy import privacy_app
+from threadline.services.cli_support import console
+from threadline.services.cli_support import load_settings as _settings
+from threadline.services.cli_support import open_runtime as _runtime
+from threadline.services.cli_support import progress as _progress
 from threadline.services.config import Settings
 from threadline.services.malloc_arenas import limit_malloc_arenas
 from threadline.services.shutdown import ClosedOnStop
-from threadline.services.store import StoreUrlError
 
 if TYPE_CHECKING:  # imported where used: `threadline --help` stays quick
     import uvicorn
@@ -50,54 +51,7 @@ audit_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(audit_app, name="audit")
-console = Console(stderr=True, soft_wrap=True)  # long URLs and tokens stay on one line
-
-
-def _settings() -> Settings:
-    settings = Settings.from_env()
-    logging.basicConfig(
-        level=getattr(logging, settings.log_level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    return settings
-
-
-def _runtime(
-    settings: Settings, run_views: bool = True, views_in_process: bool = True, role: str = "cli"
-) -> Runtime:
-    """The process's runtime; `role` picks its connection budget and names its connections."""
-    from threadline.services.pseudonym_key import PseudonymKeyError
-    from threadline.services.runtime import Runtime
-    from threadline.services.secret_box import SecretKeyError
-
-    settings = settings.with_overrides(role=role)
-    try:
-        return Runtime(settings, run_views=run_views, views_in_process=views_in_process)
-    except StoreUrlError as error:
-        console.print(f"[red]THREADLINE_DATABASE_URL: {error}[/red]")
-        raise typer.Exit(2) from None
-    except SecretKeyError as error:
-        console.print(f"[red]cannot read the secrets: {error}[/red]")
-        raise typer.Exit(2) from None
-    except PseudonymKeyError as error:
-        console.print(f"[red]cannot derive the store's ids: {error}[/red]")
-        raise typer.Exit(2) from None
-    except Exception as error:
-        console.print(
-            f"[red]cannot open the store at {settings.database_url}: {error}[/red]\n"
-            "Check THREADLINE_DATABASE_URL and that the database server is running."
-        )
-        raise typer.Exit(2) from None
-
-
-def _progress(label: str) -> Progress:
-    return Progress(
-        TextColumn(f"[bold]{label}[/bold]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )
+app.add_typer(privacy_app, name="privacy")
 
 
 def _catch_up(runtime: Runtime, label: str = "views") -> None:
@@ -506,6 +460,7 @@ def secrets_rotate() -> None:
 
     Stop the server first; afterwards start it with THREADLINE_SECRET_KEY alone.
     """
+    from threadline.services.contact_keys import DatabaseKeyring
     from threadline.services.pseudonym_key import PseudonymKeyStore
     from threadline.services.secret_box import rotate_check_value
 
@@ -522,12 +477,15 @@ def secrets_rotate() -> None:
         secrets_count = runtime.channels.secrets.rotate()
         hashes = runtime.credentials.rotate()
         PseudonymKeyStore(runtime.state_db, runtime.secret_box).rotate()
+        keyring = runtime.app.personal_mapper.keyring
+        contact_keys = keyring.rotate() if isinstance(keyring, DatabaseKeyring) else 0
         rotate_check_value(runtime.state_db, runtime.secret_box)
     finally:
         runtime.close()
     console.print(
-        f"re-encrypted {secrets_count} inbox secrets and {hashes} password hashes with the new "
-        "key; from now on start with THREADLINE_SECRET_KEY alone"
+        f"re-encrypted {secrets_count} inbox secrets, {hashes} password hashes and "
+        f"{contact_keys} contacts' keys with the new key; from now on start with "
+        "THREADLINE_SECRET_KEY alone"
     )
 
 

@@ -407,9 +407,12 @@ def ensure_supplier_contact(ctx: _Ctx, supplier: Supplier, company_id: UUID) -> 
     """The supplier's sales contact, found by the claim on their e-mail (the log's index)."""
     email = supplier.party.email.lower()
     claim_id = identity_claim_id("email", email)
+    owner = None
     if claim_id in ctx.app.repository:
         claim: IdentityClaim = ctx.app.repository.get(claim_id)
-        contact_id = claim.owner_id
+        owner = claim.owner_id  # None: released, its contact forgotten
+    if owner is not None:
+        contact_id = owner
     else:
         contact_id = ctx.app.create_contact(
             ctx.actor, supplier.contact_name, identities=[("email", email)], lifecycle="customer"

@@ -168,8 +168,9 @@ def _read_or_make_key_file(path: Path) -> str:
     return path.read_text().strip()
 
 
-def open_secret_box(settings: Settings, state_url: str, state_db: ViewDatabase) -> SecretBox:
-    """The box for this installation; checks the key against the database's check value."""
+def settings_secret_box(settings: Settings, state_url: str) -> SecretBox:
+    """The box of the key the settings name (or the key file beside the state database),
+    unchecked: `open_secret_box` checks it where the state database is opened."""
     if settings.secret_key:
         keys, source = [settings.secret_key], "THREADLINE_SECRET_KEY"
     else:
@@ -177,7 +178,13 @@ def open_secret_box(settings: Settings, state_url: str, state_db: ViewDatabase) 
         keys, source = [_read_or_make_key_file(path)], f"the key file {path}"
     if settings.secret_key_old:
         keys.append(settings.secret_key_old)
-    box = SecretBox(keys, source)
+    return SecretBox(keys, source)
+
+
+def open_secret_box(settings: Settings, state_url: str, state_db: ViewDatabase) -> SecretBox:
+    """The box for this installation; checks the key against the database's check value."""
+    box = settings_secret_box(settings, state_url)
+    source = box.source
     with state_db.transaction() as cur:
         for statement in SCHEMA:
             cur.execute(statement)

@@ -47,6 +47,8 @@ from threadline.projections.tasks import TaskProjection
 from threadline.projections.timeline import TimelineProjection
 from threadline.projections.users import UserProjection
 from threadline.services.config import Settings
+from threadline.services.contact_keys import DatabaseKeyring
+from threadline.services.secret_box import SecretBox, settings_secret_box
 from threadline.services.sqlite_pragmas import ViewCache, checkpoint, relax_view_durability
 from threadline.services.store import (
     PoolBudget,
@@ -56,6 +58,7 @@ from threadline.services.store import (
     pool_budget,
     pooled,
     schema_locks,
+    state_url_for,
     tune_pool,
 )
 
@@ -96,8 +99,9 @@ def budget_of(settings: Settings) -> PoolBudget:
     return pool_budget(settings.role, settings.db_pool_size, settings.db_max_overflow)
 
 
-def open_log(settings: Settings, budget: PoolBudget) -> Threadline:
-    """The application over the log, its table created if need be."""
+def open_log(settings: Settings, budget: PoolBudget, box: SecretBox | None = None) -> Threadline:
+    """The application over the log, its table created if need be, its personal parts sealed
+    and opened with the contacts' keys (`box` wraps them: the settings' key when not given)."""
     app = Threadline(
         env={**pooled(library_env(settings.database_url), budget), "CREATE_TABLE": "no"},
         default_region=settings.default_region,
@@ -105,6 +109,9 @@ def open_log(settings: Settings, budget: PoolBudget) -> Threadline:
     tune_pool(settings.db_idle_seconds, app.recorder)
     recorder: Any = app.recorder  # SQLite's and PostgreSQL's recorders both create their table
     recorder.create_table()
+    if box is None:
+        box = settings_secret_box(settings, state_url_for(views_url_of(settings)))
+    app.personal_mapper.keyring = DatabaseKeyring(app.recorder, box)
     return app
 
 

@@ -142,6 +142,8 @@ EVENT_TRIGGERS: dict[str, EventTriggers] = {
     "ContactLifecycleChanged": EventTriggers("contact.lifecycle_changed", ("lifecycle",)),
     "ContactCompanyLinked": EventTriggers("contact.company_linked", ("company_id",)),
     "ContactMerged": EventTriggers("contact.merged", ("survivor_id",)),
+    # e.g. a webhook that asks the shop's own systems to forget the client too
+    "ContactForgotten": EventTriggers("contact.forgotten", ("request_id",)),
     "ContactAbsorbed": EventTriggers(
         "contact.absorbed", ("duplicate_id", "tags", "values", "responsible_id", "source")
     ),
@@ -335,6 +337,7 @@ UNSEEN_EVENTS = frozenset(
         "UserDeactivated",
         "IdentityClaimed",
         "IdentityClaimTransferred",
+        "IdentityClaimReleased",
         "AttributeRegistryCreated",
         "AttributeDefined",
         "CalendarSaved",

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import Application
+from eventsourcing.persistence import Mapper
 
 from threadline.domain.commands.attributes import AttributeCommands
 from threadline.domain.commands.calendars import CalendarCommands
@@ -31,6 +32,7 @@ from threadline.domain.commands.deals import DealCommands
 from threadline.domain.commands.delivery import DeliveryCommands
 from threadline.domain.commands.document_templates import DocumentTemplateCommands
 from threadline.domain.commands.documents import DocumentCommands
+from threadline.domain.commands.forget import ForgetCommands
 from threadline.domain.commands.forms import FormCommands
 from threadline.domain.commands.hand_over import HandOverCommands
 from threadline.domain.commands.inboxes import InboxCommands
@@ -50,6 +52,7 @@ from threadline.domain.commands.templates import TemplateCommands
 from threadline.domain.commands.users import UserCommands
 from threadline.domain.infrastructure.group_commit import GroupCommitWriter
 from threadline.domain.infrastructure.moved_topics import register_moved_modules
+from threadline.domain.infrastructure.personal_cipher import PersonalDataMapper
 
 register_moved_modules()
 
@@ -58,6 +61,7 @@ class Threadline(
     IngestCommands,
     ConversationCommands,
     ContactCommands,
+    ForgetCommands,
     ConsentCommands,
     AttributeCommands,
     CompanyCommands,
@@ -100,6 +104,19 @@ class Threadline(
         self.writer = GroupCommitWriter(self)
         self.commit_listeners: list[Any] = []
         self.writer.on_commit = self._on_commit
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        """The library's mapper, sealing each event's personal part with its contact's key
+        once the runtime hands it a keyring (`personal_cipher`)."""
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=PersonalDataMapper
+        )
+
+    @property
+    def personal_mapper(self) -> PersonalDataMapper:
+        mapper = self.mapper
+        assert isinstance(mapper, PersonalDataMapper)
+        return mapper
 
     def _on_commit(self, notification_id: int) -> None:
         for listener in list(self.commit_listeners):

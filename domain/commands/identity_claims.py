@@ -38,11 +38,15 @@ def claim_identity(
     Raises `Conflict` (`taken`, or "<kind> <value> belongs to another contact") when
     someone else holds it. The identity value only feeds the claim's id.
     """
-    holder = claim_owner(unit, kind, value)
+    claim = unit.find(identity_claim_id(kind, value), IdentityClaim)
+    holder = None if claim is None else claim.owner_id
     if holder == owner:
         return None
     if holder is not None:
         raise Conflict(taken or f"{kind} {value} belongs to another contact")
+    if claim is not None:  # released when its contact was forgotten: the new owner takes it
+        claim.transfer(owner, actor, correlation_id)
+        return claim
     return unit.add(IdentityClaim.claim(kind, value, owner, actor, correlation_id))
 
 

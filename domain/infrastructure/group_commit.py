@@ -30,6 +30,7 @@ from uuid import UUID
 from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, RecordConflictError, Recording
 
+from threadline.domain.infrastructure.personal_cipher import sealed_contacts
 from threadline.domain.infrastructure.store_access import CONNECTION_ERRORS, recover_connections
 from threadline.domain.infrastructure.unit_of_work import IdentityMap, UnitOfWork
 from threadline.domain.model.errors import Conflict
@@ -287,6 +288,9 @@ def _save_events(app: Application[UUID], events: list[Any]) -> list[Recording[UU
     about a tenth of the writer's time at fifty events a batch. The steps after
     that question are the library's own, in its order.
     """
+    keyring = getattr(app.mapper, "keyring", None)
+    if keyring is not None:  # the batch's new contacts get their keys in one write
+        keyring.ensure(sealed_contacts(events))
     processing_event: ProcessingEvent[UUID] = ProcessingEvent()
     processing_event.events.extend(events)
     recordings = app._record(processing_event)

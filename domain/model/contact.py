@@ -196,6 +196,8 @@ class Contact(Aggregate):
         self.company_id: UUID | None = None
         self.merged_into: UUID | None = None
         self.opted_out: list[str] = []
+        self.absorbed: list[UUID] = []  # the duplicates merged into this contact
+        self.forgotten = False
 
     def has_identity(self, kind: str, value: str) -> bool:
         return any(i["kind"] == kind and i["value"] == value for i in self.identities)
@@ -210,7 +212,8 @@ class Contact(Aggregate):
     def add_identity(
         self, kind: str, personal: dict[str, Any], actor: str, correlation_id: str
     ) -> None:
-        self.identities.append({"kind": kind, "value": personal["value"]})
+        if "value" in personal:  # a forgotten contact's identities no longer open
+            self.identities.append({"kind": kind, "value": personal["value"]})
 
     class ContactRenamed(Aggregate.Event):
         personal: dict[str, Any]
@@ -219,7 +222,7 @@ class Contact(Aggregate):
 
     @event(ContactRenamed)
     def rename(self, personal: dict[str, Any], actor: str, correlation_id: str) -> None:
-        self.display_name = personal["display_name"]
+        self.display_name = personal.get("display_name", "")
 
     class ContactAttributesChanged(Aggregate.Event):
         values: dict[str, Any]
@@ -365,6 +368,7 @@ class Contact(Aggregate):
         `personal` carries the duplicate's identities (``identities``) and the
         personal attribute values it contributes (``attributes``).
         """
+        self.absorbed.append(duplicate_id)
         for identity in personal.get("identities", []):
             if not self.has_identity(identity["kind"], identity["value"]):
                 self.identities.append({"kind": identity["kind"], "value": identity["value"]})
@@ -425,6 +429,23 @@ class Contact(Aggregate):
 
     def has_opted_out(self, channel: str) -> bool:
         return "*" in self.opted_out or channel in self.opted_out
+
+    class ContactForgotten(Aggregate.Event):
+        """The client asked to be forgotten (GDPR art. 17, 152-FZ art. 21): the contact's key
+        is destroyed, so its events' personal parts no longer open, and every view scrubs
+        what it kept of them. `request_id` is the contact the request named (the survivor
+        of a merge: its duplicates are forgotten with it)."""
+
+        request_id: UUID
+        actor: str
+        correlation_id: str
+
+    @event(ContactForgotten)
+    def forget(self, request_id: UUID, actor: str, correlation_id: str) -> None:
+        self.forgotten = True
+        self.display_name = ""
+        self.identities = []
+        self.attributes = {}
 
 
 def survivor(

@@ -42,7 +42,7 @@ class IdentityClaim(Aggregate):
         self, id: UUID, kind: str, owner_id: UUID, actor: str, correlation_id: str
     ) -> None:
         self.kind = kind
-        self.owner_id = owner_id
+        self.owner_id: UUID | None = owner_id
 
     class IdentityClaimTransferred(Aggregate.Event):
         owner_id: UUID
@@ -52,3 +52,14 @@ class IdentityClaim(Aggregate):
     @event(IdentityClaimTransferred)
     def transfer(self, owner_id: UUID, actor: str, correlation_id: str) -> None:
         self.owner_id = owner_id
+
+    class IdentityClaimReleased(Aggregate.Event):
+        """Its contact was forgotten: the identity is free, and a client who writes from it
+        again becomes a new contact (the claim is transferred to it)."""
+
+        actor: str
+        correlation_id: str
+
+    @event(IdentityClaimReleased)
+    def release(self, actor: str, correlation_id: str) -> None:
+        self.owner_id = None

@@ -25,6 +25,7 @@ from threadline.services.api import (
     routes_document_templates,
     routes_documents,
     routes_exchange_rates,
+    routes_forget,
     routes_forms,
     routes_forms_admin,
     routes_hand_over,
@@ -101,6 +102,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         routes_surveys,
         routes_audit,
         routes_access_log,
+        routes_forget,
     ):
         app.include_router(module.router)
     app.include_router(routes_documents.public_router)  # signed links to PDFs: no login

@@ -27,6 +27,7 @@ from babel.numbers import format_currency, format_decimal
 from babel.support import Translations
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 
+from threadline.projections.base import FORGOTTEN_NAME
 from threadline.services.web.local_time import zone
 
 HERE = Path(__file__).parent
@@ -142,14 +143,23 @@ def filters_for(locale: str) -> dict[str, Callable[..., str]]:
 @cache
 def environment(locale: str) -> Environment:
     """The template environment of one locale (autoescaped, gettext, Babel filters)."""
+    translations = _translations(locale)
+    forgotten = translations.gettext(FORGOTTEN_NAME)
+
+    def finalize(value: Any) -> Any:
+        """A forgotten client's name is a value the views write; every page shows it in the
+        page's language, wherever it appears."""
+        return forgotten if value == FORGOTTEN_NAME else value
+
     env = Environment(
         loader=FileSystemLoader(str(HERE / "templates")),
         autoescape=select_autoescape(["html", "xml"], default=True),
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=finalize,
     )
-    env.install_gettext_translations(_translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
     env.filters.update(filters_for(locale))
     env.globals["locale"] = locale
     env.globals["time_zones"] = time_zones

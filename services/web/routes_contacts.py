@@ -16,22 +16,24 @@ pages also work without JavaScript.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 from uuid import UUID
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
 from threadline.domain.model.attributes import AttributeScope, AttributeType
 from threadline.domain.model.contact import Lifecycle
-from threadline.domain.model.errors import InvalidInput
+from threadline.domain.model.errors import InvalidInput, NotFound
+from threadline.projections.base import FORGOTTEN_NAME
 from threadline.projections.contact_card import Identity
 from threadline.projections.contact_card import identities_of as identities_of_contacts
 from threadline.projections.segments import build_contact_filter
+from threadline.services.forgetting import forget
 from threadline.services.web.client_deals import client_deals
-from threadline.services.web.deps import WebUser, WebUserDep, WebWriterDep
+from threadline.services.web.deps import Forbidden, WebUser, WebUserDep, WebWriterDep
 from threadline.services.web.errors import message_of, status_of
 from threadline.services.web.posted_forms import (
     COMMAND_ERRORS,
@@ -101,7 +103,13 @@ TASK_TYPE_LABELS = {
     "other": "Other",
 }
 # Messages after a redirect are named by a code in the query string (never free text).
-FLASHES = {"saved": "Saved.", "merged": "The duplicate was merged into this client."}
+FLASHES = {
+    "saved": "Saved.",
+    "merged": "The duplicate was merged into this client.",
+    "forgotten": (
+        "The client was forgotten: who they are and what they said can no longer be read."
+    ),
+}
 LABELS = {
     "lifecycles": LIFECYCLE_LABELS,
     "kinds": KIND_LABELS,
@@ -115,6 +123,11 @@ LABELS = {
 def not_found(user: WebUser, message: str | None = None) -> HTMLResponse:
     text = message or user._("This client does not exist.")
     return user.render("error.html", status_code=404, title="404", message=text)
+
+
+def is_forgotten(contact: dict[str, Any]) -> bool:
+    """Whether the client was forgotten (the views blank the name to `FORGOTTEN_NAME`)."""
+    return contact.get("display_name") == FORGOTTEN_NAME
 
 
 def people(user: WebUser) -> list[dict[str, Any]]:
@@ -199,6 +212,7 @@ def card_data(
         "editing": editing,
         "errors": errors or {},
         "can_write": user.can_write,
+        "forgotten": is_forgotten(contact),
         # On the client's page the timeline has its own column; the page's card slot
         # sends this header with every request from inside the card (hx-headers).
         "in_page": user.request.headers.get("X-Card-In-Page") == "1",
@@ -644,3 +658,77 @@ def merge(contact_id: str, user: WebWriterDep, form: FormDep) -> Response:
         )
     user.runtime.wait_for_views(committed.notification_id)
     return redirect(f"/contacts/{contact['id']}", "merged")
+
+
+# -- forgetting a client ----------------------------------------------------------------------
+# An admin forgets a client on their request (GDPR art. 17, 152-FZ): the same
+# `services.forgetting.forget` as `POST /api/contacts/{id}/forget`. It cannot be undone, so
+# the page asks first and the form must carry the ticked confirmation box (the browser
+# requires it, the server checks it again).
+
+FORGET_CONFIRMATION = "confirm"
+
+
+def _forget_admin(user: WebUser) -> WebUser:
+    if user.role != "admin":
+        raise Forbidden(user._("Only admins can forget a client."))
+    return user
+
+
+def _forget_reader(user: WebUserDep) -> WebUser:
+    return _forget_admin(user)
+
+
+def _forget_writer(user: WebWriterDep) -> WebUser:
+    """Auditors are refused by `WebWriterDep` first (with its own message)."""
+    return _forget_admin(user)
+
+
+ForgetReaderDep = Annotated[WebUser, Depends(_forget_reader)]
+ForgetWriterDep = Annotated[WebUser, Depends(_forget_writer)]
+
+
+def render_forget(
+    user: WebUser, contact: dict[str, Any], status_code: int = 200, error: str = ""
+) -> HTMLResponse:
+    return user.render(
+        "contacts/forget.html",
+        status_code=status_code,
+        contact=contact,
+        forgotten=is_forgotten(contact),
+        error=error,
+    )
+
+
+@router.get("/contacts/{contact_id}/forget", response_model=None)
+def forget_confirm(contact_id: str, user: ForgetReaderDep) -> Response:
+    """Ask before forgetting: what is lost, the client's name and identities, a box to tick."""
+    known = parse_id(contact_id)
+    contact = live_contact(user, known) if known else None
+    if contact is None:
+        return not_found(user)
+    if str(contact["id"]) != known:
+        return redirect(f"/contacts/{contact['id']}/forget")
+    user.runtime.access_log.record(
+        user, "contact", str(contact["id"]), via="web", path=user.request.url.path
+    )
+    return render_forget(user, contact)
+
+
+@router.post("/contacts/{contact_id}/forget", response_model=None)
+def forget_client(contact_id: str, user: ForgetWriterDep, form: FormDep) -> Response:
+    """Forget the client (and the contacts merged with it), then back to its page."""
+    known = parse_id(contact_id)
+    contact = live_contact(user, known) if known else None
+    if contact is None:
+        return not_found(user)
+    if field(form, FORGET_CONFIRMATION) != "yes":
+        message = user._("Tick the box to confirm that this client is to be forgotten.")
+        return render_forget(user, contact, 422, message)
+    try:
+        forget(user.runtime, UUID(str(contact["id"])), user.actor)
+    except NotFound:
+        return not_found(user)
+    except COMMAND_ERRORS as error:
+        return render_forget(user, contact, status_of(error), message_of(user, error))
+    return redirect(f"/contacts/{contact['id']}", "forgotten")

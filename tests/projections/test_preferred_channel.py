@@ -105,7 +105,9 @@ def test_contacts_api_filters_and_shows_the_preferred_channel(sqlite_runtime: Ru
 
     runtime = sqlite_runtime
     ids = build(runtime)
-    token = runtime.app.create_user("boss@example.com", "manager", "test").value[1]
+    made = runtime.app.create_user("boss@example.com", "manager", "test")
+    assert runtime.wait_for_views(made.notification_id, timeout=60)  # the token's view row
+    token = made.value[1]
     headers = {"Authorization": f"Bearer {token}"}
     with TestClient(create_app(runtime)) as http:
         page = http.get("/api/contacts?preferred_channel=telegram", headers=headers)

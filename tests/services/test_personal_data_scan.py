@@ -70,7 +70,7 @@ PUBLIC_FIELDS: dict[str, str] = {
          "pipeline_id", "previous_contact_id", "responsible_id", "rule_id", "seller_id",
          "stage_id", "supplier_id", "supplier_order_id", "survivor_id", "target_id",
          "target_kind", "task_id", "template_id", "to_stage_id", "user_id", "assignee_id",
-         "campaign_id", "rule_version", "template_version"),
+         "campaign_id", "rule_version", "template_version", "request_id"),
         "ids of aggregates (random, or keyed where derived from a client's value)",
     ),
     "thread_key": "a keyed digest of the thread key; the key itself is personal",

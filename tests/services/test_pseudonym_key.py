@@ -119,17 +119,26 @@ def test_a_lost_key_stops_the_start_and_the_printed_key_brings_it_back(tmp_path:
         kept.close()
 
 
-def test_rotating_the_secret_key_keeps_the_pseudonym_key(tmp_path: Path) -> None:
+def test_rotating_the_secret_key_keeps_the_pseudonym_key_and_the_contacts_keys(
+    tmp_path: Path,
+) -> None:
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     runtime = open_runtime(tmp_path, secret_key=old)
     key = current().key
-    runtime.close()
+    try:
+        contact, _ = _ingest(runtime, "m1")  # its name sealed with a key wrapped by `old`
+    finally:
+        runtime.close()
     rotated = run_cli(
         tmp_path, "secrets", "rotate", THREADLINE_SECRET_KEY=new, THREADLINE_SECRET_KEY_OLD=old
     )
     assert rotated.returncode == 0, rotated.stderr
+    assert "1 contacts' keys" in " ".join(rotated.stderr.split())
     after = open_runtime(tmp_path, secret_key=new)
     try:
         assert current().key == key
+        assert after.rebuild_views() > 0  # the sealed parts open with the re-wrapped key
+        card = after.queries.contact(contact)
+        assert card is not None and card["display_name"] == EMAIL
     finally:
         after.close()

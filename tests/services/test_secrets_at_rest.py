@@ -128,7 +128,7 @@ def test_rotation_re_encrypts_everything_and_a_wrong_key_says_what_to_do(tmp_pat
         tmp_path, "secrets", "rotate", THREADLINE_SECRET_KEY=new, THREADLINE_SECRET_KEY_OLD=old
     )
     assert rotated.returncode == 0, rotated.stderr
-    assert "re-encrypted 1 inbox secrets and 1 password hashes" in " ".join(rotated.stderr.split())
+    assert "re-encrypted 1 inbox secrets, 1 password hashes" in " ".join(rotated.stderr.split())
 
     runtime = open_runtime(tmp_path, secret_key=new)
     try:
