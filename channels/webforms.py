@@ -7,6 +7,12 @@ definition (every error names its field), `build_inbound` turns it into an
 `InboundMessage` (dedup key: the page's idempotency token, or a hash of the
 values), and `SlidingWindowLimiter` keeps one client from flooding a form.
 
+Consent boxes (``consent:<purpose>``, one per purpose the form asks for) count as
+ticked only for an explicit tick (`CONSENT_TICKS`, or JSON ``true``): consent must be
+an unambiguous act. A required one left unticked is an error like a missing required
+field; the ticked ones travel with the message (`InboundMessage.consents`) and ingest
+records each in the policy's text in force.
+
 The adapter sends nothing: replies to a web conversation go out
 through another inbox (the delivery worker falls back to e-mail for "web").
 Its one setting is the opt-in to read the client address from X-Forwarded-For.
@@ -37,9 +43,11 @@ from threadline.domain.model.form import (
     TOKEN_FIELD,
     UTM_FIELDS,
     VISITOR_FIELD,
+    FormConsent,
     FormDefinition,
     FormField,
     clean_origin,
+    consent_field,
 )
 from threadline.domain.model.identities import normalise_email, normalise_phone
 from threadline.domain.model.inbound import AttachmentMeta, InboundMessage
@@ -55,6 +63,9 @@ VISITOR = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _UNPRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 SOURCE_LIMIT = 2000
 FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
+# What a ticked consent box sends: the page's "yes", a browser's default "on", or a script's
+# true (JSON true, or "true"/"1"); anything else, garbage included, is not a consent.
+CONSENT_TICKS = frozenset({"yes", "on", "true", "1"})
 MAX_FILES = 10
 
 
@@ -111,6 +122,8 @@ class CleanSubmission:
     phone: str
     name: str
     attributes: dict[str, Any]
+    # The purposes whose consent box was ticked, in the form's order.
+    consents: tuple[str, ...] = ()
 
 
 def clean_text(value: str) -> str:
@@ -203,6 +216,34 @@ def _check_field(form_field: FormField, raw: str | bool | None, region: str | No
     return text
 
 
+def consent_ticked(raw: str | bool | None) -> bool:
+    """Whether a consent box's value is a tick (only an explicit one is)."""
+    if isinstance(raw, bool):
+        return raw
+    return raw is not None and raw.strip().lower() in CONSENT_TICKS
+
+
+def consent_error(title: str) -> str:
+    """What a required consent box left unticked says (the title is the policy's own words)."""
+    return f"Tick the box to agree: {title}"
+
+
+def _check_consents(
+    consents: Iterable[FormConsent],
+    values: Mapping[str, str | bool],
+    titles: Mapping[str, str],
+    errors: dict[str, str],
+) -> tuple[str, ...]:
+    """The ticked purposes; a required box left unticked adds its error."""
+    ticked = []
+    for consent in consents:
+        if consent_ticked(values.get(consent.field_name)):
+            ticked.append(consent.purpose)
+        elif consent.required:
+            errors[consent.field_name] = consent_error(titles.get(consent.purpose, consent.purpose))
+    return tuple(ticked)
+
+
 def _attribute_value(
     registry: AttributeRegistry | None, key: str, value: str | bool, form_field: FormField
 ) -> Any:
@@ -227,8 +268,12 @@ def clean_submission(
     context: RequestContext,
     registry: AttributeRegistry | None,
     default_region: str | None = None,
+    consent_titles: Mapping[str, str] | None = None,
 ) -> CleanSubmission:
-    """Check every field against the definition; raise `InvalidSubmission` with all errors."""
+    """Check every field against the definition; raise `InvalidSubmission` with all errors.
+
+    `consent_titles` (purpose -> the policy's title) words the error of a required
+    consent box left unticked; without it the purpose names the box."""
     errors = dict(submission.errors)
     values: dict[str, str | bool] = {}
     for form_field in form.fields:
@@ -284,6 +329,8 @@ def clean_submission(
         except ValueError as error:
             errors[name] = str(error)
 
+    consents = _check_consents(form.consents, submission.values, consent_titles or {}, errors)
+
     token = submission.values.get(TOKEN_FIELD, "")
     token = token.strip() if isinstance(token, str) else ""
     if token and not TOKEN.match(token):
@@ -300,6 +347,7 @@ def clean_submission(
         phone=phone,
         name=mapped("name"),
         attributes=attributes,
+        consents=consents,
     )
 
 
@@ -331,10 +379,14 @@ def _visitor(submission: Submission, context: RequestContext) -> str:
     return ""
 
 
-def dedup_key(slug: str, token: str, values: Mapping[str, str | bool]) -> str:
-    """The page's token when there is one; else the same values always give the same key."""
+def dedup_key(
+    slug: str, token: str, values: Mapping[str, str | bool], consents: Iterable[str] = ()
+) -> str:
+    """The page's token when there is one; else the same values (and ticked consents, which
+    a second, otherwise equal submission may add) always give the same key."""
     if token:
         return f"form:{slug}:{token}"
+    values = {**values, **{consent_field(purpose): True for purpose in consents}}
     canonical = json.dumps(
         {"slug": slug, "values": sorted((k, _text_of(v)) for k, v in values.items())},
         ensure_ascii=False,
@@ -369,7 +421,7 @@ def build_inbound(
     """The message one accepted submission becomes; one conversation per contact and form."""
     return InboundMessage.create(
         channel=CHANNEL,
-        dedup_key=dedup_key(form.slug, clean.token, clean.values),
+        dedup_key=dedup_key(form.slug, clean.token, clean.values, clean.consents),
         identities=[("email", clean.email), ("phone", clean.phone), ("web", clean.visitor_id)],
         sender_name=clean.name,
         subject=f"Form: {form.name}",
@@ -381,6 +433,8 @@ def build_inbound(
         source={**clean.source, "form": form.slug},
         default_region=default_region,
         inbox_id=inbox_id,
+        # The ticked consent boxes: ingest records each in the policy's text now in force.
+        consents=clean.consents,
     )
 
 

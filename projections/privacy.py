@@ -67,3 +67,46 @@ def every_row(db: ViewDatabase) -> dict[str, list[dict[str, Any]]]:
     else:
         names = db.query("SELECT name FROM sqlite_master WHERE type = 'table'")
     return {str(t["name"]): db.query(f"SELECT * FROM {t['name']}") for t in names}
+
+
+# Index tables of ids only (no data of the person beyond the link), left out of an export.
+INTERNAL_TABLES = ("audit_events", "audit_subjects", "audit_firings", "contact_inbound_aliases",
+                   "inbox_contact_aliases", "timeline_aliases", "deal_aliases", "money_aliases",
+                   "source_call_messages")  # fmt: skip
+
+
+def rows_of_contact(db: ViewDatabase, contact_id: UUID | str) -> dict[str, list[dict[str, Any]]]:
+    """Everything the views keep about one contact, by table: the rows whose `contact_id`
+    is the contact, and its own rows in `contacts` and `inbox_contacts` (a person's data
+    export, GDPR art. 15 and 20, 152-FZ art. 14)."""
+    wanted = str(contact_id)
+    found: dict[str, list[dict[str, Any]]] = {}
+    for table, columns in _columns(db).items():
+        if table in INTERNAL_TABLES:
+            continue
+        if "contact_id" in columns:
+            rows = db.query(f"SELECT * FROM {table} WHERE contact_id = ?", [wanted])
+        elif table in ("contacts", "inbox_contacts"):
+            rows = db.query(f"SELECT * FROM {table} WHERE id = ?", [wanted])
+        else:
+            continue
+        if rows:
+            found[table] = rows
+    return found
+
+
+def _columns(db: ViewDatabase) -> dict[str, set[str]]:
+    if db.postgres:
+        rows = db.query(
+            "SELECT table_name AS t, column_name AS c FROM information_schema.columns"
+            " WHERE table_schema = current_schema()"
+        )
+        columns: dict[str, set[str]] = {}
+        for row in rows:
+            columns.setdefault(str(row["t"]), set()).add(str(row["c"]))
+        return columns
+    tables = db.query("SELECT name FROM sqlite_master WHERE type = 'table'")
+    return {
+        str(t["name"]): {str(c["name"]) for c in db.query(f"PRAGMA table_info({t['name']})")}
+        for t in tables
+    }

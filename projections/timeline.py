@@ -33,7 +33,7 @@ from threadline.projections.sql import ViewCursor, ViewReader
 
 class TimelineProjection(ViewProjection):
     name = "timeline"
-    version = 3  # 2: opt-out and opt-in rows; 3: deal rows
+    version = 3  # 2: opt-out and opt-in rows; 3: deal rows (consent rows: no new shape)
     tables = ("timeline", "timeline_conversations", "timeline_aliases")
     forgets = (Scrub("timeline", {"title": "", "body": "", "data": "{}"}),)
     schema = (
@@ -164,6 +164,16 @@ class TimelineProjection(ViewProjection):
             cur, event, event.originator_id, kind, title=event.channel, body=event.reason,
             data={"channel": event.channel, "reason": event.reason},
         )  # fmt: skip
+
+    @handles(Contact.ContactConsentGiven, Contact.ContactConsentWithdrawn)
+    def _consent_record(self, event: Any, cur: ViewCursor) -> None:
+        """A consent to a purpose given (in which version of the text, how) or withdrawn."""
+        if isinstance(event, Contact.ContactConsentGiven):
+            kind = "consent.given"
+            data = {"purpose": event.purpose, "text_version": event.text_version, "via": event.via}
+        else:
+            kind, data = "consent.withdrawn", {"purpose": event.purpose, "via": event.via}
+        self._row(cur, event, event.originator_id, kind, title=event.purpose, data=data)
 
     @handles(Contact.ContactMerged)
     def _merged(self, event: Any, cur: ViewCursor) -> None:

@@ -54,6 +54,7 @@ from threadline.projections.campaigns import (
     queued_count,
     queued_recipients,
 )
+from threadline.projections.consents import consent_policies
 from threadline.projections.sql import ViewReader
 from threadline.services.campaign_service import campaign_problem, render_campaign, segment_filter
 from threadline.triggers.outbound import AggregateReader, OutboundComposer
@@ -303,7 +304,8 @@ class CampaignSender:
         except BaseException:
             self.composer.release_slot(str(contact_id), message_id)
             raise
-        return CampaignSend(recipient_id, contact_id, channel, personal)
+        needed = tuple(p.purpose for p in consent_policies(self.views) if p.campaigns)
+        return CampaignSend(recipient_id, contact_id, channel, personal, needed)
 
     def _release(self, prepared: CampaignSend) -> None:
         """The message was not sent after all: its slot of the daily limit is free again."""

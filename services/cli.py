@@ -484,7 +484,8 @@ def secrets_rotate() -> None:
         runtime.close()
     console.print(
         f"re-encrypted {secrets_count} inbox secrets, {hashes} password hashes and "
-        f"{contact_keys} contacts' keys with the new key; from now on start with "
+        f"{contact_keys} contact keys (those kept ahead for new contacts too) with the new key; "
+        "from now on start with "
         "THREADLINE_SECRET_KEY alone"
     )
 

@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from threadline.domain.commands.application import Threadline
+from threadline.projections.consents import consent_policies
 from threadline.projections.queries import Queries
 from threadline.projections.sql import ViewDatabase
 from threadline.services.attachment_access import AttachmentAccess
 from threadline.services.campaigns import CampaignSender
 from threadline.services.channel_hub import ChannelHub, ChannelStores, Worker
 from threadline.services.config import Settings
+from threadline.services.consent_links import ConsentLinks, consent_urls
 from threadline.services.delivery import DeliveryWorker
 from threadline.services.documents.links import DocumentLinks
 from threadline.services.notifier import NotificationMailer
@@ -57,6 +59,7 @@ class Components:
 
     channels: ChannelHub
     unsubscribe: UnsubscribeLinks
+    consent_links: ConsentLinks
     document_links: DocumentLinks
     composer: OutboundComposer
     triggers: TriggerRunner
@@ -70,6 +73,7 @@ def build_components(
     app, views = stores.app, stores.views
     channel_stores = ChannelStores.open(stores.state_db, stores.secret_box)
     unsubscribe = UnsubscribeLinks(channel_stores.state, settings.public_url)
+    consent_links = ConsentLinks(channel_stores.state, settings.public_url)
     wire_survey_links(app, channel_stores.state, settings.public_url)  # e-mail survey links
     # One composer per process: rule and campaign messages take slots of one daily limit.
     composer = OutboundComposer(
@@ -78,6 +82,9 @@ def build_components(
         views=views,
         per_day=settings.automatic_messages_per_day,
         unsubscribe_url=unsubscribe.url,
+        consent_urls=lambda contact_id: consent_urls(
+            consent_links, [p.purpose for p in consent_policies(views)], contact_id
+        ),
     )
 
     def workers() -> list[Worker]:
@@ -124,6 +131,7 @@ def build_components(
     return Components(
         channels=hub,
         unsubscribe=unsubscribe,
+        consent_links=consent_links,
         document_links=DocumentLinks(channel_stores.state, settings.public_url),
         composer=composer,
         triggers=triggers,

@@ -13,8 +13,11 @@ cached drop it when they read the contact's `ContactForgotten` (or when told her
 A database backup taken before still holds the key: see the README's list of copies
 outside the log.
 
-Keys are cached per process (a dict; a key is 32 bytes); `ensure` makes a batch's
-missing keys in one transaction, before the group-commit writer stores the batch.
+Keys are cached per process (a dict; a key is 32 bytes). New contacts take their ids
+from a pool of ids whose keys were stored ahead, `POOL` at a time
+(`threadline.domain.model.contact_ids`), so storing a new client's first message
+costs no extra write; `ensure` makes, in one transaction before the group-commit
+writer stores a batch, any key still missing (a contact made with an id of its own).
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from threadline.projections.sql import ViewDatabase
 from threadline.services.secret_box import SecretBox
@@ -33,6 +37,7 @@ from threadline.services.secret_box import SecretBox
 log = logging.getLogger(__name__)
 
 KEY_BYTES = 32
+POOL = 256  # keys stored ahead for new contacts, per refill
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS contact_keys (contact_id TEXT PRIMARY KEY,"
     " wrapped TEXT, created_at TEXT NOT NULL, destroyed_at TEXT)",
@@ -48,6 +53,7 @@ class DatabaseKeyring:
         self.db.create_schema(SCHEMA)
         self.box = box
         self._keys: dict[UUID, bytes] = {}
+        self._pool: deque[UUID] = deque()
         self._lock = threading.Lock()
 
     def key_for(self, contact_id: UUID, create: bool) -> bytes | None:
@@ -77,6 +83,30 @@ class DatabaseKeyring:
                     [str(contact), self.box.encrypt(key.hex()), now],
                 )
         self._load(new)  # another process may have been first: its key is the key
+
+    def next_contact_id(self) -> UUID:
+        """An id for a new contact whose key is stored already (`contact_ids.install`): the
+        pool is refilled `POOL` keys at a time, one transaction per refill."""
+        with self._lock:
+            if not self._pool:
+                try:
+                    self._pool.extend(self._reserve(POOL))
+                except Exception:  # the store is away or closed: the key is made on storing
+                    log.warning("could not store keys ahead for new contacts", exc_info=True)
+                    return uuid4()
+            return self._pool.popleft()
+
+    def _reserve(self, count: int) -> list[UUID]:
+        made = {uuid4(): secrets.token_bytes(KEY_BYTES) for _ in range(count)}
+        now = datetime.now(UTC).isoformat()
+        with self.db.transaction() as cur:
+            for contact, key in made.items():
+                cur.execute(
+                    "INSERT INTO contact_keys (contact_id, wrapped, created_at) VALUES (?, ?, ?)",
+                    [str(contact), self.box.encrypt(key.hex()), now],
+                )
+        self._keys.update(made)
+        return list(made)
 
     def forgotten(self, contact_ids: Iterable[UUID]) -> None:
         with self._lock:

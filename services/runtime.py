@@ -10,8 +10,10 @@ and starts and closes them in order. No component receives the runtime.
 from __future__ import annotations
 
 import logging
+from uuid import uuid4
 
 from threadline.domain.infrastructure.store_access import recover_connections
+from threadline.domain.model import contact_ids
 from threadline.projections.process_runner import ProcessViewRunner
 from threadline.projections.queries import Queries
 from threadline.projections.runner import Progress, ViewRunner
@@ -85,6 +87,7 @@ class Runtime:
         )
         self.channels = parts.channels
         self.unsubscribe = parts.unsubscribe
+        self.consent_links = parts.consent_links
         self.document_links = parts.document_links
         self.composer = parts.composer
         self.triggers = parts.triggers
@@ -165,6 +168,7 @@ class Runtime:
         if self._state.factory is not None:
             factories.append((self._state.factory, "state"))
         checkpointed = close_stores(self.app, factories)
+        contact_ids.install(uuid4)  # the pool's store is closed: random ids again
         log.info(
             "runtime closed in order: %s stopped; SQLite checkpointed: %s",
             ", ".join(stopped) or "nothing",

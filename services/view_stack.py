@@ -20,12 +20,14 @@ from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.utils import Environment
 
 from threadline.domain.commands.application import Threadline
+from threadline.domain.model import contact_ids
 from threadline.projections.audit_index import AuditIndexProjection
 from threadline.projections.automation import AutomationProjection
 from threadline.projections.base import ViewProjection
 from threadline.projections.campaigns import CampaignProjection
 from threadline.projections.catalogue import CatalogueProjection
 from threadline.projections.companies import CompanyProjection
+from threadline.projections.consents import ConsentProjection
 from threadline.projections.contact_card import ContactCardProjection
 from threadline.projections.contact_inbound import ContactInboundProjection
 from threadline.projections.deals import DealProjection
@@ -67,6 +69,7 @@ log = logging.getLogger(__name__)
 PROJECTION_CLASSES: tuple[type[ViewProjection], ...] = (
     UserProjection,
     ContactCardProjection,
+    ConsentProjection,
     CompanyProjection,
     InboxProjection,
     TimelineProjection,
@@ -111,7 +114,9 @@ def open_log(settings: Settings, budget: PoolBudget, box: SecretBox | None = Non
     recorder.create_table()
     if box is None:
         box = settings_secret_box(settings, state_url_for(views_url_of(settings)))
-    app.personal_mapper.keyring = DatabaseKeyring(app.recorder, box)
+    keyring = DatabaseKeyring(app.recorder, box)
+    app.personal_mapper.keyring = keyring
+    contact_ids.install(keyring.next_contact_id)
     return app
 
 

@@ -212,6 +212,7 @@ class OutboundComposer:
         views: ViewReader,
         per_day: int,
         unsubscribe_url: Callable[[str], str] | None = None,
+        consent_urls: Callable[[str], Mapping[str, str]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.aggregates = aggregates
@@ -219,6 +220,7 @@ class OutboundComposer:
         self.views = views
         self.per_day = per_day
         self.unsubscribe_url = unsubscribe_url
+        self.consent_urls = consent_urls
         self.clock = clock
         self._lock = threading.Lock()
         # Per lock stripe, per contact: message id -> when, for the slots this process took
@@ -318,6 +320,8 @@ class OutboundComposer:
         context = dict(facts)
         if self.unsubscribe_url is not None:
             context["unsubscribe_url"] = self.unsubscribe_url(str(contact_id))
+        if self.consent_urls is not None:
+            context["consent_urls"] = self.consent_urls(str(contact_id))
         return render(variants, channel, context)
 
     def preview(

@@ -153,6 +153,9 @@ SCHEMA: dict[str, Any] = {
     "operator": {"name": LEAF, "email": LEAF},
     "conversation": {"channel": LEAF, "subject": LEAF, "status": LEAF},
     "unsubscribe_url": LEAF,
+    # A signed link per purpose where the client agrees to the policy's current text (or
+    # withdraws): `consent_urls["marketing"]` (`services.consent_links`).
+    "consent_urls": OPEN,
     "now": MOMENT,
     # The event that set a rule off (type, channel, text, subject, task_id, due_at, ...):
     # open-ended, because every event type of the log carries its own fields.
@@ -1245,5 +1248,6 @@ def sample_context(attribute_keys: set[str] | None = None) -> dict[str, Any]:
         "operator": {"name": "Sam Lee", "email": "sam@example.com"},
         "conversation": {"channel": "email", "subject": "Your question", "status": "open"},
         "unsubscribe_url": "https://example.com/unsubscribe/sample",
+        "consent_urls": {"marketing": "https://example.com/consent/sample"},
         "now": datetime(2025, 1, 15, 10, 0, tzinfo=UTC),
     }

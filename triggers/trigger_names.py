@@ -144,6 +144,10 @@ EVENT_TRIGGERS: dict[str, EventTriggers] = {
     "ContactMerged": EventTriggers("contact.merged", ("survivor_id",)),
     # e.g. a webhook that asks the shop's own systems to forget the client too
     "ContactForgotten": EventTriggers("contact.forgotten", ("request_id",)),
+    "ContactConsentGiven": EventTriggers(
+        "contact.consent_given", ("purpose", "text_version", "via")
+    ),
+    "ContactConsentWithdrawn": EventTriggers("contact.consent_withdrawn", ("purpose", "via")),
     "ContactAbsorbed": EventTriggers(
         "contact.absorbed", ("duplicate_id", "tags", "values", "responsible_id", "source")
     ),
@@ -338,6 +342,8 @@ UNSEEN_EVENTS = frozenset(
         "IdentityClaimed",
         "IdentityClaimTransferred",
         "IdentityClaimReleased",
+        "PolicyPublished",  # a consent policy's text: the business's own, no rule's business
+        "PolicyRevised",
         "AttributeRegistryCreated",
         "AttributeDefined",
         "CalendarSaved",

@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from threadline.domain.commands.base import Commands
+from threadline.domain.commands.consent import current_policy
 from threadline.domain.infrastructure.group_commit import Committed
 from threadline.domain.infrastructure.unit_of_work import UnitOfWork
 from threadline.domain.model.campaign import (
@@ -200,6 +201,15 @@ class CampaignCommands(Commands):
                     f"opted out of automatic messages on {send.channel}", actor, correlation_id
                 )
                 return SendOutcome.SKIPPED
+            for purpose in send.consents:
+                policy = current_policy(unit, purpose)
+                if not contact.has_consent(policy.purpose, policy.text_version):
+                    recipient.skip(
+                        f"no consent to {policy.purpose} (text version {policy.text_version})",
+                        actor,
+                        correlation_id,
+                    )
+                    return SendOutcome.SKIPPED
             message_id = campaign_message_id(recipient.id)
             if unit.exists(message_id):
                 return SendOutcome.ALREADY

@@ -2,7 +2,8 @@
 
 A definition is validated on its own by `FormDefinition.create`; what needs the
 store is checked here: that a mapping to ``attributes.<key>`` names an attribute
-the registry defines, of a type the field can feed.
+the registry defines, of a type the field can feed, and that every consent the form
+asks for names a published consent policy (the box shows the policy's title and text).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from threadline.domain.commands.base import Commands
 from threadline.domain.infrastructure.group_commit import Committed
 from threadline.domain.infrastructure.unit_of_work import UnitOfWork
 from threadline.domain.model.attributes import REGISTRY_ID, AttributeRegistry, AttributeType
+from threadline.domain.model.consent_policy import ConsentPolicy, consent_policy_id
 from threadline.domain.model.errors import Conflict, InvalidInput, NotFound
 from threadline.domain.model.form import Form, FormDefinition, form_id_for
 from threadline.domain.model.inbox import clean_slug
@@ -53,6 +55,23 @@ def check_attribute_mapping(unit: UnitOfWork, definition: FormDefinition) -> Non
             raise InvalidInput(where, "a checkbox feeds a boolean or text attribute")
 
 
+def check_consents(unit: UnitOfWork, definition: FormDefinition) -> None:
+    """Every consent must name a published policy: its box shows that policy's title and text."""
+    for index, consent in enumerate(definition.consents):
+        if unit.find(consent_policy_id(consent.purpose), ConsentPolicy) is None:
+            raise InvalidInput(
+                f"consents.{index}.purpose",
+                f"no consent policy {consent.purpose!r} is published; publish its text first"
+                f" (PUT /api/consent-policies/{consent.purpose})",
+            )
+
+
+def check_definition(unit: UnitOfWork, definition: FormDefinition) -> None:
+    """What a definition needs from the store: its attributes and its consent policies."""
+    check_attribute_mapping(unit, definition)
+    check_consents(unit, definition)
+
+
 class FormCommands(Commands):
     """Commands of web forms; a mixin of `Threadline`, submitted through the group-commit writer."""
 
@@ -64,7 +83,7 @@ class FormCommands(Commands):
         def command(unit: UnitOfWork) -> UUID:
             if unit.exists(form_id):
                 raise Conflict(f"a form with slug {definition.slug!r} exists")
-            check_attribute_mapping(unit, definition)
+            check_definition(unit, definition)
             unit.add(
                 Form(
                     id=form_id,
@@ -96,9 +115,11 @@ class FormCommands(Commands):
             if form is None:
                 raise NotFound("form", slug)
             if definition is not None:
-                check_attribute_mapping(unit, definition)
+                check_definition(unit, definition)
                 wanted = definition.as_dict()
-                if wanted != form.definition:
+                # Compared as read back: a definition recorded before a key existed (no
+                # "consents") equals the same definition saved again with its default.
+                if wanted != form.spec.as_dict():
                     form.change(wanted, actor, correlation_id)
             if enabled is not None and enabled != form.enabled:
                 form.set_enabled(enabled, actor, correlation_id)

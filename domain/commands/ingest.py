@@ -18,10 +18,12 @@ from typing import Any
 from uuid import UUID
 
 from threadline.domain.commands.base import Commands
+from threadline.domain.commands.consent import record_consent
 from threadline.domain.commands.identity_claims import claim_contact_identity, claim_owner
 from threadline.domain.commands.surveys import record_survey_reply
 from threadline.domain.infrastructure.group_commit import Command, Committed, Prefetch
 from threadline.domain.infrastructure.unit_of_work import UnitOfWork
+from threadline.domain.model.consent_policy import ConsentPolicy, consent_policy_id
 from threadline.domain.model.contact import Contact, Lifecycle, survivor
 from threadline.domain.model.conversation import (
     Conversation,
@@ -44,7 +46,8 @@ def ingest_plan(message: InboundMessage) -> Prefetch:
 
     def plan(unit: UnitOfWork) -> Iterator[Iterable[UUID]]:
         replied = message.replied_message_ids()
-        yield [message.message_id, *(i.claim_id for i in message.identities), *replied]
+        policies = [consent_policy_id(purpose) for purpose in message.consents]
+        yield [message.message_id, *(i.claim_id for i in message.identities), *replied, *policies]
         held = (claim_owner(unit, str(i.kind), i.value) for i in message.identities)
         owners = [owner for owner in held if owner is not None]
         answered = [m.conversation_id for m in (unit.find(r, Message) for r in replied) if m]
@@ -109,6 +112,7 @@ def ingest_command(message: InboundMessage) -> Command[IngestResult]:
             claim_contact_identity(
                 unit, contact, str(identity.kind), identity.value, actor, correlation_id
             )
+        _record_consents(unit, message, contact, actor, correlation_id)
         conversation_id = conversation_id_for(contact.id, message.channel, message.thread_key)
         conversation: Conversation | None = None
         if not created:  # a contact created just now has no conversations to ask for
@@ -161,6 +165,18 @@ def ingest_command(message: InboundMessage) -> Command[IngestResult]:
         return IngestResult(message_id, contact.id, conversation.id, False, created)
 
     return command
+
+
+def _record_consents(
+    unit: UnitOfWork, message: InboundMessage, contact: Contact, actor: str, correlation_id: str
+) -> None:
+    """The consents the message carries (a form's ticked boxes), in the texts now in force."""
+    form = message.source.get("form")
+    via = f"form:{form}" if form else f"channel:{message.channel}"
+    for purpose in message.consents:
+        policy = unit.find(consent_policy_id(purpose), ConsentPolicy)
+        if policy is not None:  # the form checked it exists; a policy never goes away
+            record_consent(contact, policy, via, actor, correlation_id)
 
 
 def _answered_conversation(

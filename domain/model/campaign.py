@@ -286,6 +286,9 @@ class CampaignSend:
     contact_id: UUID
     channel: str
     personal: dict[str, Any]
+    # The purposes every campaign needs the client's consent to (policies marked for
+    # campaigns): a client who has not agreed to the text in force is skipped.
+    consents: tuple[str, ...] = ()
 
 
 def check_campaign_input(name: str, channel: str, per_minute: int | None) -> str:

@@ -16,6 +16,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from threadline.domain.model.contact_ids import new_contact_id
 from threadline.domain.model.errors import Conflict, InvalidInput
 from threadline.domain.model.money import DEFAULT_CURRENCY, Money
 
@@ -159,6 +160,11 @@ def clean_tag(tag: str) -> str:
 class Contact(Aggregate):
     """A client or lead, with identities, typed attributes, tags, owner and source."""
 
+    @staticmethod
+    def create_id(*_: Any, **__: Any) -> UUID:
+        """A new contact's id: one whose key is stored already (`contact_ids`)."""
+        return new_contact_id()
+
     class ContactCreated(Aggregate.Created):
         """A contact came to be. Version 2 keeps the source's acquisition cost as money
         (``{"amount": "12.5", "currency": "RUB"}``); version 1 had a bare float, read as RUB."""
@@ -198,6 +204,8 @@ class Contact(Aggregate):
         self.opted_out: list[str] = []
         self.absorbed: list[UUID] = []  # the duplicates merged into this contact
         self.forgotten = False
+        # purpose -> the policy text version the client agreed to (withdrawn: absent)
+        self.consents: dict[str, int] = {}
 
     def has_identity(self, kind: str, value: str) -> bool:
         return any(i["kind"] == kind and i["value"] == value for i in self.identities)
@@ -317,6 +325,9 @@ class Contact(Aggregate):
             actor,
             correlation_id,
         )
+        for purpose, version in sorted(duplicate.consents.items()):
+            if not self.has_consent(purpose, version):  # the person agreed: it stays so
+                self.give_consent(purpose, version, f"merge:{duplicate.id}", actor, correlation_id)
         duplicate.merge_into(self.id, actor, correlation_id)
 
     class ContactMerged(Aggregate.Event):
@@ -429,6 +440,43 @@ class Contact(Aggregate):
 
     def has_opted_out(self, channel: str) -> bool:
         return "*" in self.opted_out or channel in self.opted_out
+
+    class ContactConsentGiven(Aggregate.Event):
+        """The client agreed to a purpose's policy (`consent_policy`), in `text_version` of
+        its text, `via` a form (``form:<slug>``), a link (``link``) or an operator who has
+        it in writing (``operator``)."""
+
+        purpose: str
+        text_version: int
+        via: str
+        actor: str
+        correlation_id: str
+
+    @event(ContactConsentGiven)
+    def give_consent(
+        self, purpose: str, text_version: int, via: str, actor: str, correlation_id: str
+    ) -> None:
+        self.consents[purpose] = text_version
+
+    def has_consent(self, purpose: str, text_version: int) -> bool:
+        """Whether the client agreed to this version of the purpose's text (or a later one)."""
+        return self.consents.get(purpose, 0) >= text_version
+
+    class ContactConsentWithdrawn(Aggregate.Event):
+        """The client withdrew a consent (152-FZ art. 9 p. 2: at any time); the reason, if
+        they gave one, is theirs (`personal`)."""
+
+        purpose: str
+        via: str
+        personal: dict[str, Any]
+        actor: str
+        correlation_id: str
+
+    @event(ContactConsentWithdrawn)
+    def withdraw_consent(
+        self, purpose: str, via: str, personal: dict[str, Any], actor: str, correlation_id: str
+    ) -> None:
+        self.consents.pop(purpose, None)
 
     class ContactForgotten(Aggregate.Event):
         """The client asked to be forgotten (GDPR art. 17, 152-FZ art. 21): the contact's key

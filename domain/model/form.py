@@ -7,8 +7,14 @@ so every change is audited and a submission can always be read against the
 definition that was in force.
 
 `FormDefinition.create` validates a definition on its own (names, types,
-options, URLs, origins); `threadline.domain.commands.forms` adds what needs the store: that a
-mapping to ``attributes.<key>`` names an attribute the registry defines.
+options, URLs, origins, consents); `threadline.domain.commands.forms` adds what needs the
+store: that a mapping to ``attributes.<key>`` names an attribute the registry defines, and
+that each consent names a published consent policy.
+
+A form asks for consent (152-FZ art. 9, GDPR art. 7) with one separate, unticked box per
+purpose (`FormConsent`), posted as ``consent:<purpose>``: a field name cannot hold a colon,
+so no field can take a box's name. Definitions recorded before forms had consents have no
+``consents`` key; `FormDefinition.from_dict` reads them as having none.
 """
 
 from __future__ import annotations
@@ -48,6 +54,10 @@ UTM_FIELDS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_conte
 RESERVED_FIELDS = frozenset(
     {HONEYPOT_FIELD, TOKEN_FIELD, REFERRER_FIELD, VISITOR_FIELD, *UTM_FIELDS}
 )
+# A consent box is posted as "consent:<purpose>"; FIELD_NAME has no colon, so every name
+# with this prefix is the page's own, like the reserved names above.
+CONSENT_PREFIX = "consent:"
+MAX_CONSENTS = 10
 # Which field types may feed each contact target (identity values must be typed text).
 TARGET_TYPES = {
     "name": ("text", "hidden"),
@@ -67,6 +77,36 @@ DEFAULT_THANKS = "Thank you! We have your message and will be in touch soon."
 
 def form_id_for(slug: str) -> UUID:
     return uuid5(FORM_NAMESPACE, clean_slug(slug))
+
+
+def consent_field(purpose: str) -> str:
+    """The name a consent box is posted under."""
+    return f"{CONSENT_PREFIX}{purpose}"
+
+
+def is_reserved_name(name: str) -> bool:
+    """Whether the form page uses `name` itself (a hidden input, a consent box)."""
+    return name in RESERVED_FIELDS or name.startswith(CONSENT_PREFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class FormConsent:
+    """One consent the form asks for: a separate, unticked box for the purpose's policy
+    (its title and current text come from the policy, so a new text shows at once)."""
+
+    purpose: str
+    required: bool = False
+
+    @property
+    def field_name(self) -> str:
+        return consent_field(self.purpose)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"purpose": self.purpose, "required": self.required}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FormConsent:
+        return cls(purpose=str(data["purpose"]), required=bool(data.get("required", False)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +167,7 @@ class FormDefinition:
     thank_you_url: str = ""
     allowed_origins: tuple[str, ...] = ()
     rate_limit_per_minute: int = DEFAULT_RATE_LIMIT
+    consents: tuple[FormConsent, ...] = ()
 
     def field(self, name: str) -> FormField | None:
         for form_field in self.fields:
@@ -164,6 +205,7 @@ class FormDefinition:
             "thank_you_url": self.thank_you_url,
             "allowed_origins": list(self.allowed_origins),
             "rate_limit_per_minute": self.rate_limit_per_minute,
+            "consents": [c.as_dict() for c in self.consents],
         }
 
     @classmethod
@@ -180,6 +222,8 @@ class FormDefinition:
             thank_you_url=str(data.get("thank_you_url") or ""),
             allowed_origins=tuple(str(o) for o in data.get("allowed_origins") or ()),
             rate_limit_per_minute=int(data.get("rate_limit_per_minute", DEFAULT_RATE_LIMIT)),
+            # Definitions recorded before forms asked for consent have no such key: none.
+            consents=tuple(FormConsent.from_dict(c) for c in data.get("consents") or ()),
         )
 
     @classmethod
@@ -210,6 +254,7 @@ class FormDefinition:
             thank_you_url=_clean_url(data.get("thank_you_url"), "thank_you_url"),
             allowed_origins=_clean_origins(data.get("allowed_origins")),
             rate_limit_per_minute=_rate_limit(data.get("rate_limit_per_minute")),
+            consents=_clean_consents(data.get("consents")),
         )
         return definition
 
@@ -238,7 +283,7 @@ def _clean_field(raw: Any, index: int) -> FormField:
     name = _string(raw.get("name"), f"{where}.name", 40).strip()
     if not FIELD_NAME.match(name):
         raise InvalidInput(f"{where}.name", "1 to 40 lower-case letters, digits or _")
-    if name in RESERVED_FIELDS:
+    if is_reserved_name(name):
         raise InvalidInput(f"{where}.name", f"{name!r} is reserved for the form page itself")
     kind = _string(raw.get("type"), f"{where}.type", 20).strip() or "text"
     if kind not in FIELD_TYPES:
@@ -380,6 +425,37 @@ def _clean_origins(raw: Any) -> tuple[str, ...]:
     if ANY_ORIGIN in origins and len(origins) > 1:
         raise InvalidInput("allowed_origins", "* allows every site; list it alone")
     return tuple(origins)
+
+
+def _clean_consents(raw: Any) -> tuple[FormConsent, ...]:
+    """At most `MAX_CONSENTS` purposes, each once; whether a policy exists is the commands'."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list | tuple) or len(raw) > MAX_CONSENTS:
+        raise InvalidInput(
+            "consents", f"a list of at most {MAX_CONSENTS} consents, each a purpose and required"
+        )
+    consents: list[FormConsent] = []
+    for index, item in enumerate(raw):
+        where = f"consents.{index}"
+        if not isinstance(item, Mapping):
+            raise InvalidInput(where, "a consent is an object with purpose and required")
+        try:
+            purpose = clean_slug(_string(item.get("purpose"), f"{where}.purpose", 40))
+        except InvalidInput as error:
+            if error.field != "slug":
+                raise
+            raise InvalidInput(
+                f"{where}.purpose",
+                "a purpose is a slug: 1 to 40 lower-case letters, digits or dashes",
+            ) from None
+        required = item.get("required", False)
+        if not isinstance(required, bool):
+            raise InvalidInput(f"{where}.required", "expected true or false")
+        if any(c.purpose == purpose for c in consents):
+            raise InvalidInput(f"{where}.purpose", f"{purpose!r} is asked for twice")
+        consents.append(FormConsent(purpose=purpose, required=required))
+    return tuple(consents)
 
 
 def _rate_limit(value: Any) -> int:

@@ -21,12 +21,14 @@ from threadline.domain.model.contact import clean_source
 from threadline.domain.model.errors import InvalidInput
 from threadline.domain.model.html import sanitise_html
 from threadline.domain.model.identities import Identity, normalise_identity
+from threadline.domain.model.inbox import clean_slug
 from threadline.domain.model.message import inbound_message_id
 
 MAX_TEXT = 200_000
 MAX_SUBJECT = 998
 DEFAULT_THREAD = "default"
 MAX_REPLY_TO = 20
+MAX_CONSENTS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,9 @@ class InboundMessage:
     # then References from the newest): a reply joins the conversation of the first
     # of them the log knows, whatever thread key its own headers would give.
     reply_to: tuple[str, ...] = ()
+    # The purposes whose consent box the client ticked (a web form's); recorded on the
+    # contact with the message, in the version of the policy's text in force.
+    consents: tuple[str, ...] = ()
 
     @property
     def message_id(self) -> UUID:
@@ -108,6 +113,7 @@ class InboundMessage:
         default_region: str | None = None,
         inbox_id: UUID | None = None,
         reply_to: Iterable[str] = (),
+        consents: Iterable[str] = (),
     ) -> InboundMessage:
         """Validate and normalise; raises `InvalidInput` naming the offending field."""
         # The last line of defence: no channel may hand the store a string UTF-8 cannot hold.
@@ -167,6 +173,7 @@ class InboundMessage:
             reply_to=tuple(dict.fromkeys(r for r in reply_to if r and len(r) <= 998))[
                 :MAX_REPLY_TO
             ],
+            consents=_purposes(consents),
         )
 
     def replied_message_ids(self) -> list[UUID]:
@@ -226,3 +233,18 @@ class IngestResult:
     conversation_id: UUID
     duplicate: bool
     contact_created: bool = False
+
+
+def _purposes(consents: Iterable[str]) -> tuple[str, ...]:
+    """The consents' purposes as slugs (`InvalidInput` for one that is not)."""
+    purposes: list[str] = []
+    for purpose in consents:
+        try:
+            slug = clean_slug(str(purpose))
+        except InvalidInput:
+            raise InvalidInput("consents", f"{str(purpose)[:40]!r} is not a purpose") from None
+        if slug not in purposes:
+            purposes.append(slug)
+    if len(purposes) > MAX_CONSENTS:
+        raise InvalidInput("consents", f"at most {MAX_CONSENTS} consents in one message")
+    return tuple(purposes)

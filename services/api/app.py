@@ -18,6 +18,8 @@ from threadline.services.api import (
     routes_calls,
     routes_campaigns,
     routes_companies,
+    routes_consent_link,
+    routes_consents,
     routes_contacts,
     routes_contracts,
     routes_conversations,
@@ -103,6 +105,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         routes_audit,
         routes_access_log,
         routes_forget,
+        routes_consents,
+        routes_consent_link,
     ):
         app.include_router(module.router)
     app.include_router(routes_documents.public_router)  # signed links to PDFs: no login

@@ -7,6 +7,11 @@ allowed); a client over the form's per-minute limit is 429; then the body is
 read (415 for other types), a filled honeypot is answered like a success with
 nothing ingested, and field errors are 422 naming every field. What a
 submission becomes is decided in `threadline.channels.webforms`.
+
+The page and the embed show one separate, unticked box per consent the form asks
+for, labelled with the policy's title, its full text and version readable beside it
+(read from the views: `consent_policy`); a required box left unticked is a field
+error named ``consent:<purpose>``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import logging
 import math
 import threading
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +46,7 @@ from threadline.channels.webforms import (
     clean_submission,
     clean_text,
     client_address,
+    consent_ticked,
     origin_allowed,
     own_origins,
     submission_from_json,
@@ -55,6 +62,7 @@ from threadline.domain.model.form import (
     FormDefinition,
 )
 from threadline.domain.model.inbound import IngestResult
+from threadline.projections.consents import consent_policy
 from threadline.services.api.deps import RuntimeDep
 from threadline.services.runtime import Runtime
 
@@ -81,6 +89,48 @@ def _form(runtime: Runtime, slug: str) -> FormDefinition | None:
     if form is None or not form.enabled:
         return None
     return form.spec
+
+
+@dataclass(frozen=True)
+class ConsentBox:
+    """One consent box as the page and the embed show it: the policy's words and version."""
+
+    name: str
+    purpose: str
+    required: bool
+    title: str
+    text: str
+    text_version: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "purpose": self.purpose,
+            "required": self.required,
+            "title": self.title,
+            "text": self.text,
+            "text_version": self.text_version,
+        }
+
+
+def _consent_boxes(runtime: Runtime, form: FormDefinition) -> list[ConsentBox]:
+    """The form's consents with their policies' current title and text. Saving the form
+    checked each policy exists and a policy never goes away; until the views have it
+    (just published), the box is labelled with the purpose."""
+    boxes = []
+    for consent in form.consents:
+        policy = consent_policy(runtime.views, consent.purpose)
+        boxes.append(
+            ConsentBox(
+                name=consent.field_name,
+                purpose=consent.purpose,
+                required=consent.required,
+                title=policy.title if policy is not None else consent.purpose,
+                text=policy.text if policy is not None else "",
+                text_version=policy.text_version if policy is not None else None,
+            )
+        )
+    return boxes
 
 
 def _webforms_inbox(runtime: Runtime) -> InboxConfig | None:
@@ -116,6 +166,7 @@ def _utm_from_query(request: Request) -> dict[str, str]:
 
 def _page(
     form: FormDefinition,
+    consents: list[ConsentBox],
     token: str,
     utm: dict[str, str],
     referrer: str,
@@ -123,15 +174,19 @@ def _page(
     errors: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
+    given = values or {}
     html = TEMPLATES.get_template("forms/page.html").render(
         form=form,
         action=f"/forms/{form.slug}",
         token=token,
         utm=utm,
         referrer=referrer,
-        values={k: v for k, v in (values or {}).items() if isinstance(v, str)},
+        values={k: v for k, v in given.items() if isinstance(v, str)},
         errors=errors or {},
-        labels={f.name: f.label for f in form.fields},
+        labels={f.name: f.label for f in form.fields} | {b.name: b.title for b in consents},
+        consents=consents,
+        # Boxes are never ticked for the client: only their own tick, on the page again.
+        ticked={b.name for b in consents if consent_ticked(given.get(b.name))},
         has_files=any(f.type == "file" for f in form.fields),
         input_types=INPUT_TYPES,
         honeypot=HONEYPOT_FIELD,
@@ -187,7 +242,8 @@ def form_page(slug: str, request: Request, runtime: RuntimeDep) -> Response:
     if form is None:
         return _not_found(slug, html=True)
     referrer = clean_text(request.headers.get("referer", ""))[:2000]
-    return _page(form, str(uuid.uuid4()), _utm_from_query(request), referrer)
+    consents = _consent_boxes(runtime, form)
+    return _page(form, consents, str(uuid.uuid4()), _utm_from_query(request), referrer)
 
 
 @router.get("/{slug}/thanks", response_class=HTMLResponse)
@@ -221,6 +277,7 @@ def embed_script(slug: str, runtime: RuntimeDep) -> Response:
         "token_field": TOKEN_FIELD,
         "referrer_field": REFERRER_FIELD,
         "utm_fields": list(UTM_FIELDS),
+        "consents": [box.as_dict() for box in _consent_boxes(runtime, form)],
     }
     body = TEMPLATES.get_template("forms/embed.js").render(slug=form.slug, config=config)
     return Response(body, media_type=media_type, headers=headers)
@@ -386,10 +443,11 @@ async def submit(slug: str, request: Request) -> Response:
             html,
             headers,
         )
+    consents = await run_in_threadpool(_consent_boxes, runtime, form) if form.consents else []
     try:
         submission = await _read_submission(request, content_type)
     except InvalidSubmission as error:
-        return _invalid(form, error.errors, None, html, headers)
+        return _invalid(form, consents, error.errors, None, html, headers)
 
     if submission.honeypot_filled:
         log.warning("form %s: honeypot filled by %s; nothing ingested", slug, client)
@@ -409,13 +467,19 @@ async def submit(slug: str, request: Request) -> Response:
     registry = await run_in_threadpool(runtime.app.attribute_registry)
     try:
         clean = clean_submission(
-            form, submission, context, registry, runtime.settings.default_region
+            form,
+            submission,
+            context,
+            registry,
+            runtime.settings.default_region,
+            consent_titles={box.purpose: box.title for box in consents},
         )
         result, last = await run_in_threadpool(_ingest, runtime, form, clean, inbox)
     except InvalidSubmission as error:
-        return _invalid(form, error.errors, submission, html, headers)
+        return _invalid(form, consents, error.errors, submission, html, headers)
     except InvalidInput as error:
-        return _invalid(form, {error.field: error.message}, submission, html, headers)
+        errors = {error.field: error.message}
+        return _invalid(form, consents, errors, submission, html, headers)
     await run_in_threadpool(runtime.wait_for_views, last)
     log.info(
         "form %s: message %s for contact %s%s",
@@ -435,6 +499,7 @@ async def submit(slug: str, request: Request) -> Response:
 
 def _invalid(
     form: FormDefinition,
+    consents: list[ConsentBox],
     errors: dict[str, str],
     submission: Submission | None,
     html: bool,
@@ -449,6 +514,7 @@ def _invalid(
         referrer = values.get(REFERRER_FIELD, "")
         response = _page(
             form,
+            consents,
             token if isinstance(token, str) and TOKEN_FIELD not in errors else str(uuid.uuid4()),
             utm,
             referrer if isinstance(referrer, str) else "",

@@ -3,7 +3,8 @@
 A definition is validated by the domain (`FormDefinition.create`), so the API
 and any other caller refuse the same things with the same 422 naming the field;
 a mapping to ``attributes.<key>`` must name an attribute defined beforehand
-(``POST /api/attributes``).
+(``POST /api/attributes``), and each of `consents` a consent policy published
+beforehand (``PUT /api/consent-policies/{purpose}``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,19 @@ class FormFieldIn(BaseModel):
     default: str = Field("", description="a pre-filled value; what a hidden field sends")
 
 
+class FormConsentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    purpose: str = Field(description="a published consent policy's purpose (a slug)")
+    required: bool = Field(False, description="the form is refused unless the box is ticked")
+
+
+CONSENTS_DESCRIPTION = (
+    "consents the form asks for, at most 10: a separate, unticked box per purpose, labelled"
+    " with the policy's title and showing its text; posted as consent:<purpose>"
+)
+
+
 class FormIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -60,6 +74,7 @@ class FormIn(BaseModel):
         "for every site; the form's own page is always allowed",
     )
     rate_limit_per_minute: int = DEFAULT_RATE_LIMIT
+    consents: list[FormConsentIn] = Field(default_factory=list, description=CONSENTS_DESCRIPTION)
     enabled: bool = True
 
 
@@ -77,6 +92,7 @@ class FormPatch(BaseModel):
     thank_you_url: str | None = None
     allowed_origins: list[str] | None = None
     rate_limit_per_minute: int | None = None
+    consents: list[FormConsentIn] | None = None
     enabled: bool | None = None
 
 
@@ -92,6 +108,9 @@ class FormOut(BaseModel):
     thank_you_url: str
     allowed_origins: list[str]
     rate_limit_per_minute: int
+    consents: list[dict[str, Any]] = Field(
+        default_factory=list, description="[{purpose, required}]"
+    )
     enabled: bool
     page_url: str
     embed_url: str

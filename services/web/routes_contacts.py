@@ -11,6 +11,11 @@ next to the field, with the API's status code (422/409/404).
 Each small edit answers an HTMX request with the fragment it changed (one
 attribute, or the whole card) and a plain form post with a redirect, so the
 pages also work without JavaScript.
+
+The card's "Consents" section lists every consent policy with where the client
+stands (152-FZ art. 9, GDPR art. 7: agreed to the text in force, to an older
+one, withdrawn, not given); writers record a consent obtained in writing and a
+withdrawal (`give_consent` / `withdraw_consent`, via "operator").
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from threadline.domain.model.attributes import AttributeScope, AttributeType
 from threadline.domain.model.contact import Lifecycle
 from threadline.domain.model.errors import InvalidInput, NotFound
 from threadline.projections.base import FORGOTTEN_NAME
+from threadline.projections.consents import consents_of
 from threadline.projections.contact_card import Identity
 from threadline.projections.contact_card import identities_of as identities_of_contacts
 from threadline.projections.segments import build_contact_filter
@@ -73,6 +79,8 @@ KIND_LABELS = {
     "contact.responsible_assigned": "Responsible changed",
     "contact.opted_out": "Opted out of automatic messages",
     "contact.opted_in": "Opted back in to automatic messages",
+    "consent.given": "Consent given",
+    "consent.withdrawn": "Consent withdrawn",
     "conversation.started": "Conversation started",
     "conversation.status_changed": "Conversation status",
     "conversation.assigned": "Conversation assigned",
@@ -207,6 +215,7 @@ def card_data(
         "tasks": runtime.queries.tasks(status="open", contact_id=contact_id, limit=CARD_TASKS),
         "recent": list(reversed(runtime.queries.timeline(contact_id, CARD_TIMELINE))),
         "client_deals": client_deals(runtime.views, contact_id=contact_id),
+        "consents": consents_of(runtime.views, contact_id),
         "lifecycles": [value.value for value in Lifecycle],
         "labels": LABELS,
         "editing": editing,
@@ -611,6 +620,47 @@ def opt_in(contact_id: str, user: WebWriterDep, form: FormDep) -> Response:
         )
     except COMMAND_ERRORS as error:
         return answer_card(user, known, error_key="opt_in", error=error)
+    user.runtime.wait_for_views(committed.notification_id)
+    return answer_card(user, known)
+
+
+# -- consents to purposes of processing --------------------------------------------------------
+# How an operator records what the client gave or withdrew outside a form (in writing, on
+# paper); `via` says so on the record. Errors show in the card's consents section.
+
+CONSENT_VIA = "operator"
+
+
+@router.post("/contacts/{contact_id}/consents/{purpose}/give", response_model=None)
+def give_consent(contact_id: str, purpose: str, user: WebWriterDep, form: FormDep) -> Response:
+    """Record that the client agreed, in writing, to the purpose's text in force."""
+    known = parse_id(contact_id)
+    if known is None:
+        return not_found(user)
+    try:
+        committed = user.runtime.app.give_consent(UUID(known), purpose, CONSENT_VIA, user.actor)
+    except COMMAND_ERRORS as error:
+        return answer_card(user, known, error_key="consents", error=error)
+    user.runtime.wait_for_views(committed.notification_id)
+    return answer_card(user, known)
+
+
+@router.post("/contacts/{contact_id}/consents/{purpose}/withdraw", response_model=None)
+def withdraw_consent(contact_id: str, purpose: str, user: WebWriterDep, form: FormDep) -> Response:
+    """Record the client's withdrawal, with their reason if they gave one."""
+    known = parse_id(contact_id)
+    if known is None:
+        return not_found(user)
+    try:
+        committed = user.runtime.app.withdraw_consent(
+            UUID(known), purpose, CONSENT_VIA, field(form, "reason"), user.actor
+        )
+        if not committed.value:
+            raise InvalidInput(
+                "consents", "The client has not agreed to this; there is nothing to withdraw."
+            )
+    except COMMAND_ERRORS as error:
+        return answer_card(user, known, error_key="consents", error=error)
     user.runtime.wait_for_views(committed.notification_id)
     return answer_card(user, known)
 

@@ -54,6 +54,8 @@
       ".threadline-form textarea{min-height:6rem}" +
       ".threadline-form button{font:inherit;padding:.5rem 1.2rem;cursor:pointer}" +
       ".threadline-form .threadline-error{color:#b3261e;font-size:.9em;margin-top:.2rem}" +
+      ".threadline-form .threadline-consent-text{margin:.3rem 0 0 1.6rem;font-size:.9em}" +
+      ".threadline-form .threadline-consent-body{white-space:pre-wrap;max-height:16rem;overflow:auto}" +
       ".threadline-form .threadline-status{margin-top:.6rem}";
     (document.head || document.documentElement).appendChild(style);
   }
@@ -103,6 +105,27 @@
     error.hidden = true;
     wrapper.appendChild(error);
     errorNodes[field.name] = error;
+    form.appendChild(wrapper);
+  });
+
+  // Consent: a separate box per purpose, never ticked for the client, with the full text the
+  // client agrees to (and its version) readable right beside it.
+  (config.consents || []).forEach(function (consent) {
+    var id = "threadline-" + config.slug + "-consent-" + consent.purpose;
+    var wrapper = el("div", { "class": "threadline-field threadline-check threadline-consent", "data-consent": consent.purpose });
+    var input = el("input", { type: "checkbox", id: id, name: consent.name, value: "yes", required: consent.required });
+    wrapper.appendChild(input);
+    wrapper.appendChild(el("label", { "for": id }, consent.title + (consent.required ? " *" : "")));
+    if (consent.text) {
+      var details = el("details", { "class": "threadline-consent-text" });
+      details.appendChild(el("summary", null, "Read the full text" + (consent.text_version ? " (version " + consent.text_version + ")" : "")));
+      details.appendChild(el("div", { "class": "threadline-consent-body" }, consent.text));
+      wrapper.appendChild(details);
+    }
+    var error = el("div", { "class": "threadline-error", role: "alert" });
+    error.hidden = true;
+    wrapper.appendChild(error);
+    errorNodes[consent.name] = error;
     form.appendChild(wrapper);
   });
 

@@ -6,6 +6,9 @@ field: ``fields.2.options`` beside the options of the third row of the fields
 table, ``mapping.email`` beside the "maps to" cell of the row named ``email``.
 The fields table has a row per field plus a few blank ones; blank rows are
 ignored, so a field is added by filling one in and removed by clearing it.
+The consents table works the same way: a row per purpose the form asks consent
+for (a published consent policy) and whether the box must be ticked;
+``consents.1.purpose`` is shown beside the second filled-in row.
 """
 
 from __future__ import annotations
@@ -17,7 +20,13 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
 from threadline.domain.model.errors import InvalidInput
-from threadline.domain.model.form import DEFAULT_RATE_LIMIT, FIELD_TYPES, FormDefinition
+from threadline.domain.model.form import (
+    DEFAULT_RATE_LIMIT,
+    FIELD_TYPES,
+    MAX_CONSENTS,
+    FormDefinition,
+)
+from threadline.projections.consents import consent_policies
 from threadline.projections.forms import FormRow
 from threadline.projections.forms import form as form_row
 from threadline.projections.forms import forms as form_rows
@@ -46,10 +55,15 @@ ROW_KEYS = ("name", "label", "type", "options", "max_length", "placeholder", "de
 BLANK_ROWS = 3
 MAX_ROWS = 60
 TARGETS = ("name", "email", "phone")
+BLANK_CONSENT_ROWS = 2
 
 
 def _blank_row() -> dict[str, Any]:
     return {**dict.fromkeys(ROW_KEYS, ""), "type": "text", "required": False}
+
+
+def _blank_consent() -> dict[str, Any]:
+    return {"purpose": "", "required": False}
 
 
 @dataclass
@@ -64,6 +78,9 @@ class FormDraft:
     origins: str = ""
     rate_limit: str = str(DEFAULT_RATE_LIMIT)
     enabled: bool = True
+    consents: list[dict[str, Any]] = field(
+        default_factory=lambda: [_blank_consent() for _ in range(BLANK_CONSENT_ROWS)]
+    )
     errors: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -92,6 +109,12 @@ class FormDraft:
             origins="\n".join(definition.get("allowed_origins") or []),
             rate_limit=str(definition.get("rate_limit_per_minute", DEFAULT_RATE_LIMIT)),
             enabled=enabled,
+            # A definition recorded before forms asked for consent has no "consents": none.
+            consents=[
+                {"purpose": str(c.get("purpose") or ""), "required": bool(c.get("required"))}
+                for c in definition.get("consents") or []
+            ]
+            + [_blank_consent() for _ in range(BLANK_CONSENT_ROWS)],
         )
 
     @classmethod
@@ -117,6 +140,19 @@ class FormDraft:
             rows.append(row)
         if not any(_is_blank(r) for r in rows):
             rows.append(_blank_row())
+        try:
+            consent_count = min(int(text(form, "consent_rows", "0")), MAX_CONSENTS * 2)
+        except ValueError:
+            consent_count = 0
+        consents = [
+            {
+                "purpose": text(form, f"c{index}_purpose").strip(),
+                "required": checked(form, f"c{index}_required"),
+            }
+            for index in range(consent_count)
+        ]
+        if not any(not c["purpose"] for c in consents):
+            consents.append(_blank_consent())
         return cls(
             slug=slug if slug is not None else text(form, "slug").strip(),
             name=text(form, "name"),
@@ -128,6 +164,7 @@ class FormDraft:
             origins=text(form, "allowed_origins"),
             rate_limit=text(form, "rate_limit_per_minute").strip(),
             enabled=checked(form, "enabled"),
+            consents=consents,
         )
 
     def definition(self) -> FormDefinition | None:
@@ -152,6 +189,11 @@ class FormDraft:
                     o.strip() for o in self.origins.replace(",", "\n").splitlines() if o.strip()
                 ],
                 "rate_limit_per_minute": _whole(self.rate_limit, "rate_limit_per_minute"),
+                "consents": [
+                    {"purpose": c["purpose"], "required": bool(c["required"])}
+                    for c in self.consents
+                    if c["purpose"]
+                ],
             }
             return FormDefinition.create(data)
         except InvalidInput as error:
@@ -172,6 +214,11 @@ class FormDraft:
             name = ".".join(parts[1:])
             matches = [i for i in rows if self.rows[i]["name"].strip() == name]
             key = f"f{matches[0]}_maps" if matches else "mapping"
+        elif parts[0] == "consents" and len(parts) > 1 and parts[1].isdigit():
+            filled = [i for i, c in enumerate(self.consents) if c["purpose"]]
+            position = int(parts[1])
+            row = filled[position] if position < len(filled) else position
+            key = f"c{row}_{parts[2] if len(parts) > 2 else 'purpose'}"
         self.errors[key] = f"{error.field}: {error.message}"
 
 
@@ -225,6 +272,7 @@ def _editor(
         links=_links(user, row) if row else None,
         field_types=FIELD_TYPES,
         targets=TARGETS,
+        policies=consent_policies(user.runtime.views),
         flashes=flashes(user, done),
         editable=can_edit(user),
     )
