@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 KEY_BYTES = 32
 POOL = 256  # keys stored ahead for new contacts, per refill
+MAX_CACHED = 200_000  # keys kept in memory (a replay of a large store reads every contact's)
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS contact_keys (contact_id TEXT PRIMARY KEY,"
     " wrapped TEXT, created_at TEXT NOT NULL, destroyed_at TEXT)",
@@ -54,7 +55,7 @@ class DatabaseKeyring:
         self.box = box
         self._keys: dict[UUID, bytes] = {}
         self._pool: deque[UUID] = deque()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # `next_contact_id` refills under it
 
     def key_for(self, contact_id: UUID, create: bool) -> bytes | None:
         cached = self._keys.get(contact_id)
@@ -105,7 +106,7 @@ class DatabaseKeyring:
                     "INSERT INTO contact_keys (contact_id, wrapped, created_at) VALUES (?, ?, ?)",
                     [str(contact), self.box.encrypt(key.hex()), now],
                 )
-        self._keys.update(made)
+        self._remember(made)
         return list(made)
 
     def forgotten(self, contact_ids: Iterable[UUID]) -> None:
@@ -147,6 +148,14 @@ class DatabaseKeyring:
                 )
         return len(rows)
 
+    def _remember(self, keys: dict[UUID, bytes]) -> None:
+        """Cache `keys`; past `MAX_CACHED` the cache starts again (every key, tombstones
+        included, is read back from the database when next needed)."""
+        with self._lock:
+            if len(self._keys) + len(keys) > MAX_CACHED:
+                self._keys.clear()
+            self._keys.update(keys)
+
     def _load(self, contact_ids: list[UUID]) -> dict[UUID, bytes]:
         """Read the rows of `contact_ids` into the cache; the keys found (tombstones as b"")."""
         found: dict[UUID, bytes] = {}
@@ -161,6 +170,5 @@ class DatabaseKeyring:
                 wrapped = row["wrapped"]
                 key = _FORGOTTEN if wrapped is None else bytes.fromhex(self.box.decrypt(wrapped))
                 found[UUID(str(row["contact_id"]))] = key
-        with self._lock:
-            self._keys.update(found)
+        self._remember(found)
         return found
