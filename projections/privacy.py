@@ -59,14 +59,7 @@ def inactive_contacts(db: ViewReader, before: datetime) -> list[UUID]:
 def every_row(db: ViewDatabase) -> dict[str, list[dict[str, Any]]]:
     """Every row of every table of the view database, by table: what a check that a
     forgotten client left nothing behind reads (the tests do)."""
-    if db.postgres:
-        names = db.query(
-            "SELECT table_name AS name FROM information_schema.tables"
-            " WHERE table_schema = current_schema()"
-        )
-    else:
-        names = db.query("SELECT name FROM sqlite_master WHERE type = 'table'")
-    return {str(t["name"]): db.query(f"SELECT * FROM {t['name']}") for t in names}
+    return {table: db.query(f"SELECT * FROM {table}") for table in _columns(db)}
 
 
 # Index tables of ids only (no data of the person beyond the link), left out of an export.

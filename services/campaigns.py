@@ -230,9 +230,14 @@ class CampaignSender:
                 rows = await asyncio.to_thread(self.queued, campaign_id, channel, after)
                 if not rows:
                     return
+                # The consents every campaign needs, read once a page (each send re-checks the
+                # version in force, so a policy revised meanwhile still counts).
+                needed = await asyncio.to_thread(self.needed_consents)
                 for row in rows:
                     after = row.position
-                    outcome, position = await self._one(sending, channel, row, key, interval, stop)
+                    outcome, position = await self._one(
+                        sending, channel, row, key, interval, stop, needed
+                    )
                     last = position or last
                     if outcome in (SendOutcome.PAUSED, SendOutcome.STOPPED):
                         return
@@ -249,9 +254,10 @@ class CampaignSender:
         key: tuple[str, str],
         interval: float,
         stop: asyncio.Event,
+        needed: tuple[str, ...],
     ) -> tuple[SendOutcome, int | None]:
         recipient_id = UUID(row.id)
-        prepared = await asyncio.to_thread(self.prepare, sending, channel, row)
+        prepared = await asyncio.to_thread(self.prepare, sending, channel, row, needed)
         if isinstance(prepared, str):
             skipped = await asyncio.to_thread(
                 self.app.skip_campaign_recipient, recipient_id, prepared, ACTOR
@@ -282,7 +288,13 @@ class CampaignSender:
             self._release(prepared)
         return committed.value, committed.notification_id
 
-    def prepare(self, sending: Campaign, channel: str, row: QueuedRecipient) -> CampaignSend | str:
+    def needed_consents(self) -> tuple[str, ...]:
+        """The purposes of the consent policies marked for campaigns."""
+        return tuple(p.purpose for p in consent_policies(self.views) if p.campaigns)
+
+    def prepare(
+        self, sending: Campaign, channel: str, row: QueuedRecipient, needed: tuple[str, ...] = ()
+    ) -> CampaignSend | str:
         """The rendered message for one recipient, or the reason to skip them."""
         recipient_id = UUID(row.id)
         try:
@@ -304,7 +316,6 @@ class CampaignSender:
         except BaseException:
             self.composer.release_slot(str(contact_id), message_id)
             raise
-        needed = tuple(p.purpose for p in consent_policies(self.views) if p.campaigns)
         return CampaignSend(recipient_id, contact_id, channel, personal, needed)
 
     def _release(self, prepared: CampaignSend) -> None:

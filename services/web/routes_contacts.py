@@ -395,16 +395,25 @@ def contact_card(contact_id: str, user: WebUserDep) -> HTMLResponse:
 def contact_page(
     contact_id: str, user: WebUserDep, edit: str | None = None, done: str | None = None
 ) -> Response:
+    contact = shown_contact(user, contact_id)
+    if isinstance(contact, Response):
+        return contact
+    return render_page(user, contact, editing=edit if user.can_write else None, flash=done)
+
+
+def shown_contact(user: WebUser, contact_id: str, page: str = "") -> dict[str, Any] | Response:
+    """The live client a page shows, its read recorded; a 404 page, or a redirect to the
+    client a merged one lives on as (`/contacts/{id}{page}`)."""
     known = parse_id(contact_id)
     contact = live_contact(user, known) if known else None
     if contact is None:
         return not_found(user)
     if str(contact["id"]) != known:
-        return redirect(f"/contacts/{contact['id']}")
+        return redirect(f"/contacts/{contact['id']}{page}")
     user.runtime.access_log.record(
         user, "contact", str(contact["id"]), via="web", path=user.request.url.path
     )
-    return render_page(user, contact, editing=edit if user.can_write else None, flash=done)
+    return contact
 
 
 @router.get("/contacts/{contact_id}/recent")
@@ -753,15 +762,9 @@ def render_forget(
 @router.get("/contacts/{contact_id}/forget", response_model=None)
 def forget_confirm(contact_id: str, user: ForgetReaderDep) -> Response:
     """Ask before forgetting: what is lost, the client's name and identities, a box to tick."""
-    known = parse_id(contact_id)
-    contact = live_contact(user, known) if known else None
-    if contact is None:
-        return not_found(user)
-    if str(contact["id"]) != known:
-        return redirect(f"/contacts/{contact['id']}/forget")
-    user.runtime.access_log.record(
-        user, "contact", str(contact["id"]), via="web", path=user.request.url.path
-    )
+    contact = shown_contact(user, contact_id, "/forget")
+    if isinstance(contact, Response):
+        return contact
     return render_forget(user, contact)
 
 
